@@ -1,0 +1,6 @@
+// Package all imports every action package so that each registers.
+package all
+
+import (
+	_ "github.com/sous-run/sous/actions/http" // http.request
+)

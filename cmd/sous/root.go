@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/catalog"
+	"github.com/sous-run/sous/recipes"
+	"github.com/sous-run/sous/schemas"
+)
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "sous",
+		Short: "Sous: automations as code",
+		Long: `Sous runs recipes: YAML files that bind a trigger (a webhook, a cron tick,
+a Zoom meeting ending, a new email...) through an expression filter to
+action steps (post to Slack, call an API, file a Jira issue...).
+
+Write a recipe, check it with 'sous validate', test it offline with
+'sous test', try it once with 'sous run --dry-run'.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
+	root.AddCommand(newValidate(), newTest(), newRun(), newSchema(), newConnectors(), newVersion())
+	return root
+}
+
+// loadConfig reads --config when given; a missing default file is fine.
+func loadConfig(path string, explicit bool) (*recipes.Config, recipes.Diagnostics) {
+	if path == "" {
+		return nil, nil
+	}
+	cfg, diags := recipes.LoadConfig(path, connector.Default)
+	if !explicit && cfg == nil && len(diags) == 1 && diags[0].Line == 0 {
+		return nil, nil // no sous.yaml here: nothing to check
+	}
+	return cfg, diags
+}
+
+func newSchema() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the recipe JSON Schema",
+		Long: `Print the JSON Schema of recipe files, generated from the connector specs.
+
+Editors use it for completion and checks. In VS Code with the YAML extension,
+put this first line in a recipe:
+
+  # yaml-language-server: $schema=../schemas/recipe.schema.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(schemas.Recipe)
+			return err
+		},
+	}
+}
+
+func newConnectors() *cobra.Command {
+	return &cobra.Command{
+		Use:   "connectors [ID]",
+		Short: "List the triggers and actions, or describe one",
+		Example: `  sous connectors
+  sous connectors http.request`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return catalog.List(cmd.OutOrStdout(), connector.Default)
+			}
+			s, ok := connector.Default.Lookup(args[0])
+			if !ok {
+				return &exitError{code: 1, err: fmt.Errorf("unknown connector %q%s", args[0], recipesSuggest(args[0], connector.Default.IDs("")))}
+			}
+			return catalog.Describe(cmd.OutOrStdout(), s)
+		},
+	}
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := version
+			goVersion := ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				goVersion = bi.GoVersion
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" && v == "dev" {
+						v = "dev-" + s.Value[:min(12, len(s.Value))]
+					}
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sous %s (%s, recipe format %d)\n", v, goVersion, recipes.Version)
+			return nil
+		},
+	}
+}
+
+func recipesSuggest(got string, cands []string) string { return recipes.Suggest(got, cands) }

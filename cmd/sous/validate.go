@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/recipes"
+)
+
+type validateOpts struct {
+	format string
+	config string
+	strict bool
+}
+
+func newValidate() *cobra.Command {
+	o := &validateOpts{}
+	cmd := &cobra.Command{
+		Use:   "validate [PATH...]",
+		Short: "Check recipes, recipe tests and the config",
+		Long: `Load and check recipes (directories are walked recursively), their tests
+and, with --config, the config file. Every expression is compiled and
+type-checked against the trigger's event. All problems are reported, each
+as file:line:col: severity: message.
+
+Exit status: 0 when clean, 1 on any error (or warning with --strict),
+2 on bad usage.`,
+		Example: `  sous validate examples/
+  sous validate --config sous.yaml recipes/
+  sous validate --format github recipes/   # annotations in a GitHub Actions run
+  sous validate --format json recipes/`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := recipes.Format(o.format)
+			if f != recipes.FormatText && f != recipes.FormatJSON && f != recipes.FormatGitHub {
+				return usageError("--format %q: use text, json or github", o.format)
+			}
+			cfg, diags := loadConfig(o.config, cmd.Flags().Changed("config"))
+			if len(args) == 0 {
+				args = []string{"."}
+				if cfg != nil && cfg.Recipes != "" {
+					args = []string{cfg.Recipes}
+				}
+			}
+			l := &recipes.Loader{Registry: connector.Default, Config: cfg}
+			set, more := l.LoadPaths(args)
+			diags = append(diags, more...)
+			if err := diags.Write(cmd.OutOrStdout(), f, set.Files); err != nil {
+				return err
+			}
+			failed := diags.HasErrors() || (o.strict && len(diags) > 0)
+			if f == recipes.FormatText {
+				status := "ok"
+				if failed {
+					status = "FAIL"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d files, %d recipes, %d tests, %d errors, %d warnings\n",
+					status, set.Files, len(set.Recipes), len(set.Tests), diags.Errors(), len(diags)-diags.Errors())
+			}
+			if failed {
+				return errFailed
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text, json or github")
+	cmd.Flags().StringVar(&o.config, "config", "", "a config file (sous.yaml) to check, and to check connection names against")
+	cmd.Flags().BoolVar(&o.strict, "strict", false, "treat warnings as errors")
+	return cmd
+}

@@ -1,0 +1,347 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Kind says whether a component starts runs or is a step in one.
+type Kind string
+
+// The component kinds.
+const (
+	KindTrigger Kind = "trigger"
+	KindAction  Kind = "action"
+)
+
+// Type is the type of a `with` field or of a value in an event or output shape.
+type Type string
+
+// The field and shape types.
+const (
+	String     Type = "string"
+	Int        Type = "integer"
+	Number     Type = "number"
+	Bool       Type = "boolean"
+	Duration   Type = "duration"   // "30s", "1m30s"
+	Object     Type = "object"     // a map with string keys
+	StringMap  Type = "string_map" // a map of string to string (headers, labels)
+	List       Type = "list"
+	Expression Type = "expression" // an expr-lang expression evaluated against the event
+	Any        Type = "any"
+)
+
+// Field describes one key of a component's `with` block or of a connection.
+type Field struct {
+	Name        string
+	Type        Type
+	Description string
+	Required    bool
+	Default     any
+	Enum        []string
+	Secret      bool   // never logged or recorded; in recipes it must come from secrets.NAME
+	Example     any    // shown in docs and `sous connectors`
+	Pattern     string // a regular expression a literal string value must match
+	PatternHelp string // what Pattern means, for the error ("must start with /")
+	// Check validates a literal value (already coerced to Type) at load time.
+	Check func(v any) error
+
+	re *regexp.Regexp
+}
+
+// FieldError is a problem with one field of a `with` block.
+type FieldError struct {
+	Field   string // "" for the block as a whole
+	Message string
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// Spec describes one trigger or action, once.
+type Spec struct {
+	ID          string // <service>.<snake_case>
+	Kind        Kind
+	Summary     string // one line
+	Description string // a paragraph for docs
+	// Connection is the connection type the component uses ("" when none).
+	Connection string
+	// ConnectionRequired makes a recipe name a connection for this component.
+	ConnectionRequired bool
+	Fields             []Field
+	// Shape is the event a trigger emits or the output an action returns.
+	// Expressions are type-checked against it; nil means unknown (any).
+	Shape *Shape
+	// Validate checks the literal values of a `with` block together, after
+	// each field was checked on its own. Values that are templates are absent.
+	Validate func(with Values) []FieldError
+	// Action runs the component; set for actions.
+	Action Action
+}
+
+// Service is the part of the ID before the dot.
+func (s *Spec) Service() string {
+	svc, _, _ := strings.Cut(s.ID, ".")
+	return svc
+}
+
+// Field returns the field with that name.
+func (s *Spec) Field(name string) (*Field, bool) {
+	for i := range s.Fields {
+		if s.Fields[i].Name == name {
+			return &s.Fields[i], true
+		}
+	}
+	return nil, false
+}
+
+// FieldNames lists the names of the spec's fields, in order.
+func (s *Spec) FieldNames() []string {
+	names := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// SecretFields lists the names of the fields marked secret.
+func (s *Spec) SecretFields() []string {
+	var names []string
+	for _, f := range s.Fields {
+		if f.Secret {
+			names = append(names, f.Name)
+		}
+	}
+	return names
+}
+
+// ConnectionSpec describes a type of connection in the config file.
+type ConnectionSpec struct {
+	Type    string
+	Summary string
+	Fields  []Field
+}
+
+// Field returns the field with that name.
+func (c *ConnectionSpec) Field(name string) (*Field, bool) {
+	for i := range c.Fields {
+		if c.Fields[i].Name == name {
+			return &c.Fields[i], true
+		}
+	}
+	return nil, false
+}
+
+// Connection is a configured, resolved connection handed to an action.
+type Connection struct {
+	Name   string
+	Type   string
+	Values Values
+}
+
+// Request is what an action is called with.
+type Request struct {
+	Recipe string
+	RunID  string
+	Step   string
+	// With holds the rendered, coerced `with` values, defaults applied.
+	With Values
+	// Connection is nil for components that need none.
+	Connection *Connection
+	// IdempotencyKey is stable across the attempts of one step of one run.
+	IdempotencyKey string
+	Logger         *slog.Logger
+}
+
+// Action performs one operation. Errors should be built with Permanent or
+// Retryable so the runner knows what to do; the output map is what
+// `steps.<id>.output` exposes to later steps.
+type Action interface {
+	Run(ctx context.Context, req *Request) (map[string]any, error)
+}
+
+// ActionFunc adapts a function to Action.
+type ActionFunc func(ctx context.Context, req *Request) (map[string]any, error)
+
+// Run calls f.
+func (f ActionFunc) Run(ctx context.Context, req *Request) (map[string]any, error) {
+	return f(ctx, req)
+}
+
+var (
+	idPattern    = regexp.MustCompile(`^[a-z][a-z0-9]*\.[a-z][a-z0-9_]*$`)
+	fieldPattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
+
+// Registry holds every component and connection type. Connector packages
+// register into Default from init.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[string]*Spec
+	conns map[string]*ConnectionSpec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{specs: map[string]*Spec{}, conns: map[string]*ConnectionSpec{}}
+}
+
+// Default is the registry the connector packages register into.
+var Default = NewRegistry()
+
+// Register adds specs to the default registry. It panics on a malformed or
+// duplicate spec: that is a programming error found at init.
+func Register(specs ...*Spec) {
+	for _, s := range specs {
+		if err := Default.Add(s); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// RegisterConnection adds a connection type to the default registry; it
+// panics on a malformed or duplicate one.
+func RegisterConnection(c *ConnectionSpec) {
+	if err := Default.AddConnection(c); err != nil {
+		panic(err)
+	}
+}
+
+func checkFields(owner string, fields []Field) error {
+	seen := map[string]bool{}
+	for i := range fields {
+		f := &fields[i]
+		if !fieldPattern.MatchString(f.Name) {
+			return fmt.Errorf("%s: field name %q is not snake_case", owner, f.Name)
+		}
+		if seen[f.Name] {
+			return fmt.Errorf("%s: field %q declared twice", owner, f.Name)
+		}
+		seen[f.Name] = true
+		if f.Type == "" {
+			return fmt.Errorf("%s: field %q has no type", owner, f.Name)
+		}
+		if f.Description == "" {
+			return fmt.Errorf("%s: field %q has no description", owner, f.Name)
+		}
+		if f.Pattern != "" {
+			re, err := regexp.Compile(f.Pattern)
+			if err != nil {
+				return fmt.Errorf("%s: field %q pattern: %w", owner, f.Name, err)
+			}
+			f.re = re
+		}
+		if f.Default != nil {
+			v, err := Coerce(f.Type, f.Default)
+			if err != nil {
+				return fmt.Errorf("%s: field %q default: %w", owner, f.Name, err)
+			}
+			f.Default = v
+		}
+	}
+	return nil
+}
+
+// Add registers a spec.
+func (r *Registry) Add(s *Spec) error {
+	if !idPattern.MatchString(s.ID) {
+		return fmt.Errorf("connector: id %q is not <service>.<snake_case>", s.ID)
+	}
+	if s.Kind != KindTrigger && s.Kind != KindAction {
+		return fmt.Errorf("connector %s: kind %q is neither trigger nor action", s.ID, s.Kind)
+	}
+	if s.Summary == "" {
+		return fmt.Errorf("connector %s: no summary", s.ID)
+	}
+	if s.Kind == KindAction && s.Action == nil {
+		return fmt.Errorf("connector %s: an action needs an implementation", s.ID)
+	}
+	if err := checkFields("connector "+s.ID, s.Fields); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.specs[s.ID]; dup {
+		return fmt.Errorf("connector %s: registered twice", s.ID)
+	}
+	r.specs[s.ID] = s
+	return nil
+}
+
+// AddConnection registers a connection type.
+func (r *Registry) AddConnection(c *ConnectionSpec) error {
+	if !fieldPattern.MatchString(c.Type) {
+		return fmt.Errorf("connection type %q is not snake_case", c.Type)
+	}
+	if err := checkFields("connection type "+c.Type, c.Fields); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.conns[c.Type]; dup {
+		return fmt.Errorf("connection type %s: registered twice", c.Type)
+	}
+	r.conns[c.Type] = c
+	return nil
+}
+
+// Lookup finds a spec by ID.
+func (r *Registry) Lookup(id string) (*Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.specs[id]
+	return s, ok
+}
+
+// Connection finds a connection type.
+func (r *Registry) Connection(typ string) (*ConnectionSpec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.conns[typ]
+	return c, ok
+}
+
+// Specs lists the specs of a kind ("" for all), sorted by ID.
+func (r *Registry) Specs(kind Kind) []*Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []*Spec
+	for _, s := range r.specs {
+		if kind == "" || s.Kind == kind {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// IDs lists the IDs of a kind ("" for all), sorted.
+func (r *Registry) IDs(kind Kind) []string {
+	specs := r.Specs(kind)
+	ids := make([]string, len(specs))
+	for i, s := range specs {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
+// Connections lists the connection types, sorted.
+func (r *Registry) Connections() []*ConnectionSpec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*ConnectionSpec, 0, len(r.conns))
+	for _, c := range r.conns {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
+	return out
+}

@@ -1,0 +1,357 @@
+// Package runner executes one run of a recipe: the filter, vars, steps in
+// order with `if`, templates, per-step timeouts and retries by error kind,
+// continue_on_error and on_error steps. Every attempt is recorded with its
+// rendered input (secrets redacted), output, error, reason and duration.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/recipes"
+)
+
+// Status is the outcome of a run or a step.
+type Status string
+
+// Run and step statuses.
+const (
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusFiltered  Status = "filtered"
+	StatusDead      Status = "dead"
+	StatusSkipped   Status = "skipped" // a step whose `if` was false
+)
+
+// Event is what a trigger delivered.
+type Event struct {
+	ID         string
+	Type       string
+	ReceivedAt time.Time
+	Payload    map[string]any
+}
+
+// Attempt is one call of an action.
+type Attempt struct {
+	Number    int            `json:"number"`
+	Started   time.Time      `json:"started"`
+	Duration  time.Duration  `json:"duration"`
+	Output    map[string]any `json:"output,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
+	Retryable bool           `json:"retryable,omitempty"`
+	// Delay is the wait before the next attempt, when there is one.
+	Delay time.Duration `json:"delay,omitempty"`
+}
+
+// StepResult is what happened to one step.
+type StepResult struct {
+	ID      string `json:"id"`
+	Action  string `json:"action"`
+	OnError bool   `json:"on_error,omitempty"`
+	Status  Status `json:"status"`
+	// Input is the rendered `with` as written (not coerced), secrets redacted.
+	Input    map[string]any `json:"input,omitempty"`
+	Output   map[string]any `json:"output,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	Attempts []Attempt      `json:"attempts,omitempty"`
+
+	real map[string]any // the unredacted output, for later steps
+}
+
+// RunError says where and why a run failed.
+type RunError struct {
+	Step    string `json:"step"`
+	Message string `json:"message"`
+	Reason  string `json:"reason"`
+}
+
+// Result is the record of one run.
+type Result struct {
+	RunID    string         `json:"run_id"`
+	Recipe   string         `json:"recipe"`
+	Status   Status         `json:"status"`
+	Vars     map[string]any `json:"vars,omitempty"`
+	Steps    []*StepResult  `json:"steps"`
+	Error    *RunError      `json:"error,omitempty"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration"`
+}
+
+// Step returns the result of a step by id.
+func (r *Result) Step(id string) *StepResult {
+	for _, s := range r.Steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// Invoke calls the action of a step. The default calls the connector.
+type Invoke func(ctx context.Context, step *recipes.Step, req *connector.Request) (map[string]any, error)
+
+// Runner executes runs. The zero value calls real connectors with no
+// connections and no secrets.
+type Runner struct {
+	// Invoke replaces the connector call (mocks, dry runs).
+	Invoke Invoke
+	// Connection resolves a connection name.
+	Connection func(name string) (*connector.Connection, error)
+	// Secrets are exposed as secrets.NAME and redacted from every record.
+	Secrets map[string]string
+	// Redact lists more values to redact (connection secrets).
+	Redact []string
+	// Sleep waits between attempts; nil uses a timer.
+	Sleep  func(ctx context.Context, d time.Duration) error
+	Logger *slog.Logger
+	// OnStep, when set, is called after each step finishes.
+	OnStep func(*StepResult)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Redacted replaces secret values.
+const Redacted = "[redacted]"
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Run executes a recipe for one event.
+func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID string) *Result {
+	start := r.now()
+	res := &Result{RunID: runID, Recipe: rec.Name, Started: start, Vars: map[string]any{}}
+	red := newRedactor(r.Secrets, r.Redact)
+	log := r.logger().With("recipe", rec.Name, "run", runID)
+	defer func() { res.Duration = r.now().Sub(start) }()
+
+	stepsEnv := map[string]any{}
+	env := map[string]any{
+		"event": conform(rec.Trigger.Spec.Shape, ev.Payload),
+		"trigger": map[string]any{
+			"type": ev.Type, "id": ev.ID, "received_at": ev.ReceivedAt.UTC().Format(time.RFC3339Nano),
+		},
+		"vars":    res.Vars,
+		"steps":   stepsEnv,
+		"run":     map[string]any{"id": runID, "recipe": rec.Name, "attempt": 1},
+		"secrets": secretsEnv(r.Secrets),
+	}
+	if rec.Filter != nil {
+		ok, err := rec.Filter.Bool(env)
+		if err != nil {
+			res.Status = StatusFailed
+			res.Error = &RunError{Message: red.str("filter: " + err.Error()), Reason: "filter_error"}
+			return res
+		}
+		if !ok {
+			res.Status = StatusFiltered
+			return res
+		}
+	}
+	for _, v := range rec.Vars {
+		val, err := v.Value.Render(env)
+		if err != nil {
+			res.Status = StatusFailed
+			res.Error = &RunError{Message: red.str(fmt.Sprintf("vars.%s: %v", v.Name, err)), Reason: "template_error"}
+			return res
+		}
+		res.Vars[v.Name] = val
+	}
+	res.Status = StatusSucceeded
+	for _, step := range rec.Steps {
+		sr := r.runStep(ctx, rec, step, env, runID, red, log)
+		res.Steps = append(res.Steps, sr)
+		stepsEnv[step.ID] = map[string]any{"output": nilMap(sr.real), "status": string(sr.Status)}
+		if sr.Status == StatusFailed && !step.ContinueOnError {
+			res.Status = StatusFailed
+			res.Error = &RunError{Step: step.ID, Message: sr.Error, Reason: sr.Reason}
+			break
+		}
+	}
+	if res.Status == StatusFailed && len(rec.OnError) > 0 {
+		env["error"] = map[string]any{"step": res.Error.Step, "message": res.Error.Message}
+		for _, step := range rec.OnError {
+			sr := r.runStep(ctx, rec, step, env, runID, red, log)
+			sr.OnError = true
+			res.Steps = append(res.Steps, sr)
+			stepsEnv[step.ID] = map[string]any{"output": nilMap(sr.real), "status": string(sr.Status)}
+		}
+	}
+	res.Vars = red.value(res.Vars).(map[string]any)
+	return res
+}
+
+func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes.Step, env map[string]any, runID string, red *redactor, log *slog.Logger) (sr *StepResult) {
+	sr = &StepResult{ID: step.ID, Action: step.Action}
+	defer func() {
+		if r.OnStep != nil {
+			r.OnStep(sr)
+		}
+	}()
+	fail := func(reason string, err error) *StepResult {
+		sr.Status, sr.Reason, sr.Error = StatusFailed, reason, red.str(err.Error())
+		return sr
+	}
+	if step.If != nil {
+		ok, err := step.If.Bool(env)
+		if err != nil {
+			return fail("if_error", err)
+		}
+		if !ok {
+			sr.Status = StatusSkipped
+			return sr
+		}
+	}
+	raw, err := step.RenderRaw(env)
+	if err != nil {
+		return fail("template_error", err)
+	}
+	sr.Input = red.input(step.Spec, raw)
+	with, err := step.Render(env)
+	if err != nil {
+		return fail("invalid_input", err)
+	}
+	req := &connector.Request{
+		Recipe: rec.Name, RunID: runID, Step: step.ID, With: with,
+		IdempotencyKey: runID + ":" + step.ID,
+		Logger:         log.With("step", step.ID),
+	}
+	if step.Connection != "" {
+		if r.Connection == nil {
+			return fail("config_error", fmt.Errorf("connection %q: no config loaded", step.Connection))
+		}
+		conn, err := r.Connection(step.Connection)
+		if err != nil {
+			return fail("config_error", err)
+		}
+		req.Connection = conn
+	}
+	policy := step.Retry
+	for n := 1; ; n++ {
+		att := Attempt{Number: n, Started: r.now()}
+		actx, cancel := context.WithTimeout(ctx, step.Timeout)
+		out, err := r.invoke(actx, step, req)
+		cancel()
+		att.Duration = r.now().Sub(att.Started)
+		att.Output = red.map_(out)
+		if err == nil {
+			sr.Attempts = append(sr.Attempts, att)
+			sr.Status, sr.Output = StatusSucceeded, nilMap(att.Output)
+			// later steps see the real output; the record keeps the redacted one
+			sr.real = conform(step.Spec.Shape, out)
+			return sr
+		}
+		ce := connector.Classify(err)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			ce = &connector.Error{Reason: connector.ReasonTimeout, Retryable: true, Err: fmt.Errorf("timed out after %s: %w", step.Timeout, err)}
+		}
+		att.Error, att.Reason, att.Retryable = red.str(ce.Error()), string(ce.Reason), ce.Retryable
+		last := !ce.Retryable || n >= policy.MaxAttempts || ctx.Err() != nil
+		if !last {
+			att.Delay = Backoff(policy, n, ce.RetryAfter)
+		}
+		sr.Attempts = append(sr.Attempts, att)
+		log.Warn("step attempt failed", "step", step.ID, "attempt", n, "reason", ce.Reason, "retryable", ce.Retryable, "error", att.Error)
+		if last {
+			sr.Output = att.Output
+			return fail(string(ce.Reason), errors.New(att.Error))
+		}
+		if err := r.sleep(ctx, att.Delay); err != nil {
+			return fail(string(connector.ReasonTimeout), fmt.Errorf("canceled while waiting to retry: %w", err))
+		}
+	}
+}
+
+func (r *Runner) invoke(ctx context.Context, step *recipes.Step, req *connector.Request) (out map[string]any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = connector.Permanent("panic", fmt.Errorf("action %s panicked: %v", step.Action, p))
+		}
+	}()
+	if r.Invoke != nil {
+		return r.Invoke(ctx, step, req)
+	}
+	return step.Spec.Action.Run(ctx, req)
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.Sleep != nil {
+		return r.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Backoff is the wait after failed attempt n (1-based): exponential with
+// equal jitter, constant or linear, capped at the policy's max interval,
+// and never shorter than the service's Retry-After.
+func Backoff(p recipes.Retry, n int, retryAfter time.Duration) time.Duration {
+	base := p.InitialInterval
+	switch p.Backoff {
+	case recipes.BackoffConstant:
+	case recipes.BackoffLinear:
+		base = p.InitialInterval * time.Duration(n)
+	default:
+		base = p.InitialInterval << min(n-1, 30)
+		if base <= 0 {
+			base = p.MaxInterval
+		}
+	}
+	if p.MaxInterval > 0 && base > p.MaxInterval {
+		base = p.MaxInterval
+	}
+	d := base
+	if p.Backoff == recipes.BackoffExponential || p.Backoff == "" {
+		half := base / 2
+		d = half + rand.N(half+1)
+	}
+	if retryAfter > d {
+		d = retryAfter
+	}
+	return d
+}
+
+func nilMap(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func secretsEnv(s map[string]string) map[string]any {
+	m := make(map[string]any, len(s))
+	for k, v := range s {
+		m[k] = v
+	}
+	return m
+}
+
+// conform fills the keys a shape declares, so that type-checked expressions
+// see typed zero values rather than nil.
+func conform(shape *connector.Shape, m map[string]any) map[string]any {
+	filled, _ := shape.Fill(nilMap(m)).(map[string]any)
+	return nilMap(filled)
+}

@@ -1,0 +1,278 @@
+package recipes
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sous-run/sous/engine/connector"
+)
+
+// Config is the service config file, sous.yaml.
+type Config struct {
+	File        string
+	Listen      string
+	DataDir     string
+	Recipes     string
+	APIKeys     []string
+	LogLevel    string
+	Connections map[string]*ConnectionConfig
+	// Extra holds the top-level sections this package does not interpret
+	// (read by the runtime), as YAML nodes with ${VAR} already expanded.
+	Extra map[string]*yaml.Node
+}
+
+// ConnectionConfig is one named connection.
+type ConnectionConfig struct {
+	Name   string
+	Type   string
+	Pos    Pos
+	Values connector.Values
+	Spec   *connector.ConnectionSpec
+}
+
+// runtimeKeys are sections of sous.yaml read by the runtime.
+var runtimeKeys = []string{"broker", "retention", "limits", "pipeline"}
+
+var configKeys = append([]string{"listen", "data_dir", "recipes", "api_keys", "log_level", "connections"}, runtimeKeys...)
+
+// LoadConfig reads and checks a config file, expanding ${VAR} from the
+// environment.
+func LoadConfig(path string, reg *connector.Registry) (*Config, Diagnostics) {
+	src, err := readFile(path)
+	if err != nil {
+		return nil, Diagnostics{{Pos: Pos{File: path}, Severity: SevError, Message: err.Error()}}
+	}
+	return ParseConfig(path, src, os.LookupEnv, reg)
+}
+
+// ParseConfig reads a config from its source; lookup reads the environment.
+func ParseConfig(path string, src []byte, lookup func(string) (string, bool), reg *connector.Registry) (cfg *Config, diags Diagnostics) {
+	if reg == nil {
+		reg = connector.Default
+	}
+	f := newFile(path, src)
+	defer func() {
+		if p := recover(); p != nil {
+			f.errorAt(Pos{File: path, Line: 1, Col: 1}, "internal error while loading: %v", p)
+			cfg, diags = nil, f.diags
+		}
+	}()
+	root := f.parseDoc(src)
+	if root == nil {
+		return nil, f.diags
+	}
+	f.expandEnv(root, lookup)
+	cfg = &Config{File: path, Listen: "127.0.0.1:8080", DataDir: "data", LogLevel: "info",
+		Connections: map[string]*ConnectionConfig{}, Extra: map[string]*yaml.Node{}}
+	fields, ok := f.fields(root, "config", configKeys...)
+	if !ok {
+		return nil, f.diags
+	}
+	if p, ok := fields["listen"]; ok {
+		cfg.Listen, _ = f.str(p.val, "listen")
+	}
+	if p, ok := fields["data_dir"]; ok {
+		cfg.DataDir, _ = f.str(p.val, "data_dir")
+	}
+	if p, ok := fields["recipes"]; ok {
+		cfg.Recipes, _ = f.str(p.val, "recipes")
+	}
+	if p, ok := fields["log_level"]; ok {
+		if v, ok := f.str(p.val, "log_level"); ok {
+			levels := []string{"debug", "info", "warn", "error"}
+			if !contains(levels, v) {
+				f.errorf(p.val, "log_level: %q is not one of %s%s", v, strings.Join(levels, ", "), suggest(v, levels))
+			}
+			cfg.LogLevel = v
+		}
+	}
+	if p, ok := fields["api_keys"]; ok {
+		items, _ := f.sequence(p.val, "api_keys")
+		for i, n := range items {
+			if k, ok := f.str(n, fmt.Sprintf("api_keys[%d]", i)); ok {
+				if len(k) < 16 {
+					f.errorf(n, "api_keys[%d]: an API key needs at least 16 characters", i)
+				}
+				cfg.APIKeys = append(cfg.APIKeys, k)
+			}
+		}
+	}
+	for _, k := range runtimeKeys {
+		if p, ok := fields[k]; ok {
+			cfg.Extra[k] = p.val
+		}
+	}
+	if p, ok := fields["connections"]; ok {
+		pairs, _ := f.mapping(p.val, "connections")
+		for _, cp := range pairs {
+			if c := parseConnection(f, cp, reg); c != nil {
+				cfg.Connections[c.Name] = c
+			}
+		}
+	}
+	if f.diags.HasErrors() {
+		return nil, f.diags
+	}
+	return cfg, f.diags
+}
+
+func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig {
+	name := p.key.Value
+	what := "connections." + name
+	if !stepIDRE.MatchString(name) {
+		f.errorf(p.key, "%s: the name must be lower case letters, digits and _, starting with a letter", what)
+	}
+	pairs, ok := f.mapping(p.val, what)
+	if !ok {
+		return nil
+	}
+	c := &ConnectionConfig{Name: name, Pos: f.pos(p.key), Values: connector.Values{}}
+	var typeNode *yaml.Node
+	for _, kv := range pairs {
+		if kv.key.Value == "type" {
+			typeNode = kv.val
+		}
+	}
+	if typeNode == nil {
+		f.errorf(p.key, "%s: missing required field \"type\"", what)
+		return nil
+	}
+	typ, ok := f.str(typeNode, what+".type")
+	if !ok {
+		return nil
+	}
+	c.Type = typ
+	spec, ok := reg.Connection(typ)
+	if !ok {
+		var types []string
+		for _, cs := range reg.Connections() {
+			types = append(types, cs.Type)
+		}
+		f.errorf(typeNode, "%s.type: unknown connection type %q%s", what, typ, suggest(typ, types))
+		return nil
+	}
+	c.Spec = spec
+	names := []string{"type"}
+	for _, fd := range spec.Fields {
+		names = append(names, fd.Name)
+	}
+	seen := map[string]bool{}
+	for _, kv := range pairs {
+		key := kv.key.Value
+		if key == "type" {
+			continue
+		}
+		fd, ok := spec.Field(key)
+		if !ok {
+			f.errorf(kv.key, "%s: unknown field %q for a %s connection%s", what, key, typ, suggestOr(key, names))
+			continue
+		}
+		seen[key] = true
+		v, err := fd.CheckValue(f.value(kv.val))
+		if err != nil {
+			if fd.Secret {
+				err = fmt.Errorf("the value does not fit (%s)", fd.Type)
+			}
+			f.errorf(kv.val, "%s.%s: %v", what, key, err)
+			continue
+		}
+		if fd.Secret && !strings.Contains(f.lines[kv.val.Line-1], "${") {
+			f.warnf(kv.val, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, key)
+		}
+		c.Values[key] = v
+	}
+	for _, fd := range spec.Fields {
+		if seen[fd.Name] {
+			continue
+		}
+		if fd.Default != nil {
+			c.Values[fd.Name] = fd.Default
+		} else if fd.Required {
+			f.errorf(p.key, "%s: missing required field %q for a %s connection", what, fd.Name, typ)
+		}
+	}
+	return c
+}
+
+var envRE = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar; $$ is a
+// literal $. A missing variable without a default is an error naming it.
+func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return
+		}
+		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+			if m == "$$" {
+				return "$"
+			}
+			sub := envRE.FindStringSubmatch(m)
+			if v, ok := lookup(sub[1]); ok && v != "" {
+				return v
+			}
+			if sub[2] != "" {
+				return sub[2][2:]
+			}
+			f.errorf(n, "environment variable %s is not set", sub[1])
+			return ""
+		})
+		if n.Tag != "!!str" && strings.Contains(f.lineOf(n), "${") {
+			// a value that came from the environment is a string, whatever it looks like
+			n.Tag = "!!str"
+		}
+	default:
+		for _, c := range n.Content {
+			f.expandEnv(c, lookup)
+		}
+	}
+}
+
+func (f *file) lineOf(n *yaml.Node) string {
+	if n.Line-1 < len(f.lines) && n.Line > 0 {
+		return f.lines[n.Line-1]
+	}
+	return ""
+}
+
+// SecretValues lists the values of every secret field of every connection,
+// for redaction.
+func (c *Config) SecretValues() []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for _, conn := range c.Connections {
+		for _, fd := range conn.Spec.Fields {
+			if !fd.Secret {
+				continue
+			}
+			switch v := conn.Values[fd.Name].(type) {
+			case string:
+				out = append(out, v)
+			case map[string]string:
+				for _, s := range v {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Connection resolves a connection by name for an action.
+func (c *Config) Connection(name string) (*connector.Connection, error) {
+	if c == nil {
+		return nil, fmt.Errorf("connection %q: no config file loaded", name)
+	}
+	conn, ok := c.Connections[name]
+	if !ok {
+		return nil, fmt.Errorf("connection %q is not in %s", name, c.File)
+	}
+	return &connector.Connection{Name: conn.Name, Type: conn.Type, Values: conn.Values}, nil
+}

@@ -1,0 +1,647 @@
+package recipes
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sous-run/sous/engine/connector"
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	stepIDRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	varRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+var (
+	recipeKeys  = []string{"version", "name", "description", "enabled", "trigger", "filter", "vars", "steps", "on_error"}
+	triggerKeys = []string{"type", "connection", "with"}
+	stepKeys    = []string{"id", "name", "action", "connection", "if", "with", "retry", "timeout", "continue_on_error"}
+	retryKeys   = []string{"max_attempts", "backoff", "initial_interval", "max_interval"}
+)
+
+// MaxFileSize bounds a recipe or test file.
+const MaxFileSize = 1 << 20
+
+// Loader loads and checks recipes.
+type Loader struct {
+	// Registry holds the connectors; nil means connector.Default.
+	Registry *connector.Registry
+	// Config, when set, is used to check connection names and types.
+	Config *Config
+}
+
+func (l *Loader) registry() *connector.Registry {
+	if l.Registry != nil {
+		return l.Registry
+	}
+	return connector.Default
+}
+
+// Set is what a load of paths found.
+type Set struct {
+	Recipes []*Recipe
+	Tests   []*TestFile
+	Files   int
+}
+
+// Recipe returns the recipe with that name.
+func (s *Set) Recipe(name string) *Recipe {
+	for _, r := range s.Recipes {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// IsTestFile reports whether a path names a recipe test.
+func IsTestFile(path string) bool {
+	return strings.HasSuffix(path, ".test.yaml") || strings.HasSuffix(path, ".test.yml")
+}
+
+func isYAML(path string) bool {
+	return strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")
+}
+
+// skipDirs are not walked: they hold fixtures, not recipes.
+var skipDirs = map[string]bool{"fixtures": true, "testdata": true, "node_modules": true}
+
+// Files lists the recipe and test files under paths: files as given,
+// directories walked recursively (skipping hidden, fixtures and testdata
+// directories and the config file sous.yaml).
+func Files(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		if !info.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := d.Name()
+			if d.IsDir() {
+				if path != p && (strings.HasPrefix(name, ".") || skipDirs[name]) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if isYAML(name) && name != "sous.yaml" && name != "sous.yml" {
+				out = append(out, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("walk %s: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+// LoadPaths loads every recipe and test under paths and checks them as a
+// set: names are unique and tests name existing recipes and steps.
+func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
+	files, err := Files(paths)
+	if err != nil {
+		return &Set{}, Diagnostics{{Pos: Pos{File: firstOr(paths)}, Severity: SevError, Message: err.Error()}}
+	}
+	set := &Set{Files: len(files)}
+	var diags Diagnostics
+	for _, path := range files {
+		src, err := readFile(path)
+		if err != nil {
+			diags = append(diags, Diagnostic{Pos: Pos{File: path}, Severity: SevError, Message: err.Error()})
+			continue
+		}
+		if IsTestFile(path) {
+			t, ds := parseTestFile(path, src)
+			diags = append(diags, ds...)
+			if t != nil {
+				set.Tests = append(set.Tests, t)
+			}
+			continue
+		}
+		r, ds := l.Parse(path, src)
+		diags = append(diags, ds...)
+		if r != nil {
+			set.Recipes = append(set.Recipes, r)
+		}
+	}
+	diags = append(diags, l.checkSet(set)...)
+	diags.Sort()
+	return set, diags
+}
+
+func firstOr(paths []string) string {
+	if len(paths) > 0 {
+		return paths[0]
+	}
+	return "."
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if info.Size() > MaxFileSize {
+		return nil, fmt.Errorf("file is %d bytes, more than the limit of %d", info.Size(), MaxFileSize)
+	}
+	buf := make([]byte, info.Size())
+	if _, err := f.Read(buf); err != nil && info.Size() > 0 {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return buf, nil
+}
+
+func (l *Loader) checkSet(set *Set) Diagnostics {
+	var diags Diagnostics
+	byName := map[string]*Recipe{}
+	kept := set.Recipes[:0]
+	for _, r := range set.Recipes {
+		if prev, dup := byName[r.Name]; dup {
+			diags = append(diags, Diagnostic{Pos: r.namePos(), Severity: SevError,
+				Message: fmt.Sprintf("recipe name %q is already used by %s", r.Name, prev.namePos())})
+			continue
+		}
+		byName[r.Name] = r
+		kept = append(kept, r)
+	}
+	set.Recipes = kept
+	names := sortedKeys(byName)
+	for _, t := range set.Tests {
+		diags = append(diags, t.bind(byName, names)...)
+	}
+	return diags
+}
+
+func (r *Recipe) namePos() Pos { return r.Pos }
+
+// Parse reads one recipe from its source. It returns the recipe only when
+// it has no errors.
+func (l *Loader) Parse(path string, src []byte) (r *Recipe, diags Diagnostics) {
+	f := newFile(path, src)
+	defer func() {
+		// The loader must never panic on input; a panic here is a bug
+		// reported as a diagnostic rather than a crash.
+		if p := recover(); p != nil {
+			f.errorAt(Pos{File: path, Line: 1, Col: 1}, "internal error while loading: %v", p)
+			r, diags = nil, f.diags
+		}
+	}()
+	root := f.parseDoc(src)
+	if root == nil {
+		return nil, f.diags
+	}
+	r = l.parseRecipe(f, root)
+	if f.diags.HasErrors() {
+		return nil, f.diags
+	}
+	return r, f.diags
+}
+
+func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
+	r := &Recipe{File: f.path, Enabled: true, Pos: f.pos(root)}
+	fields, ok := f.fields(root, "recipe", recipeKeys...)
+	if !ok {
+		return nil
+	}
+	need := func(key string) (pair, bool) {
+		p, ok := fields[key]
+		if !ok {
+			f.errorAt(Pos{File: f.path, Line: root.Line, Col: root.Column}, "recipe: missing required field %q", key)
+		}
+		return p, ok
+	}
+	if p, ok := need("version"); ok {
+		if v, ok := f.integer(p.val, "version"); ok {
+			if v != Version {
+				f.errorf(p.val, "version: unsupported format version %d; this build reads version %d", v, Version)
+			}
+			r.Version = v
+		}
+	}
+	if p, ok := need("name"); ok {
+		r.Pos = f.pos(p.val)
+		if v, ok := f.str(p.val, "name"); ok {
+			if !nameRE.MatchString(v) {
+				f.errorf(p.val, "name: %q must be lower case letters, digits, - and _, starting with a letter or digit, at most 63 characters", v)
+			}
+			r.Name = v
+		}
+	}
+	if p, ok := fields["description"]; ok {
+		r.Description, _ = f.str(p.val, "description")
+	}
+	if p, ok := fields["enabled"]; ok {
+		r.Enabled, _ = f.boolean(p.val, "enabled")
+	}
+	var event *connector.Shape
+	if p, ok := need("trigger"); ok {
+		l.parseTrigger(f, r, p.val)
+		if r.Trigger.Spec != nil {
+			event = r.Trigger.Spec.Shape
+		}
+	}
+	sc := &scope{event: event.ExprType(), later: map[string][]string{}}
+	if p, ok := fields["vars"]; ok {
+		pairs, _ := f.mapping(p.val, "vars")
+		for _, vp := range pairs {
+			sc.later["vars"] = append(sc.later["vars"], vp.key.Value)
+		}
+	}
+	stepsP, hasSteps := need("steps")
+	var stepNodes, onErrorNodes []*yaml.Node
+	if hasSteps {
+		stepNodes, _ = f.sequence(stepsP.val, "steps")
+		if len(stepNodes) == 0 && f.deref(stepsP.val).Kind != yaml.MappingNode {
+			f.errorf(stepsP.key, "steps: a recipe needs at least one step")
+		}
+	}
+	if p, ok := fields["on_error"]; ok {
+		onErrorNodes, _ = f.sequence(p.val, "on_error")
+	}
+	for _, n := range append(append([]*yaml.Node{}, stepNodes...), onErrorNodes...) {
+		if id := nodeID(f, n); id != "" {
+			sc.later["steps"] = append(sc.later["steps"], id)
+		}
+	}
+	if p, ok := fields["filter"]; ok {
+		r.Filter = f.compileExprNode(p.val, "filter", sc)
+	}
+	if p, ok := fields["vars"]; ok {
+		pairs, _ := f.mapping(p.val, "vars")
+		for _, vp := range pairs {
+			name := vp.key.Value
+			if !varRE.MatchString(name) {
+				f.errorf(vp.key, "vars: %q is not a valid name (letters, digits and _, not starting with a digit)", name)
+			}
+			v := f.compileValue(vp.val, sc)
+			sc.vars = append(sc.vars, name)
+			if v != nil {
+				r.Vars = append(r.Vars, Var{Name: name, Pos: f.pos(vp.key), Value: v})
+			}
+		}
+	}
+	ids := map[string]*yaml.Node{}
+	for i, n := range stepNodes {
+		if s := l.parseStep(f, n, fmt.Sprintf("steps[%d]", i), sc, ids); s != nil {
+			r.Steps = append(r.Steps, s)
+			sc.steps = append(sc.steps, stepScope{id: s.ID, output: s.Spec.Shape.ExprType()})
+		} else if id := nodeID(f, n); id != "" {
+			// keep the id in scope so that later steps do not cascade errors
+			sc.steps = append(sc.steps, stepScope{id: id, output: types.Any})
+		}
+	}
+	errScope := *sc
+	errScope.onError = true
+	for i, n := range onErrorNodes {
+		if s := l.parseStep(f, n, fmt.Sprintf("on_error[%d]", i), &errScope, ids); s != nil {
+			r.OnError = append(r.OnError, s)
+			errScope.steps = append(errScope.steps, stepScope{id: s.ID, output: s.Spec.Shape.ExprType()})
+		} else if id := nodeID(f, n); id != "" {
+			errScope.steps = append(errScope.steps, stepScope{id: id, output: types.Any})
+		}
+	}
+	return r
+}
+
+// compileExprNode compiles a boolean expression written as a YAML scalar.
+func (f *file) compileExprNode(n *yaml.Node, what string, sc *scope) *Expr {
+	n = f.deref(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		f.errorf(n, "%s must be an expression, got %s", what, kindName(n))
+		return nil
+	}
+	src := n.Value
+	if strings.HasPrefix(strings.TrimSpace(src), "{{") && strings.HasSuffix(strings.TrimSpace(src), "}}") {
+		f.errorf(n, "%s is an expression already: write it without {{ }}", what)
+		return nil
+	}
+	return f.compile(src, sc, true, func(off int) Pos { return f.locate(n, off) })
+}
+
+func (l *Loader) parseTrigger(f *file, r *Recipe, n *yaml.Node) {
+	fields, ok := f.fields(n, "trigger", triggerKeys...)
+	if !ok {
+		return
+	}
+	t := &r.Trigger
+	t.Pos = f.pos(n)
+	tp, ok := fields["type"]
+	if !ok {
+		f.errorf(n, "trigger: missing required field \"type\"")
+		return
+	}
+	typ, ok := f.str(tp.val, "trigger.type")
+	if !ok {
+		return
+	}
+	t.Type = typ
+	spec := l.lookup(f, tp.val, typ, connector.KindTrigger, "trigger.type")
+	if spec == nil {
+		return
+	}
+	t.Spec = spec
+	t.Connection = l.parseConnection(f, fields, spec, n, "trigger")
+	sc := &scope{only: []string{"secrets"}, hint: "trigger options are read once, when the recipe loads, and may use only secrets.NAME"}
+	eventScope := &scope{event: spec.Shape.ExprType()}
+	var withNode *yaml.Node
+	if p, ok := fields["with"]; ok {
+		withNode = p.val
+	}
+	t.with, t.Exprs = l.parseWith(f, spec, withNode, n, "trigger.with", sc, eventScope)
+}
+
+// lookup finds a connector by ID, reporting unknown IDs and the wrong kind.
+func (l *Loader) lookup(f *file, n *yaml.Node, id string, kind connector.Kind, what string) *connector.Spec {
+	reg := l.registry()
+	spec, ok := reg.Lookup(id)
+	if !ok {
+		f.errorf(n, "%s: unknown %s %q%s", what, kind, id, suggest(id, reg.IDs(kind)))
+		return nil
+	}
+	if spec.Kind != kind {
+		f.errorf(n, "%s: %q is %s, not %s", what, id, article(string(spec.Kind)), article(string(kind)))
+		return nil
+	}
+	return spec
+}
+
+func article(s string) string {
+	if strings.IndexAny(s[:1], "aeiou") == 0 {
+		return "an " + s
+	}
+	return "a " + s
+}
+
+func (l *Loader) parseConnection(f *file, fields map[string]pair, spec *connector.Spec, owner *yaml.Node, what string) string {
+	p, ok := fields["connection"]
+	if !ok {
+		if spec.ConnectionRequired {
+			f.errorf(owner, "%s: %s needs a connection of type %q", what, spec.ID, spec.Connection)
+		}
+		return ""
+	}
+	name, ok := f.str(p.val, what+".connection")
+	if !ok {
+		return ""
+	}
+	if spec.Connection == "" {
+		f.errorf(p.val, "%s.connection: %s takes no connection", what, spec.ID)
+		return ""
+	}
+	if l.Config != nil {
+		c, ok := l.Config.Connections[name]
+		if !ok {
+			f.errorf(p.val, "%s.connection: no connection %q in %s%s", what, name, l.Config.File, suggest(name, sortedKeys(l.Config.Connections)))
+			return name
+		}
+		if c.Type != spec.Connection {
+			f.errorf(p.val, "%s.connection: %q is a %s connection; %s needs one of type %s", what, name, c.Type, spec.ID, spec.Connection)
+		}
+	}
+	return name
+}
+
+// parseWith checks a `with` block against a spec and compiles it.
+// Fields of type expression are compiled against exprScope.
+func (l *Loader) parseWith(f *file, spec *connector.Spec, n *yaml.Node, owner *yaml.Node, what string, sc, exprScope *scope) (Value, map[string]*Expr) {
+	var pairs []pair
+	if n != nil {
+		var ok bool
+		if pairs, ok = f.mapping(n, what); !ok {
+			return nil, nil
+		}
+	}
+	with := mapValue{vals: map[string]Value{}}
+	exprs := map[string]*Expr{}
+	present := map[string]bool{}
+	statics := connector.Values{}
+	for _, p := range pairs {
+		key := p.key.Value
+		fd, ok := spec.Field(key)
+		if !ok {
+			f.errorf(p.key, "%s: unknown field %q for %s%s", what, key, spec.ID, suggestOr(key, spec.FieldNames()))
+			continue
+		}
+		present[key] = true
+		if fd.Type == connector.Expression {
+			if e := f.compileExprField(p.val, what+"."+key, exprScope); e != nil {
+				exprs[key] = e
+			}
+			continue
+		}
+		v := f.compileValue(p.val, sc)
+		if v == nil {
+			continue
+		}
+		if fd.Secret && v.Static() && staticData(v) != nil {
+			f.errorf(p.val, "%s.%s is a secret: keep it out of the recipe and write \"{{ secrets.NAME }}\" (read from SOUS_SECRET_NAME)", what, key)
+			continue
+		}
+		if v.Static() {
+			data := staticData(v)
+			if data == nil {
+				if fd.Required {
+					f.errorf(p.val, "%s.%s is required and may not be empty", what, key)
+				}
+				continue
+			}
+			c, err := fd.CheckValue(data)
+			if err != nil {
+				f.errorf(p.val, "%s.%s: %v", what, key, err)
+				continue
+			}
+			statics[key] = c
+		}
+		with.keys = append(with.keys, key)
+		with.vals[key] = v
+	}
+	for _, fd := range spec.Fields {
+		if fd.Required && !present[fd.Name] {
+			at := owner
+			if n != nil {
+				at = n
+			}
+			f.errorf(at, "%s: missing required field %q for %s", what, fd.Name, spec.ID)
+		}
+	}
+	if spec.Validate != nil {
+		for _, fe := range spec.Validate(statics) {
+			at := owner
+			if n != nil {
+				at = n
+			}
+			for _, p := range pairs {
+				if p.key.Value == fe.Field {
+					at = p.val
+				}
+			}
+			f.errorf(at, "%s: %s", what, fe.Error())
+		}
+	}
+	return with, exprs
+}
+
+func (f *file) compileExprField(n *yaml.Node, what string, sc *scope) *Expr {
+	n = f.deref(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		f.errorf(n, "%s must be an expression, got %s", what, kindName(n))
+		return nil
+	}
+	return f.compile(n.Value, sc, false, func(off int) Pos { return f.locate(n, off) })
+}
+
+func (l *Loader) parseStep(f *file, n *yaml.Node, what string, sc *scope, ids map[string]*yaml.Node) *Step {
+	fields, ok := f.fields(n, what, stepKeys...)
+	if !ok {
+		return nil
+	}
+	s := &Step{Pos: f.pos(n), Retry: DefaultRetry, Timeout: DefaultTimeout}
+	bad := false
+	if p, ok := fields["id"]; ok {
+		if id, ok := f.str(p.val, what+".id"); ok {
+			s.ID = id
+			what = "step " + id
+			s.Pos = f.pos(p.val)
+			if !stepIDRE.MatchString(id) {
+				f.errorf(p.val, "%s: id %q must be lower case letters, digits and _, starting with a letter", what, id)
+			}
+			if prev, dup := ids[id]; dup {
+				f.errorf(p.val, "%s: id %q is already used at line %d", what, id, prev.Line)
+			}
+			ids[id] = p.val
+		}
+	} else {
+		f.errorf(n, "%s: missing required field \"id\"", what)
+		bad = true
+	}
+	if p, ok := fields["name"]; ok {
+		s.Name, _ = f.str(p.val, what+".name")
+	}
+	ap, ok := fields["action"]
+	if !ok {
+		f.errorf(n, "%s: missing required field \"action\"", what)
+		return nil
+	}
+	action, ok := f.str(ap.val, what+".action")
+	if !ok {
+		return nil
+	}
+	s.Action = action
+	s.Spec = l.lookup(f, ap.val, action, connector.KindAction, what+".action")
+	if s.Spec == nil {
+		bad = true
+	} else {
+		s.Connection = l.parseConnection(f, fields, s.Spec, n, what)
+	}
+	if p, ok := fields["if"]; ok {
+		s.If = f.compileExprNode(p.val, what+".if", sc)
+	}
+	if s.Spec != nil {
+		var withNode *yaml.Node
+		if p, ok := fields["with"]; ok {
+			withNode = p.val
+		}
+		s.with, _ = l.parseWith(f, s.Spec, withNode, n, what+".with", sc, sc)
+	}
+	if p, ok := fields["retry"]; ok {
+		s.Retry = f.parseRetry(p.val, what+".retry")
+	}
+	if p, ok := fields["timeout"]; ok {
+		if d, ok := f.duration(p.val, what+".timeout"); ok {
+			s.Timeout = d
+		}
+	}
+	if p, ok := fields["continue_on_error"]; ok {
+		s.ContinueOnError, _ = f.boolean(p.val, what+".continue_on_error")
+	}
+	if bad {
+		return nil
+	}
+	return s
+}
+
+func (f *file) duration(n *yaml.Node, what string) (time.Duration, bool) {
+	s, ok := f.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		f.errorf(n, "%s: %q is not a positive duration such as 30s, 5m or 1h30m", what, s)
+		return 0, false
+	}
+	return d, true
+}
+
+func (f *file) parseRetry(n *yaml.Node, what string) Retry {
+	r := DefaultRetry
+	fields, ok := f.fields(n, what, retryKeys...)
+	if !ok {
+		return r
+	}
+	if p, ok := fields["max_attempts"]; ok {
+		if v, ok := f.integer(p.val, what+".max_attempts"); ok {
+			if v < 1 || v > 100 {
+				f.errorf(p.val, "%s.max_attempts: %d is out of range; use 1 to 100", what, v)
+			}
+			r.MaxAttempts = v
+		}
+	}
+	if p, ok := fields["backoff"]; ok {
+		if v, ok := f.str(p.val, what+".backoff"); ok {
+			kinds := []string{string(BackoffExponential), string(BackoffConstant), string(BackoffLinear)}
+			if !contains(kinds, v) {
+				f.errorf(p.val, "%s.backoff: %q is not one of %s%s", what, v, strings.Join(kinds, ", "), suggest(v, kinds))
+			}
+			r.Backoff = Backoff(v)
+		}
+	}
+	if p, ok := fields["initial_interval"]; ok {
+		if d, ok := f.duration(p.val, what+".initial_interval"); ok {
+			r.InitialInterval = d
+		}
+	}
+	if p, ok := fields["max_interval"]; ok {
+		if d, ok := f.duration(p.val, what+".max_interval"); ok {
+			r.MaxInterval = d
+			if d < r.InitialInterval {
+				f.errorf(p.val, "%s.max_interval: %s is shorter than initial_interval %s", what, d, r.InitialInterval)
+			}
+		}
+	}
+	return r
+}
+
+// nodeID reads the id of a step node without reporting anything.
+func nodeID(f *file, n *yaml.Node) string {
+	if n = f.deref(n); n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "id" && n.Content[i+1].Kind == yaml.ScalarNode {
+				return n.Content[i+1].Value
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,270 @@
+package recipes
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Value is a compiled `with` or `vars` value: plain data in which strings
+// may hold `{{ expr }}` templates.
+type Value interface {
+	// Render evaluates the templates against env.
+	Render(env map[string]any) (any, error)
+	// Static reports whether the value holds no template.
+	Static() bool
+}
+
+type literal struct{ v any }
+
+func (l literal) Render(map[string]any) (any, error) { return l.v, nil }
+func (l literal) Static() bool                       { return true }
+
+// single is a string that is exactly one {{ expr }}: it keeps the type.
+type single struct{ e *Expr }
+
+func (s single) Render(env map[string]any) (any, error) { return s.e.Eval(env) }
+func (s single) Static() bool                           { return false }
+
+type part struct {
+	text string
+	e    *Expr
+}
+
+// interp is a string with text and templates, rendered as text.
+type interp struct{ parts []part }
+
+func (t interp) Render(env map[string]any) (any, error) {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.e == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		v, err := p.e.Eval(env)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(Text(v))
+	}
+	return b.String(), nil
+}
+func (t interp) Static() bool { return false }
+
+type mapValue struct {
+	keys []string
+	vals map[string]Value
+}
+
+func (m mapValue) Render(env map[string]any) (any, error) {
+	out := make(map[string]any, len(m.keys))
+	for _, k := range m.keys {
+		v, err := m.vals[k].Render(env)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (m mapValue) Static() bool {
+	for _, v := range m.vals {
+		if !v.Static() {
+			return false
+		}
+	}
+	return true
+}
+
+type listValue []Value
+
+func (l listValue) Render(env map[string]any) (any, error) {
+	out := make([]any, len(l))
+	for i, v := range l {
+		r, err := v.Render(env)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+func (l listValue) Static() bool {
+	for _, v := range l {
+		if !v.Static() {
+			return false
+		}
+	}
+	return true
+}
+
+// Static returns the plain data of a value without templates.
+func staticData(v Value) any {
+	out, _ := v.Render(nil)
+	return out
+}
+
+// compileValue compiles a node into a Value, reporting template errors.
+// It returns nil when the node had errors.
+func (f *file) compileValue(n *yaml.Node, sc *scope) Value {
+	n = f.deref(n)
+	if f.aliases > 10000 {
+		f.errorf(n, "too many alias expansions")
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		pairs, ok := f.mapping(n, "mapping")
+		if !ok {
+			return nil
+		}
+		m := mapValue{vals: make(map[string]Value, len(pairs))}
+		bad := false
+		for _, p := range pairs {
+			v := f.compileValue(p.val, sc)
+			if v == nil {
+				bad = true
+				continue
+			}
+			m.keys = append(m.keys, p.key.Value)
+			m.vals[p.key.Value] = v
+		}
+		if bad {
+			return nil
+		}
+		return m
+	case yaml.SequenceNode:
+		l := make(listValue, 0, len(n.Content))
+		bad := false
+		for _, c := range n.Content {
+			v := f.compileValue(c, sc)
+			if v == nil {
+				bad = true
+				continue
+			}
+			l = append(l, v)
+		}
+		if bad {
+			return nil
+		}
+		return l
+	case yaml.ScalarNode:
+		if n.Tag != "!!str" || !strings.Contains(n.Value, "{{") {
+			return literal{scalarValue(n)}
+		}
+		return f.compileTemplate(n, sc)
+	}
+	return literal{nil}
+}
+
+// segment is a piece of a template string: text, or an expression with
+// the rune offset where it starts.
+type segment struct {
+	text   string
+	isExpr bool
+	off    int
+}
+
+// splitTemplate splits s into text and {{ expr }} segments. "}}" inside a
+// quoted string of the expression does not close it.
+func splitTemplate(s string) ([]segment, error) {
+	var segs []segment
+	r := []rune(s)
+	i, textStart := 0, 0
+	for i < len(r) {
+		if i+1 < len(r) && r[i] == '{' && r[i+1] == '{' {
+			if i > textStart {
+				segs = append(segs, segment{text: string(r[textStart:i]), off: textStart})
+			}
+			start := i + 2
+			j, quote := start, rune(0)
+			closed := false
+			for j < len(r) {
+				c := r[j]
+				switch {
+				case quote != 0:
+					if c == '\\' {
+						j++
+					} else if c == quote {
+						quote = 0
+					}
+				case c == '"' || c == '\'' || c == '`':
+					quote = c
+				case c == '}' && j+1 < len(r) && r[j+1] == '}':
+					closed = true
+				}
+				if closed {
+					break
+				}
+				j++
+			}
+			if !closed {
+				return nil, fmt.Errorf("%d:unclosed {{: add }} after the expression", i)
+			}
+			segs = append(segs, segment{text: string(r[start:j]), isExpr: true, off: start})
+			i = j + 2
+			textStart = i
+			continue
+		}
+		i++
+	}
+	if textStart < len(r) {
+		segs = append(segs, segment{text: string(r[textStart:]), off: textStart})
+	}
+	return segs, nil
+}
+
+func (f *file) compileTemplate(n *yaml.Node, sc *scope) Value {
+	segs, err := splitTemplate(n.Value)
+	if err != nil {
+		var off int
+		msg := err.Error()
+		if k := strings.IndexByte(msg, ':'); k > 0 {
+			fmt.Sscanf(msg[:k], "%d", &off)
+			msg = msg[k+1:]
+		}
+		f.errorAt(f.locate(n, off), "template: %s", msg)
+		return nil
+	}
+	at := func(base int) func(int) Pos {
+		return func(off int) Pos { return f.locate(n, base+off) }
+	}
+	if len(segs) == 1 && segs[0].isExpr {
+		e := f.compile(segs[0].text, sc, false, at(segs[0].off))
+		if e == nil {
+			return nil
+		}
+		return single{e}
+	}
+	t := interp{}
+	bad := false
+	for _, s := range segs {
+		if !s.isExpr {
+			t.parts = append(t.parts, part{text: s.text})
+			continue
+		}
+		e := f.compile(s.text, sc, false, at(s.off))
+		if e == nil {
+			bad = true
+			continue
+		}
+		t.parts = append(t.parts, part{e: e})
+	}
+	if bad {
+		return nil
+	}
+	return t
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,7 @@
+// Package all imports every trigger package so that each registers.
+package all
+
+import (
+	_ "github.com/sous-run/sous/triggers/schedule" // schedule.cron
+	_ "github.com/sous-run/sous/triggers/webhook"  // webhook.received
+)

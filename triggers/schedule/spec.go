@@ -1,0 +1,70 @@
+package schedule
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/sous-run/sous/engine/connector"
+)
+
+// Field names of schedule.cron.
+const (
+	FieldCron     = "cron"
+	FieldTimezone = "timezone"
+)
+
+// Cron is the spec of schedule.cron.
+var Cron = &connector.Spec{
+	ID:      "schedule.cron",
+	Kind:    connector.KindTrigger,
+	Summary: "A cron schedule ticked",
+	Description: "Fires on a standard 5-field cron expression (minute hour day-of-month month day-of-week) " +
+		"or a descriptor such as @daily, @hourly or @every 5m, in an IANA time zone. Each tick runs once, " +
+		"even with several processes.",
+	Fields: []connector.Field{
+		{Name: FieldCron, Type: connector.String, Required: true, Check: checkCron,
+			Description: "The schedule: 5 cron fields or @every/@daily/@hourly...", Example: "0 9 * * 1-5"},
+		{Name: FieldTimezone, Type: connector.String, Default: "UTC", Check: checkZone,
+			Description: "The IANA time zone the schedule is read in", Example: "Europe/Paris"},
+	},
+	Shape: connector.Obj(
+		connector.P("scheduled_at", connector.Leaf(connector.String, "The tick's time, RFC 3339, in the schedule's zone")),
+		connector.P("fired_at", connector.Leaf(connector.String, "When the tick actually fired, RFC 3339")),
+	),
+}
+
+// Parse parses a schedule in a zone.
+func Parse(spec, zone string) (cron.Schedule, error) {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q", zone)
+	}
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, fmt.Errorf("set the zone with timezone, not a TZ= prefix")
+	}
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron %q: %w", spec, err)
+	}
+	if ss, ok := s.(*cron.SpecSchedule); ok {
+		ss.Location = loc
+	}
+	return s, nil
+}
+
+func checkCron(v any) error {
+	_, err := Parse(v.(string), "UTC")
+	return err
+}
+
+func checkZone(v any) error {
+	if _, err := time.LoadLocation(v.(string)); err != nil || v.(string) == "" {
+		return fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/Paris)", v)
+	}
+	return nil
+}
+
+func init() { connector.Register(Cron) }

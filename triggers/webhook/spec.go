@@ -1,0 +1,76 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/sous-run/sous/engine/connector"
+)
+
+// Field names of webhook.received.
+const (
+	FieldPath            = "path"
+	FieldSecret          = "secret"
+	FieldSignatureHeader = "signature_header"
+	FieldID              = "id"
+	FieldMethods         = "methods"
+)
+
+// DefaultSignatureHeader carries `sha256=<hex>` of the raw body.
+const DefaultSignatureHeader = "X-Signature-256"
+
+// Received is the spec of webhook.received.
+var Received = &connector.Spec{
+	ID:      "webhook.received",
+	Kind:    connector.KindTrigger,
+	Summary: "An HTTP request arrived at /hooks/<path>",
+	Description: "Starts a run for each request to `POST /hooks<path>`. With `secret`, the request must carry " +
+		"an HMAC-SHA256 of its raw body as `sha256=<hex>` in `signature_header`; a bad signature is answered 401 " +
+		"and nothing is stored. `id` is an expression for the delivery's dedup key: the same key within the " +
+		"retention window yields one run.",
+	Fields: []connector.Field{
+		{Name: FieldPath, Type: connector.String, Required: true, Pattern: `^/[A-Za-z0-9._~/-]*$`,
+			PatternHelp: "must start with / and hold only letters, digits and . _ ~ / -",
+			Description: "The path under /hooks that this recipe answers", Example: "/orders"},
+		{Name: FieldSecret, Type: connector.String, Secret: true,
+			Description: "The HMAC-SHA256 signing secret shared with the sender", Example: "{{ secrets.ORDERS_WEBHOOK }}"},
+		{Name: FieldSignatureHeader, Type: connector.String, Default: DefaultSignatureHeader,
+			Description: "The header carrying sha256=<hex> of the raw body"},
+		{Name: FieldID, Type: connector.Expression,
+			Description: "An expression giving the delivery's dedup key", Example: "event.body.order.id"},
+		{Name: FieldMethods, Type: connector.List, Default: []any{"POST"},
+			Description: "The HTTP methods accepted", Example: []any{"POST", "PUT"},
+			Check: checkMethods},
+	},
+	Shape: connector.Obj(
+		connector.P("body", connector.Leaf(connector.Any, "The request body, parsed as JSON (or a string when it is not JSON)")),
+		connector.P("headers", connector.Leaf(connector.StringMap, "The request headers, canonical names, first value")),
+		connector.P("query", connector.Leaf(connector.StringMap, "The query parameters, first value")),
+		connector.P("method", connector.Leaf(connector.String, "The HTTP method")),
+		connector.P("path", connector.Leaf(connector.String, "The path under /hooks")),
+	),
+}
+
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+func checkMethods(v any) error {
+	for _, m := range v.([]any) {
+		s, ok := m.(string)
+		if !ok || !contains(methods, strings.ToUpper(s)) {
+			return fmt.Errorf("%v is not one of %s", m, strings.Join(methods, ", "))
+		}
+	}
+	return nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func init() { connector.Register(Received) }
