@@ -106,9 +106,11 @@ func (s *Shape) Zero() any {
 }
 
 // Fill conforms v to the shape: keys the shape declares but v lacks (or
-// holds as null) get their zero value, so that type-checked expressions
-// never meet a nil where they expect a number or a string. v is not
-// modified; values of another type than declared are kept as they are.
+// holds as null) get their zero value, and numbers take the Go type the
+// shape declares (int for integers, float64 for numbers), so that
+// type-checked expressions never meet a nil or an int64 where they expect
+// an int. v is not modified; values of another kind than declared are
+// kept as they are.
 func (s *Shape) Fill(v any) any {
 	if s == nil {
 		return v
@@ -130,9 +132,33 @@ func (s *Shape) Fill(v any) any {
 			out[p.Name] = p.Shape.Fill(m[p.Name])
 		}
 		return out
+	case Int:
+		// expr specialises operators on the checked type: an int64 or a
+		// JSON float64 where the shape says integer would not compare
+		switch x := v.(type) {
+		case int64:
+			return int(x)
+		case float64:
+			if x == float64(int(x)) {
+				return int(x)
+			}
+		case int32:
+			return int(x)
+		}
+		return v
+	case Number:
+		switch x := v.(type) {
+		case int:
+			return float64(x)
+		case int64:
+			return float64(x)
+		case float32:
+			return float64(x)
+		}
+		return v
 	case List:
 		l, ok := v.([]any)
-		if !ok || s.Elem == nil || s.Elem.Type != Object {
+		if !ok || s.Elem == nil {
 			return v
 		}
 		out := make([]any, len(l))

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Kind says whether a component starts runs or is a step in one.
@@ -86,6 +87,9 @@ type Spec struct {
 	Validate func(with Values) []FieldError
 	// Action runs the component; set for actions.
 	Action Action
+	// Schedule, for triggers that fire on a clock, returns the function
+	// giving the next fire time after a time, from the trigger options.
+	Schedule func(with Values) (Next func(time.Time) time.Time, err error)
 }
 
 // Service is the part of the ID before the dot.

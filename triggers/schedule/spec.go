@@ -67,4 +67,16 @@ func checkZone(v any) error {
 	return nil
 }
 
-func init() { connector.Register(Cron) }
+// next is the Schedule of schedule.cron.
+func next(with connector.Values) (func(time.Time) time.Time, error) {
+	s, err := Parse(with.String(FieldCron), with.String(FieldTimezone))
+	if err != nil {
+		return nil, err
+	}
+	return s.Next, nil
+}
+
+func init() {
+	Cron.Schedule = next
+	connector.Register(Cron)
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/server"
+	"github.com/sous-run/sous/engine/store"
+)
+
+// openStore opens the embedded store of a data dir for the CLI.
+func openStore(ctx context.Context, cmd *cobra.Command, f *serveFlags) (*store.Store, func(), error) {
+	cfg, settings, err := f.resolve(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if settings.Broker.Type != "sqlite" && settings.Broker.Type != "memory" {
+		return nil, nil, &exitError{code: 1, err: fmt.Errorf("runs and stats read the embedded store; for %s use the REST API", settings.Broker.Type)}
+	}
+	write, read, err := store.OpenSQLite(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite, Prefix: settings.Broker.Prefix}
+	if err := st.Migrate(ctx); err != nil {
+		read.Close()
+		write.Close()
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	return st, func() { read.Close(); write.Close() }, nil
+}
+
+func newRuns() *cobra.Command {
+	runs := &cobra.Command{Use: "runs", Short: "Run history: list, show, replay"}
+	f := &serveFlags{}
+	var (
+		recipe, status, since, until string
+		limit                        int
+		asJSON                       bool
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List runs, newest first",
+		Example: `  sous runs list
+  sous runs list --recipe big-orders --status failed --since 24h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			for k, v := range map[string]string{"recipe": recipe, "status": status, "since": since, "until": until} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if limit > 0 {
+				q.Set("limit", fmt.Sprint(limit))
+			}
+			filter, err := server.ParseFilter(q, time.Now())
+			if err != nil {
+				return usageError("%v", err)
+			}
+			st, closeFn, err := openStore(cmd.Context(), cmd, f)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			rs, err := st.ListRuns(cmd.Context(), filter)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), rs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tRECIPE\tSTATUS\tSTARTED\tDURATION\tERROR")
+			for _, r := range rs {
+				errText := ""
+				if r.Error != "" {
+					errText = fmt.Sprintf("%s (%s): %s", r.ErrorStep, r.Reason, truncate(r.Error, 60))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Recipe, r.Status, r.StartedAt.Local().Format(time.DateTime),
+					r.Duration.Round(time.Millisecond), errText)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&recipe, "recipe", "", "only runs of this recipe")
+	list.Flags().StringVar(&status, "status", "", "only runs with this status: succeeded, failed, filtered, dead")
+	list.Flags().StringVar(&since, "since", "", "only runs started since (RFC 3339, or a duration back such as 24h)")
+	list.Flags().StringVar(&until, "until", "", "only runs started before (RFC 3339, or a duration back)")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	f.bind(list, false)
+
+	fs := &serveFlags{}
+	show := &cobra.Command{
+		Use:   "show RUN_ID",
+		Short: "Show a run: every step and attempt, with inputs (secrets redacted) and outputs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, closeFn, err := openStore(cmd.Context(), cmd, fs)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			r, err := st.GetRun(cmd.Context(), args[0])
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
+			}
+			out := struct {
+				*store.Run
+				Record json.RawMessage `json:"record,omitempty"`
+			}{r, r.Record}
+			return writeJSONOut(cmd.OutOrStdout(), out)
+		},
+	}
+	fs.bind(show, false)
+
+	fr := &serveFlags{}
+	var fromFailed bool
+	replay := &cobra.Command{
+		Use:   "replay RUN_ID",
+		Short: "Run a finished run's recipe again for the same event",
+		Long: `Queue a new run of the recipe for the event of a finished run. With
+--from-failed-step, the steps before the one that failed are not called again:
+their recorded outputs are reused. A running 'sous serve' on the same data
+picks the run up.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, closeFn, err := openStore(cmd.Context(), cmd, fr)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			w := sqlqueue.NewWriter(st.Write, 16)
+			q := sqlqueue.New(st.Write, w, sqlqueue.Config{Table: st.Prefix + "queue"})
+			id, err := pipeline.Replay(cmd.Context(), st, q, args[0], fromFailed)
+			q.Close()
+			w.Close()
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "queued %s (a replay of %s)\n", id, args[0])
+			return nil
+		},
+	}
+	replay.Flags().BoolVar(&fromFailed, "from-failed-step", false, "reuse the outputs of the steps before the failed one")
+	fr.bind(replay, false)
+	runs.AddCommand(list, show, replay)
+	return runs
+}
+
+func newStats() *cobra.Command {
+	f := &serveFlags{}
+	var (
+		recipe string
+		since  time.Duration
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Run analytics: counts by status, success rate, latency percentiles, failures by step and connector",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, closeFn, err := openStore(cmd.Context(), cmd, f)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			s, err := st.Stats(cmd.Context(), recipe, time.Now().Add(-since))
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), s)
+			}
+			out := cmd.OutOrStdout()
+			scope := "all recipes"
+			if recipe != "" {
+				scope = recipe
+			}
+			fmt.Fprintf(out, "%s, last %s: %d runs", scope, since, s.Runs)
+			for _, k := range []string{"succeeded", "failed", "filtered", "dead"} {
+				fmt.Fprintf(out, ", %d %s", s.ByStatus[k], k)
+			}
+			fmt.Fprintf(out, "\nsuccess rate %.1f%%; duration p50 %s, p95 %s, p99 %s; %d retries, %d rate-limited\n",
+				100*s.SuccessRate, s.P50.Round(time.Millisecond), s.P95.Round(time.Millisecond), s.P99.Round(time.Millisecond), s.Retries, s.RateLimited)
+			if len(s.StepFailures) > 0 {
+				fmt.Fprintln(out, "failures by step:")
+				for _, fc := range s.StepFailures {
+					fmt.Fprintf(out, "  %-40s %-14s %d\n", fc.Key, fc.Reason, fc.Count)
+				}
+				fmt.Fprintln(out, "failures by connector:")
+				for _, fc := range s.ConnectorFailures {
+					fmt.Fprintf(out, "  %-40s %-14s %d\n", fc.Key, fc.Reason, fc.Count)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&recipe, "recipe", "", "only this recipe")
+	cmd.Flags().DurationVar(&since, "since", 24*time.Hour, "the window, back from now")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	f.bind(cmd, false)
+	return cmd
+}
+
+func writeJSONOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,52 @@
+// Package metrics holds the runtime's Prometheus metrics.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the runtime's Prometheus collectors, on their own registry.
+type Metrics struct {
+	Registry       *prometheus.Registry
+	Runs           *prometheus.CounterVec   // recipe, status
+	StepDuration   *prometheus.HistogramVec // action, status
+	StepRetries    *prometheus.CounterVec   // action, reason
+	IntakeAccepted *prometheus.CounterVec   // source kind
+	IntakeDup      *prometheus.CounterVec   // source kind
+	IntakeRejects  *prometheus.CounterVec   // reason
+	QueueDepth     *prometheus.GaugeVec     // topic
+}
+
+// New registers the collectors on a fresh registry, with the Go and
+// process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_runs_total", Help: "Finished runs by recipe and status.",
+		}, []string{"recipe", "status"}),
+		StepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sous_step_duration_seconds", Help: "Duration of steps, all attempts included, by action and status.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"action", "status"}),
+		StepRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_step_retries_total", Help: "Retried step attempts by action and reason.",
+		}, []string{"action", "reason"}),
+		IntakeAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_intake_accepted_total", Help: "Events accepted and stored.",
+		}, []string{"kind"}),
+		IntakeDup: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_intake_duplicates_total", Help: "Deliveries answered 2xx as duplicates of an accepted event.",
+		}, []string{"kind"}),
+		IntakeRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_intake_rejects_total", Help: "Requests refused at intake by reason.",
+		}, []string{"reason"}),
+		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sous_queue_depth", Help: "Messages waiting or in flight by topic.",
+		}, []string{"topic"}),
+	}
+	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,173 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/store"
+)
+
+// Broker carries the pipeline's messages and accepts events durably.
+type Broker interface {
+	// Accept stores an event with its dedup key and publishes it on the
+	// events topic. It returns false, storing nothing, for a duplicate.
+	// It returns only after the event is committed.
+	Accept(ctx context.Context, ev *store.Event) (bool, error)
+	// Write runs fn in a (group-committed) transaction of the store.
+	Write(ctx context.Context, fn sqlqueue.Op) error
+	Publisher() message.Publisher
+	Subscriber() message.Subscriber
+	// Depth counts the messages waiting on a topic, -1 when unknown.
+	Depth(ctx context.Context, topic string) int64
+	Close() error
+}
+
+// SQLBroker is the embedded default: the queue lives in the store's own
+// database, so the dedup claim, the event and its queue message commit in
+// one transaction.
+type SQLBroker struct {
+	Store  *store.Store
+	Writer *sqlqueue.Writer
+	Queue  *sqlqueue.Queue
+}
+
+// NewSQLBroker builds the queue over the store's write handle.
+func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
+	w := sqlqueue.NewWriter(st.Write, 512)
+	if cfg.Table == "" {
+		cfg.Table = st.Prefix + "queue"
+	}
+	return &SQLBroker{Store: st, Writer: w, Queue: sqlqueue.New(st.Write, w, cfg)}
+}
+
+// Accept implements Broker.
+func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+	msg, err := eventMessage(ev)
+	if err != nil {
+		return false, err
+	}
+	fresh := false
+	err = b.Writer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+		if err != nil || !ok {
+			return err
+		}
+		if err := b.Store.InsertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		fresh = true
+		return b.Queue.Insert(ctx, tx, TopicEvents, msg)
+	})
+	if err != nil {
+		return false, err
+	}
+	if fresh {
+		b.Queue.Notify(TopicEvents)
+	}
+	return fresh, nil
+}
+
+func eventMessage(ev *store.Event) (*message.Message, error) {
+	return newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload})
+}
+
+// Write implements Broker.
+func (b *SQLBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
+
+// Publisher implements Broker.
+func (b *SQLBroker) Publisher() message.Publisher { return b.Queue }
+
+// Subscriber implements Broker.
+func (b *SQLBroker) Subscriber() message.Subscriber { return b.Queue }
+
+// Depth implements Broker.
+func (b *SQLBroker) Depth(ctx context.Context, topic string) int64 {
+	n, err := b.Queue.Depth(ctx, topic)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Close implements Broker.
+func (b *SQLBroker) Close() error {
+	qerr := b.Queue.Close()
+	werr := b.Writer.Close()
+	if qerr != nil {
+		return qerr
+	}
+	return werr
+}
+
+// MemoryBroker carries messages on Go channels (for tests and trials):
+// events and runs are stored, but a message in flight is lost with the
+// process.
+type MemoryBroker struct {
+	Store  *store.Store
+	Writer *sqlqueue.Writer
+	pubsub *gochannel.GoChannel
+}
+
+// NewMemoryBroker returns a gochannel broker over the store.
+func NewMemoryBroker(st *store.Store) *MemoryBroker {
+	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024, Persistent: false}, watermill.NopLogger{})
+	return &MemoryBroker{Store: st, Writer: sqlqueue.NewWriter(st.Write, 512), pubsub: ps}
+}
+
+// Accept implements Broker.
+func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+	fresh := false
+	err := b.Writer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+		if err != nil || !ok {
+			return err
+		}
+		fresh = true
+		return b.Store.InsertEvent(ctx, tx, ev)
+	})
+	if err != nil || !fresh {
+		return false, err
+	}
+	msg, err := eventMessage(ev)
+	if err != nil {
+		return false, err
+	}
+	if err := b.pubsub.Publish(TopicEvents, msg); err != nil {
+		return false, fmt.Errorf("publish event: %w", err)
+	}
+	return true, nil
+}
+
+// Write implements Broker.
+func (b *MemoryBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
+
+// Publisher implements Broker.
+func (b *MemoryBroker) Publisher() message.Publisher { return b.pubsub }
+
+// Subscriber implements Broker.
+func (b *MemoryBroker) Subscriber() message.Subscriber { return b.pubsub }
+
+// Depth implements Broker.
+func (b *MemoryBroker) Depth(context.Context, string) int64 { return -1 }
+
+// Close implements Broker.
+func (b *MemoryBroker) Close() error {
+	err := b.pubsub.Close()
+	b.Writer.Close()
+	return err
+}
+
+// retryAt sets a durable redelivery time on a message before Nack.
+func retryAt(msg *message.Message, at time.Time) {
+	msg.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(at.UnixMilli()))
+}
+
+var _ = json.Marshal

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/recipes"
+)
+
+// RecipeInfo is a recipe as the API shows it.
+type RecipeInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	File        string   `json:"file"`
+	Enabled     bool     `json:"enabled"`
+	Trigger     string   `json:"trigger"`
+	Steps       []string `json:"steps"`
+	OnError     []string `json:"on_error,omitempty"`
+	Filter      string   `json:"filter,omitempty"`
+}
+
+// Info describes a recipe.
+func Info(r *recipes.Recipe) RecipeInfo {
+	ri := RecipeInfo{Name: r.Name, Description: r.Description, File: r.File, Enabled: r.Enabled, Trigger: r.Trigger.Type}
+	for _, s := range r.Steps {
+		ri.Steps = append(ri.Steps, s.ID+" ("+s.Action+")")
+	}
+	for _, s := range r.OnError {
+		ri.OnError = append(ri.OnError, s.ID+" ("+s.Action+")")
+	}
+	if r.Filter != nil {
+		ri.Filter = r.Filter.Source
+	}
+	return ri
+}
+
+func (s *Server) listRecipes(w http.ResponseWriter, _ *http.Request) {
+	out := []RecipeInfo{}
+	for _, r := range s.cfg.Engine.Index().Recipes() {
+		out = append(out, Info(r))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"recipes": out})
+}
+
+func (s *Server) showRecipe(w http.ResponseWriter, r *http.Request) {
+	rec := s.cfg.Engine.Index().Recipe(r.PathValue("name"))
+	if rec == nil {
+		writeError(w, http.StatusNotFound, "not_found", "no recipe named "+strconv.Quote(r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, Info(rec))
+}
+
+// ParseFilter reads run filters from query parameters: recipe, status,
+// since and until (RFC 3339 or a duration back from now, such as 24h),
+// limit.
+func ParseFilter(q map[string][]string, now time.Time) (store.RunFilter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := store.RunFilter{Recipe: get("recipe"), Status: get("status")}
+	switch f.Status {
+	case "", "succeeded", "failed", "filtered", "dead":
+	default:
+		return f, errors.New("status must be succeeded, failed, filtered or dead")
+	}
+	var err error
+	if f.Since, err = parseTime(get("since"), now); err != nil {
+		return f, errors.New("since: " + err.Error())
+	}
+	if f.Until, err = parseTime(get("until"), now); err != nil {
+		return f, errors.New("until: " + err.Error())
+	}
+	if l := get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return f, errors.New("limit must be a number from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func parseTime(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, errors.New("want RFC 3339 or a duration such as 24h")
+	}
+	return t, nil
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseFilter(r.URL.Query(), time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		return
+	}
+	runs, err := s.cfg.Store.ListRuns(r.Context(), f)
+	if err != nil {
+		s.log.Error("list runs", "error", err)
+		writeError(w, http.StatusInternalServerError, "store_error", "runs could not be read")
+		return
+	}
+	if runs == nil {
+		runs = []*store.Run{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.cfg.Store.GetRun(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no run "+strconv.Quote(r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "the run could not be read")
+		return
+	}
+	out := struct {
+		*store.Run
+		Record json.RawMessage `json:"record,omitempty"`
+	}{run, run.Record}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
+	fromFailed := r.URL.Query().Get("from_failed_step") == "true"
+	id, err := s.cfg.Engine.Replay(r.Context(), r.PathValue("id"), fromFailed)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusConflict, "cannot_replay", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "run_id": id})
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	since := 24 * time.Hour
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "bad_filter", "since must be a duration such as 24h")
+			return
+		}
+		since = d
+	}
+	st, err := s.cfg.Store.Stats(r.Context(), r.URL.Query().Get("recipe"), time.Now().Add(-since))
+	if err != nil {
+		s.log.Error("stats", "error", err)
+		writeError(w, http.StatusInternalServerError, "store_error", "stats could not be computed")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

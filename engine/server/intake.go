@@ -1,0 +1,200 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/recipes"
+)
+
+// deliveryHeaders carry a sender's own delivery id, used for dedup when
+// the recipe sets no id expression.
+var deliveryHeaders = []string{"Idempotency-Key", "X-Idempotency-Key", "X-Delivery-Id", "X-Github-Delivery", "X-Request-Id"}
+
+func (s *Server) reject(w http.ResponseWriter, status int, reason, msg string) {
+	s.cfg.Metrics.IntakeRejects.WithLabelValues(reason).Inc()
+	writeError(w, status, reason, msg)
+}
+
+// hook is the intake of webhook.received: POST /hooks/<path>.
+func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/hooks")
+	h := s.cfg.Engine.Index().Hook(path)
+	if h == nil {
+		s.reject(w, http.StatusNotFound, "unknown_path", "no recipe listens on "+r.URL.Path)
+		return
+	}
+	methods := h.Methods
+	if len(methods) == 0 {
+		methods = []string{http.MethodPost}
+	}
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		s.reject(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not accepted on "+r.URL.Path)
+		return
+	}
+	if r.ContentLength > s.cfg.MaxBody {
+		s.reject(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody))
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.reject(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		s.reject(w, http.StatusBadRequest, "bad_body", "the body could not be read")
+		return
+	}
+	if h.Secret != "" {
+		header := h.SignatureHeader
+		if header == "" {
+			header = "X-Signature-256"
+		}
+		if !validSignature(h.Secret, raw, r.Header.Get(header)) {
+			s.reject(w, http.StatusUnauthorized, "bad_signature", "the "+header+" signature does not match the body")
+			return
+		}
+	}
+	body, err := parseBody(r.Header.Get("Content-Type"), raw)
+	if err != nil {
+		status := http.StatusBadRequest
+		reason := "bad_body"
+		if errors.Is(err, errUnsupportedType) {
+			status, reason = http.StatusUnsupportedMediaType, "unsupported_media_type"
+		}
+		s.reject(w, status, reason, err.Error())
+		return
+	}
+	payload := map[string]any{
+		"body":    body,
+		"headers": firstValues(r.Header),
+		"query":   firstValues(r.URL.Query()),
+		"method":  r.Method,
+		"path":    path,
+	}
+	ev := &store.Event{ID: pipeline.NewEventID(), Type: "webhook.received", Source: path, ReceivedAt: time.Now().UTC()}
+	key, err := dedupKey(h, payload, r.Header)
+	if err != nil {
+		s.reject(w, http.StatusUnprocessableEntity, "bad_id", err.Error())
+		return
+	}
+	if key == "" {
+		key = ev.ID
+	}
+	ev.DedupKey = "hook:" + path + ":" + key
+	if ev.Payload, err = json.Marshal(payload); err != nil {
+		s.reject(w, http.StatusBadRequest, "bad_body", "the body cannot be stored as JSON")
+		return
+	}
+	fresh, err := s.cfg.Engine.Accept(r.Context(), ev)
+	if err != nil {
+		s.log.Error("store event", "path", path, "error", err)
+		s.reject(w, http.StatusServiceUnavailable, "store_unavailable", "the event could not be stored; retry later")
+		return
+	}
+	if !fresh {
+		s.cfg.Metrics.IntakeDup.WithLabelValues("webhook").Inc()
+		writeJSON(w, http.StatusOK, map[string]any{"status": "duplicate", "dedup_key": key})
+		return
+	}
+	s.cfg.Metrics.IntakeAccepted.WithLabelValues("webhook").Inc()
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": "accepted", "event_id": ev.ID})
+}
+
+func dedupKey(h *pipeline.Hook, payload map[string]any, header http.Header) (string, error) {
+	if h.ID != nil {
+		v, err := h.ID.Eval(map[string]any{"event": payload})
+		if err != nil {
+			// the detail names the recipe file: it is for the log, not the sender
+			return "", fmt.Errorf("the recipe's id expression %q failed on this event", h.ID.Source)
+		}
+		if v == nil || recipes.Text(v) == "" {
+			return "", fmt.Errorf("the recipe's id expression %q gave no value for this event", h.ID.Source)
+		}
+		return recipes.Text(v), nil
+	}
+	for _, name := range deliveryHeaders {
+		if v := header.Get(name); v != "" {
+			return name + "=" + v, nil
+		}
+	}
+	return "", nil
+}
+
+// validSignature checks `sha256=<hex>` of the raw body in constant time.
+func validSignature(secret string, body []byte, got string) bool {
+	hexsig, ok := strings.CutPrefix(strings.TrimSpace(got), "sha256=")
+	if !ok {
+		return false
+	}
+	sig, err := hex.DecodeString(hexsig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+// Sign returns the signature header value for a body, for senders and tests.
+func Sign(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+var errUnsupportedType = errors.New("unsupported content type")
+
+// parseBody parses JSON (the default when no type is given) and forms.
+func parseBody(contentType string, raw []byte) (any, error) {
+	mt := "application/json"
+	if contentType != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, fmt.Errorf("%w: %q", errUnsupportedType, contentType)
+		}
+	}
+	switch {
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		if len(strings.TrimSpace(string(raw))) == 0 {
+			return nil, nil
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("the body is not valid JSON: %v", err)
+		}
+		return v, nil
+	case mt == "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(raw))
+		if err != nil {
+			return nil, fmt.Errorf("the form body is not valid: %v", err)
+		}
+		return firstValues(vals), nil
+	}
+	return nil, fmt.Errorf("%w %q: send application/json or application/x-www-form-urlencoded", errUnsupportedType, mt)
+}
+
+func firstValues(m map[string][]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
+}

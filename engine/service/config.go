@@ -1,0 +1,176 @@
+// Package service assembles the runtime that `sous serve` runs: the store,
+// the broker, the pipeline, the HTTP server, the scheduler, hot reload of
+// the recipes folder and retention.
+package service
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sous-run/sous/recipes"
+)
+
+// Settings are the runtime sections of sous.yaml, with defaults.
+type Settings struct {
+	Broker    BrokerSettings
+	Retention RetentionSettings
+	Limits    LimitSettings
+	Pipeline  PipelineSettings
+}
+
+// BrokerSettings choose the broker: sqlite (default), memory, postgres or nats.
+type BrokerSettings struct {
+	Type string `yaml:"type"`
+	// URL is the PostgreSQL DSN or the NATS URL.
+	URL string `yaml:"url"`
+	// Prefix names tables or streams (tests isolate with it).
+	Prefix string `yaml:"prefix"`
+}
+
+// RetentionSettings say how long records are kept.
+type RetentionSettings struct {
+	Succeeded time.Duration `yaml:"succeeded"`
+	Failed    time.Duration `yaml:"failed"`
+	Dedup     time.Duration `yaml:"dedup"`
+	Interval  time.Duration `yaml:"interval"`
+}
+
+// LimitSettings bound intake.
+type LimitSettings struct {
+	MaxBody int64 `yaml:"max_body"`
+}
+
+// PipelineSettings tune the pipeline.
+type PipelineSettings struct {
+	MaxInFlight     int           `yaml:"max_in_flight"`
+	RunTimeout      time.Duration `yaml:"run_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ReloadInterval  time.Duration `yaml:"reload_interval"`
+}
+
+// DefaultSettings are used for what the config does not set.
+func DefaultSettings() Settings {
+	return Settings{
+		Broker:    BrokerSettings{Type: "sqlite"},
+		Retention: RetentionSettings{Succeeded: 7 * 24 * time.Hour, Failed: 30 * 24 * time.Hour, Dedup: 7 * 24 * time.Hour, Interval: time.Hour},
+		Limits:    LimitSettings{MaxBody: 1 << 20},
+		Pipeline:  PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second},
+	}
+}
+
+// ParseSettings reads the runtime sections of a loaded config.
+func ParseSettings(cfg *recipes.Config) (Settings, error) {
+	s := DefaultSettings()
+	if cfg == nil {
+		return s, nil
+	}
+	decode := func(key string, into any) error {
+		n, ok := cfg.Extra[key]
+		if !ok {
+			return nil
+		}
+		if err := n.Decode(into); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", cfg.File, n.Line, key, err)
+		}
+		return nil
+	}
+	type broker BrokerSettings
+	type retention struct {
+		Succeeded string `yaml:"succeeded"`
+		Failed    string `yaml:"failed"`
+		Dedup     string `yaml:"dedup"`
+		Interval  string `yaml:"interval"`
+	}
+	type pipe struct {
+		MaxInFlight     int    `yaml:"max_in_flight"`
+		RunTimeout      string `yaml:"run_timeout"`
+		ShutdownTimeout string `yaml:"shutdown_timeout"`
+		ReloadInterval  string `yaml:"reload_interval"`
+	}
+	b := broker(s.Broker)
+	if err := strictDecode(cfg, "broker", &b); err != nil {
+		return s, err
+	}
+	s.Broker = BrokerSettings(b)
+	switch s.Broker.Type {
+	case "sqlite", "memory", "postgres", "nats":
+	default:
+		return s, fmt.Errorf("%s: broker.type %q is not one of sqlite, memory, postgres, nats", cfg.File, s.Broker.Type)
+	}
+	if (s.Broker.Type == "postgres" || s.Broker.Type == "nats") && s.Broker.URL == "" {
+		return s, fmt.Errorf("%s: broker.url is required for %s", cfg.File, s.Broker.Type)
+	}
+	var r retention
+	if err := strictDecode(cfg, "retention", &r); err != nil {
+		return s, err
+	}
+	for _, d := range []struct {
+		name string
+		v    string
+		to   *time.Duration
+	}{{"succeeded", r.Succeeded, &s.Retention.Succeeded}, {"failed", r.Failed, &s.Retention.Failed}, {"dedup", r.Dedup, &s.Retention.Dedup}, {"interval", r.Interval, &s.Retention.Interval}} {
+		if err := parseDur("retention."+d.name, d.v, d.to); err != nil {
+			return s, fmt.Errorf("%s: %w", cfg.File, err)
+		}
+	}
+	if err := decode("limits", &s.Limits); err != nil {
+		return s, err
+	}
+	var p pipe
+	if err := strictDecode(cfg, "pipeline", &p); err != nil {
+		return s, err
+	}
+	if p.MaxInFlight > 0 {
+		s.Pipeline.MaxInFlight = p.MaxInFlight
+	}
+	for _, d := range []struct {
+		name string
+		v    string
+		to   *time.Duration
+	}{{"run_timeout", p.RunTimeout, &s.Pipeline.RunTimeout}, {"shutdown_timeout", p.ShutdownTimeout, &s.Pipeline.ShutdownTimeout}, {"reload_interval", p.ReloadInterval, &s.Pipeline.ReloadInterval}} {
+		if err := parseDur("pipeline."+d.name, d.v, d.to); err != nil {
+			return s, fmt.Errorf("%s: %w", cfg.File, err)
+		}
+	}
+	return s, nil
+}
+
+func strictDecode(cfg *recipes.Config, key string, into any) error {
+	n, ok := cfg.Extra[key]
+	if !ok {
+		return nil
+	}
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytesReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("%s:%d: %s: %w", cfg.File, n.Line, key, err)
+	}
+	return nil
+}
+
+func parseDur(name, v string, to *time.Duration) error {
+	if v == "" {
+		return nil
+	}
+	d, err := parseDays(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%s: %q is not a positive duration such as 12h or 7d", name, v)
+	}
+	*to = d
+	return nil
+}
+
+// parseDays accepts Go durations and a whole number of days ("7d").
+func parseDays(v string) (time.Duration, error) {
+	var n int
+	if _, err := fmt.Sscanf(v, "%dd", &n); err == nil && fmt.Sprintf("%dd", n) == v {
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}

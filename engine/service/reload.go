@@ -1,0 +1,101 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/recipes"
+)
+
+// reloader loads the recipes folder, keeping the last good version of a
+// recipe whose file stopped validating.
+type reloader struct {
+	dir     string
+	loader  *recipes.Loader
+	secrets map[string]string
+	log     *slog.Logger
+	last    map[string]*recipes.Recipe // by file
+	print   string
+}
+
+// fingerprint summarises the folder: names, sizes and modification times.
+func (r *reloader) fingerprint() string {
+	files, err := recipes.Files([]string{r.dir})
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	sort.Strings(files)
+	var b strings.Builder
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%d:%d;", f, info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+func (r *reloader) load() *pipeline.Index {
+	r.print = r.fingerprint()
+	set, diags := r.loader.LoadPaths([]string{r.dir})
+	bad := map[string]bool{}
+	for _, d := range diags {
+		if d.Severity == recipes.SevError {
+			bad[d.File] = true
+			r.log.Error("recipe not loaded", "diagnostic", d.String())
+		}
+	}
+	next := map[string]*recipes.Recipe{}
+	for _, rec := range set.Recipes {
+		next[rec.File] = rec
+	}
+	for file := range bad {
+		if prev, ok := r.last[file]; ok && next[file] == nil && exists(file) {
+			r.log.Warn("keeping the last good version of a recipe", "recipe", prev.Name, "file", file)
+			next[file] = prev
+		}
+	}
+	r.last = next
+	list := make([]*recipes.Recipe, 0, len(next))
+	for _, rec := range next {
+		list = append(list, rec)
+	}
+	ix, errs := pipeline.BuildIndex(list, r.secrets)
+	for _, err := range errs {
+		r.log.Error("recipe not registered", "error", err)
+	}
+	return ix
+}
+
+func (s *Service) reloadLoop(ctx context.Context) {
+	if s.opts.RecipesDir == "" {
+		return
+	}
+	t := time.NewTicker(s.opts.Settings.Pipeline.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.reload.fingerprint() == s.reload.print {
+			continue
+		}
+		ix := s.reload.load()
+		s.Engine.SetIndex(ix)
+		s.log.Info("recipes reloaded", "recipes", len(ix.Recipes()))
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,313 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/metrics"
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/engine/server"
+	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/recipes"
+)
+
+// Options configure a service.
+type Options struct {
+	Config     *recipes.Config // nil: no connections, no API keys
+	RecipesDir string
+	Listen     string // host:port; port 0 picks one
+	DataDir    string
+	Settings   Settings
+	Secrets    map[string]string
+	Logger     *slog.Logger
+	Registry   *connector.Registry
+}
+
+// Service is a running `sous serve`.
+type Service struct {
+	opts     Options
+	log      *slog.Logger
+	Store    *store.Store
+	Broker   pipeline.Broker
+	Engine   *pipeline.Engine
+	Metrics  *metrics.Metrics
+	http     *http.Server
+	listener net.Listener
+	reload   *reloader
+	closers  []func() error
+}
+
+// Open builds the service: store, broker, engine, recipes, listener.
+func Open(ctx context.Context, opts Options) (*Service, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = connector.Default
+	}
+	s := &Service{opts: opts, log: opts.Logger, Metrics: metrics.New()}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+	if err := s.openBroker(ctx); err != nil {
+		return nil, err
+	}
+	eng, err := pipeline.New(pipeline.Config{
+		Store: s.Store, Broker: s.Broker, Metrics: s.Metrics, Logger: s.log,
+		RunTimeout: opts.Settings.Pipeline.RunTimeout,
+		NewRunner:  s.newRunner,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Engine = eng
+	s.reload = &reloader{dir: opts.RecipesDir, loader: &recipes.Loader{Registry: opts.Registry, Config: opts.Config},
+		secrets: opts.Secrets, log: s.log, last: map[string]*recipes.Recipe{}}
+	if opts.RecipesDir != "" {
+		if _, err := os.Stat(opts.RecipesDir); err != nil {
+			return nil, fmt.Errorf("recipes: %w", err)
+		}
+		s.Engine.SetIndex(s.reload.load())
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	}
+	s.listener = ln
+	var apiKeys []string
+	if opts.Config != nil {
+		apiKeys = opts.Config.APIKeys
+	}
+	if len(apiKeys) == 0 {
+		s.log.Warn("no api_keys in the config: the REST API refuses every request")
+	}
+	var running sync.Once
+	ready := make(chan struct{})
+	go func() {
+		<-s.Engine.Running()
+		running.Do(func() { close(ready) })
+	}()
+	handler := server.New(server.Config{
+		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
+		MaxBody: opts.Settings.Limits.MaxBody,
+		Ready: func() bool {
+			select {
+			case <-ready:
+				return true
+			default:
+				return false
+			}
+		},
+	})
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	ok = true
+	return s, nil
+}
+
+func (s *Service) openBroker(ctx context.Context) error {
+	set := s.opts.Settings.Broker
+	switch set.Type {
+	case "", "sqlite", "memory":
+		write, read, err := store.OpenSQLite(ctx, s.opts.DataDir)
+		if err != nil {
+			return err
+		}
+		s.closers = append(s.closers, read.Close, write.Close)
+		s.Store = &store.Store{DB: read, Write: write, Dialect: store.SQLite, Prefix: set.Prefix}
+		if err := s.Store.Migrate(ctx); err != nil {
+			return err
+		}
+		if set.Type == "memory" {
+			b := pipeline.NewMemoryBroker(s.Store)
+			s.Broker = b
+			s.closers = append([]func() error{b.Close}, s.closers...)
+			return nil
+		}
+		b := pipeline.NewSQLBroker(s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight})
+		// the embedded store belongs to this process alone: a lease left
+		// in it can only come from a crash, so take those messages again now
+		if err := b.Queue.ReleaseLeases(ctx); err != nil {
+			return err
+		}
+		s.Broker = b
+		s.closers = append([]func() error{b.Close}, s.closers...)
+		return nil
+	}
+	return fmt.Errorf("broker %q is not available in this build yet", set.Type)
+}
+
+func (s *Service) newRunner() *runner.Runner {
+	cfg := s.opts.Config
+	return &runner.Runner{
+		Secrets: s.opts.Secrets,
+		Redact:  cfg.SecretValues(),
+		Connection: func(name string) (*connector.Connection, error) {
+			return cfg.Connection(name)
+		},
+		Logger: s.log,
+	}
+}
+
+// Addr is the address the server listens on.
+func (s *Service) Addr() string { return s.listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down in order: stop taking
+// requests, stop the scheduler, drain in-flight runs (up to the shutdown
+// timeout), close the broker and the store.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.closeAll()
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	errc := make(chan error, 2)
+	go func() { errc <- s.Engine.Run(runCtx) }()
+	go func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.scheduleLoop(bg) }()
+	go func() { defer wg.Done(); s.reloadLoop(bg) }()
+	go func() { defer wg.Done(); s.retentionLoop(bg) }()
+	s.log.Info("sous is serving", "addr", s.Addr(), "broker", s.opts.Settings.Broker.Type, "recipes", len(s.Engine.Index().Recipes()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	stopBG()
+	wg.Wait()
+	shutdown, cancel := context.WithTimeout(context.Background(), s.opts.Settings.Pipeline.ShutdownTimeout)
+	defer cancel()
+	if herr := s.http.Shutdown(shutdown); herr != nil {
+		s.log.Warn("http shutdown", "error", herr)
+	}
+	// the router drains in-flight handlers up to its close timeout
+	if cerr := s.Engine.Close(); cerr != nil {
+		s.log.Warn("pipeline shutdown", "error", cerr)
+	}
+	cancelRun()
+	s.log.Info("sous stopped")
+	return err
+}
+
+func (s *Service) closeAll() {
+	for _, c := range s.closers {
+		if err := c(); err != nil {
+			s.log.Warn("close", "error", err)
+		}
+	}
+	s.closers = nil
+}
+
+func (s *Service) retentionLoop(ctx context.Context) {
+	r := s.opts.Settings.Retention
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		n, err := s.Store.Prune(ctx, time.Now(), store.Retention{Succeeded: r.Succeeded, Failed: r.Failed, Dedup: r.Dedup})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("prune", "error", err)
+		} else if n > 0 {
+			s.log.Info("pruned runs", "count", n)
+		}
+		for _, topic := range []string{pipeline.TopicEvents, pipeline.TopicRuns, pipeline.TopicDeadLetters} {
+			s.Metrics.QueueDepth.WithLabelValues(topic).Set(float64(s.Broker.Depth(ctx, topic)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// scheduleLoop fires schedule triggers on time. Each tick is accepted with
+// a dedup key naming the recipe and the tick, so that it runs once even
+// with several processes or across a restart.
+func (s *Service) scheduleLoop(ctx context.Context) {
+	type entry struct {
+		next  func(time.Time) time.Time
+		at    time.Time
+		recip *recipes.Recipe
+	}
+	entries := map[*recipes.Recipe]*entry{}
+	var ix *pipeline.Index
+	for {
+		now := time.Now()
+		if cur := s.Engine.Index(); cur != ix {
+			ix = cur
+			fresh := map[*recipes.Recipe]*entry{}
+			for _, rec := range cur.Recipes() {
+				if rec.Trigger.Spec == nil || rec.Trigger.Spec.Schedule == nil {
+					continue
+				}
+				if e, ok := entries[rec]; ok {
+					fresh[rec] = e
+					continue
+				}
+				opts, err := rec.Trigger.Options(s.opts.Secrets)
+				if err != nil {
+					s.log.Warn("schedule", "recipe", rec.Name, "error", err)
+					continue
+				}
+				next, err := rec.Trigger.Spec.Schedule(opts)
+				if err != nil {
+					s.log.Warn("schedule", "recipe", rec.Name, "error", err)
+					continue
+				}
+				fresh[rec] = &entry{next: next, at: next(now), recip: rec}
+			}
+			entries = fresh
+		}
+		wait := time.Second
+		for _, e := range entries {
+			if !e.at.After(now) {
+				s.fire(ctx, e.recip, e.at, now)
+				e.at = e.next(now)
+			}
+			if d := e.at.Sub(now); d < wait {
+				wait = d
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, time.Millisecond)):
+		}
+	}
+}
+
+func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now time.Time) {
+	payload, _ := json.Marshal(map[string]any{
+		"scheduled_at": tick.Format(time.RFC3339),
+		"fired_at":     now.UTC().Format(time.RFC3339Nano),
+	})
+	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name,
+		DedupKey: fmt.Sprintf("tick:%s:%d", rec.Name, tick.Unix()), ReceivedAt: now.UTC(), Payload: payload}
+	fresh, err := s.Engine.Accept(ctx, ev)
+	if err != nil {
+		s.log.Error("schedule tick not stored", "recipe", rec.Name, "tick", tick, "error", err)
+		return
+	}
+	if fresh {
+		s.Metrics.IntakeAccepted.WithLabelValues("schedule").Inc()
+	}
+}

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // the embedded default: pure Go, no cgo
+)
+
+// OpenSQLite opens (creating) DATA_DIR/sous.db in WAL mode. It returns two
+// handles on the same file: one connection for writes, which the
+// group-commit writer serialises, and a pool for reads, which WAL lets
+// run beside the writer.
+func OpenSQLite(ctx context.Context, dataDir string) (write, read *sql.DB, err error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, "sous.db")
+	// synchronous(FULL): a commit is on disk before a webhook is answered;
+	// group commit keeps that affordable.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_txlock=immediate"
+	write, err = sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	read, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&mode=ro")
+	if err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	return write, read, nil
+}

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Stats are the analytics of runs in a window.
+type Stats struct {
+	Recipe      string           `json:"recipe,omitempty"`
+	Since       time.Time        `json:"since"`
+	Runs        int64            `json:"runs"`
+	ByStatus    map[string]int64 `json:"by_status"`
+	SuccessRate float64          `json:"success_rate"` // succeeded / (succeeded + failed + dead)
+	P50         time.Duration    `json:"p50"`
+	P95         time.Duration    `json:"p95"`
+	P99         time.Duration    `json:"p99"`
+	Retries     int64            `json:"retries"`
+	RateLimited int64            `json:"rate_limited"`
+	// StepFailures counts failed steps by step (recipe/step) and reason.
+	StepFailures []FailureCount `json:"step_failures"`
+	// ConnectorFailures counts failed steps by action ID and reason.
+	ConnectorFailures []FailureCount `json:"connector_failures"`
+}
+
+// FailureCount is one row of a failure breakdown.
+type FailureCount struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
+// maxDurationSample bounds how many durations a percentile reads.
+const maxDurationSample = 200000
+
+// Stats computes analytics for runs started since `since` (of one recipe
+// when recipe is not empty).
+func (s *Store) Stats(ctx context.Context, recipe string, since time.Time) (*Stats, error) {
+	st := &Stats{Recipe: recipe, Since: since, ByStatus: map[string]int64{}}
+	where, args := RunFilter{Recipe: recipe, Since: since}.where()
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT status, COUNT(*), COALESCE(SUM(retries), 0) FROM {runs}`+where+` GROUP BY status`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	for rows.Next() {
+		var status string
+		var n, retries int64
+		if err := rows.Scan(&status, &n, &retries); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		st.ByStatus[status] = n
+		st.Runs += n
+		st.Retries += retries
+	}
+	rows.Close()
+	if done := st.ByStatus["succeeded"] + st.ByStatus["failed"] + st.ByStatus["dead"]; done > 0 {
+		st.SuccessRate = float64(st.ByStatus["succeeded"]) / float64(done)
+	}
+	durWhere, durArgs := RunFilter{Recipe: recipe, Since: since, Status: "succeeded"}.where()
+	drows, err := s.DB.QueryContext(ctx, s.q(`SELECT duration_us FROM {runs}`+durWhere+fmt.Sprintf(` ORDER BY started_at DESC LIMIT %d`, maxDurationSample)), durArgs...)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	var durs []int64
+	for drows.Next() {
+		var d int64
+		if err := drows.Scan(&d); err != nil {
+			drows.Close()
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		durs = append(durs, d)
+	}
+	drows.Close()
+	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
+	pct := func(p float64) time.Duration {
+		if len(durs) == 0 {
+			return 0
+		}
+		i := int(p*float64(len(durs)-1) + 0.5)
+		return time.Duration(durs[i]) * time.Microsecond
+	}
+	st.P50, st.P95, st.P99 = pct(0.50), pct(0.95), pct(0.99)
+
+	join := `FROM {run_steps} rs JOIN {runs} r ON r.id = rs.run_id` + prefixed(where)
+	var rl int64
+	if err := s.DB.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(rs.rate_limited), 0) `+join), args...).Scan(&rl); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	st.RateLimited = rl
+	failWhere := " AND rs.status = 'failed'"
+	if where == "" {
+		failWhere = " WHERE rs.status = 'failed'"
+	}
+	if st.StepFailures, err = s.failures(ctx, `SELECT r.recipe || '/' || rs.step, rs.reason, COUNT(*) `+join+failWhere+` GROUP BY r.recipe || '/' || rs.step, rs.reason ORDER BY 3 DESC`, args); err != nil {
+		return nil, err
+	}
+	if st.ConnectorFailures, err = s.failures(ctx, `SELECT rs.action, rs.reason, COUNT(*) `+join+failWhere+` GROUP BY rs.action, rs.reason ORDER BY 3 DESC`, args); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// prefixed qualifies the run filter's columns with the runs alias.
+func prefixed(where string) string {
+	if where == "" {
+		return ""
+	}
+	out := where
+	for _, col := range []string{"recipe", "status", "started_at"} {
+		out = replaceWord(out, col, "r."+col)
+	}
+	return out
+}
+
+func replaceWord(s, word, with string) string {
+	var b []byte
+	for i := 0; i < len(s); {
+		if i+len(word) <= len(s) && s[i:i+len(word)] == word &&
+			(i == 0 || !isIdent(s[i-1])) && (i+len(word) == len(s) || !isIdent(s[i+len(word)])) {
+			b = append(b, with...)
+			i += len(word)
+			continue
+		}
+		b = append(b, s[i])
+		i++
+	}
+	return string(b)
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func (s *Store) failures(ctx context.Context, query string, args []any) ([]FailureCount, error) {
+	rows, err := s.DB.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	out := []FailureCount{}
+	for rows.Next() {
+		var fc FailureCount
+		if err := rows.Scan(&fc.Key, &fc.Reason, &fc.Count); err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		out = append(out, fc)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,450 @@
+// Package store keeps what the runtime must not lose: accepted events and
+// their dedup keys, the durable queue, run records with every step and
+// attempt, schedule ticks, and the analytics computed from them. One SQL
+// implementation serves the embedded SQLite default and PostgreSQL.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Dialect names a SQL engine.
+type Dialect string
+
+// The supported engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// ErrNotFound is returned for a missing record.
+var ErrNotFound = errors.New("not found")
+
+// Store is the SQL store.
+type Store struct {
+	// DB serves reads; Write, when set, serves writes (SQLite keeps one
+	// writer connection beside a pool of readers).
+	DB      *sql.DB
+	Write   *sql.DB
+	Dialect Dialect
+	// Prefix is put before every table name (tests use it to isolate).
+	Prefix string
+}
+
+// Event is an accepted trigger event.
+type Event struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Source     string          `json:"source"` // the webhook path or connection it came through
+	DedupKey   string          `json:"dedup_key"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// Run is a stored run record.
+type Run struct {
+	ID         string          `json:"id"`
+	Recipe     string          `json:"recipe"`
+	EventID    string          `json:"event_id"`
+	Status     string          `json:"status"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Duration   time.Duration   `json:"duration"`
+	ErrorStep  string          `json:"error_step,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Attempt    int             `json:"attempt"`
+	Retries    int             `json:"retries"`
+	Record     json.RawMessage `json:"record,omitempty"` // the full runner.Result
+	Steps      []RunStep       `json:"steps,omitempty"`
+}
+
+// RunStep is the summary of one step of a run, for analytics.
+type RunStep struct {
+	Step        string        `json:"step"`
+	Action      string        `json:"action"`
+	Status      string        `json:"status"`
+	Reason      string        `json:"reason,omitempty"`
+	Attempts    int           `json:"attempts"`
+	RateLimited int           `json:"rate_limited"`
+	Duration    time.Duration `json:"duration"`
+}
+
+func (s *Store) w() *sql.DB {
+	if s.Write != nil {
+		return s.Write
+	}
+	return s.DB
+}
+
+// q rewrites $N placeholders for the dialect (both engines accept $N; the
+// hook is here for table prefixes written as {name}).
+func (s *Store) q(query string) string {
+	return tableRE.Replace(query, s.Prefix)
+}
+
+type tableReplacer struct{}
+
+var tableRE tableReplacer
+
+func (tableReplacer) Replace(query, prefix string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(query, '{')
+		if i < 0 {
+			b.WriteString(query)
+			return b.String()
+		}
+		j := strings.IndexByte(query[i:], '}')
+		if j < 0 {
+			b.WriteString(query)
+			return b.String()
+		}
+		b.WriteString(query[:i])
+		b.WriteString(prefix)
+		b.WriteString(query[i+1 : i+j])
+		query = query[i+j+1:]
+	}
+}
+
+// Migrate creates the tables.
+func (s *Store) Migrate(ctx context.Context) error {
+	serial, blob := "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"
+	if s.Dialect == Postgres {
+		serial, blob = "BIGSERIAL PRIMARY KEY", "BYTEA"
+	}
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS {dedup} (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS {dedup_created} ON {dedup} (created_at)`,
+		`CREATE TABLE IF NOT EXISTS {events} (id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL,
+			dedup_key TEXT NOT NULL, received_at BIGINT NOT NULL, payload ` + blob + ` NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS {events_received} ON {events} (received_at)`,
+		`CREATE TABLE IF NOT EXISTS {queue} (seq ` + serial + `, topic TEXT NOT NULL, uuid TEXT NOT NULL,
+			payload ` + blob + ` NOT NULL, metadata TEXT NOT NULL, available_at BIGINT NOT NULL,
+			leased_until BIGINT NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE INDEX IF NOT EXISTS {queue_topic} ON {queue} (topic, available_at, seq)`,
+		`CREATE TABLE IF NOT EXISTS {runs} (id TEXT PRIMARY KEY, recipe TEXT NOT NULL, event_id TEXT NOT NULL,
+			status TEXT NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, duration_us BIGINT NOT NULL,
+			error_step TEXT NOT NULL, reason TEXT NOT NULL, error TEXT NOT NULL, attempt INTEGER NOT NULL,
+			retries INTEGER NOT NULL, record ` + blob + `)`,
+		`CREATE INDEX IF NOT EXISTS {runs_started} ON {runs} (started_at)`,
+		`CREATE INDEX IF NOT EXISTS {runs_recipe} ON {runs} (recipe, started_at)`,
+		`CREATE INDEX IF NOT EXISTS {runs_status} ON {runs} (status, started_at)`,
+		`CREATE TABLE IF NOT EXISTS {run_steps} (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
+			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
+			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))`,
+		`CREATE TABLE IF NOT EXISTS {schedule_ticks} (recipe TEXT NOT NULL, tick BIGINT NOT NULL, PRIMARY KEY (recipe, tick))`,
+		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state ` + blob + ` NOT NULL, updated_at BIGINT NOT NULL)`,
+	}
+	for _, st := range stmts {
+		if _, err := s.w().ExecContext(ctx, s.q(st)); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// Execer is a *sql.DB or *sql.Tx.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// ClaimDedup records a dedup key inside tx. It returns false when the key
+// was already claimed (a duplicate delivery).
+func (s *Store) ClaimDedup(ctx context.Context, tx Execer, key, eventID string, now time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO {dedup} (key, event_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`),
+		key, eventID, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim dedup key: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("claim dedup key: %w", err)
+	}
+	return n == 1, nil
+}
+
+// InsertEvent stores an event inside tx.
+func (s *Store) InsertEvent(ctx context.Context, tx Execer, ev *Event) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO {events} (id, type, source, dedup_key, received_at, payload) VALUES ($1, $2, $3, $4, $5, $6)`),
+		ev.ID, ev.Type, ev.Source, ev.DedupKey, ev.ReceivedAt.UnixMicro(), []byte(ev.Payload))
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+// GetEvent reads an event.
+func (s *Store) GetEvent(ctx context.Context, id string) (*Event, error) {
+	ev := &Event{}
+	var at int64
+	var payload []byte
+	err := s.DB.QueryRowContext(ctx, s.q(`SELECT id, type, source, dedup_key, received_at, payload FROM {events} WHERE id = $1`), id).
+		Scan(&ev.ID, &ev.Type, &ev.Source, &ev.DedupKey, &at, &payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", err)
+	}
+	ev.ReceivedAt, ev.Payload = time.UnixMicro(at).UTC(), payload
+	return ev, nil
+}
+
+// RunDone reports whether a run already reached a final status, so a
+// redelivered run message is acknowledged without running again.
+func (s *Store) RunDone(ctx context.Context, id string) (bool, error) {
+	var status string
+	err := s.DB.QueryRowContext(ctx, s.q(`SELECT status FROM {runs} WHERE id = $1`), id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read run: %w", err)
+	}
+	return status != "running", nil
+}
+
+// SaveRun writes a run record and its steps in its own transaction.
+func (s *Store) SaveRun(ctx context.Context, r *Run) error {
+	tx, err := s.w().BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save run: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after commit it is a no-op
+	if err := s.SaveRunTx(ctx, tx, r); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save run: %w", err)
+	}
+	return nil
+}
+
+// SaveRunTx writes a run record and its steps inside tx, replacing an
+// earlier version of the same run (a replay or a resumed run), and drops
+// its checkpoint.
+func (s *Store) SaveRunTx(ctx context.Context, tx Execer, r *Run) error {
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {run_steps} WHERE run_id = $1`), r.ID); err != nil {
+		return fmt.Errorf("save run: %w", err)
+	}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO {runs} (id, recipe, event_id, status, started_at, finished_at, duration_us,
+			error_step, reason, error, attempt, retries, record)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
+			finished_at = excluded.finished_at, duration_us = excluded.duration_us, error_step = excluded.error_step,
+			reason = excluded.reason, error = excluded.error, attempt = excluded.attempt, retries = excluded.retries,
+			record = excluded.record`),
+		r.ID, r.Recipe, r.EventID, r.Status, r.StartedAt.UnixMicro(), r.FinishedAt.UnixMicro(), r.Duration.Microseconds(),
+		r.ErrorStep, r.Reason, r.Error, r.Attempt, r.Retries, []byte(r.Record))
+	if err != nil {
+		return fmt.Errorf("save run: %w", err)
+	}
+	if len(r.Steps) > 0 {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO {run_steps} (run_id, idx, step, action, status, reason, attempts, rate_limited, duration_us) VALUES `)
+		args := make([]any, 0, len(r.Steps)*9)
+		for i, st := range r.Steps {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			n := len(args)
+			fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
+			args = append(args, r.ID, i, st.Step, st.Action, st.Status, st.Reason, st.Attempts, st.RateLimited, st.Duration.Microseconds())
+		}
+		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+			return fmt.Errorf("save run steps: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {checkpoints} WHERE run_id = $1`), r.ID); err != nil {
+		return fmt.Errorf("save run: %w", err)
+	}
+	return nil
+}
+
+// SaveCheckpoint stores the state of an unfinished run inside tx.
+func (s *Store) SaveCheckpoint(ctx context.Context, tx Execer, runID string, state []byte, now time.Time) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO {checkpoints} (run_id, state, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`), runID, state, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Checkpoint reads the state of an unfinished run; nil when there is none.
+func (s *Store) Checkpoint(ctx context.Context, runID string) ([]byte, error) {
+	var state []byte
+	err := s.DB.QueryRowContext(ctx, s.q(`SELECT state FROM {checkpoints} WHERE run_id = $1`), runID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return state, nil
+}
+
+const runColumns = `id, recipe, event_id, status, started_at, finished_at, duration_us, error_step, reason, error, attempt, retries`
+
+func scanRun(sc interface{ Scan(...any) error }, withRecord bool) (*Run, error) {
+	r := &Run{}
+	var started, finished, dur int64
+	dest := []any{&r.ID, &r.Recipe, &r.EventID, &r.Status, &started, &finished, &dur, &r.ErrorStep, &r.Reason, &r.Error, &r.Attempt, &r.Retries}
+	var rec []byte
+	if withRecord {
+		dest = append(dest, &rec)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	r.StartedAt, r.FinishedAt = time.UnixMicro(started).UTC(), time.UnixMicro(finished).UTC()
+	r.Duration = time.Duration(dur) * time.Microsecond
+	if len(rec) > 0 {
+		r.Record = rec
+	}
+	return r, nil
+}
+
+// GetRun reads one run with its full record.
+func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
+	row := s.DB.QueryRowContext(ctx, s.q(`SELECT `+runColumns+`, record FROM {runs} WHERE id = $1`), id)
+	r, err := scanRun(row, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get run: %w", err)
+	}
+	return r, nil
+}
+
+// RunFilter selects runs.
+type RunFilter struct {
+	Recipe string
+	Status string
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+}
+
+func (f RunFilter) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Recipe != "" {
+		add("recipe = $%d", f.Recipe)
+	}
+	if f.Status != "" {
+		add("status = $%d", f.Status)
+	}
+	if !f.Since.IsZero() {
+		add("started_at >= $%d", f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		add("started_at < $%d", f.Until.UnixMicro())
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// ListRuns lists runs, newest first, without their full records.
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
+	where, args := f.where()
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+runColumns+` FROM {runs}`+where+fmt.Sprintf(` ORDER BY started_at DESC LIMIT %d`, limit)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r, err := scanRun(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ClaimTick records that a recipe's schedule fired for a tick. Only the
+// first claim of a tick succeeds, across processes and restarts.
+func (s *Store) ClaimTick(ctx context.Context, recipe string, tick time.Time) (bool, error) {
+	res, err := s.w().ExecContext(ctx, s.q(`INSERT INTO {schedule_ticks} (recipe, tick) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
+		recipe, tick.Unix())
+	if err != nil {
+		return false, fmt.Errorf("claim tick: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Retention says how long records are kept.
+type Retention struct {
+	Succeeded time.Duration // succeeded and filtered runs
+	Failed    time.Duration // failed and dead runs
+	Dedup     time.Duration // dedup keys and events
+}
+
+// Prune deletes records older than the retention allows and returns how
+// many runs it removed.
+func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, error) {
+	var total int64
+	del := func(query string, args ...any) error {
+		res, err := s.w().ExecContext(ctx, s.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		if strings.Contains(query, "{runs}") && !strings.Contains(query, "run_steps") {
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return nil
+	}
+	okBefore := now.Add(-r.Succeeded).UnixMicro()
+	failBefore := now.Add(-r.Failed).UnixMicro()
+	steps := `DELETE FROM {run_steps} WHERE run_id IN (SELECT id FROM {runs} WHERE status IN ('succeeded', 'filtered') AND started_at < $1)`
+	if err := del(steps, okBefore); err != nil {
+		return 0, err
+	}
+	if err := del(`DELETE FROM {run_steps} WHERE run_id IN (SELECT id FROM {runs} WHERE status IN ('failed', 'dead') AND started_at < $1)`, failBefore); err != nil {
+		return 0, err
+	}
+	if err := del(`DELETE FROM {runs} WHERE status IN ('succeeded', 'filtered') AND started_at < $1`, okBefore); err != nil {
+		return 0, err
+	}
+	if err := del(`DELETE FROM {runs} WHERE status IN ('failed', 'dead') AND started_at < $1`, failBefore); err != nil {
+		return 0, err
+	}
+	if r.Dedup > 0 {
+		before := now.Add(-r.Dedup)
+		if err := del(`DELETE FROM {dedup} WHERE created_at < $1`, before.UnixMilli()); err != nil {
+			return 0, err
+		}
+		// events still referenced by a kept failed run stay, for replay
+		if err := del(`DELETE FROM {events} WHERE received_at < $1 AND id NOT IN (SELECT event_id FROM {runs})`, before.UnixMicro()); err != nil {
+			return 0, err
+		}
+		if err := del(`DELETE FROM {schedule_ticks} WHERE tick < $1`, before.Unix()); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
