@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with SOUS_PPROF
 	"os"
 	"os/signal"
 	"syscall"
@@ -101,6 +103,10 @@ runs; after a crash, accepted events and unfinished runs resume.`,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}
+			}
+			if addr := os.Getenv("SOUS_PPROF"); addr != "" {
+				// profiling on its own listener, only when asked for
+				go func() { log.Warn("pprof", "error", http.ListenAndServe(addr, nil)) }() //nolint:gosec // opt-in debugging
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "sous: serving %s on http://%s (data in %s)\n", cfg.Recipes, svc.Addr(), cfg.DataDir)
 			if err := svc.Run(ctx); err != nil && ctx.Err() == nil {

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -55,7 +54,7 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 		return false, err
 	}
 	fresh := false
-	err = b.Writer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
 		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
 		if err != nil || !ok {
 			return err
@@ -125,7 +124,7 @@ func NewMemoryBroker(st *store.Store) *MemoryBroker {
 // Accept implements Broker.
 func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	fresh := false
-	err := b.Writer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
 		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
 		if err != nil || !ok {
 			return err

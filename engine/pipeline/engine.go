@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
@@ -152,7 +152,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		out = append(out, m)
 	}
 	if len(filtered) > 0 {
-		err := e.cfg.Broker.Write(msg.Context(), func(ctx context.Context, tx *sql.Tx) error {
+		err := e.cfg.Broker.Write(msg.Context(), func(ctx context.Context, tx sqlqueue.Tx) error {
 			for _, run := range filtered {
 				if err := e.cfg.Store.SaveRunTx(ctx, tx, run); err != nil {
 					return err
@@ -217,7 +217,9 @@ func (e *Engine) run(msg *message.Message) error {
 	r := e.cfg.NewRunner()
 	r.Logger = e.log
 	res := r.Run(ctx, rec, runner.Event{ID: rm.Event.ID, Type: rm.Event.Type, ReceivedAt: rm.Event.ReceivedAt, Payload: payload}, rm.RunID)
-	return e.save(ctx, RecordOf(rm, res), res)
+	run := RecordOf(rm, res)
+	run.Replace = rm.Replay
+	return e.save(ctx, run, res)
 }
 
 // RecordOf turns a runner result into a stored run.
@@ -245,7 +247,7 @@ func RecordOf(rm RunMsg, res *runner.Result) *store.Run {
 }
 
 func (e *Engine) save(ctx context.Context, run *store.Run, res *runner.Result) error {
-	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx *sql.Tx) error {
+	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
 		return e.cfg.Store.SaveRunTx(ctx, tx, run)
 	})
 	if err != nil {
@@ -284,5 +286,5 @@ func (e *Engine) dead(msg *message.Message) error {
 	}
 	now := time.Now()
 	return e.save(msg.Context(), &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1}, nil)
+		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}, nil)
 }

@@ -63,6 +63,9 @@ type Run struct {
 	Retries    int             `json:"retries"`
 	Record     json.RawMessage `json:"record,omitempty"` // the full runner.Result
 	Steps      []RunStep       `json:"steps,omitempty"`
+	// Replace makes SaveRunTx clear what an earlier save of the same run
+	// left (steps, checkpoint); a run's first save skips that work.
+	Replace bool `json:"-"`
 }
 
 // RunStep is the summary of one step of a run, for analytics.
@@ -233,8 +236,13 @@ func (s *Store) SaveRun(ctx context.Context, r *Run) error {
 // earlier version of the same run (a replay or a resumed run), and drops
 // its checkpoint.
 func (s *Store) SaveRunTx(ctx context.Context, tx Execer, r *Run) error {
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {run_steps} WHERE run_id = $1`), r.ID); err != nil {
-		return fmt.Errorf("save run: %w", err)
+	if r.Replace {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {run_steps} WHERE run_id = $1`), r.ID); err != nil {
+			return fmt.Errorf("save run: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {checkpoints} WHERE run_id = $1`), r.ID); err != nil {
+			return fmt.Errorf("save run: %w", err)
+		}
 	}
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO {runs} (id, recipe, event_id, status, started_at, finished_at, duration_us,
 			error_step, reason, error, attempt, retries, record)
@@ -263,9 +271,6 @@ func (s *Store) SaveRunTx(ctx context.Context, tx Execer, r *Run) error {
 		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("save run steps: %w", err)
 		}
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {checkpoints} WHERE run_id = $1`), r.ID); err != nil {
-		return fmt.Errorf("save run: %w", err)
 	}
 	return nil
 }

@@ -107,14 +107,9 @@ func (q *Queue) Notify(topic string) {
 	}
 }
 
-// Execer is a *sql.Tx or *sql.DB.
-type Execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // Insert adds messages inside the caller's transaction; call Notify after
 // the commit.
-func (q *Queue) Insert(ctx context.Context, tx Execer, topic string, msgs ...*message.Message) error {
+func (q *Queue) Insert(ctx context.Context, tx Tx, topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -150,7 +145,7 @@ func (q *Queue) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) > 0 && msgs[0].Context() != nil {
 		ctx = context.WithoutCancel(msgs[0].Context())
 	}
-	if err := q.w.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	if err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
 		return q.Insert(ctx, tx, topic, msgs...)
 	}); err != nil {
 		return err
@@ -178,7 +173,7 @@ func (q *Queue) claim(ctx context.Context, topic string, n int) ([]claimed, erro
 		ORDER BY seq LIMIT ` + strconv.Itoa(n) + lock + `)
 		RETURNING seq, uuid, payload, metadata, deliveries`
 	var out []claimed
-	err := q.w.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, query, now+q.cfg.Lease.Milliseconds(), topic, now, now)
 		if err != nil {
@@ -299,7 +294,7 @@ func (q *Queue) nack(topic string, seq int64, msg *message.Message) {
 		}
 	}
 	raw, _ := json.Marshal(md)
-	err := q.w.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET leased_until = 0, available_at = $1, metadata = $2 WHERE seq = $3`, avail, string(raw), seq)
 		return err
 	})
@@ -319,7 +314,7 @@ func (q *Queue) ackLoop() {
 		}
 		ids := append([]int64(nil), batch...)
 		batch = batch[:0]
-		_ = q.w.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+		_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
 			var b strings.Builder
 			b.WriteString(`DELETE FROM ` + q.cfg.Table + ` WHERE seq IN (`)
 			args := make([]any, len(ids))

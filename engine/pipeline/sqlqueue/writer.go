@@ -15,8 +15,20 @@ import (
 	"sync"
 )
 
-// Op is one unit of work in a group-committed transaction.
-type Op func(ctx context.Context, tx *sql.Tx) error
+// Tx is what an Op writes through: the batch's transaction, with
+// prepared statements cached across batches (SQLite spends most of a small
+// statement's time parsing it).
+type Tx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Op is one unit of work in a group-committed transaction. An Op may run
+// twice: when another Op of its batch fails, the batch is rolled back and
+// each Op is run again in a transaction of its own, so an Op must derive
+// its results from what it reads, not from an earlier try.
+type Op func(ctx context.Context, tx Tx) error
 
 type pending struct {
 	ctx  context.Context
@@ -25,9 +37,8 @@ type pending struct {
 }
 
 // Writer runs Ops in batches: every Op waiting when a transaction starts
-// joins it, each under its own savepoint so that one failing Op does not
-// undo the others. Do returns only after the commit: nothing is
-// acknowledged before it is stored.
+// joins it. Do returns only after the commit: nothing is acknowledged
+// before it is stored.
 type Writer struct {
 	db       *sql.DB
 	ops      chan *pending
@@ -35,7 +46,52 @@ type Writer struct {
 	wg       sync.WaitGroup
 	closeMu  sync.RWMutex
 	closed   bool
-	stop     chan struct{}
+	stmts    map[string]*sql.Stmt // used by the writer goroutine only
+}
+
+// maxCachedStmts bounds the statement cache (queries with a variable
+// number of placeholders would otherwise grow it).
+const maxCachedStmts = 256
+
+type cachedTx struct {
+	tx *sql.Tx
+	w  *Writer
+}
+
+func (c cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	st, ok := c.w.stmts[query]
+	if !ok {
+		if len(c.w.stmts) >= maxCachedStmts {
+			return nil
+		}
+		var err error
+		if st, err = c.w.db.PrepareContext(ctx, query); err != nil {
+			return nil
+		}
+		c.w.stmts[query] = st
+	}
+	return c.tx.StmtContext(ctx, st)
+}
+
+func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := c.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return c.tx.ExecContext(ctx, query, args...)
+}
+
+func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return c.tx.QueryContext(ctx, query, args...)
+}
+
+func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.tx.QueryRowContext(ctx, query, args...)
 }
 
 // ErrClosed is returned after Close.
@@ -46,7 +102,7 @@ func NewWriter(db *sql.DB, maxBatch int) *Writer {
 	if maxBatch <= 0 {
 		maxBatch = 512
 	}
-	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stop: make(chan struct{})}
+	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*sql.Stmt{}}
 	w.wg.Add(1)
 	go w.loop()
 	return w
@@ -83,6 +139,9 @@ func (w *Writer) Close() error {
 	close(w.ops)
 	w.closeMu.Unlock()
 	w.wg.Wait()
+	for _, st := range w.stmts {
+		st.Close()
+	}
 	return nil
 }
 
@@ -108,56 +167,68 @@ func (w *Writer) loop() {
 }
 
 func (w *Writer) run(batch []*pending) {
+	errs, commitErr := w.try(batch)
+	if commitErr == nil && !anyErr(errs) {
+		for _, p := range batch {
+			p.done <- nil
+		}
+		return
+	}
+	if len(batch) == 1 {
+		err := commitErr
+		if errs[0] != nil {
+			err = errs[0]
+		}
+		batch[0].done <- err
+		return
+	}
+	// something failed: run each op alone so that one bad op does not fail
+	// the others
+	for _, p := range batch {
+		errs, commitErr := w.try([]*pending{p})
+		if errs[0] != nil {
+			p.done <- errs[0]
+		} else {
+			p.done <- commitErr
+		}
+	}
+}
+
+func anyErr(errs []error) bool {
+	for _, e := range errs {
+		if e != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// try runs a batch in one transaction, committing only when every op
+// succeeded.
+func (w *Writer) try(batch []*pending) ([]error, error) {
 	ctx := context.Background()
+	errs := make([]error, len(batch))
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
-		for _, p := range batch {
-			p.done <- fmt.Errorf("begin: %w", err)
-		}
-		return
+		return errs, fmt.Errorf("begin: %w", err)
 	}
-	errs := make([]error, len(batch))
-	single := len(batch) == 1
+	ctxTx := cachedTx{tx: tx, w: w}
 	for i, p := range batch {
-		if p.ctx.Err() != nil {
-			errs[i] = p.ctx.Err()
-			continue
-		}
-		if single {
-			errs[i] = p.fn(p.ctx, tx)
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		if err := p.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if err := p.fn(p.ctx, tx); err != nil {
-			errs[i] = err
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); rerr != nil {
-				// the transaction is unusable: fail the whole batch
-				_ = tx.Rollback()
-				for _, q := range batch {
-					q.done <- fmt.Errorf("rollback to savepoint: %w", rerr)
-				}
-				return
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); err != nil && errs[i] == nil {
-			errs[i] = err
+		if errs[i] = p.fn(p.ctx, ctxTx); errs[i] != nil {
+			_ = tx.Rollback()
+			return errs, nil
 		}
 	}
-	if single && errs[0] != nil {
+	if anyErr(errs) {
 		_ = tx.Rollback()
-		batch[0].done <- errs[0]
-		return
+		return errs, nil
 	}
 	if err := tx.Commit(); err != nil {
-		for _, p := range batch {
-			p.done <- fmt.Errorf("commit: %w", err)
-		}
-		return
+		return errs, fmt.Errorf("commit: %w", err)
 	}
-	for i, p := range batch {
-		p.done <- errs[i]
-	}
+	return errs, nil
 }

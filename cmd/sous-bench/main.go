@@ -1,0 +1,279 @@
+// Command sous-bench measures the runtime end to end on this machine: it
+// starts a child `sous serve` on the embedded SQLite default, POSTs
+// webhooks over loopback at a set concurrency to a recipe (webhook ->
+// filter -> http.request to a local sink), and reports accepted/s,
+// delivered/s, latency percentiles at half load, and the server's RSS.
+// `make bench` runs it; docs/performance.md records the figures.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	var (
+		bin         = flag.String("sous", "bin/sous", "the sous binary to run")
+		concurrency = flag.Int("c", 64, "concurrent senders")
+		duration    = flag.Duration("d", 10*time.Second, "how long to send at full speed")
+		extra       = flag.Int("recipes", 10, "recipes loaded besides the benchmarked one (on other paths)")
+		keep        = flag.Bool("keep", false, "keep the temporary directory")
+	)
+	flag.Parse()
+	if err := run(*bin, *concurrency, *duration, *extra, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "sous-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, concurrency int, duration time.Duration, extra int, keep bool) error {
+	dir, err := os.MkdirTemp("", "sous-bench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	var delivered atomic.Int64
+	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		delivered.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})}
+	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go sink.Serve(sinkLn) //nolint:errcheck // closed at exit
+	defer sink.Close()
+
+	recipesDir := filepath.Join(dir, "recipes")
+	if err := writeRecipes(recipesDir, "http://"+sinkLn.Addr().String()+"/sink", extra); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfgPath := filepath.Join(dir, "sous.yaml")
+	if err := os.WriteFile(cfgPath, []byte("log_level: warn\n"), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", "--recipes", recipesDir, "--data", filepath.Join(dir, "data"), "--listen", addr, "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "SOUS_SECRET_BENCH=bench-secret")
+	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := waitReady("http://"+addr+"/readyz", 20*time.Second); err != nil {
+		return err
+	}
+	url := "http://" + addr + "/hooks/bench"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2, MaxConnsPerHost: concurrency * 2}}
+
+	fmt.Printf("sous-bench: %d senders, %s, %d other recipes loaded, server pid %d\n", concurrency, duration, extra, cmd.Process.Pid)
+	// phase 1: full speed
+	var seq atomic.Int64
+	var accepted, failed atomic.Int64
+	start := time.Now()
+	deadline := start.Add(duration)
+	var wg sync.WaitGroup
+	for i := 0; i < concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				n := seq.Add(1)
+				if post(client, url, n) {
+					accepted.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sendElapsed := time.Since(start)
+	acc := accepted.Load()
+	// wait for every accepted event to reach the sink (each passes the filter)
+	drainDeadline := time.Now().Add(5 * time.Minute)
+	for delivered.Load() < acc && time.Now().Before(drainDeadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	deliverElapsed := time.Since(start)
+	acceptRate := float64(acc) / sendElapsed.Seconds()
+	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, failed.Load())
+	fmt.Printf("delivered: %d in %s = %.0f/s end to end\n", delivered.Load(), deliverElapsed.Round(time.Millisecond), float64(delivered.Load())/deliverElapsed.Seconds())
+	rss1 := rss(cmd.Process.Pid)
+
+	// phase 2: latency at half the measured load, open loop
+	rate := acceptRate / 2
+	lat := latency(client, url, &seq, rate, duration/2, concurrency)
+	fmt.Printf("latency at %.0f/s: p50 %s, p99 %s, max %s (%d requests)\n", rate, pct(lat, 0.50), pct(lat, 0.99), pct(lat, 1), len(lat))
+	fmt.Printf("server RSS: %.1f MB after load, peak %.1f MB\n", float64(rss1)/1e6, float64(peakRSS(cmd.Process.Pid))/1e6)
+	return nil
+}
+
+func post(c *http.Client, url string, n int64) bool {
+	body := []byte(`{"order":{"id":` + strconv.FormatInt(n, 10) + `,"total":250,"customer":"acme"}}`)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusAccepted
+}
+
+func latency(c *http.Client, url string, seq *atomic.Int64, rate float64, d time.Duration, workers int) []time.Duration {
+	interval := time.Duration(float64(time.Second) / rate)
+	jobs := make(chan time.Time, 10000)
+	var mu sync.Mutex
+	var out []time.Duration
+	var wg sync.WaitGroup
+	for i := 0; i < workers*2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for due := range jobs {
+				post(c, url, seq.Add(1))
+				// measured from when the request was due: open-loop, so queueing counts
+				l := time.Since(due)
+				mu.Lock()
+				out = append(out, l)
+				mu.Unlock()
+			}
+		}()
+	}
+	start := time.Now()
+	for next := start; next.Before(start.Add(d)); next = next.Add(interval) {
+		if w := time.Until(next); w > 0 {
+			time.Sleep(w)
+		}
+		jobs <- next
+	}
+	close(jobs)
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func pct(l []time.Duration, p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return l[int(p*float64(len(l)-1))].Round(10 * time.Microsecond)
+}
+
+func rss(pid int) int64     { return statusField(pid, "VmRSS:") }
+func peakRSS(pid int) int64 { return statusField(pid, "VmHWM:") }
+
+func statusField(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field) {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+func waitReady(url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("server not ready at %s after %s", url, d)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func writeRecipes(dir, sink string, extra int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	main := fmt.Sprintf(`version: 1
+name: bench
+trigger:
+  type: webhook.received
+  with: {path: /bench, id: event.body.order.id}
+filter: event.body.order.total >= 100
+vars:
+  summary: "Order {{ event.body.order.id }} for {{ event.body.order.customer }}"
+steps:
+  - id: deliver
+    action: http.request
+    with:
+      url: %s
+      json: {text: "{{ vars.summary }}", total: "{{ event.body.order.total }}"}
+`, sink)
+	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(main), 0o644); err != nil {
+		return err
+	}
+	for i := 0; i < extra; i++ {
+		r := fmt.Sprintf(`version: 1
+name: other-%d
+trigger: {type: webhook.received, with: {path: /other/%d}}
+filter: event.body.n > %d
+steps:
+  - id: call
+    action: http.request
+    with: {url: %s, json: {n: "{{ event.body.n }}"}}
+`, i, i, i, sink)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("other-%05d.yaml", i)), []byte(r), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
