@@ -62,6 +62,16 @@ func (t *Trigger) Options(secrets map[string]string) (connector.Values, error) {
 	return renderWith(t.Spec, t.with, map[string]any{"secrets": secretsEnv(secrets)})
 }
 
+// Sets reports whether the recipe wrote a trigger option, whatever it
+// renders to.
+func (t *Trigger) Sets(field string) bool {
+	if m, ok := t.with.(mapValue); ok {
+		_, set := m.vals[field]
+		return set
+	}
+	return false
+}
+
 // Var is one entry of `vars`.
 type Var struct {
 	Name  string

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -65,6 +66,10 @@ func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]an
 		defer cancel()
 	}
 	method := strings.ToUpper(in.String(FieldMethod))
+	if method == "" {
+		// the spec's default, for callers that did not apply defaults
+		method = http.MethodPost
+	}
 	hreq, err := http.NewRequestWithContext(ctx, method, target.String(), body)
 	if err != nil {
 		return nil, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("http request: %w", err))
@@ -154,6 +159,9 @@ func RetryAfter(h string, now time.Time) time.Duration {
 		if secs < 0 {
 			return 0
 		}
+		if int64(secs) > math.MaxInt64/int64(time.Second) {
+			return math.MaxInt64 // rather than overflow into a short or negative wait
+		}
 		return time.Duration(secs) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil {
@@ -191,9 +199,10 @@ func unwrapURLError(err error) error {
 func redactURL(u *url.URL) string {
 	c := *u
 	c.User = nil
-	if c.RawQuery != "" {
-		c.RawQuery = "…"
+	if c.RawQuery != "" || c.ForceQuery {
+		c.RawQuery, c.ForceQuery = "…", false
 	}
+	c.Fragment, c.RawFragment = "", ""
 	return c.String()
 }
 
@@ -211,7 +220,8 @@ func resolveURL(raw string, conn *connector.Connection) (*url.URL, error) {
 			base = conn.Values.String(ConnBaseURL)
 		}
 		if base == "" {
-			return nil, fmt.Errorf("url %q is relative and no connection gives a base_url", raw)
+			// quoted without its query, which may hold a token
+			return nil, fmt.Errorf("url %q is relative and no connection gives a base_url", redactURL(u))
 		}
 		b, err := url.Parse(base)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,8 +73,10 @@ func Coerce(t Type, v any) (any, error) {
 		switch x := v.(type) {
 		case string:
 			return x, nil
-		case int, int64, float64, bool:
+		case int, int64, bool:
 			return fmt.Sprint(x), nil
+		case float64:
+			return formatFloat(x), nil
 		}
 	case Int:
 		switch x := v.(type) {
@@ -96,9 +100,12 @@ func Coerce(t Type, v any) (any, error) {
 		case int64:
 			return float64(x), nil
 		case float64:
-			return x, nil
+			if !math.IsNaN(x) && !math.IsInf(x, 0) {
+				return x, nil
+			}
 		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+			// ParseFloat reads "NaN" and "Inf", which no JSON can carry
+			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
 				return f, nil
 			}
 		}
@@ -114,6 +121,9 @@ func Coerce(t Type, v any) (any, error) {
 	case Duration:
 		switch x := v.(type) {
 		case time.Duration:
+			if x < 0 {
+				return nil, fmt.Errorf("want a positive duration, got %s", x)
+			}
 			return x, nil
 		case string:
 			d, err := time.ParseDuration(strings.TrimSpace(x))
@@ -128,6 +138,10 @@ func Coerce(t Type, v any) (any, error) {
 		return nil, fmt.Errorf("want a duration such as 30s or 1m30s, got %s", describe(v))
 	case Object:
 		if m, ok := v.(map[string]any); ok {
+			return m, nil
+		}
+		// expressions can give other maps (a string map of headers, say)
+		if m, ok := genericMap(v); ok {
 			return m, nil
 		}
 	case StringMap:
@@ -149,6 +163,10 @@ func Coerce(t Type, v any) (any, error) {
 		if l, ok := v.([]any); ok {
 			return l, nil
 		}
+		// expressions can give typed lists: split() gives []string
+		if l, ok := genericList(v); ok {
+			return l, nil
+		}
 	default:
 		return nil, fmt.Errorf("unknown field type %q", t)
 	}
@@ -168,8 +186,17 @@ func (f *Field) CheckValue(v any) (any, error) {
 			return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(f.Enum, ", "))
 		}
 	}
-	if f.re != nil {
-		if s, ok := c.(string); ok && !f.re.MatchString(s) {
+	re := f.re
+	if re == nil && f.Pattern != "" {
+		// a field that was never registered (a config's, a test's): compile
+		// here rather than skip the check
+		var err error
+		if re, err = regexp.Compile(f.Pattern); err != nil {
+			return nil, fmt.Errorf("pattern %q: %w", f.Pattern, err)
+		}
+	}
+	if re != nil {
+		if s, ok := c.(string); ok && !re.MatchString(s) {
 			help := f.PatternHelp
 			if help == "" {
 				help = "must match " + f.Pattern
@@ -183,6 +210,41 @@ func (f *Field) CheckValue(v any) (any, error) {
 		}
 	}
 	return c, nil
+}
+
+// formatFloat writes a number as a template would: whole numbers without
+// an exponent (1e+06 is not what a user means by 1000000).
+func formatFloat(x float64) string {
+	if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+		return strconv.FormatInt(int64(x), 10)
+	}
+	return strconv.FormatFloat(x, 'g', -1, 64)
+}
+
+// genericMap converts a map with string keys of any value type.
+func genericMap(v any) (map[string]any, bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Map || rv.Type().Key().Kind() != reflect.String {
+		return nil, false
+	}
+	out := make(map[string]any, rv.Len())
+	for it := rv.MapRange(); it.Next(); {
+		out[it.Key().String()] = it.Value().Interface()
+	}
+	return out, true
+}
+
+// genericList converts a slice or array of any element type (but bytes).
+func genericList(v any) ([]any, bool) {
+	rv := reflect.ValueOf(v)
+	if (rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array) || rv.Type().Elem().Kind() == reflect.Uint8 {
+		return nil, false
+	}
+	out := make([]any, rv.Len())
+	for i := range out {
+		out[i] = rv.Index(i).Interface()
+	}
+	return out, true
 }
 
 func article(t Type) string {

@@ -66,6 +66,12 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 			errs = append(errs, fmt.Errorf("recipe %s: trigger options: %w", r.Name, err))
 			continue
 		}
+		if missing := missingSecrets(r, opts); len(missing) > 0 {
+			// an empty signing secret would accept unsigned requests
+			errs = append(errs, fmt.Errorf("recipe %s: trigger option %s is empty: set its secret in the environment (SOUS_SECRET_<NAME>)",
+				r.Name, strings.Join(missing, ", ")))
+			continue
+		}
 		key := Key(r, opts)
 		if r.Trigger.Type == "webhook.received" {
 			h := &Hook{Path: key, Secret: opts.String("secret"), SignatureHeader: opts.String("signature_header"),
@@ -152,5 +158,17 @@ func (ix *Index) ByType(typ string) []*recipes.Recipe {
 		out = append(out, rs...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// missingSecrets lists the secret trigger options a recipe sets that render
+// empty.
+func missingSecrets(r *recipes.Recipe, opts connector.Values) []string {
+	var out []string
+	for _, name := range r.Trigger.Spec.SecretFields() {
+		if r.Trigger.Sets(name) && opts.String(name) == "" {
+			out = append(out, name)
+		}
+	}
 	return out
 }

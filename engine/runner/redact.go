@@ -1,6 +1,11 @@
 package runner
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -50,9 +55,13 @@ func (r *redactor) str(s string) string {
 	return r.repl.Replace(s)
 }
 
-// value returns a copy of v with every secret value replaced.
+// value returns a copy of v with every secret value replaced, in strings,
+// map keys and values, lists, and (through their JSON form) structs: an
+// action may echo a secret in an output of any type.
 func (r *redactor) value(v any) any {
 	switch x := v.(type) {
+	case nil, bool, int, int64, float64:
+		return v
 	case string:
 		return r.str(x)
 	case map[string]any:
@@ -60,7 +69,7 @@ func (r *redactor) value(v any) any {
 	case map[string]string:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = r.str(e)
+			out[r.str(k)] = r.str(e)
 		}
 		return out
 	case []any:
@@ -69,9 +78,62 @@ func (r *redactor) value(v any) any {
 			out[i] = r.value(e)
 		}
 		return out
-	default:
+	case []byte:
+		if s := string(x); r.str(s) != s {
+			return r.str(s)
+		}
 		return v
+	case error:
+		return r.str(x.Error())
 	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String:
+		if s := rv.String(); r.str(s) != s {
+			return r.str(s)
+		}
+		return v
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return r.viaJSON(v)
+		}
+		out := make(map[string]any, rv.Len())
+		for it := rv.MapRange(); it.Next(); {
+			out[r.str(it.Key().String())] = r.value(it.Value().Interface())
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = r.value(rv.Index(i).Interface())
+		}
+		return out
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return v
+		}
+		if _, ok := v.(fmt.Stringer); ok {
+			return r.viaJSON(v)
+		}
+		return r.value(rv.Elem().Interface())
+	case reflect.Struct:
+		return r.viaJSON(v)
+	}
+	return v
+}
+
+// viaJSON redacts a value through its JSON form; one that has none is
+// recorded as text.
+func (r *redactor) viaJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return r.str(fmt.Sprint(v))
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return r.str(string(b))
+	}
+	return r.value(out)
 }
 
 func (r *redactor) map_(m map[string]any) map[string]any {
@@ -80,7 +142,7 @@ func (r *redactor) map_(m map[string]any) map[string]any {
 	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		out[k] = r.value(v)
+		out[r.str(k)] = r.value(v)
 	}
 	return out
 }
@@ -95,4 +157,61 @@ func (r *redactor) input(spec *connector.Spec, in map[string]any) map[string]any
 		}
 	}
 	return out
+}
+
+// handler wraps h so that no secret reaches a log line: the message and
+// every attribute (groups, errors and values of any type included) are
+// redacted. The runner logs through it and hands it to actions.
+func (r *redactor) handler(h slog.Handler) slog.Handler {
+	if r.repl == nil {
+		return h
+	}
+	return &redactHandler{h: h, red: r}
+}
+
+type redactHandler struct {
+	h   slog.Handler
+	red *redactor
+}
+
+func (h *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+
+func (h *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
+	out := slog.NewRecord(rec.Time, rec.Level, h.red.str(rec.Message), rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(h.red.attr(a))
+		return true
+	})
+	return h.h.Handle(ctx, out)
+}
+
+func (h *redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		out[i] = h.red.attr(a)
+	}
+	return &redactHandler{h: h.h.WithAttrs(out), red: h.red}
+}
+
+func (h *redactHandler) WithGroup(name string) slog.Handler {
+	return &redactHandler{h: h.h.WithGroup(h.red.str(name)), red: h.red}
+}
+
+func (r *redactor) attr(a slog.Attr) slog.Attr {
+	key := r.str(a.Key)
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(key, r.str(v.String()))
+	case slog.KindGroup:
+		group := v.Group()
+		out := make([]slog.Attr, len(group))
+		for i, g := range group {
+			out[i] = r.attr(g)
+		}
+		return slog.Attr{Key: key, Value: slog.GroupValue(out...)}
+	case slog.KindAny:
+		return slog.Any(key, r.value(v.Any()))
+	}
+	return slog.Attr{Key: key, Value: v}
 }

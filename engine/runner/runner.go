@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -139,8 +140,12 @@ func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID s
 	start := r.now()
 	res := &Result{RunID: runID, Recipe: rec.Name, Started: start, Vars: map[string]any{}}
 	red := newRedactor(r.Secrets, r.Redact)
-	log := r.logger().With("recipe", rec.Name, "run", runID)
-	defer func() { res.Duration = r.now().Sub(start) }()
+	log := slog.New(red.handler(r.logger().Handler())).With("recipe", rec.Name, "run", runID)
+	defer func() {
+		// every way out, early ones included, records redacted vars
+		res.Vars = red.map_(res.Vars)
+		res.Duration = r.now().Sub(start)
+	}()
 
 	stepsEnv := map[string]any{}
 	env := map[string]any{
@@ -178,7 +183,7 @@ func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID s
 	for _, step := range rec.Steps {
 		sr := r.runStep(ctx, rec, step, env, runID, red, log)
 		res.Steps = append(res.Steps, sr)
-		stepsEnv[step.ID] = map[string]any{"output": nilMap(sr.real), "status": string(sr.Status)}
+		stepsEnv[step.ID] = stepEnv(step, sr)
 		if sr.Status == StatusFailed && !step.ContinueOnError {
 			res.Status = StatusFailed
 			res.Error = &RunError{Step: step.ID, Message: sr.Error, Reason: sr.Reason}
@@ -191,11 +196,17 @@ func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID s
 			sr := r.runStep(ctx, rec, step, env, runID, red, log)
 			sr.OnError = true
 			res.Steps = append(res.Steps, sr)
-			stepsEnv[step.ID] = map[string]any{"output": nilMap(sr.real), "status": string(sr.Status)}
+			stepsEnv[step.ID] = stepEnv(step, sr)
 		}
 	}
-	res.Vars = red.value(res.Vars).(map[string]any)
 	return res
+}
+
+// stepEnv is what later steps see of a step: its real (unredacted) output,
+// conformed to the action's shape whatever the step's status, so that an
+// expression on a skipped or failed step meets typed zero values.
+func stepEnv(step *recipes.Step, sr *StepResult) map[string]any {
+	return map[string]any{"output": conform(step.Spec.Shape, sr.real), "status": string(sr.Status)}
 }
 
 func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes.Step, env map[string]any, runID string, red *redactor, log *slog.Logger) (sr *StepResult) {
@@ -244,23 +255,34 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 		req.Connection = conn
 	}
 	policy := step.Retry
+	timeout := step.Timeout
+	if timeout <= 0 {
+		// a zero timeout would expire every attempt before it starts
+		timeout = recipes.DefaultTimeout
+	}
 	for n := 1; ; n++ {
 		att := Attempt{Number: n, Started: r.now()}
-		actx, cancel := context.WithTimeout(ctx, step.Timeout)
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		out, err := r.invoke(actx, step, req)
+		stepTimedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		att.Duration = r.now().Sub(att.Started)
 		att.Output = red.map_(out)
+		// later steps see the real output; the record keeps the redacted one
+		sr.real = conform(step.Spec.Shape, out)
 		if err == nil {
 			sr.Attempts = append(sr.Attempts, att)
 			sr.Status, sr.Output = StatusSucceeded, nilMap(att.Output)
-			// later steps see the real output; the record keeps the redacted one
-			sr.real = conform(step.Spec.Shape, out)
 			return sr
 		}
 		ce := connector.Classify(err)
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			ce = &connector.Error{Reason: connector.ReasonTimeout, Retryable: true, Err: fmt.Errorf("timed out after %s: %w", step.Timeout, err)}
+			switch {
+			case stepTimedOut: // the step's own timeout, not one inside the action
+				ce = &connector.Error{Reason: connector.ReasonTimeout, Retryable: true, Err: fmt.Errorf("timed out after %s: %w", timeout, err)}
+			case ce.Reason == "unknown":
+				ce = &connector.Error{Reason: connector.ReasonTimeout, Retryable: true, Err: err}
+			}
 		}
 		att.Error, att.Reason, att.Retryable = red.str(ce.Error()), string(ce.Reason), ce.Retryable
 		last := !ce.Retryable || n >= policy.MaxAttempts || ctx.Err() != nil
@@ -313,11 +335,15 @@ func Backoff(p recipes.Retry, n int, retryAfter time.Duration) time.Duration {
 	switch p.Backoff {
 	case recipes.BackoffConstant:
 	case recipes.BackoffLinear:
-		base = p.InitialInterval * time.Duration(n)
+		base = p.InitialInterval * time.Duration(max(n, 1))
 	default:
-		base = p.InitialInterval << min(n-1, 30)
-		if base <= 0 {
-			base = p.MaxInterval
+		// double n-1 times, saturating rather than overflowing
+		for i := 1; i < n && base > 0 && (p.MaxInterval <= 0 || base < p.MaxInterval); i++ {
+			if base > math.MaxInt64/2 {
+				base = math.MaxInt64
+				break
+			}
+			base *= 2
 		}
 	}
 	if p.MaxInterval > 0 && base > p.MaxInterval {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -74,6 +75,10 @@ func runCase(ctx context.Context, t *recipes.TestFile, c *recipes.TestCase) *Cas
 		Invoke: func(_ context.Context, step *recipes.Step, _ *connector.Request) (map[string]any, error) {
 			m, ok := c.Mocks[step.ID]
 			if !ok {
+				// an unmocked step returns the zero value of its output shape
+				if z, ok := step.Spec.Shape.Zero().(map[string]any); ok {
+					return z, nil
+				}
 				return map[string]any{}, nil
 			}
 			if m.Error != "" {
@@ -111,7 +116,7 @@ func runCase(ctx context.Context, t *recipes.TestFile, c *recipes.TestCase) *Cas
 		if res.Error != nil {
 			got += fmt.Sprintf(" (step %q: %s)", res.Error.Step, res.Error.Message)
 		}
-		fail(e.StatusPos, "status", e.Status, got)
+		fail(e.StatusPos, "status", e.Status, note(got))
 	}
 	if e.Vars != nil {
 		for _, d := range subset("vars", e.Vars, res.Vars) {
@@ -127,7 +132,7 @@ func runCase(ctx context.Context, t *recipes.TestFile, c *recipes.TestCase) *Cas
 			} else if res.Error != nil {
 				why = fmt.Sprintf("it did not run: the run failed earlier (%s)", res.Error.Message)
 			}
-			fail(se.Pos, "step "+se.ID, "a run", why)
+			fail(se.Pos, "step "+se.ID, note("a run"), note(why))
 			continue
 		}
 		if se.Skipped != nil && (got.Status == runner.StatusSkipped) != *se.Skipped {
@@ -135,11 +140,11 @@ func runCase(ctx context.Context, t *recipes.TestFile, c *recipes.TestCase) *Cas
 		}
 		if se.With != nil {
 			if got.Status == runner.StatusSkipped {
-				fail(se.WithPos, "step "+se.ID+".with", se.With, "(skipped: its if was false)")
+				fail(se.WithPos, "step "+se.ID+".with", se.With, note("(skipped: its if was false)"))
 				continue
 			}
 			if got.Input == nil && got.Error != "" {
-				fail(se.WithPos, "step "+se.ID+".with", se.With, "(failed before rendering: "+got.Error+")")
+				fail(se.WithPos, "step "+se.ID+".with", se.With, note("(failed before rendering: "+got.Error+")"))
 				continue
 			}
 			for _, d := range subset("with", se.With, got.Input) {
@@ -163,10 +168,14 @@ type diff struct {
 // missing marks a key that is absent.
 type missing struct{}
 
+// note is an explanation rather than a value: it is shown unquoted.
+type note string
+
 // subset reports where want is not contained in got: maps by key (extra
 // keys in got are fine), lists element by element with equal length,
 // numbers by value whatever their Go type, everything else exactly.
 func subset(path string, want, got any) []diff {
+	got = generic(got)
 	switch w := want.(type) {
 	case map[string]any:
 		g, ok := got.(map[string]any)
@@ -207,15 +216,50 @@ func subset(path string, want, got any) []diff {
 }
 
 func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case float64:
-		return x, !math.IsNaN(x)
+	if v == nil {
+		return 0, false
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(rv.Int()), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return float64(rv.Uint()), true
+	case reflect.Float32, reflect.Float64:
+		f := rv.Float()
+		return f, !math.IsNaN(f)
 	}
 	return 0, false
+}
+
+// generic turns typed slices and string-keyed maps (such as the []string
+// of split() or a map[string]string of headers) into []any and
+// map[string]any, so that they compare with the values of a test file.
+func generic(v any) any {
+	switch v.(type) {
+	case nil, map[string]any, []any, string, bool, []byte:
+		return v
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = rv.Index(i).Interface()
+		}
+		return out
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return v
+		}
+		out := make(map[string]any, rv.Len())
+		iter := rv.MapRange()
+		for iter.Next() {
+			out[iter.Key().String()] = iter.Value().Interface()
+		}
+		return out
+	}
+	return v
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -231,6 +275,8 @@ func show(v any) string {
 	switch x := v.(type) {
 	case missing:
 		return "(missing)"
+	case note:
+		return string(x)
 	case string:
 		return fmt.Sprintf("%q", x)
 	case nil:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	_ "time/tzdata" // IANA zones even on a host without a zoneinfo database
 
 	"github.com/robfig/cron/v3"
 
@@ -36,11 +37,12 @@ var Cron = &connector.Spec{
 	),
 }
 
-// Parse parses a schedule in a zone.
+// Parse parses a schedule in a zone ("" is UTC). Its Next times are in
+// that zone, whatever the zone of the time given.
 func Parse(spec, zone string) (cron.Schedule, error) {
-	loc, err := time.LoadLocation(zone)
+	loc, err := loadZone(zone)
 	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %q", zone)
+		return nil, err
 	}
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
 		return nil, fmt.Errorf("set the zone with timezone, not a TZ= prefix")
@@ -52,7 +54,41 @@ func Parse(spec, zone string) (cron.Schedule, error) {
 	if ss, ok := s.(*cron.SpecSchedule); ok {
 		ss.Location = loc
 	}
-	return s, nil
+	// a date that does not exist (0 0 30 2 *) never fires: cron gives the
+	// zero time, which a scheduler would take as due at once, forever
+	if s.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("cron %q never fires", spec)
+	}
+	return zoned{s, loc}, nil
+}
+
+// zoned gives a schedule's times in its zone: cron answers in the zone of
+// the time it is given (the host's), and event.scheduled_at is documented
+// as the tick's time in the schedule's zone.
+type zoned struct {
+	cron.Schedule
+	loc *time.Location
+}
+
+func (z zoned) Next(t time.Time) time.Time {
+	n := z.Schedule.Next(t)
+	if n.IsZero() {
+		return n
+	}
+	return n.In(z.loc)
+}
+
+// loadZone loads an IANA zone. "Local" is refused: a schedule must not
+// change with the host it runs on.
+func loadZone(zone string) (*time.Location, error) {
+	if zone == "Local" {
+		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/Paris)", zone)
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/Paris)", zone)
+	}
+	return loc, nil
 }
 
 func checkCron(v any) error {
@@ -61,10 +97,11 @@ func checkCron(v any) error {
 }
 
 func checkZone(v any) error {
-	if _, err := time.LoadLocation(v.(string)); err != nil || v.(string) == "" {
+	if v.(string) == "" {
 		return fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/Paris)", v)
 	}
-	return nil
+	_, err := loadZone(v.(string))
+	return err
 }
 
 // next is the Schedule of schedule.cron.

@@ -40,13 +40,14 @@ type pending struct {
 // joins it. Do returns only after the commit: nothing is acknowledged
 // before it is stored.
 type Writer struct {
-	db       *sql.DB
-	ops      chan *pending
-	maxBatch int
-	wg       sync.WaitGroup
-	closeMu  sync.RWMutex
-	closed   bool
-	stmts    map[string]*sql.Stmt // used by the writer goroutine only
+	db        *sql.DB
+	ops       chan *pending
+	maxBatch  int
+	wg        sync.WaitGroup
+	closeMu   sync.RWMutex
+	closed    bool
+	stmts     map[string]*sql.Stmt // used by the writer goroutine only
+	toPrepare map[string]bool      // likewise
 }
 
 // maxCachedStmts bounds the statement cache (queries with a variable
@@ -61,16 +62,25 @@ type cachedTx struct {
 func (c cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	st, ok := c.w.stmts[query]
 	if !ok {
-		if len(c.w.stmts) >= maxCachedStmts {
-			return nil
+		// preparing needs a free connection, and this transaction may hold
+		// the only one: run unprepared now, prepare between transactions
+		if len(c.w.stmts)+len(c.w.toPrepare) < maxCachedStmts {
+			c.w.toPrepare[query] = true
 		}
-		var err error
-		if st, err = c.w.db.PrepareContext(ctx, query); err != nil {
-			return nil
-		}
-		c.w.stmts[query] = st
+		return nil
 	}
 	return c.tx.StmtContext(ctx, st)
+}
+
+// prepareQueued prepares the statements met since the last transaction;
+// the writer calls it when it holds no connection.
+func (w *Writer) prepareQueued() {
+	for q := range w.toPrepare {
+		if st, err := w.db.PrepareContext(context.Background(), q); err == nil {
+			w.stmts[q] = st
+		}
+		delete(w.toPrepare, q)
+	}
 }
 
 func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -102,7 +112,7 @@ func NewWriter(db *sql.DB, maxBatch int) *Writer {
 	if maxBatch <= 0 {
 		maxBatch = 512
 	}
-	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*sql.Stmt{}}
+	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*sql.Stmt{}, toPrepare: map[string]bool{}}
 	w.wg.Add(1)
 	go w.loop()
 	return w
@@ -167,6 +177,7 @@ func (w *Writer) loop() {
 }
 
 func (w *Writer) run(batch []*pending) {
+	defer w.prepareQueued()
 	errs, commitErr := w.try(batch)
 	if commitErr == nil && !anyErr(errs) {
 		for _, p := range batch {

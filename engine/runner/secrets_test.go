@@ -1,0 +1,347 @@
+package runner_test
+
+// The shared secret-leak test of DESIGN.md convention 4: "No secret ever
+// appears in an error, a log line or a run record". It iterates every action
+// registered in connector.Default, so a new connector is covered as soon as
+// actions/all imports it: each is run through the runner against an
+// httptest server that answers 200, 500 and 401 and echoes back everything
+// it received (as a careless service would), with a secret in its inputs
+// and another as its connection's secret.
+//
+// An action is driven generically from its spec: URL-like fields point at
+// the server, the connection's base_url too, secret fields and free-text
+// fields carry the secret. An action that cannot be driven that way gets an
+// entry in actionInputs rather than a skip.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/sous-run/sous/actions/all"
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/recipes"
+	_ "github.com/sous-run/sous/triggers/all"
+)
+
+const (
+	// Only letters, digits and _: a secret must reach the server and come
+	// back byte for byte, not percent- or JSON-escaped, for the test to
+	// exercise redaction.
+	inputSecret = "in_secret_Zq81XvT0"
+	connSecretV = "conn_secret_Kp42MwR7"
+	secretName  = "LEAK_TEST"
+)
+
+// actionInputs overrides the generated `with` of an action that the
+// generic rules cannot drive; server is the test server's URL.
+var actionInputs = map[string]func(server string) map[string]any{}
+
+// echoServer answers with status and echoes the request (method, URL,
+// headers, body) in its body and headers. It remembers what it saw.
+type echoServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []string
+}
+
+func newEchoServer(t *testing.T, status int) *echoServer {
+	es := &echoServer{}
+	es.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var hdr strings.Builder
+		for k, v := range r.Header {
+			fmt.Fprintf(&hdr, "%s=%s;", k, strings.Join(v, ","))
+		}
+		req := fmt.Sprintf("%s %s headers:%s body:%s", r.Method, r.URL.String(), hdr.String(), body)
+		es.mu.Lock()
+		es.seen = append(es.seen, req)
+		es.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Echo-Authorization", r.Header.Get("Authorization"))
+		w.Header().Set("X-Echo-Url", r.URL.String())
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", token="`+r.Header.Get("Authorization")+`"`)
+		}
+		w.WriteHeader(status)
+		// the request first, so that a short snippet of the body quotes it
+		_ = json.NewEncoder(w).Encode(map[string]any{"echo": req, "ok": status < 300, "id": "x1"})
+	}))
+	t.Cleanup(es.Close)
+	return es
+}
+
+func (es *echoServer) sawAll() string {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	return strings.Join(es.seen, "\n")
+}
+
+func secretTemplate() string { return "{{ secrets." + secretName + " }}" }
+
+func isURLField(f connector.Field) bool {
+	if f.Name == "url" || strings.HasSuffix(f.Name, "_url") {
+		return true
+	}
+	s, ok := f.Example.(string)
+	return ok && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"))
+}
+
+// literal gives a field's example or default as a recipe would write it.
+func literal(f connector.Field) (any, bool) {
+	for _, v := range []any{f.Example, f.Default} {
+		switch x := v.(type) {
+		case nil:
+			continue
+		case time.Duration:
+			return x.String(), true
+		default:
+			return x, true
+		}
+	}
+	return nil, false
+}
+
+// inputFor builds a recipe value for one field of an action, carrying the
+// secret where the field can hold free text.
+func inputFor(f connector.Field, server string) (any, bool) {
+	tmpl := secretTemplate()
+	if f.Secret {
+		return tmpl, true
+	}
+	lit, hasLit := literal(f)
+	constrained := len(f.Enum) > 0 || f.Pattern != "" || f.Check != nil
+	switch f.Type {
+	case connector.String:
+		switch {
+		case isURLField(f):
+			return server + "/leak?token=" + tmpl, true
+		case len(f.Enum) > 0 && !hasLit:
+			return f.Enum[0], true
+		case constrained:
+			return lit, hasLit
+		case hasLit:
+			return fmt.Sprint(lit) + " " + tmpl, true
+		default:
+			return "text " + tmpl, true
+		}
+	case connector.StringMap:
+		m := map[string]any{}
+		if lm, ok := lit.(map[string]any); ok {
+			for k, v := range lm {
+				m[k] = v
+			}
+		}
+		if constrained {
+			return m, len(m) > 0
+		}
+		m["X-Leak-Test"] = tmpl
+		return m, true
+	case connector.Object, connector.Any:
+		if constrained {
+			return lit, hasLit
+		}
+		m := map[string]any{}
+		if lm, ok := lit.(map[string]any); ok {
+			for k, v := range lm {
+				m[k] = v
+			}
+		} else if hasLit {
+			m["value"] = lit
+		}
+		m["leak_test"] = tmpl
+		return m, true
+	case connector.List:
+		if constrained || !hasLit {
+			return lit, hasLit
+		}
+		l, _ := lit.([]any)
+		return append(slices.Clone(l), tmpl), true
+	case connector.Int, connector.Number:
+		if hasLit {
+			return lit, true
+		}
+		return 1, f.Required
+	case connector.Bool:
+		if hasLit {
+			return lit, true
+		}
+		return false, f.Required
+	default: // duration, expression
+		return lit, hasLit
+	}
+}
+
+// actionWith builds the `with` block of an action: a value for every field
+// it can fill, then fields that the spec's Validate rejects together are
+// dropped (json and body, say) when they are optional.
+func actionWith(t *testing.T, spec *connector.Spec, server string) map[string]any {
+	if f, ok := actionInputs[spec.ID]; ok {
+		return f(server)
+	}
+	with := map[string]any{}
+	for _, f := range spec.Fields {
+		if v, ok := inputFor(f, server); ok {
+			with[f.Name] = v
+		} else if f.Required {
+			t.Fatalf("%s: cannot build a value for required field %q: add an entry to actionInputs", spec.ID, f.Name)
+		}
+	}
+	if spec.Validate == nil {
+		return with
+	}
+	for range len(spec.Fields) {
+		statics := connector.Values{}
+		for k, v := range with {
+			fd, _ := spec.Field(k)
+			if s, ok := v.(string); ok && strings.Contains(s, "{{") {
+				continue // a template: absent from the load-time check
+			}
+			if c, err := fd.CheckValue(v); err == nil {
+				statics[k] = c
+			}
+		}
+		errs := spec.Validate(statics)
+		if len(errs) == 0 {
+			return with
+		}
+		dropped := false
+		for _, fe := range errs {
+			if fd, ok := spec.Field(fe.Field); ok && !fd.Required {
+				delete(with, fe.Field)
+				dropped = true
+			}
+		}
+		if !dropped {
+			t.Fatalf("%s: generated inputs fail validation (%v): add an entry to actionInputs", spec.ID, errs)
+		}
+	}
+	return with
+}
+
+// connectionValues builds the connection an action uses: base_url at the
+// server, every secret field holding the connection secret.
+func connectionValues(t *testing.T, spec *connector.Spec, server string) *connector.Connection {
+	if spec.Connection == "" {
+		return nil
+	}
+	cs, ok := connector.Default.Connection(spec.Connection)
+	require.Truef(t, ok, "%s uses connection type %q, which is not registered", spec.ID, spec.Connection)
+	vals := connector.Values{}
+	for _, f := range cs.Fields {
+		var raw any
+		switch {
+		case f.Name == "base_url" || strings.HasSuffix(f.Name, "_url") || f.Name == "endpoint":
+			raw = server + "/"
+		case f.Secret && f.Type == connector.StringMap:
+			raw = map[string]any{"X-Conn-Secret": connSecretV}
+		case f.Secret:
+			raw = connSecretV
+		default:
+			lit, ok := literal(f)
+			if !ok {
+				continue
+			}
+			raw = lit
+		}
+		v, err := f.CheckValue(raw)
+		require.NoErrorf(t, err, "connection %s field %s", cs.Type, f.Name)
+		vals[f.Name] = v
+	}
+	return &connector.Connection{Name: "leaky", Type: cs.Type, Values: vals}
+}
+
+func leakRecipe(t *testing.T, spec *connector.Spec, server string) *recipes.Recipe {
+	step := map[string]any{"id": "act", "action": spec.ID, "with": actionWith(t, spec, server)}
+	if spec.Connection != "" {
+		step["connection"] = "leaky"
+	}
+	doc := map[string]any{
+		"version": 1,
+		"name":    "leak-" + strings.ReplaceAll(spec.ID, ".", "-"),
+		"trigger": map[string]any{"type": "webhook.received", "with": map[string]any{"path": "/leak"}},
+		"vars":    map[string]any{"token": secretTemplate()},
+		"steps":   []any{step},
+	}
+	src, err := json.Marshal(doc) // JSON is YAML
+	require.NoError(t, err)
+	rec, diags := (&recipes.Loader{}).Parse(spec.ID+".yaml", src)
+	require.Falsef(t, diags.HasErrors(), "%s: the generated recipe does not load (add an entry to actionInputs):\n%s\n%s", spec.ID, src, diags.Error())
+	return rec
+}
+
+func TestNoConnectorLeaksSecrets(t *testing.T) {
+	actions := connector.Default.Specs(connector.KindAction)
+	require.NotEmpty(t, actions, "actions/all registers the actions")
+	scenarios := []struct {
+		name     string
+		status   int
+		want     runner.Status
+		reason   string
+		attempts int
+	}{
+		{name: "ok", status: http.StatusOK, want: runner.StatusSucceeded, attempts: 1},
+		{name: "server error", status: http.StatusInternalServerError, want: runner.StatusFailed, reason: "server_error", attempts: 3},
+		{name: "unauthorized", status: http.StatusUnauthorized, want: runner.StatusFailed, reason: "auth", attempts: 1},
+	}
+	for _, spec := range actions {
+		t.Run(spec.ID, func(t *testing.T) {
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					srv := newEchoServer(t, sc.status)
+					rec := leakRecipe(t, spec, srv.URL)
+					conn := connectionValues(t, spec, srv.URL)
+					logs := &syncBuffer{}
+					r := &runner.Runner{
+						Secrets: map[string]string{secretName: inputSecret},
+						Redact:  []string{connSecretV}, // as the config's secret values are
+						Logger:  newLogger(logs),
+						Sleep:   func(context.Context, time.Duration) error { return nil },
+						Connection: func(name string) (*connector.Connection, error) {
+							if conn == nil || name != conn.Name {
+								return nil, fmt.Errorf("no connection %q", name)
+							}
+							return conn, nil
+						},
+					}
+					res := r.Run(t.Context(), rec, runner.Event{ID: "e1", Type: "webhook.received", ReceivedAt: time.Now(),
+						Payload: map[string]any{"body": map[string]any{}}}, "run-leak")
+
+					act := res.Step("act")
+					require.NotNil(t, act, "run: %+v", res.Error)
+					require.Equalf(t, sc.want, res.Status, "run error: %+v", res.Error)
+					require.Equal(t, sc.reason, act.Reason)
+					require.Len(t, act.Attempts, sc.attempts)
+
+					// the test means something only if the secrets really went out
+					saw := srv.sawAll()
+					require.Contains(t, saw, inputSecret, "the action did not send its input secret: the test would prove nothing")
+					if conn != nil && slices.ContainsFunc(mustConnSpec(t, spec).Fields, func(f connector.Field) bool { return f.Secret }) {
+						require.Contains(t, saw, connSecretV, "the action did not use its connection secret")
+					}
+					if sc.want == runner.StatusFailed {
+						require.Contains(t, logs.String(), "step attempt failed", "the logs were captured")
+					}
+					requireNoSecrets(t, res, logs.String(), inputSecret, connSecretV)
+				})
+			}
+		})
+	}
+}
+
+func mustConnSpec(t *testing.T, spec *connector.Spec) *connector.ConnectionSpec {
+	cs, ok := connector.Default.Connection(spec.Connection)
+	require.True(t, ok)
+	return cs
+}
