@@ -180,8 +180,10 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 			f.errorf(kv.val, "%s.%s: %v", what, key, err)
 			continue
 		}
-		if fd.Secret && !strings.Contains(f.lines[kv.val.Line-1], "${") {
-			f.warnf(kv.val, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, key)
+		if fd.Secret {
+			if plain := f.plainScalar(kv.val); plain != nil {
+				f.warnf(plain, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, key)
+			}
 		}
 		c.Values[key] = v
 	}
@@ -208,10 +210,12 @@ func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 		if !strings.Contains(n.Value, "$") {
 			return
 		}
+		fromEnv := false
 		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
 			if m == "$$" {
 				return "$"
 			}
+			fromEnv = true
 			sub := envRE.FindStringSubmatch(m)
 			if v, ok := lookup(sub[1]); ok && v != "" {
 				return v
@@ -222,7 +226,11 @@ func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 			f.errorf(n, "environment variable %s is not set", sub[1])
 			return ""
 		})
-		if n.Tag != "!!str" && strings.Contains(f.lineOf(n), "${") {
+		if fromEnv {
+			if f.fromEnv == nil {
+				f.fromEnv = map[*yaml.Node]bool{}
+			}
+			f.fromEnv[n] = true
 			// a value that came from the environment is a string, whatever it looks like
 			n.Tag = "!!str"
 		}
@@ -233,11 +241,32 @@ func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 	}
 }
 
-func (f *file) lineOf(n *yaml.Node) string {
-	if n.Line-1 < len(f.lines) && n.Line > 0 {
-		return f.lines[n.Line-1]
+// plainScalar returns the first non-empty scalar under n that was written
+// in the file rather than read from the environment, or nil.
+func (f *file) plainScalar(n *yaml.Node) *yaml.Node {
+	n = f.deref(n)
+	if n == nil {
+		return nil
 	}
-	return ""
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag != "!!null" && n.Value != "" && !f.fromEnv[n] {
+			return n
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if p := f.plainScalar(n.Content[i]); p != nil {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			if p := f.plainScalar(c); p != nil {
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 // SecretValues lists the values of every secret field of every connection,

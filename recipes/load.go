@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -166,8 +167,9 @@ func readFile(path string) ([]byte, error) {
 	if info.Size() > MaxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, more than the limit of %d", info.Size(), MaxFileSize)
 	}
+	// io.ReadFull: one Read may return less than asked for
 	buf := make([]byte, info.Size())
-	if _, err := f.Read(buf); err != nil && info.Size() > 0 {
+	if _, err := io.ReadFull(f, buf); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return buf, nil
@@ -262,19 +264,27 @@ func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
 			event = r.Trigger.Spec.Shape
 		}
 	}
-	sc := &scope{event: event.ExprType(), later: map[string][]string{}}
+	sc := &scope{event: shapeType(event), later: map[string][]string{}, natures: f.natures()}
+	// read once: reading again would report its problems twice
+	var varPairs []pair
 	if p, ok := fields["vars"]; ok {
-		pairs, _ := f.mapping(p.val, "vars")
-		for _, vp := range pairs {
+		varPairs, _ = f.mapping(p.val, "vars")
+		for _, vp := range varPairs {
 			sc.later["vars"] = append(sc.later["vars"], vp.key.Value)
 		}
 	}
 	stepsP, hasSteps := need("steps")
 	var stepNodes, onErrorNodes []*yaml.Node
 	if hasSteps {
-		stepNodes, _ = f.sequence(stepsP.val, "steps")
-		if len(stepNodes) == 0 && f.deref(stepsP.val).Kind != yaml.MappingNode {
-			f.errorf(stepsP.key, "steps: a recipe needs at least one step")
+		var isList bool
+		stepNodes, isList = f.sequence(stepsP.val, "steps")
+		if isList && len(stepNodes) == 0 {
+			// at the empty list ([]), or at the key of an empty value
+			at := stepsP.key
+			if v := f.deref(stepsP.val); v.Kind == yaml.SequenceNode {
+				at = v
+			}
+			f.errorf(at, "steps: a recipe needs at least one step")
 		}
 	}
 	if p, ok := fields["on_error"]; ok {
@@ -288,9 +298,8 @@ func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
 	if p, ok := fields["filter"]; ok {
 		r.Filter = f.compileExprNode(p.val, "filter", sc)
 	}
-	if p, ok := fields["vars"]; ok {
-		pairs, _ := f.mapping(p.val, "vars")
-		for _, vp := range pairs {
+	if _, ok := fields["vars"]; ok {
+		for _, vp := range varPairs {
 			name := vp.key.Value
 			if !varRE.MatchString(name) {
 				f.errorf(vp.key, "vars: %q is not a valid name (letters, digits and _, not starting with a digit)", name)
@@ -306,7 +315,7 @@ func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
 	for i, n := range stepNodes {
 		if s := l.parseStep(f, n, fmt.Sprintf("steps[%d]", i), sc, ids); s != nil {
 			r.Steps = append(r.Steps, s)
-			sc.steps = append(sc.steps, stepScope{id: s.ID, output: s.Spec.Shape.ExprType()})
+			sc.steps = append(sc.steps, stepScope{id: s.ID, output: shapeType(s.Spec.Shape)})
 		} else if id := nodeID(f, n); id != "" {
 			// keep the id in scope so that later steps do not cascade errors
 			sc.steps = append(sc.steps, stepScope{id: id, output: types.Any})
@@ -317,7 +326,7 @@ func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
 	for i, n := range onErrorNodes {
 		if s := l.parseStep(f, n, fmt.Sprintf("on_error[%d]", i), &errScope, ids); s != nil {
 			r.OnError = append(r.OnError, s)
-			errScope.steps = append(errScope.steps, stepScope{id: s.ID, output: s.Spec.Shape.ExprType()})
+			errScope.steps = append(errScope.steps, stepScope{id: s.ID, output: shapeType(s.Spec.Shape)})
 		} else if id := nodeID(f, n); id != "" {
 			errScope.steps = append(errScope.steps, stepScope{id: id, output: types.Any})
 		}
@@ -337,7 +346,7 @@ func (f *file) compileExprNode(n *yaml.Node, what string, sc *scope) *Expr {
 		f.errorf(n, "%s is an expression already: write it without {{ }}", what)
 		return nil
 	}
-	return f.compile(src, sc, true, func(off int) Pos { return f.locate(n, off) })
+	return f.compile(src, sc, true, what, func(off int) Pos { return f.locate(n, off) })
 }
 
 func (l *Loader) parseTrigger(f *file, r *Recipe, n *yaml.Node) {
@@ -364,7 +373,7 @@ func (l *Loader) parseTrigger(f *file, r *Recipe, n *yaml.Node) {
 	t.Spec = spec
 	t.Connection = l.parseConnection(f, fields, spec, n, "trigger")
 	sc := &scope{only: []string{"secrets"}, hint: "trigger options are read once, when the recipe loads, and may use only secrets.NAME"}
-	eventScope := &scope{event: spec.Shape.ExprType()}
+	eventScope := &scope{event: shapeType(spec.Shape), natures: f.natures()}
 	var withNode *yaml.Node
 	if p, ok := fields["with"]; ok {
 		withNode = p.val
@@ -427,11 +436,16 @@ func (l *Loader) parseConnection(f *file, fields map[string]pair, spec *connecto
 // Fields of type expression are compiled against exprScope.
 func (l *Loader) parseWith(f *file, spec *connector.Spec, n *yaml.Node, owner *yaml.Node, what string, sc, exprScope *scope) (Value, map[string]*Expr) {
 	var pairs []pair
+	// a merge key (<<) was reported already; the fields it would have
+	// brought are not reported missing as well
+	reported := false
 	if n != nil {
 		var ok bool
+		before := len(f.diags)
 		if pairs, ok = f.mapping(n, what); !ok {
 			return nil, nil
 		}
+		reported = len(f.diags) > before
 	}
 	with := mapValue{vals: map[string]Value{}}
 	exprs := map[string]*Expr{}
@@ -478,7 +492,7 @@ func (l *Loader) parseWith(f *file, spec *connector.Spec, n *yaml.Node, owner *y
 		with.vals[key] = v
 	}
 	for _, fd := range spec.Fields {
-		if fd.Required && !present[fd.Name] {
+		if fd.Required && !present[fd.Name] && !reported {
 			at := owner
 			if n != nil {
 				at = n
@@ -509,14 +523,22 @@ func (f *file) compileExprField(n *yaml.Node, what string, sc *scope) *Expr {
 		f.errorf(n, "%s must be an expression, got %s", what, kindName(n))
 		return nil
 	}
-	return f.compile(n.Value, sc, false, func(off int) Pos { return f.locate(n, off) })
+	return f.compile(n.Value, sc, false, what, func(off int) Pos { return f.locate(n, off) })
 }
 
 func (l *Loader) parseStep(f *file, n *yaml.Node, what string, sc *scope, ids map[string]*yaml.Node) *Step {
+	if id := nodeID(f, n); id != "" {
+		// name the step by its id in every message, as below
+		what = "step " + id
+	}
+	before := len(f.diags)
 	fields, ok := f.fields(n, what, stepKeys...)
 	if !ok {
 		return nil
 	}
+	// a misspelt key (wiht:) already has its message; do not add that the
+	// fields it was meant to hold are missing
+	misspelt := len(f.diags) > before
 	s := &Step{Pos: f.pos(n), Retry: DefaultRetry, Timeout: DefaultTimeout}
 	bad := false
 	if p, ok := fields["id"]; ok {
@@ -563,7 +585,9 @@ func (l *Loader) parseStep(f *file, n *yaml.Node, what string, sc *scope, ids ma
 		if p, ok := fields["with"]; ok {
 			withNode = p.val
 		}
-		s.with, _ = l.parseWith(f, s.Spec, withNode, n, what+".with", sc, sc)
+		if withNode != nil || !misspelt {
+			s.with, _ = l.parseWith(f, s.Spec, withNode, n, what+".with", sc, sc)
+		}
 	}
 	if p, ok := fields["retry"]; ok {
 		s.Retry = f.parseRetry(p.val, what+".retry")

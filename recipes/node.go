@@ -5,7 +5,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/expr-lang/expr/types"
 	"gopkg.in/yaml.v3"
 )
 
@@ -18,10 +20,44 @@ type file struct {
 	// aliases bounds alias expansion so that a "billion laughs" file
 	// cannot blow up memory.
 	aliases int
+	// fromEnv marks the config scalars that read ${VAR} from the
+	// environment.
+	fromEnv map[*yaml.Node]bool
+	// natureCache: see natures.
+	natureCache map[string]types.Type
 }
 
 func newFile(path string, src []byte) *file {
-	return &file{path: path, lines: strings.Split(string(src), "\n")}
+	return &file{path: path, lines: splitLines(string(src))}
+}
+
+// splitLines splits src into lines as the YAML parser counts them, so that
+// its line numbers index the result: CR LF, CR, LF, and also NEL, LS and PS
+// end a line.
+func splitLines(src string) []string {
+	lines := make([]string, 0, strings.Count(src, "\n")+1)
+	start := 0
+	for i := 0; i < len(src); {
+		brk := 0
+		switch {
+		case src[i] == '\r' && i+1 < len(src) && src[i+1] == '\n':
+			brk = 2
+		case src[i] == '\r' || src[i] == '\n':
+			brk = 1
+		case src[i] == 0xC2 && i+1 < len(src) && src[i+1] == 0x85:
+			brk = 2
+		case src[i] == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && (src[i+2] == 0xA8 || src[i+2] == 0xA9):
+			brk = 3
+		}
+		if brk == 0 {
+			i++
+			continue
+		}
+		lines = append(lines, src[start:i])
+		i += brk
+		start = i
+	}
+	return append(lines, src[start:])
 }
 
 func (f *file) pos(n *yaml.Node) Pos {
@@ -289,41 +325,185 @@ func truncate(s string, n int) string {
 	return string(r[:n]) + "…"
 }
 
-// locate maps a rune offset inside a scalar's value to a file position. It
-// is exact for single-line scalars and literal blocks and falls back to the
-// scalar's own position otherwise.
+// locate maps a rune offset inside a scalar's value to a file position.
+// It aligns the value with the scalar's source text, so that it is exact
+// for every style: plain and quoted scalars on one line or several, with
+// escapes, and literal and folded blocks. When the source cannot be
+// aligned (a file edited under us, a value built by an alias), it falls
+// back to the scalar's own position.
 func (f *file) locate(n *yaml.Node, offset int) Pos {
-	p := f.pos(n)
-	value := []rune(n.Value)
-	if offset > len(value) {
-		offset = len(value)
+	if p, ok := f.align(n, offset); ok {
+		return p
 	}
-	before := string(value[:offset])
-	lineIdx := strings.Count(before, "\n")
-	col := offset
-	if lineIdx > 0 {
-		col = len([]rune(before)) - len([]rune(before[:strings.LastIndex(before, "\n")+1]))
+	return f.pos(n)
+}
+
+// srcUnit is one piece of a scalar's source: a rune, or an escape that
+// stands for one rune of the value (r < 0: stands for none).
+type srcUnit struct {
+	r         rune
+	line, col int // 1-based; col counts runes
+}
+
+// units reads the source of a scalar from its start, one unit at a time.
+type units struct {
+	f      *file
+	style  yaml.Style
+	li     int // 0-based line index
+	bi, ci int // byte index and rune index in the line
+}
+
+// line is the current line, false past the end.
+func (u *units) line() (string, bool) {
+	if u.li >= len(u.f.lines) {
+		return "", false
 	}
+	return u.f.lines[u.li], true
+}
+
+// skipCols moves to rune column ci (0-based) of the current line.
+func (u *units) skipCols(ci int) {
+	line, _ := u.line()
+	for u.ci < ci && u.bi < len(line) {
+		_, size := utf8.DecodeRuneInString(line[u.bi:])
+		u.bi += size
+		u.ci++
+	}
+}
+
+func (u *units) newline() {
+	u.li++
+	u.bi, u.ci = 0, 0
+}
+
+// take reads one rune of the current line.
+func (u *units) take(line string) (rune, bool) {
+	if u.bi >= len(line) {
+		return 0, false
+	}
+	r, size := utf8.DecodeRuneInString(line[u.bi:])
+	u.bi += size
+	u.ci++
+	return r, true
+}
+
+// next returns the next unit; a line break is the unit '\n'.
+func (u *units) next() (srcUnit, bool) {
+	line, ok := u.line()
+	if !ok {
+		return srcUnit{}, false
+	}
+	at := srcUnit{line: u.li + 1, col: u.ci + 1}
+	r, ok := u.take(line)
+	if !ok {
+		at.r = '\n'
+		u.newline()
+		return at, true
+	}
+	at.r = r
+	switch {
+	case u.style == yaml.SingleQuotedStyle && r == '\'':
+		if u.bi < len(line) && line[u.bi] == '\'' {
+			u.take(line) // '' is one '
+		}
+	case u.style == yaml.DoubleQuotedStyle && r == '\\':
+		c, ok := u.take(line)
+		if !ok { // an escaped line break stands for nothing
+			u.newline()
+			at.r = -1
+			return at, true
+		}
+		hex := 0
+		switch c {
+		case 'x':
+			hex = 2
+		case 'u':
+			hex = 4
+		case 'U':
+			hex = 8
+		}
+		for ; hex > 0; hex-- {
+			u.take(line)
+		}
+		switch c {
+		case 'x', 'u', 'U':
+			at.r = 0 // some rune; matched by position, not value
+		case ' ', '"', '/', '\\':
+			at.r = c
+		case 't', '\t', 'n', 'r', 'N', '_', 'L', 'P':
+			at.r = ' ' // a kind of white space
+		default:
+			at.r = 0
+		}
+	}
+	return at, true
+}
+
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == 0x85 || r == 0xA0 || r == 0x2028 || r == 0x2029
+}
+
+// align walks the value and the source together: runes that are not
+// white space must match one for one (escapes match anything), white space
+// may differ (indentation, folded line breaks).
+func (f *file) align(n *yaml.Node, offset int) (Pos, bool) {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Line < 1 || n.Line > len(f.lines) {
+		return Pos{}, false
+	}
+	u := &units{f: f, style: n.Style, li: n.Line - 1}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		srcLine := n.Line + 1 + lineIdx
-		if srcLine-1 < len(f.lines) {
-			valueLine := strings.Split(n.Value, "\n")[lineIdx]
-			src := f.lines[srcLine-1]
-			if i := strings.Index(src, valueLine); i >= 0 && valueLine != "" {
-				return Pos{File: f.path, Line: srcLine, Col: len([]rune(src[:i])) + col + 1}
+		u.li = n.Line // the text starts under the | or > header
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		u.skipCols(n.Column) // past the opening quote
+	default:
+		u.skipCols(n.Column - 1)
+	}
+	value := n.Value
+	var last srcUnit
+	matched := false
+	vi := 0 // rune index in value
+	for bi := 0; ; {
+		// the next value rune that is not white space, or the end
+		var v rune
+		for bi < len(value) {
+			r, size := utf8.DecodeRuneInString(value[bi:])
+			if !isSpace(r) {
+				v = r
+				break
+			}
+			bi += size
+			vi++
+		}
+		if bi >= len(value) {
+			break // the target is the end of the value
+		}
+		// the next source unit that is not white space
+		var su srcUnit
+		for {
+			var ok bool
+			if su, ok = u.next(); !ok {
+				return Pos{}, false
+			}
+			if su.r >= 0 && !isSpace(su.r) {
+				break
 			}
 		}
-		return p
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		if lineIdx == 0 {
-			p.Col += 1 + col
+		if su.r != 0 && su.r != v {
+			return Pos{}, false
 		}
-		return p
-	default:
-		if lineIdx == 0 {
-			p.Col += col
+		if vi >= offset {
+			// the first rune at or after offset that is not white space
+			return Pos{File: f.path, Line: su.line, Col: su.col}, true
 		}
-		return p
+		last, matched = su, true
+		_, size := utf8.DecodeRuneInString(value[bi:])
+		bi += size
+		vi++
 	}
+	// the target is the end of the value: just after its last rune
+	if !matched {
+		return f.pos(n), true
+	}
+	return Pos{File: f.path, Line: last.line, Col: last.col + 1}, true
 }

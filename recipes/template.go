@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -170,31 +171,43 @@ type segment struct {
 }
 
 // splitTemplate splits s into text and {{ expr }} segments. "}}" inside a
-// quoted string of the expression does not close it.
+// quoted string of the expression, or closing a map literal of it
+// ({{ {'a': {'b': 1}} }}), does not close it.
 func splitTemplate(s string) ([]segment, error) {
+	// The syntax is ASCII, and in UTF-8 no byte of a multi-byte rune is
+	// ASCII: scan bytes, and count runes only for the offsets.
 	var segs []segment
-	r := []rune(s)
+	lastB, lastR := 0, 0
+	runeOff := func(b int) int { // b only grows from call to call
+		lastR += utf8.RuneCountInString(s[lastB:b])
+		lastB = b
+		return lastR
+	}
 	i, textStart := 0, 0
-	for i < len(r) {
-		if i+1 < len(r) && r[i] == '{' && r[i+1] == '{' {
+	for i < len(s) {
+		if i+1 < len(s) && s[i] == '{' && s[i+1] == '{' {
 			if i > textStart {
-				segs = append(segs, segment{text: string(r[textStart:i]), off: textStart})
+				segs = append(segs, segment{text: s[textStart:i], off: runeOff(textStart)})
 			}
 			start := i + 2
-			j, quote := start, rune(0)
+			j, quote, depth := start, byte(0), 0
 			closed := false
-			for j < len(r) {
-				c := r[j]
+			for j < len(s) {
+				c := s[j]
 				switch {
 				case quote != 0:
-					if c == '\\' {
+					if c == '\\' && quote != '`' { // raw strings have no escapes
 						j++
 					} else if c == quote {
 						quote = 0
 					}
 				case c == '"' || c == '\'' || c == '`':
 					quote = c
-				case c == '}' && j+1 < len(r) && r[j+1] == '}':
+				case c == '{':
+					depth++
+				case c == '}' && depth > 0:
+					depth--
+				case c == '}' && j+1 < len(s) && s[j+1] == '}':
 					closed = true
 				}
 				if closed {
@@ -203,17 +216,17 @@ func splitTemplate(s string) ([]segment, error) {
 				j++
 			}
 			if !closed {
-				return nil, fmt.Errorf("%d:unclosed {{: add }} after the expression", i)
+				return nil, fmt.Errorf("%d:unclosed {{: add }} after the expression", runeOff(i))
 			}
-			segs = append(segs, segment{text: string(r[start:j]), isExpr: true, off: start})
+			segs = append(segs, segment{text: s[start:j], isExpr: true, off: runeOff(start)})
 			i = j + 2
 			textStart = i
 			continue
 		}
 		i++
 	}
-	if textStart < len(r) {
-		segs = append(segs, segment{text: string(r[textStart:]), off: textStart})
+	if textStart < len(s) {
+		segs = append(segs, segment{text: s[textStart:], off: runeOff(textStart)})
 	}
 	return segs, nil
 }
@@ -234,7 +247,7 @@ func (f *file) compileTemplate(n *yaml.Node, sc *scope) Value {
 		return func(off int) Pos { return f.locate(n, base+off) }
 	}
 	if len(segs) == 1 && segs[0].isExpr {
-		e := f.compile(segs[0].text, sc, false, at(segs[0].off))
+		e := f.compile(segs[0].text, sc, false, "", at(segs[0].off))
 		if e == nil {
 			return nil
 		}
@@ -247,7 +260,7 @@ func (f *file) compileTemplate(n *yaml.Node, sc *scope) Value {
 			t.parts = append(t.parts, part{text: s.text})
 			continue
 		}
-		e := f.compile(s.text, sc, false, at(s.off))
+		e := f.compile(s.text, sc, false, "", at(s.off))
 		if e == nil {
 			bad = true
 			continue

@@ -90,8 +90,8 @@ func parseTestFile(path string, src []byte) (t *TestFile, diags Diagnostics) {
 		f.errorf(root, "test file: missing required field \"cases\"")
 		return nil, f.diags
 	}
-	items, _ := f.sequence(p.val, "cases")
-	if len(items) == 0 {
+	items, isList := f.sequence(p.val, "cases")
+	if isList && len(items) == 0 {
 		f.errorf(p.key, "cases: a test file needs at least one case")
 	}
 	names := map[string]int{}

@@ -78,6 +78,10 @@ func eventMessage(ev *store.Event) (*message.Message, error) {
 	return newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload})
 }
 
+// DelayedRedelivery reports that a nacked message can wait for its retry
+// time in the queue.
+func (b *SQLBroker) DelayedRedelivery() bool { return true }
+
 // Write implements Broker.
 func (b *SQLBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
 

@@ -35,6 +35,9 @@ type Config struct {
 	RunTimeout time.Duration
 	// Owner names this process in run claims.
 	Owner string
+	// MaxInlineDelay: a step retry that waits longer is stored and taken
+	// up again at its time (on brokers that can delay a redelivery).
+	MaxInlineDelay time.Duration
 }
 
 // Engine runs the pipeline.
@@ -61,6 +64,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RunTimeout <= 0 {
 		cfg.RunTimeout = 15 * time.Minute
 	}
+	if cfg.MaxInlineDelay <= 0 {
+		cfg.MaxInlineDelay = 2 * time.Second
+	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()
 		cfg.Owner = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -72,7 +78,18 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	poison, err := middleware.PoisonQueue(cfg.Broker.Publisher(), TopicDeadLetters)
+	// the router closes a handler's publisher when the handler stops; the
+	// broker is also the subscriber of the other handlers, so it must
+	// outlive them: the service closes it after the router
+	pub := keepOpen{cfg.Broker.Publisher()}
+	// likewise it closes every subscriber as soon as it starts closing,
+	// before in-flight handlers finish; their subscriptions end with the
+	// router's context instead
+	sub := keepOpenSub{cfg.Broker.Subscriber()}
+	// a handler cut short by shutdown is not poison: its message comes back
+	poison, err := middleware.PoisonQueueWithFilter(pub, TopicDeadLetters, func(err error) bool {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("poison queue: %w", err)
 	}
@@ -81,12 +98,14 @@ func New(cfg Config) (*Engine, error) {
 		middleware.CorrelationID,
 		poison,
 		middleware.Retry{MaxRetries: 3, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog,
-			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) }}.Middleware,
+			ShouldRetry: func(p middleware.RetryParams) bool {
+				return !errors.Is(p.Err, errPermanent) && !errors.Is(p.Err, context.Canceled)
+			}}.Middleware,
 		middleware.Timeout(cfg.RunTimeout),
 	)
-	router.AddHandler("match", TopicEvents, cfg.Broker.Subscriber(), TopicRuns, cfg.Broker.Publisher(), e.match)
-	router.AddConsumerHandler("run", TopicRuns, cfg.Broker.Subscriber(), e.run)
-	router.AddConsumerHandler("dead_letters", TopicDeadLetters, cfg.Broker.Subscriber(), e.dead)
+	router.AddHandler("match", TopicEvents, sub, TopicRuns, pub, e.match)
+	router.AddConsumerHandler("run", TopicRuns, sub, e.run)
+	router.AddConsumerHandler("dead_letters", TopicDeadLetters, sub, e.dead)
 	e.router = router
 	return e, nil
 }
@@ -194,6 +213,16 @@ func (e *Engine) run(msg *message.Message) error {
 		return e.save(ctx, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
 			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1}, nil)
 	}
+	// claim the run in this process first, then look whether it is done:
+	// the other order lets a second copy slip in between a finished run's
+	// check and its release
+	if _, busy := e.running.LoadOrStore(rm.RunID, true); busy {
+		// the same run is executing here: let this copy come back later
+		retryAt(msg, time.Now().Add(time.Second))
+		msg.Nack()
+		return nil
+	}
+	defer e.running.Delete(rm.RunID)
 	if !rm.Replay {
 		done, err := e.cfg.Store.RunDone(ctx, rm.RunID)
 		if err != nil {
@@ -203,23 +232,93 @@ func (e *Engine) run(msg *message.Message) error {
 			return nil // a redelivery of a run that finished: nothing to do
 		}
 	}
-	if _, busy := e.running.LoadOrStore(rm.RunID, true); busy {
-		// the same run is executing here: let this copy come back later
-		retryAt(msg, time.Now().Add(time.Second))
-		msg.Nack()
-		return nil
-	}
-	defer e.running.Delete(rm.RunID)
 	payload, err := decodePayload(rm.Event.Payload)
 	if err != nil {
 		return fmt.Errorf("%w: decode payload: %v", errPermanent, err)
 	}
 	r := e.cfg.NewRunner()
 	r.Logger = e.log
-	res := r.Run(ctx, rec, runner.Event{ID: rm.Event.ID, Type: rm.Event.Type, ReceivedAt: rm.Event.ReceivedAt, Payload: payload}, rm.RunID)
+	ev := runner.Event{ID: rm.Event.ID, Type: rm.Event.Type, ReceivedAt: rm.Event.ReceivedAt, Payload: payload}
+	state, err := e.startState(ctx, rm, rec)
+	if err != nil {
+		return err
+	}
+	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
+		r.MaxInlineDelay = e.cfg.MaxInlineDelay
+	}
+	if len(rec.Steps) > 1 {
+		r.Checkpoint = func(st *runner.State) error { return e.checkpoint(ctx, rm.RunID, st) }
+	}
+	res := r.Resume(ctx, rec, ev, rm.RunID, state)
+	if ctx.Err() != nil && res.Status != runner.StatusSucceeded {
+		// cut short (shutdown or the run timeout): not a verdict on the
+		// run; the message comes back and the run resumes from its
+		// checkpoint
+		e.log.Warn("run interrupted: it will be taken up again", "run", rm.RunID, "error", ctx.Err())
+		msg.Nack()
+		return nil
+	}
+	if res.Status == runner.StatusPending {
+		// a durable retry: store where the run stands and take the message
+		// back at its retry time, here or in another process
+		if err := e.checkpoint(ctx, rm.RunID, res.State); err != nil {
+			return err
+		}
+		retryAt(msg, res.RetryAt)
+		msg.Nack()
+		return nil
+	}
 	run := RecordOf(rm, res)
-	run.Replace = rm.Replay
+	run.Replace = rm.Replay || state != nil
 	return e.save(ctx, run, res)
+}
+
+// delayer is a broker that can hold a nacked message until a given time.
+type delayer interface{ DelayedRedelivery() bool }
+
+// startState is where a run starts: a checkpoint left by a crash or a
+// durable retry, the kept steps of a --from-failed-step replay, or nil.
+func (e *Engine) startState(ctx context.Context, rm RunMsg, rec *recipes.Recipe) (*runner.State, error) {
+	raw, err := e.cfg.Store.Checkpoint(ctx, rm.RunID)
+	if err != nil {
+		return nil, err
+	}
+	if raw != nil {
+		var st runner.State
+		if err := json.Unmarshal(raw, &st); err != nil {
+			e.log.Warn("unreadable checkpoint: starting the run over", "run", rm.RunID, "error", err)
+			return nil, nil
+		}
+		if st.Next > len(rec.Steps) {
+			e.log.Warn("checkpoint does not fit the recipe any more: starting the run over", "run", rm.RunID)
+			return nil, nil
+		}
+		return &st, nil
+	}
+	if rm.FromStep == "" {
+		return nil, nil
+	}
+	st := &runner.State{Outputs: map[string]map[string]any{}}
+	for i, s := range rec.Steps {
+		if s.ID == rm.FromStep {
+			st.Next = i
+			return st, nil
+		}
+		out := rm.Prior[s.ID]
+		st.Outputs[s.ID] = out
+		st.Steps = append(st.Steps, &runner.StepResult{ID: s.ID, Action: s.Action, Status: runner.StatusSucceeded, Output: out})
+	}
+	return nil, fmt.Errorf("%w: step %s is no longer in recipe %s", errPermanent, rm.FromStep, rec.Name)
+}
+
+func (e *Engine) checkpoint(ctx context.Context, runID string, st *runner.State) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	return e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+		return e.cfg.Store.SaveCheckpoint(ctx, tx, runID, raw, time.Now())
+	})
 }
 
 // RecordOf turns a runner result into a stored run.
@@ -288,3 +387,15 @@ func (e *Engine) dead(msg *message.Message) error {
 	return e.save(msg.Context(), &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
 		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}, nil)
 }
+
+// keepOpen is a publisher whose Close does nothing.
+type keepOpen struct{ message.Publisher }
+
+// Close implements message.Publisher.
+func (keepOpen) Close() error { return nil }
+
+// keepOpenSub is a subscriber whose Close does nothing.
+type keepOpenSub struct{ message.Subscriber }
+
+// Close implements message.Subscriber.
+func (keepOpenSub) Close() error { return nil }

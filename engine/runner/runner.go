@@ -27,7 +27,22 @@ const (
 	StatusFiltered  Status = "filtered"
 	StatusDead      Status = "dead"
 	StatusSkipped   Status = "skipped" // a step whose `if` was false
+	// StatusPending is a run paused until its next retry (a durable
+	// retry): Result.State says where to resume and Result.RetryAt when.
+	StatusPending Status = "pending"
 )
+
+// State is where an unfinished run stands: enough to resume it in another
+// process. Outputs holds the steps' real outputs (later steps need them),
+// so a State is stored, never shown.
+type State struct {
+	Next     int                       `json:"next"` // index in the recipe's steps of the step to run next
+	Steps    []*StepResult             `json:"steps,omitempty"`
+	Outputs  map[string]map[string]any `json:"outputs,omitempty"`
+	Attempts []Attempt                 `json:"attempts,omitempty"` // attempts already made of step Next
+	Started  time.Time                 `json:"started"`
+	RetryAt  time.Time                 `json:"retry_at,omitempty"`
+}
 
 // Event is what a trigger delivered.
 type Event struct {
@@ -63,7 +78,8 @@ type StepResult struct {
 	Reason   string         `json:"reason,omitempty"`
 	Attempts []Attempt      `json:"attempts,omitempty"`
 
-	real map[string]any // the unredacted output, for later steps
+	real    map[string]any // the unredacted output, for later steps
+	retryAt time.Time      // when a pending step is due
 }
 
 // RunError says where and why a run failed.
@@ -83,6 +99,9 @@ type Result struct {
 	Error    *RunError      `json:"error,omitempty"`
 	Started  time.Time      `json:"started"`
 	Duration time.Duration  `json:"duration"`
+	// RetryAt and State are set when Status is pending.
+	RetryAt time.Time `json:"retry_at,omitempty"`
+	State   *State    `json:"-"`
 }
 
 // Step returns the result of a step by id.
@@ -116,6 +135,13 @@ type Runner struct {
 	OnStep func(*StepResult)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxInlineDelay, when positive, bounds how long the runner sleeps
+	// before a retry: a longer wait pauses the run (status pending) so that
+	// the caller can store it and resume it on time, surviving restarts.
+	MaxInlineDelay time.Duration
+	// Checkpoint, when set, is called after each step that leaves more to
+	// do, so that a crash resumes after the last finished step.
+	Checkpoint func(*State) error
 }
 
 // Redacted replaces secret values.
@@ -137,7 +163,17 @@ func (r *Runner) logger() *slog.Logger {
 
 // Run executes a recipe for one event.
 func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID string) *Result {
+	return r.Resume(ctx, rec, ev, runID, nil)
+}
+
+// Resume continues a run from a State (nil starts it): the filter is not
+// evaluated again, vars are, and the steps before st.Next keep their
+// recorded results and outputs.
+func (r *Runner) Resume(ctx context.Context, rec *recipes.Recipe, ev Event, runID string, st *State) *Result {
 	start := r.now()
+	if st != nil && !st.Started.IsZero() {
+		start = st.Started
+	}
 	res := &Result{RunID: runID, Recipe: rec.Name, Started: start, Vars: map[string]any{}}
 	red := newRedactor(r.Secrets, r.Redact)
 	log := slog.New(red.handler(r.logger().Handler())).With("recipe", rec.Name, "run", runID)
@@ -147,18 +183,11 @@ func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID s
 		res.Duration = r.now().Sub(start)
 	}()
 
-	stepsEnv := map[string]any{}
-	env := map[string]any{
-		"event": conform(rec.Trigger.Spec.Shape, ev.Payload),
-		"trigger": map[string]any{
-			"type": ev.Type, "id": ev.ID, "received_at": ev.ReceivedAt.UTC().Format(time.RFC3339Nano),
-		},
-		"vars":    res.Vars,
-		"steps":   stepsEnv,
-		"run":     map[string]any{"id": runID, "recipe": rec.Name, "attempt": 1},
-		"secrets": secretsEnv(r.Secrets),
-	}
-	if rec.Filter != nil {
+	env := r.Env(rec, ev, runID)
+	env["vars"] = res.Vars
+	stepsEnv := env["steps"].(map[string]any)
+	outputs := map[string]map[string]any{}
+	if st == nil && rec.Filter != nil {
 		ok, err := rec.Filter.Bool(env)
 		if err != nil {
 			res.Status = StatusFailed
@@ -179,21 +208,49 @@ func (r *Runner) Run(ctx context.Context, rec *recipes.Recipe, ev Event, runID s
 		}
 		res.Vars[v.Name] = val
 	}
+	first := 0
+	var prior []Attempt
+	if st != nil {
+		first, prior = st.Next, st.Attempts
+		res.Steps = append(res.Steps, st.Steps...)
+		for _, sr := range st.Steps {
+			if step := rec.Step(sr.ID); step != nil {
+				sr.real = st.Outputs[sr.ID]
+				outputs[sr.ID] = sr.real
+				stepsEnv[sr.ID] = stepEnv(step, sr)
+			}
+		}
+	}
 	res.Status = StatusSucceeded
-	for _, step := range rec.Steps {
-		sr := r.runStep(ctx, rec, step, env, runID, red, log)
+	for i := first; i < len(rec.Steps); i++ {
+		step := rec.Steps[i]
+		sr := r.runStep(ctx, rec, step, env, runID, red, log, prior, true)
+		prior = nil
+		if sr.Status == StatusPending {
+			res.Status = StatusPending
+			res.RetryAt = sr.retryAt
+			res.State = &State{Next: i, Steps: append([]*StepResult(nil), res.Steps...), Outputs: outputs,
+				Attempts: sr.Attempts, Started: start, RetryAt: sr.retryAt}
+			return res
+		}
 		res.Steps = append(res.Steps, sr)
 		stepsEnv[step.ID] = stepEnv(step, sr)
+		outputs[step.ID] = sr.real
 		if sr.Status == StatusFailed && !step.ContinueOnError {
 			res.Status = StatusFailed
 			res.Error = &RunError{Step: step.ID, Message: sr.Error, Reason: sr.Reason}
 			break
 		}
+		if r.Checkpoint != nil && i+1 < len(rec.Steps) {
+			if err := r.Checkpoint(&State{Next: i + 1, Steps: append([]*StepResult(nil), res.Steps...), Outputs: outputs, Started: start}); err != nil {
+				log.Warn("checkpoint not stored: a crash now would run this step again", "step", step.ID, "error", err)
+			}
+		}
 	}
 	if res.Status == StatusFailed && len(rec.OnError) > 0 {
 		env["error"] = map[string]any{"step": res.Error.Step, "message": res.Error.Message}
 		for _, step := range rec.OnError {
-			sr := r.runStep(ctx, rec, step, env, runID, red, log)
+			sr := r.runStep(ctx, rec, step, env, runID, red, log, nil, false)
 			sr.OnError = true
 			res.Steps = append(res.Steps, sr)
 			stepsEnv[step.ID] = stepEnv(step, sr)
@@ -209,10 +266,13 @@ func stepEnv(step *recipes.Step, sr *StepResult) map[string]any {
 	return map[string]any{"output": conform(step.Spec.Shape, sr.real), "status": string(sr.Status)}
 }
 
-func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes.Step, env map[string]any, runID string, red *redactor, log *slog.Logger) (sr *StepResult) {
-	sr = &StepResult{ID: step.ID, Action: step.Action}
+// runStep runs one step; prior are the attempts a paused run already made
+// of it. With mayPause, a retry wait longer than MaxInlineDelay returns
+// the step as pending instead of sleeping.
+func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes.Step, env map[string]any, runID string, red *redactor, log *slog.Logger, prior []Attempt, mayPause bool) (sr *StepResult) {
+	sr = &StepResult{ID: step.ID, Action: step.Action, Attempts: append([]Attempt(nil), prior...)}
 	defer func() {
-		if r.OnStep != nil {
+		if r.OnStep != nil && sr.Status != StatusPending {
 			r.OnStep(sr)
 		}
 	}()
@@ -260,7 +320,7 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 		// a zero timeout would expire every attempt before it starts
 		timeout = recipes.DefaultTimeout
 	}
-	for n := 1; ; n++ {
+	for n := len(prior) + 1; ; n++ {
 		att := Attempt{Number: n, Started: r.now()}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		out, err := r.invoke(actx, step, req)
@@ -294,6 +354,10 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 		if last {
 			sr.Output = att.Output
 			return fail(string(ce.Reason), errors.New(att.Error))
+		}
+		if mayPause && r.MaxInlineDelay > 0 && att.Delay > r.MaxInlineDelay {
+			sr.Status, sr.retryAt = StatusPending, r.now().Add(att.Delay)
+			return sr
 		}
 		if err := r.sleep(ctx, att.Delay); err != nil {
 			return fail(string(connector.ReasonTimeout), fmt.Errorf("canceled while waiting to retry: %w", err))

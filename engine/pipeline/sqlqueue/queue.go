@@ -250,7 +250,10 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 				msg.Metadata = message.Metadata{}
 			}
 			msg.Metadata.Set(DeliveriesKey, strconv.Itoa(c.deliveries))
-			mctx, cancel := context.WithCancel(ctx)
+			// a delivered message outlives its subscription: closing the
+			// subscription (a graceful shutdown) lets in-flight handlers
+			// finish; the router's timeout bounds them
+			mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			msg.SetContext(mctx)
 			slots <- struct{}{}
 			select {
@@ -274,8 +277,8 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 					q.acks <- seq
 				case <-msg.Nacked():
 					q.nack(topic, seq, msg)
-				case <-ctx.Done():
 				case <-q.closed:
+					// unacknowledged: the lease brings it back
 				}
 			}(c.seq)
 		}
