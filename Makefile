@@ -10,9 +10,12 @@ STATICCHECK_VERSION ?= v0.8.2
 build: ## build bin/sous
 	$(GO) build -o $(BIN) ./cmd/sous
 
-run: build ## validate and test the example recipes (the runtime serves them once it lands)
-	$(BIN) validate examples/
-	$(BIN) test -v examples/
+# Signing secrets for the example webhooks, for trying Sous locally only.
+DEV_SECRETS := SOUS_SECRET_SHOP_WEBHOOK=dev-only SOUS_SECRET_WEBSITE_FORMS_WEBHOOK=dev-only SOUS_SECRET_GITHUB_WEBHOOK=dev-only
+
+run: build ## serve the example recipes on http://127.0.0.1:8080 with the embedded store (data/)
+	$(BIN) validate --config examples/sous.yaml examples/
+	$(DEV_SECRETS) $(BIN) serve --config examples/sous.yaml
 
 test: check-tidy unit fuzz examples ## everything CI checks
 
@@ -39,8 +42,10 @@ lint: ## go vet and staticcheck
 generate: ## regenerate schemas/recipe.schema.json and docs/connectors.md from the connector specs
 	$(GO) run ./internal/gen .
 
-bench: ## benchmarks (figures in docs/performance.md)
-	$(GO) test -run='^$$' -bench=. -benchmem -cpu=1 ./recipes/...
+bench: build ## benchmarks and the end-to-end load test (figures in docs/performance.md)
+	$(GO) test -run='^$$' -bench=. -benchmem -cpu=1 ./recipes/... ./engine/pipeline/
+	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s
+	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -recipes 10000
 
 clean:
 	rm -rf bin

@@ -36,12 +36,19 @@ type Expr struct {
 
 // Eval runs the expression against an environment.
 func (e *Expr) Eval(env map[string]any) (any, error) {
-	out, err := expr.Run(e.prog, env)
+	m := vms.Get().(*vm.VM)
+	out, err := m.Run(e.prog, env)
+	vms.Put(m)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.Pos, flatten(err))
 	}
 	return out, nil
 }
+
+// vms reuses expr's virtual machines: a run allocates less, which matters
+// on the hot path (every event's filter) once many recipes make the heap
+// large enough for garbage collection to dominate.
+var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 
 // Bool runs a boolean expression.
 func (e *Expr) Bool(env map[string]any) (bool, error) {

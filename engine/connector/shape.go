@@ -112,60 +112,93 @@ func (s *Shape) Zero() any {
 // an int. v is not modified; values of another kind than declared are
 // kept as they are.
 func (s *Shape) Fill(v any) any {
+	out, _ := s.fill(v)
+	return out
+}
+
+// fill is Fill that also says whether anything changed, so that a value
+// that already fits is returned as it is, without a copy (the hot path of
+// every event).
+func (s *Shape) fill(v any) (any, bool) {
 	if s == nil {
-		return v
+		return v, false
 	}
 	if v == nil {
-		return s.Zero()
+		z := s.Zero()
+		return z, z != nil
 	}
 	switch s.Type {
 	case Object:
 		m, ok := v.(map[string]any)
 		if !ok || len(s.Props) == 0 {
-			return v
+			return v, false
 		}
-		out := make(map[string]any, len(m)+len(s.Props))
-		for k, e := range m {
-			out[k] = e
-		}
+		var out map[string]any
 		for _, p := range s.Props {
-			out[p.Name] = p.Shape.Fill(m[p.Name])
+			cur, present := m[p.Name]
+			filled, changed := p.Shape.fill(cur)
+			if !changed && present {
+				continue
+			}
+			if !changed && !present && filled == nil {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]any, len(m)+len(s.Props))
+				for k, e := range m {
+					out[k] = e
+				}
+			}
+			out[p.Name] = filled
 		}
-		return out
+		if out == nil {
+			return v, false
+		}
+		return out, true
 	case Int:
 		// expr specialises operators on the checked type: an int64 or a
 		// JSON float64 where the shape says integer would not compare
 		switch x := v.(type) {
 		case int64:
-			return int(x)
+			return int(x), true
 		case float64:
 			if x == float64(int(x)) {
-				return int(x)
+				return int(x), true
 			}
 		case int32:
-			return int(x)
+			return int(x), true
 		}
-		return v
+		return v, false
 	case Number:
 		switch x := v.(type) {
 		case int:
-			return float64(x)
+			return float64(x), true
 		case int64:
-			return float64(x)
+			return float64(x), true
 		case float32:
-			return float64(x)
+			return float64(x), true
 		}
-		return v
+		return v, false
 	case List:
 		l, ok := v.([]any)
 		if !ok || s.Elem == nil {
-			return v
+			return v, false
 		}
-		out := make([]any, len(l))
+		var out []any
 		for i, e := range l {
-			out[i] = s.Elem.Fill(e)
+			filled, changed := s.Elem.fill(e)
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = append([]any(nil), l...)
+			}
+			out[i] = filled
 		}
-		return out
+		if out == nil {
+			return v, false
+		}
+		return out, true
 	}
-	return v
+	return v, false
 }

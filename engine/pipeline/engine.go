@@ -51,6 +51,9 @@ type Engine struct {
 	running sync.Map
 	// Delivered counts finished runs (for benchmarks and tests).
 	Delivered atomic.Int64
+
+	filterOnce sync.Once
+	filter     *runner.Runner
 }
 
 // New builds the engine and its Watermill router.
@@ -110,6 +113,13 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// filterRunner is the runner the matcher evaluates filters with: built
+// once, since a filter only reads.
+func (e *Engine) filterRunner() *runner.Runner {
+	e.filterOnce.Do(func() { e.filter = e.cfg.NewRunner() })
+	return e.filter
+}
+
 // SetIndex swaps the recipes the engine matches against.
 func (e *Engine) SetIndex(ix *Index) { e.index.Store(ix) }
 
@@ -149,7 +159,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode payload: %v", errPermanent, err)
 	}
-	r := e.cfg.NewRunner()
+	r := e.filterRunner()
 	rev := runner.Event{ID: ev.ID, Type: ev.Type, ReceivedAt: ev.ReceivedAt, Payload: payload}
 	var out []*message.Message
 	var filtered []*store.Run

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
@@ -142,6 +143,9 @@ type Runner struct {
 	// Checkpoint, when set, is called after each step that leaves more to
 	// do, so that a crash resumes after the last finished step.
 	Checkpoint func(*State) error
+
+	secretsOnce sync.Once
+	secrets     map[string]any
 }
 
 // Redacted replaces secret values.
