@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
@@ -122,7 +124,31 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 func (s *Service) openBroker(ctx context.Context) error {
 	set := s.opts.Settings.Broker
 	switch set.Type {
-	case "", "sqlite", "memory":
+	case "postgres":
+		// store and queue in one PostgreSQL database, shared by every process
+		if set.URL == "" {
+			return fmt.Errorf("broker postgres: set broker.url to the database's DSN")
+		}
+		db, err := store.OpenPostgres(ctx, set.URL)
+		if err != nil {
+			return err
+		}
+		s.closers = append(s.closers, db.Close)
+		s.Store = &store.Store{DB: db, Dialect: store.Postgres, Prefix: set.Prefix}
+		// it migrates the store too, under a lock shared with the other processes
+		b, err := pipeline.NewPostgresBroker(ctx, s.Store, pipeline.PostgresConfig{
+			Prefix:       set.Prefix,
+			AckDeadline:  s.opts.Settings.Pipeline.RunTimeout + time.Minute,
+			DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
+			Logger:       watermill.NewSlogLogger(s.log.With("component", "broker")),
+		})
+		if err != nil {
+			return err
+		}
+		s.Broker = b
+		s.closers = append([]func() error{b.Close}, s.closers...)
+		return nil
+	case "", "sqlite", "memory", "nats":
 		write, read, err := store.OpenSQLite(ctx, s.opts.DataDir)
 		if err != nil {
 			return err
@@ -131,6 +157,24 @@ func (s *Service) openBroker(ctx context.Context) error {
 		s.Store = &store.Store{DB: read, Write: write, Dialect: store.SQLite, Prefix: set.Prefix}
 		if err := s.Store.Migrate(ctx); err != nil {
 			return err
+		}
+		if set.Type == "nats" {
+			// events and runs in this process's SQLite store, messages on
+			// JetStream, shared by every process
+			b, err := pipeline.NewNATSBroker(ctx, s.Store, pipeline.NATSConfig{
+				URL:          set.URL,
+				Prefix:       set.Prefix,
+				AckWait:      s.opts.Settings.Pipeline.RunTimeout + time.Minute,
+				Concurrency:  s.opts.Settings.Pipeline.MaxInFlight,
+				DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
+				Logger:       watermill.NewSlogLogger(s.log.With("component", "broker")),
+			})
+			if err != nil {
+				return err
+			}
+			s.Broker = b
+			s.closers = append([]func() error{b.Close}, s.closers...)
+			return nil
 		}
 		if set.Type == "memory" {
 			b := pipeline.NewMemoryBroker(s.Store)

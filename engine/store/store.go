@@ -417,7 +417,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 		if err != nil {
 			return fmt.Errorf("prune: %w", err)
 		}
-		if strings.Contains(query, "{runs}") && !strings.Contains(query, "run_steps") {
+		if strings.HasPrefix(query, "DELETE FROM {runs} ") {
 			n, _ := res.RowsAffected()
 			total += n
 		}

@@ -1,0 +1,408 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/store"
+)
+
+// NATSConfig tunes the NATS JetStream broker.
+type NATSConfig struct {
+	// URL of the NATS server, nats://127.0.0.1:4222 when empty.
+	URL string
+	// Prefix names the stream, its subjects and its consumers (tests
+	// isolate with it): stream <prefix>sous, subjects <prefix>sous.<topic>.
+	Prefix string
+	// AckWait is how long JetStream waits for a delivery's ack before it
+	// delivers the message again. It must exceed the engine's run timeout.
+	AckWait time.Duration
+	// Concurrency is how many runs one process handles at once.
+	Concurrency int
+	// MaxAckPending bounds the messages in flight on a topic across all
+	// processes; by default four times Concurrency.
+	MaxAckPending int
+	// DuplicateWindow is how long JetStream remembers a message id: within
+	// it, the same dedup key accepted by two processes yields one event.
+	DuplicateWindow time.Duration
+	// MaxAge drops messages no process consumed in that time.
+	MaxAge time.Duration
+	// DrainTimeout bounds how long closing waits for the messages in
+	// flight to be acknowledged.
+	DrainTimeout time.Duration
+	Logger       watermill.LoggerAdapter
+}
+
+func (c *NATSConfig) setDefaults() {
+	if c.URL == "" {
+		c.URL = nats.DefaultURL
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 16 * time.Minute
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 32
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 4 * c.Concurrency
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = time.Hour
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// NATSBroker carries messages on a NATS JetStream stream and keeps events
+// and runs in the process's own store (the embedded SQLite one). Every
+// topic has a durable consumer that all sous processes join as the queue
+// group "sous", so they share the work; the stream is a work queue, so an
+// acknowledged message is gone.
+//
+// Delivery is at least once, and not atomic with the store: the store
+// and the stream commit separately. Accept claims the dedup key and stores
+// the event, then publishes; when the publish fails it undoes both, so the
+// sender's retry is accepted. A process that dies between its commit and
+// its publish loses the event, and the sender's retry to the same process
+// is then taken for a duplicate (to another process it is accepted). A
+// publish that timed out may still have been stored: the retry is then a
+// duplicate to the stream, and the run goes ahead without its event in
+// the store (it cannot be replayed). A message whose ack was lost, or whose handler outlived AckWait, is
+// delivered again, possibly to another process, whose store does not
+// know the run finished: a run can then execute twice. Run ids stay
+// deterministic, and actions get an idempotency key per run and step.
+// The consumers push: messages JetStream pushed to a process that stops
+// before handing them on come back only after AckWait (MaxAckPending
+// bounds how many).
+type NATSBroker struct {
+	Store  *store.Store
+	Writer *sqlqueue.Writer
+
+	cfg        NATSConfig
+	stream     string
+	nc         *nats.Conn // publishes and manages the stream
+	js         nats.JetStreamContext
+	marshaler  wnats.NATSMarshaler
+	pub        *wnats.Publisher
+	publisher  *natsPublisher
+	subscriber *drainer
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+var _ Broker = (*NATSBroker)(nil)
+
+// NewNATSBroker connects, creates the stream and the topics' durable
+// consumers (or updates them to cfg) and returns the broker. st is the
+// process's own store, already migrated.
+func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSBroker, error) {
+	// the same prefix names the store's tables
+	if !identRE.MatchString(cfg.Prefix) {
+		return nil, fmt.Errorf("nats broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
+	}
+	cfg.setDefaults()
+	b := &NATSBroker{Store: st, cfg: cfg, stream: cfg.Prefix + "sous"}
+	var err error
+	if b.nc, err = b.connect("publisher"); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.nc.Close()
+		}
+	}()
+	if b.js, err = b.nc.JetStream(); err != nil {
+		return nil, fmt.Errorf("nats broker: jetstream: %w", err)
+	}
+	if err := b.provision(ctx); err != nil {
+		return nil, err
+	}
+	b.pub, err = wnats.NewPublisherWithNatsConn(b.nc, wnats.PublisherPublishConfig{
+		Marshaler:         &b.marshaler,
+		SubjectCalculator: b.subjects,
+	}, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: publisher: %w", err)
+	}
+	b.Writer = sqlqueue.NewWriter(st.Write, 512)
+	b.publisher = &natsPublisher{b: b}
+	subs := &natsSubs{b: b, subs: map[string]*wnats.Subscriber{}}
+	b.subscriber = newDrainer(subs.subscribe, subs.close, cfg.DrainTimeout, cfg.Logger)
+	ok = true
+	return b, nil
+}
+
+func (b *NATSBroker) connect(role string) (*nats.Conn, error) {
+	nc, err := nats.Connect(b.cfg.URL, nats.Name("sous "+role), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: connect to %s: %w", b.cfg.URL, err)
+	}
+	return nc, nil
+}
+
+func (b *NATSBroker) subject(topic string) string { return b.stream + "." + topic }
+
+func (b *NATSBroker) durable(topic string) string { return b.cfg.Prefix + "sous_" + topic }
+
+func (b *NATSBroker) subjects(queueGroup, topic string) *wnats.SubjectDetail {
+	return &wnats.SubjectDetail{Primary: b.subject(topic), QueueGroup: queueGroup}
+}
+
+var natsTopics = []string{TopicEvents, TopicRuns, TopicDeadLetters}
+
+// provision creates or updates the stream and one durable push consumer
+// per topic, delivering to the queue group. The consumers are created
+// here rather than by the subscriptions, which would delete them when
+// they unsubscribe, under the other processes' feet.
+func (b *NATSBroker) provision(ctx context.Context) error {
+	opt := nats.Context(ctx)
+	sc := &nats.StreamConfig{
+		Name:       b.stream,
+		Subjects:   []string{b.stream + ".>"},
+		Retention:  nats.WorkQueuePolicy,
+		Storage:    nats.FileStorage,
+		Duplicates: b.cfg.DuplicateWindow,
+		MaxAge:     b.cfg.MaxAge,
+	}
+	if _, err := b.js.AddStream(sc, opt); err != nil {
+		if !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("nats broker: create stream %s: %w", b.stream, err)
+		}
+		if _, err := b.js.UpdateStream(sc, opt); err != nil {
+			return fmt.Errorf("nats broker: update stream %s: %w", b.stream, err)
+		}
+	}
+	for _, topic := range natsTopics {
+		cc := &nats.ConsumerConfig{
+			Durable:        b.durable(topic),
+			DeliverSubject: "_sous_deliver." + b.subject(topic),
+			DeliverGroup:   ConsumerGroup,
+			FilterSubject:  b.subject(topic),
+			DeliverPolicy:  nats.DeliverAllPolicy,
+			AckPolicy:      nats.AckExplicitPolicy,
+			AckWait:        b.cfg.AckWait,
+			MaxAckPending:  b.cfg.MaxAckPending,
+			MaxDeliver:     -1,
+		}
+		if _, err := b.js.AddConsumer(b.stream, cc, opt); err != nil {
+			if _, uerr := b.js.UpdateConsumer(b.stream, cc, opt); uerr != nil {
+				return fmt.Errorf("nats broker: create consumer %s: %w", cc.Durable, errors.Join(err, uerr))
+			}
+		}
+	}
+	return nil
+}
+
+// Accept implements Broker: claim the dedup key and store the event, then
+// publish with the dedup key as the JetStream message id, so that the
+// stream's duplicate window also catches a key accepted by another
+// process. See NATSBroker for what is not atomic here.
+func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+	msg, err := eventMessage(ev)
+	if err != nil {
+		return false, err
+	}
+	fresh := false
+	err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		fresh = false // an op may run twice
+		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+		if err != nil || !ok {
+			return err
+		}
+		if err := b.Store.InsertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		fresh = true
+		return nil
+	})
+	if err != nil || !fresh {
+		return false, err
+	}
+	msg.Metadata.Set(nats.MsgIdHdr, natsMsgID(ev.DedupKey))
+	nm, err := b.marshaler.Marshal(TopicEvents, msg)
+	if err == nil {
+		nm.Subject = b.subject(TopicEvents)
+		var ack *nats.PubAck
+		// not cancelled with the request: a publish the stream stored must
+		// not be undone here
+		ack, err = b.js.PublishMsg(nm, nats.AckWait(10*time.Second))
+		if err == nil && ack.Duplicate {
+			// another process accepted the key first: keep the claim, so a
+			// later copy is refused here without asking the stream, but drop
+			// the event, which will not run here
+			uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+				return b.Store.DeleteEvent(ctx, tx, ev.ID)
+			})
+			return false, uerr
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("publish event: %w", err)
+		uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+			return b.Store.ReleaseDedup(ctx, tx, ev.DedupKey, ev.ID)
+		})
+		if uerr != nil {
+			return false, errors.Join(err, fmt.Errorf("undo the dedup claim: %w", uerr))
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// natsMsgID is the JetStream message id of a dedup key: the key itself
+// when it fits in a header, else its hash.
+func natsMsgID(key string) string {
+	ok := len(key) <= 200
+	for i := 0; ok && i < len(key); i++ {
+		ok = key[i] >= 0x20 && key[i] < 0x7f
+	}
+	if ok {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Write implements Broker.
+func (b *NATSBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
+
+// Publisher implements Broker.
+func (b *NATSBroker) Publisher() message.Publisher { return b.publisher }
+
+// Subscriber implements Broker.
+func (b *NATSBroker) Subscriber() message.Subscriber { return b.subscriber }
+
+// Depth implements Broker: the messages the topic's consumer has not
+// delivered yet or that wait for their ack.
+func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
+	info, err := b.js.ConsumerInfo(b.stream, b.durable(topic), nats.Context(ctx))
+	if err != nil {
+		return -1
+	}
+	return int64(info.NumPending) + int64(info.NumAckPending)
+}
+
+// Close implements Broker. It does not close the store.
+func (b *NATSBroker) Close() error {
+	b.closeOnce.Do(func() {
+		serr := b.subscriber.Close()
+		perr := b.pub.Close() // closes b.nc
+		werr := b.Writer.Close()
+		b.closeErr = errors.Join(serr, perr, werr)
+	})
+	return b.closeErr
+}
+
+// natsPublisher gives each run message its run id as JetStream message
+// id, so that the copies a redelivered event produces are dropped by the
+// stream. The router closes its handlers' publishers; the broker closes
+// the real one.
+type natsPublisher struct{ b *NATSBroker }
+
+// Publish implements message.Publisher.
+func (p *natsPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == TopicRuns {
+		for _, m := range msgs {
+			var rm struct {
+				RunID  string `json:"run_id"`
+				Replay bool   `json:"replay"`
+			}
+			if err := json.Unmarshal(m.Payload, &rm); err == nil && rm.RunID != "" && !rm.Replay {
+				m.Metadata.Set(nats.MsgIdHdr, "run:"+rm.RunID)
+			}
+		}
+	}
+	// watermill-nats publishes on the subject its Publish is given
+	return p.b.pub.Publish(p.b.subject(topic), msgs...)
+}
+
+// Close implements message.Publisher.
+func (p *natsPublisher) Close() error { return nil }
+
+// natsSubs keeps one watermill-nats subscriber, with its own connection,
+// per topic: each binds to the topic's durable consumer and handles as
+// many messages at once as the topic needs.
+type natsSubs struct {
+	b    *NATSBroker
+	mu   sync.Mutex
+	subs map[string]*wnats.Subscriber
+}
+
+func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.subs[topic]; ok {
+		return nil, fmt.Errorf("nats broker: topic %s is subscribed already", topic)
+	}
+	b := s.b
+	count := 1
+	switch topic {
+	case TopicRuns:
+		count = b.cfg.Concurrency
+	case TopicEvents:
+		count = min(b.cfg.Concurrency, 8)
+	}
+	nc, err := b.connect("subscriber " + topic)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := wnats.NewSubscriberWithNatsConn(nc, wnats.SubscriberSubscriptionConfig{
+		Unmarshaler:       &b.marshaler,
+		SubscribersCount:  count,
+		AckWaitTimeout:    b.cfg.AckWait,
+		CloseTimeout:      30 * time.Second,
+		SubscribeTimeout:  30 * time.Second,
+		SubjectCalculator: b.subjects,
+		NakDelay:          wnats.NewStaticDelay(time.Second),
+		QueueGroupPrefix:  ConsumerGroup,
+		JetStream: wnats.JetStreamConfig{
+			// bound to the consumer provisioned above, which the
+			// subscription therefore does not delete when it ends
+			SubscribeOptions: []nats.SubOpt{nats.Bind(b.stream, b.durable(topic)), nats.ManualAck()},
+			DurablePrefix:    b.durable(topic),
+		},
+	}, b.cfg.Logger)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats broker: subscriber: %w", err)
+	}
+	out, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("nats broker: subscribe to %s: %w", topic, err)
+	}
+	s.subs[topic] = sub
+	return []<-chan *message.Message{out}, nil
+}
+
+func (s *natsSubs) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for topic, sub := range s.subs {
+		if err := sub.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the %s subscriber: %w", topic, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,217 @@
+package pipeline_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/store"
+)
+
+// testNATS returns the URL of the NATS server (SOUS_TEST_NATS overrides
+// it) and a random prefix whose stream is deleted at cleanup. It fails
+// when the server is unreachable (CI starts it) and skips with -short.
+func testNATS(t *testing.T) (string, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("NATS test skipped with -short")
+	}
+	u := os.Getenv("SOUS_TEST_NATS")
+	if u == "" {
+		u = nats.DefaultURL
+	}
+	nc, err := nats.Connect(u, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", u, err)
+	}
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	if _, err := js.AccountInfo(); err != nil {
+		nc.Close()
+		t.Fatalf("NATS at %s has no JetStream (start nats-server with -js): %v", u, err)
+	}
+	prefix := "t" + randomHex(6) + "_"
+	t.Cleanup(func() {
+		defer nc.Close()
+		if err := js.DeleteStream(prefix + "sous"); err != nil && err != nats.ErrStreamNotFound {
+			t.Errorf("delete stream %ssous: %v", prefix, err)
+		}
+	})
+	return u, prefix
+}
+
+// openNATSBroker opens a process's own SQLite store and a broker on the
+// shared stream.
+func openNATSBroker(t *testing.T, u, prefix string) (*store.Store, *pipeline.NATSBroker) {
+	t.Helper()
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 16})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, b.Close())
+		require.NoError(t, read.Close())
+		require.NoError(t, write.Close())
+	})
+	return st, b
+}
+
+func TestNATSBroker(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	st, b := openNATSBroker(t, u, prefix)
+	sink := newBrokerSink(t, 0)
+	load := newBrokerLoad(200)
+
+	start := time.Now()
+	load.accept(t, b.Accept)
+	acceptTime, accepted := time.Since(start), len(load.events)
+	require.Equal(t, int64(load.distinct()), b.Depth(ctx, pipeline.TopicEvents), "one message per accepted event")
+	for _, ev := range load.events {
+		_, err := st.GetEvent(ctx, ev.ID)
+		if load.fresh[ev.ID] {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, store.ErrNotFound, "a duplicate is not stored")
+		}
+	}
+
+	// a second process, with a store of its own, on the same stream: the
+	// keys the first accepted are duplicates to it too, by their JetStream
+	// message id
+	st2, b2 := openNATSBroker(t, u, prefix)
+	for _, ev := range load.events[:20] {
+		again := *ev
+		again.ID = pipeline.NewEventID()
+		fresh, err := b2.Accept(ctx, &again)
+		require.NoError(t, err)
+		require.False(t, fresh, "key %s accepted by another process", ev.DedupKey)
+		_, err = st2.GetEvent(ctx, again.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "a duplicate is not kept")
+	}
+	require.Equal(t, int64(load.distinct()), b.Depth(ctx, pipeline.TopicEvents))
+	// a key that cannot be a header is hashed into the message id, as
+	// deterministically
+	odd := newBrokerLoad(1).events[0]
+	odd.DedupKey = "hook:/load:line\nbreak " + strings.Repeat("x", 300)
+	fresh, err := b2.Accept(ctx, odd)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	again := *odd
+	again.ID = pipeline.NewEventID()
+	fresh, err = b.Accept(ctx, &again)
+	require.NoError(t, err)
+	require.False(t, fresh, "the odd key accepted by another process")
+	load.events = append(load.events, odd)
+	load.fresh[odd.ID] = true
+
+	start = time.Now()
+	startEngine(t, st, b, brokerIndex(t, sink.srv.URL), "engine-1")
+	load.wait(t, sink, st)
+	t.Logf("nats: accepted %d events in %s (%.0f/s); ran %d runs in %s (%.0f/s, including start and the 500ms settle)",
+		accepted, acceptTime, float64(accepted)/acceptTime.Seconds(),
+		load.distinct(), time.Since(start), float64(load.distinct())/time.Since(start).Seconds())
+	require.Eventually(t, func() bool {
+		return b.Depth(ctx, pipeline.TopicEvents) == 0 && b.Depth(ctx, pipeline.TopicRuns) == 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Zero(t, b.Depth(ctx, pipeline.TopicDeadLetters))
+}
+
+// TestNATSBrokerTwoEngines runs two processes, each with its own store,
+// on one stream: the queue group shares the work between them, and no run
+// executes twice.
+func TestNATSBrokerTwoEngines(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	sink := newBrokerSink(t, 2*time.Millisecond)
+	ix := brokerIndex(t, sink.srv.URL)
+	st1, b1 := openNATSBroker(t, u, prefix)
+	st2, b2 := openNATSBroker(t, u, prefix)
+	e1 := startEngine(t, st1, b1, ix, "engine-1")
+	e2 := startEngine(t, st2, b2, ix, "engine-2")
+
+	load := newBrokerLoad(200)
+	start := time.Now()
+	// a key and its duplicate often reach different processes: the
+	// stream's duplicate window refuses the second
+	load.accept(t, b1.Accept, b2.Accept)
+	load.wait(t, sink, st1, st2)
+	elapsed := time.Since(start)
+	d1, d2 := e1.Delivered.Load(), e2.Delivered.Load()
+	t.Logf("nats, two engines: %d runs in %s (%.0f/s, including the 500ms settle); engine-1 ran %d, engine-2 ran %d",
+		load.distinct(), elapsed, float64(load.distinct())/elapsed.Seconds(), d1, d2)
+	require.Equal(t, int64(load.distinct()), d1+d2, "each run finished once")
+	require.Positive(t, d1, "engine-1 took part")
+	require.Positive(t, d2, "engine-2 took part")
+}
+
+// TestNATSBrokerPublishFails checks that an event the stream did not take
+// is undone in the store, so that the sender's retry is accepted.
+func TestNATSBrokerPublishFails(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	st, b := openNATSBroker(t, u, prefix)
+
+	nc, err := nats.Connect(u)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream(prefix+"sous"))
+
+	ev := newBrokerLoad(1).events[0]
+	fresh, err := b.Accept(ctx, ev)
+	require.ErrorContains(t, err, "publish event")
+	require.False(t, fresh)
+	_, err = st.GetEvent(ctx, ev.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the event is undone")
+	require.Equal(t, int64(-1), b.Depth(ctx, pipeline.TopicEvents), "no stream, no depth")
+
+	// once the stream is back, the retry is a new event, not a duplicate
+	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	defer b2.Close()
+	retry := *ev
+	retry.ID = pipeline.NewEventID()
+	fresh, err = b2.Accept(ctx, &retry)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	require.Equal(t, int64(1), b2.Depth(ctx, pipeline.TopicEvents))
+}
+
+// The shared broker suite (suite_test.go) runs on NATS too: each open is
+// one process with a store in a directory that outlives it, on a stream
+// that does. A message in flight when a process stops comes back after
+// AckWait, kept short here.
+func init() {
+	extraSuiteBrokers = append(extraSuiteBrokers, brokerCase{name: "nats", durable: true,
+		backing: func(t *testing.T) func(t *testing.T) opened {
+			u, prefix := testNATS(t)
+			dir := t.TempDir()
+			return func(t *testing.T) opened {
+				ctx := context.Background()
+				write, read, err := store.OpenSQLite(ctx, dir)
+				require.NoError(t, err)
+				st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+				require.NoError(t, st.Migrate(ctx))
+				b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: 3 * time.Second, Concurrency: 16})
+				require.NoError(t, err)
+				return opened{st: st, b: b, close: func() {
+					require.NoError(t, b.Close())
+					require.NoError(t, read.Close())
+					require.NoError(t, write.Close())
+				}}
+			}
+		}})
+}

@@ -1,0 +1,611 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/store"
+)
+
+// ConsumerGroup is the consumer group (PostgreSQL) and queue group (NATS)
+// that every sous process joins, so that processes share the work.
+const ConsumerGroup = "sous"
+
+// PostgresConfig tunes the PostgreSQL broker.
+type PostgresConfig struct {
+	// Prefix is put before the message tables' names, as the store's
+	// Prefix is before its own.
+	Prefix string
+	// AckDeadline bounds one delivery: a message not acknowledged by then
+	// is delivered again. It must exceed the engine's run timeout.
+	AckDeadline time.Duration
+	// PollInterval is how often an idle subscription looks for messages.
+	PollInterval time.Duration
+	// RunPartitions splits the runs topic: each partition is consumed one
+	// message at a time by one process at a time, so this bounds the runs
+	// executing at once across all processes. Every process on a database
+	// must use the same number; partitions left over from a larger number
+	// are still consumed.
+	RunPartitions int
+	// CompactInterval is how often acknowledged messages are deleted;
+	// negative never.
+	CompactInterval time.Duration
+	// DrainTimeout bounds how long closing waits for the messages in
+	// flight to be acknowledged.
+	DrainTimeout time.Duration
+	Logger       watermill.LoggerAdapter
+}
+
+func (c *PostgresConfig) setDefaults() {
+	if c.AckDeadline <= 0 {
+		c.AckDeadline = 16 * time.Minute
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 200 * time.Millisecond
+	}
+	if c.RunPartitions <= 0 {
+		c.RunPartitions = 8
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.CompactInterval == 0 {
+		c.CompactInterval = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
+
+// PostgresBroker keeps the store and the queue in one PostgreSQL database,
+// which several `sous serve` processes share. Messages travel through
+// watermill-sql: a table per topic, and an offsets table per topic in
+// which every process joins the consumer group "sous". A consumer holds
+// the group's lock on a topic while it handles a batch, so a message is
+// handled by one process at a time, and processes share the work by
+// taking turns. To run several runs at once, the runs topic is split in
+// RunPartitions partitions consumed one message per transaction; a run id
+// always lands in the same partition, so two copies of a run never run at
+// once, and the engine skips a copy whose run already finished.
+//
+// A consumer's transaction stays open while its message is handled: a
+// long run delays the runs queued behind it in its partition (not the
+// others, see pgOffsets), holds a database connection, and holds back
+// vacuum for its duration.
+//
+// Accept is atomic: the dedup claim, the event and its message commit in
+// one transaction.
+type PostgresBroker struct {
+	Store  *store.Store
+	Writer *sqlqueue.Writer
+
+	cfg PostgresConfig
+	// parts is how many runs partitions are consumed: RunPartitions, or
+	// more when the database holds more
+	parts   int
+	schema  wsql.DefaultPostgreSQLSchema
+	offsets pgOffsets
+	pub     *wsql.Publisher
+	// subs consume events and dead letters (in batches), and the runs
+	// partitions (one message per transaction)
+	subs, runSubs *wsql.Subscriber
+	publisher     *pgPublisher
+	subscriber    *drainer
+	stop          chan struct{}
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
+	closeErr      error
+}
+
+var _ Broker = (*PostgresBroker)(nil)
+
+// NewPostgresBroker migrates the store and creates the message tables,
+// under an advisory lock so that processes starting together do not race
+// on CREATE TABLE, and returns the broker. st must use the Postgres
+// dialect.
+func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig) (*PostgresBroker, error) {
+	if st.Dialect != store.Postgres {
+		return nil, fmt.Errorf("postgres broker: the store's dialect is %q", st.Dialect)
+	}
+	if !identRE.MatchString(cfg.Prefix) {
+		return nil, fmt.Errorf("postgres broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
+	}
+	cfg.setDefaults()
+	db := st.DB
+	b := &PostgresBroker{Store: st, cfg: cfg, parts: cfg.RunPartitions, stop: make(chan struct{})}
+	b.schema = wsql.DefaultPostgreSQLSchema{
+		GenerateMessagesTableName: func(topic string) string { return `"` + cfg.Prefix + "watermill_" + topic + `"` },
+		// payloads are JSON, but BYTEA keeps them byte for byte
+		GeneratePayloadType: func(string) string { return "BYTEA" },
+	}
+	b.offsets = pgOffsets{
+		DefaultPostgreSQLOffsetsAdapter: wsql.DefaultPostgreSQLOffsetsAdapter{
+			GenerateMessagesOffsetsTableName: func(topic string) string {
+				return `"` + cfg.Prefix + "watermill_offsets_" + topic + `"`
+			},
+		},
+		prefix: cfg.Prefix,
+	}
+	if err := b.migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	// every runs partition and topic holds a connection while a message is
+	// handled; the writer and the reads need more beside them
+	if need := b.parts + 24; db.Stats().MaxOpenConnections < need && db.Stats().MaxOpenConnections != 0 {
+		db.SetMaxOpenConns(need)
+	}
+	var err error
+	if b.pub, err = wsql.NewPublisher(db, wsql.PublisherConfig{SchemaAdapter: b.schema}, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("postgres publisher: %w", err)
+	}
+	subscriber := func(batch int) (*wsql.Subscriber, error) {
+		schema := b.schema
+		schema.SubscribeBatchSize = batch
+		deadline := cfg.AckDeadline
+		return wsql.NewSubscriber(db, wsql.SubscriberConfig{
+			ConsumerGroup:    ConsumerGroup,
+			AckDeadline:      &deadline,
+			PollInterval:     cfg.PollInterval,
+			ResendInterval:   time.Second,
+			RetryInterval:    time.Second,
+			SchemaAdapter:    schema,
+			OffsetsAdapter:   b.offsets,
+			InitializeSchema: true,
+		}, cfg.Logger)
+	}
+	if b.subs, err = subscriber(100); err != nil {
+		return nil, fmt.Errorf("postgres subscriber: %w", err)
+	}
+	if b.runSubs, err = subscriber(1); err != nil {
+		return nil, fmt.Errorf("postgres subscriber: %w", err)
+	}
+	b.Writer = sqlqueue.NewWriter(db, 512)
+	b.publisher = &pgPublisher{b: b}
+	b.subscriber = newDrainer(b.subscribe, func() error { return errors.Join(b.subs.Close(), b.runSubs.Close()) },
+		cfg.DrainTimeout, cfg.Logger)
+	if cfg.CompactInterval > 0 {
+		b.wg.Add(1)
+		go b.compactLoop()
+	}
+	return b, nil
+}
+
+// topics lists the message tables: the runs topic is split in partitions.
+func (b *PostgresBroker) topics() []string {
+	out := []string{TopicEvents, TopicDeadLetters}
+	for p := range b.parts {
+		out = append(out, b.runPartition(p))
+	}
+	return out
+}
+
+func (b *PostgresBroker) runPartition(p int) string { return TopicRuns + "_" + strconv.Itoa(p) }
+
+func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres broker: %w", err)
+	}
+	defer conn.Close()
+	h := fnv.New64a()
+	h.Write([]byte("sous-migrate:" + b.cfg.Prefix))
+	key := int64(h.Sum64())
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		return fmt.Errorf("postgres broker: lock for migration: %w", err)
+	}
+	defer func() {
+		// the lock would also end with the session, but the pool keeps it
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
+	}()
+	if err := b.Store.Migrate(ctx); err != nil {
+		return err
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
+	if err != nil {
+		return fmt.Errorf("postgres broker: list the message tables: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("postgres broker: list the message tables: %w", err)
+		}
+		part, ok := strings.CutPrefix(name, b.cfg.Prefix+"watermill_"+TopicRuns+"_")
+		if n, err := strconv.Atoi(part); ok && err == nil && n >= b.parts {
+			b.parts = n + 1
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres broker: list the message tables: %w", err)
+	}
+	rows.Close()
+	for _, topic := range b.topics() {
+		queries := append(b.schema.SchemaInitializingQueries(topic), b.offsets.SchemaInitializingQueries(topic)...)
+		queries = append(queries, b.offsets.BeforeSubscribingQueries(topic, ConsumerGroup)...)
+		for _, q := range queries {
+			if _, err := conn.ExecContext(ctx, q.Query, q.Args...); err != nil {
+				return fmt.Errorf("postgres broker: create the %s message tables: %w", topic, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Accept implements Broker: the dedup claim, the event and its message
+// commit in one transaction, the message written by a watermill-sql
+// publisher on that transaction.
+func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+	msg, err := eventMessage(ev)
+	if err != nil {
+		return false, err
+	}
+	fresh := false
+	err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		fresh = false // an op may run twice
+		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+		if err != nil || !ok {
+			return err
+		}
+		if err := b.Store.InsertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		pub, err := wsql.NewPublisher(txExecutor{tx}, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("publish event: %w", err)
+		}
+		if err := pub.Publish(TopicEvents, msg); err != nil {
+			return fmt.Errorf("publish event: %w", err)
+		}
+		fresh = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return fresh, nil
+}
+
+// Write implements Broker.
+func (b *PostgresBroker) Write(ctx context.Context, fn sqlqueue.Op) error {
+	return b.Writer.Do(ctx, fn)
+}
+
+// Publisher implements Broker.
+func (b *PostgresBroker) Publisher() message.Publisher { return b.publisher }
+
+// Subscriber implements Broker.
+func (b *PostgresBroker) Subscriber() message.Subscriber { return b.subscriber }
+
+// Depth implements Broker: the messages past the consumer group's offset.
+func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
+	tables := []string{topic}
+	if topic == TopicRuns {
+		tables = tables[:0]
+		for p := range b.parts {
+			tables = append(tables, b.runPartition(p))
+		}
+	}
+	var total int64
+	for _, t := range tables {
+		var n int64
+		err := b.Store.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+b.schema.MessagesTable(t)+` m
+			LEFT JOIN `+b.offsets.MessagesOffsetsTable(t)+` o ON o.consumer_group = $1
+			WHERE o.consumer_group IS NULL OR m.transaction_id > o.last_processed_transaction_id
+				OR (m.transaction_id = o.last_processed_transaction_id AND m."offset" > o.offset_acked)`, ConsumerGroup).Scan(&n)
+		if err != nil {
+			return -1
+		}
+		total += n
+	}
+	return total
+}
+
+// Compact deletes the messages the consumer group has acknowledged: sous
+// is their only reader, and watermill-sql keeps them otherwise.
+func (b *PostgresBroker) Compact(ctx context.Context) (int64, error) {
+	var total int64
+	for _, t := range b.topics() {
+		res, err := b.Store.DB.ExecContext(ctx, `DELETE FROM `+b.schema.MessagesTable(t)+` m
+			USING `+b.offsets.MessagesOffsetsTable(t)+` o
+			WHERE o.consumer_group = $1 AND (m.transaction_id < o.last_processed_transaction_id
+				OR (m.transaction_id = o.last_processed_transaction_id AND m."offset" <= o.offset_acked))`, ConsumerGroup)
+		if err != nil {
+			return total, fmt.Errorf("compact %s: %w", t, err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+func (b *PostgresBroker) compactLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.CompactInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if _, err := b.Compact(ctx); err != nil {
+			b.cfg.Logger.Error("compact the message tables", err, nil)
+		}
+		cancel()
+	}
+}
+
+// Close implements Broker. It does not close the store's database.
+func (b *PostgresBroker) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		serr := b.subscriber.Close()
+		b.wg.Wait()
+		perr := b.pub.Close()
+		werr := b.Writer.Close()
+		b.closeErr = errors.Join(serr, perr, werr)
+	})
+	return b.closeErr
+}
+
+// pgPublisher routes run messages to their partition. The router closes
+// the publishers of its handlers; the broker closes the real one.
+type pgPublisher struct{ b *PostgresBroker }
+
+// Publish implements message.Publisher.
+func (p *pgPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic != TopicRuns {
+		return p.b.pub.Publish(topic, msgs...)
+	}
+	byPart := map[int][]*message.Message{}
+	var order []int
+	for _, m := range msgs {
+		part := p.b.partitionOf(m)
+		if _, ok := byPart[part]; !ok {
+			order = append(order, part)
+		}
+		byPart[part] = append(byPart[part], m)
+	}
+	for _, part := range order {
+		if err := p.b.pub.Publish(p.b.runPartition(part), byPart[part]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements message.Publisher.
+func (p *pgPublisher) Close() error { return nil }
+
+// partitionOf hashes a run message's run id, so that every copy of a run
+// lands in the same partition and is never handled twice at once.
+func (b *PostgresBroker) partitionOf(m *message.Message) int {
+	var rm struct {
+		RunID string `json:"run_id"`
+	}
+	key := m.UUID
+	if err := json.Unmarshal(m.Payload, &rm); err == nil && rm.RunID != "" {
+		key = rm.RunID
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(b.cfg.RunPartitions))
+}
+
+// subscribe opens the watermill-sql subscriptions behind a topic: the
+// runs topic merges its partitions.
+func (b *PostgresBroker) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
+	if topic != TopicRuns {
+		in, err := b.subs.Subscribe(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		return []<-chan *message.Message{in}, nil
+	}
+	var ins []<-chan *message.Message
+	for p := range b.parts {
+		// a partition delivers its next message only after this one is
+		// acknowledged: merging keeps each partition's order
+		in, err := b.runSubs.Subscribe(ctx, b.runPartition(p))
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, in)
+	}
+	return ins, nil
+}
+
+// drainer is the Subscriber a broker gives the router. It hands on the
+// messages of the broker's own subscriptions, which run under a context
+// of its own: when the router closes, it stops handing on messages and
+// waits (up to a timeout) for those in flight to be acknowledged before it
+// closes the subscriptions. The subscribers of watermill-sql and
+// watermill-nats cancel a message's context and forget its ack as soon as
+// they close, which would cut every run in flight short and have it run
+// again, steps and all, by the next process. It closes once, when the
+// router first calls Close or cancels a subscription's context.
+type drainer struct {
+	subscribe  func(ctx context.Context, topic string) ([]<-chan *message.Message, error)
+	closeInner func() error
+	timeout    time.Duration
+	logger     watermill.LoggerAdapter
+
+	ctx      context.Context // the inner subscriptions'
+	cancel   context.CancelFunc
+	mu       sync.Mutex
+	stopped  bool
+	inflight int
+	idle     chan struct{} // closed when the last message in flight is done, once stopped
+	once     sync.Once
+	err      error
+}
+
+func newDrainer(subscribe func(context.Context, string) ([]<-chan *message.Message, error), closeInner func() error,
+	timeout time.Duration, logger watermill.LoggerAdapter) *drainer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &drainer{subscribe: subscribe, closeInner: closeInner, timeout: timeout, logger: logger,
+		ctx: ctx, cancel: cancel, idle: make(chan struct{})}
+}
+
+// Subscribe implements message.Subscriber.
+func (d *drainer) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	ins, err := d.subscribe(d.ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range in {
+				d.forward(ctx, m, out)
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	// the router ends a subscription either way: by Close or by cancelling
+	// its context
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = d.Close()
+		case <-d.ctx.Done():
+		}
+	}()
+	return out, nil
+}
+
+// forward hands m on, unless the subscriber is closing: then m is
+// nacked, to be delivered again (by another process, or after a restart).
+func (d *drainer) forward(ctx context.Context, m *message.Message, out chan<- *message.Message) {
+	if !d.begin() {
+		m.Nack()
+		return
+	}
+	// the delivery's context, taken before the router decorates m
+	delivery := m.Context()
+	select {
+	case out <- m:
+		go func() {
+			select {
+			case <-m.Acked():
+			case <-m.Nacked():
+			case <-delivery.Done(): // the delivery ended (ack deadline)
+			}
+			d.end()
+		}()
+	case <-ctx.Done():
+		m.Nack()
+		d.end()
+	case <-d.ctx.Done():
+		m.Nack()
+		d.end()
+	}
+}
+
+func (d *drainer) begin() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.inflight++
+	return true
+}
+
+func (d *drainer) end() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inflight--
+	if d.stopped && d.inflight == 0 {
+		close(d.idle)
+	}
+}
+
+// Close implements message.Subscriber.
+func (d *drainer) Close() error {
+	d.once.Do(func() {
+		d.mu.Lock()
+		d.stopped = true
+		if d.inflight == 0 {
+			close(d.idle)
+		}
+		d.mu.Unlock()
+		select {
+		case <-d.idle:
+		case <-time.After(d.timeout):
+			d.logger.Info("closing with messages still in flight: they will be delivered again", nil)
+		}
+		d.cancel()
+		d.err = d.closeInner()
+	})
+	return d.err
+}
+
+// txExecutor lets a watermill-sql publisher write through the group
+// commit's transaction.
+type txExecutor struct{ sqlqueue.Tx }
+
+func (t txExecutor) Exec(query string, args ...any) (sql.Result, error) {
+	return t.ExecContext(context.Background(), query, args...)
+}
+
+func (t txExecutor) Query(query string, args ...any) (*sql.Rows, error) {
+	return t.QueryContext(context.Background(), query, args...)
+}
+
+func (t txExecutor) QueryRow(query string, args ...any) *sql.Row {
+	return t.QueryRowContext(context.Background(), query, args...)
+}
+
+// pgOffsets is watermill-sql's PostgreSQL offsets adapter with another
+// lock on the consumer group's offset row. The default takes it with
+// SELECT ... FOR UPDATE, which gives the consuming transaction a
+// transaction id for as long as it handles its messages; as watermill-sql
+// reads only below the oldest running transaction id (to keep order), one
+// long run then hides every message published after it began, on every
+// topic, until it ends (a 5 s run held back an unrelated event for 4.4 s).
+// A transaction-scoped advisory lock taken with pg_try_advisory_xact_lock
+// excludes other consumers just as well without a transaction id. A
+// consumer that does not get it sees no messages this time and polls
+// again; one whose snapshot predates the previous holder's commit may be
+// handed that holder's last messages again, and its offset update then
+// fails on the concurrent update: a redelivery, which the engine already
+// tolerates (a run that finished is not run again).
+type pgOffsets struct {
+	wsql.DefaultPostgreSQLOffsetsAdapter
+	prefix string
+}
+
+// NextOffsetQuery implements wsql.OffsetsAdapter.
+func (a pgOffsets) NextOffsetQuery(topic, consumerGroup string) wsql.Query {
+	h := fnv.New64a()
+	h.Write([]byte("sous-offsets\x00" + a.prefix + "\x00" + topic + "\x00" + consumerGroup))
+	return wsql.Query{
+		Query: `SELECT offset_acked, last_processed_transaction_id FROM ` + a.MessagesOffsetsTable(topic) + `
+			WHERE consumer_group = $1 AND pg_try_advisory_xact_lock($2)`,
+		Args: []any{consumerGroup, int64(h.Sum64())},
+	}
+}

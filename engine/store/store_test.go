@@ -1,0 +1,477 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/store"
+)
+
+// defaultPostgres is the database the tests create their own databases
+// from; SOUS_TEST_POSTGRES overrides it (a URL).
+const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// testPostgres creates a database of its own for the test, dropped at
+// cleanup, and returns its DSN. It fails when PostgreSQL is unreachable
+// (CI starts it) and skips with -short.
+func testPostgres(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("PostgreSQL test skipped with -short")
+	}
+	base := os.Getenv("SOUS_TEST_POSTGRES")
+	if base == "" {
+		base = defaultPostgres
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	admin, err := store.OpenPostgres(ctx, base)
+	if err != nil {
+		t.Fatalf("PostgreSQL is not reachable at %s (set SOUS_TEST_POSTGRES, or run with -short to skip): %v", base, err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "sous_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	require.NoError(t, err, "SOUS_TEST_POSTGRES must be a postgres:// URL")
+	u.Path = "/" + name
+	return u.String()
+}
+
+// backends runs a test against a fresh store on SQLite and on PostgreSQL.
+func backends(t *testing.T, test func(t *testing.T, st *store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		write, read, err := store.OpenSQLite(ctx, t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(func() { read.Close(); write.Close() })
+		st := &store.Store{DB: read, Write: write, Dialect: store.SQLite, Prefix: "t_"}
+		require.NoError(t, st.Migrate(ctx))
+		test(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		db, err := store.OpenPostgres(ctx, testPostgres(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		st := &store.Store{DB: db, Dialect: store.Postgres, Prefix: "t_"}
+		require.NoError(t, st.Migrate(ctx))
+		// migrating again changes nothing
+		require.NoError(t, st.Migrate(ctx))
+		test(t, st)
+	})
+}
+
+// inTx runs fn in a transaction on the store's write handle.
+func inTx(t *testing.T, st *store.Store, fn func(tx *sql.Tx) error) error {
+	t.Helper()
+	db := st.Write
+	if db == nil {
+		db = st.DB
+	}
+	tx, err := db.BeginTx(context.Background(), nil)
+	require.NoError(t, err)
+	if err := fn(tx); err != nil {
+		require.NoError(t, tx.Rollback())
+		return err
+	}
+	return tx.Commit()
+}
+
+func TestDedupAndEvents(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		ev := &store.Event{ID: "ev_1", Type: "webhook.received", Source: "/orders", DedupKey: "hook:/orders:42",
+			ReceivedAt: now, Payload: []byte(`{"body":{"order_id":42}}`)}
+		claim := func(key, id string) bool {
+			var ok bool
+			require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+				var err error
+				ok, err = st.ClaimDedup(ctx, tx, key, id, now)
+				return err
+			}))
+			return ok
+		}
+		require.True(t, claim(ev.DedupKey, ev.ID), "first claim")
+		require.False(t, claim(ev.DedupKey, "ev_2"), "second claim of the same key")
+		require.True(t, claim("hook:/orders:43", "ev_3"), "another key")
+
+		// a claim rolled back with its transaction leaves the key free
+		err := inTx(t, st, func(tx *sql.Tx) error {
+			ok, err := st.ClaimDedup(ctx, tx, "hook:/orders:44", "ev_4", now)
+			require.NoError(t, err)
+			require.True(t, ok)
+			return fmt.Errorf("abort")
+		})
+		require.EqualError(t, err, "abort")
+		require.True(t, claim("hook:/orders:44", "ev_4"), "claim after a rollback")
+
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.InsertEvent(ctx, tx, ev) }))
+		got, err := st.GetEvent(ctx, ev.ID)
+		require.NoError(t, err)
+		require.Equal(t, ev, got)
+		_, err = st.GetEvent(ctx, "ev_missing")
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// a broker that could not publish releases the claim and the event
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.ReleaseDedup(ctx, tx, ev.DedupKey, ev.ID) }))
+		_, err = st.GetEvent(ctx, ev.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.True(t, claim(ev.DedupKey, "ev_5"), "claim after release")
+		// releasing on behalf of another event leaves the claim
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.ReleaseDedup(ctx, tx, ev.DedupKey, ev.ID) }))
+		require.False(t, claim(ev.DedupKey, "ev_6"))
+	})
+}
+
+func TestRuns(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+		runs := []*store.Run{
+			{ID: "run_a", Recipe: "orders", EventID: "ev_1", Status: "succeeded", StartedAt: base, Duration: 120 * time.Millisecond,
+				Attempt: 1, Record: []byte(`{"status":"succeeded"}`),
+				Steps: []store.RunStep{{Step: "post", Action: "http.request", Status: "succeeded", Attempts: 1, Duration: 100 * time.Millisecond}}},
+			{ID: "run_b", Recipe: "orders", EventID: "ev_2", Status: "failed", StartedAt: base.Add(time.Minute), Duration: time.Second,
+				ErrorStep: "post", Reason: "server_error", Error: "503 from the server", Attempt: 1, Retries: 2},
+			{ID: "run_c", Recipe: "nightly", EventID: "ev_3", Status: "succeeded", StartedAt: base.Add(2 * time.Minute), Attempt: 1},
+			{ID: "run_d", Recipe: "orders", EventID: "ev_4", Status: "running", StartedAt: base.Add(3 * time.Minute), Attempt: 1},
+		}
+		for _, r := range runs {
+			r.FinishedAt = r.StartedAt.Add(r.Duration)
+			require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.SaveRunTx(ctx, tx, r) }))
+		}
+
+		got, err := st.GetRun(ctx, "run_b")
+		require.NoError(t, err)
+		require.Equal(t, "orders", got.Recipe)
+		require.Equal(t, "ev_2", got.EventID)
+		require.Equal(t, "failed", got.Status)
+		require.Equal(t, base.Add(time.Minute), got.StartedAt)
+		require.Equal(t, base.Add(time.Minute+time.Second), got.FinishedAt)
+		require.Equal(t, time.Second, got.Duration)
+		require.Equal(t, "post", got.ErrorStep)
+		require.Equal(t, "server_error", got.Reason)
+		require.Equal(t, "503 from the server", got.Error)
+		require.Equal(t, 2, got.Retries)
+		require.Nil(t, got.Record)
+		got, err = st.GetRun(ctx, "run_a")
+		require.NoError(t, err)
+		require.JSONEq(t, `{"status":"succeeded"}`, string(got.Record))
+		_, err = st.GetRun(ctx, "run_missing")
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		for id, want := range map[string]bool{"run_a": true, "run_b": true, "run_d": false, "run_missing": false} {
+			done, err := st.RunDone(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, want, done, id)
+		}
+
+		ids := func(f store.RunFilter) []string {
+			t.Helper()
+			list, err := st.ListRuns(ctx, f)
+			require.NoError(t, err)
+			out := []string{}
+			for _, r := range list {
+				require.Nil(t, r.Record, "a listed run comes without its record")
+				out = append(out, r.ID)
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			name   string
+			filter store.RunFilter
+			want   []string
+		}{
+			{"all, newest first", store.RunFilter{}, []string{"run_d", "run_c", "run_b", "run_a"}},
+			{"recipe", store.RunFilter{Recipe: "orders"}, []string{"run_d", "run_b", "run_a"}},
+			{"status", store.RunFilter{Status: "succeeded"}, []string{"run_c", "run_a"}},
+			{"recipe and status", store.RunFilter{Recipe: "orders", Status: "failed"}, []string{"run_b"}},
+			{"since", store.RunFilter{Since: base.Add(time.Minute)}, []string{"run_d", "run_c", "run_b"}},
+			{"until", store.RunFilter{Until: base.Add(time.Minute)}, []string{"run_a"}},
+			{"window", store.RunFilter{Since: base.Add(time.Minute), Until: base.Add(3 * time.Minute)}, []string{"run_c", "run_b"}},
+			{"limit", store.RunFilter{Limit: 2}, []string{"run_d", "run_c"}},
+			{"nothing", store.RunFilter{Recipe: "nope"}, []string{}},
+		} {
+			t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, ids(tc.filter)) })
+		}
+
+		// saving a run again replaces it: the running run finishes
+		done := *runs[3]
+		done.Status, done.Duration = "succeeded", 3*time.Second
+		done.FinishedAt = done.StartedAt.Add(done.Duration)
+		done.Replace = true
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.SaveRunTx(ctx, tx, &done) }))
+		got, err = st.GetRun(ctx, "run_d")
+		require.NoError(t, err)
+		require.Equal(t, "succeeded", got.Status)
+		require.Equal(t, 3*time.Second, got.Duration)
+		require.Equal(t, []string{"run_d", "run_c", "run_a"}, ids(store.RunFilter{Status: "succeeded"}))
+
+		// SaveRun is SaveRunTx in a transaction of its own
+		require.NoError(t, st.SaveRun(ctx, &store.Run{ID: "run_e", Recipe: "nightly", EventID: "ev_5", Status: "dead",
+			StartedAt: base.Add(4 * time.Minute), FinishedAt: base.Add(4 * time.Minute), Attempt: 1}))
+		require.Equal(t, []string{"run_e"}, ids(store.RunFilter{Status: "dead"}))
+	})
+}
+
+func TestStats(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		since := now.Add(-time.Hour)
+		var all []*store.Run
+		// 100 succeeded runs of 1..100 ms
+		for i := 1; i <= 100; i++ {
+			all = append(all, &store.Run{ID: fmt.Sprintf("run_ok_%03d", i), Recipe: "orders", Status: "succeeded",
+				StartedAt: now.Add(-time.Duration(i) * time.Second), Duration: time.Duration(i) * time.Millisecond,
+				Steps: []store.RunStep{{Step: "post", Action: "http.request", Status: "succeeded", Attempts: 1}}})
+		}
+		// 3 failed at post (server_error), 1 of them after a rate limit; 1
+		// failed at lookup (auth); 2 dead; 1 filtered
+		for i := range 3 {
+			all = append(all, &store.Run{ID: fmt.Sprintf("run_fail_post_%d", i), Recipe: "orders", Status: "failed",
+				StartedAt: now.Add(-time.Minute), Duration: time.Hour, Retries: 2, ErrorStep: "post", Reason: "server_error",
+				Steps: []store.RunStep{
+					{Step: "lookup", Action: "http.request", Status: "succeeded", Attempts: 1},
+					{Step: "post", Action: "slack.post_message", Status: "failed", Reason: "server_error", Attempts: 3, RateLimited: min(i, 1)},
+				}})
+		}
+		all = append(all,
+			&store.Run{ID: "run_fail_lookup", Recipe: "orders", Status: "failed", StartedAt: now.Add(-time.Minute), Retries: 1,
+				Steps: []store.RunStep{{Step: "lookup", Action: "http.request", Status: "failed", Reason: "auth", Attempts: 2, RateLimited: 1}}},
+			&store.Run{ID: "run_dead_1", Recipe: "orders", Status: "dead", StartedAt: now.Add(-time.Minute)},
+			&store.Run{ID: "run_dead_2", Recipe: "orders", Status: "dead", StartedAt: now.Add(-time.Minute)},
+			&store.Run{ID: "run_filtered", Recipe: "orders", Status: "filtered", StartedAt: now.Add(-time.Minute)},
+			// another recipe, and a run before the window
+			&store.Run{ID: "run_nightly", Recipe: "nightly", Status: "failed", StartedAt: now.Add(-time.Minute), Retries: 5,
+				Steps: []store.RunStep{{Step: "report", Action: "http.request", Status: "failed", Reason: "timeout", Attempts: 1}}},
+			&store.Run{ID: "run_old", Recipe: "orders", Status: "failed", StartedAt: now.Add(-2 * time.Hour), Retries: 7,
+				Steps: []store.RunStep{{Step: "post", Action: "slack.post_message", Status: "failed", Reason: "server_error", Attempts: 1}}},
+		)
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			for _, r := range all {
+				r.Attempt, r.FinishedAt = 1, r.StartedAt.Add(r.Duration)
+				if err := st.SaveRunTx(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+
+		s, err := st.Stats(ctx, "orders", since)
+		require.NoError(t, err)
+		require.Equal(t, int64(107), s.Runs)
+		require.Equal(t, map[string]int64{"succeeded": 100, "failed": 4, "dead": 2, "filtered": 1}, s.ByStatus)
+		require.InDelta(t, 100.0/106.0, s.SuccessRate, 1e-9)
+		// percentiles of the succeeded runs only: nearest rank over 1..100 ms
+		require.Equal(t, 51*time.Millisecond, s.P50)
+		require.Equal(t, 95*time.Millisecond, s.P95)
+		require.Equal(t, 99*time.Millisecond, s.P99)
+		require.Equal(t, int64(3*2+1), s.Retries)
+		require.Equal(t, int64(2+1), s.RateLimited)
+		require.ElementsMatch(t, []store.FailureCount{
+			{Key: "orders/post", Reason: "server_error", Count: 3},
+			{Key: "orders/lookup", Reason: "auth", Count: 1},
+		}, s.StepFailures)
+		require.Equal(t, "orders/post", s.StepFailures[0].Key, "the most frequent failure first")
+		require.ElementsMatch(t, []store.FailureCount{
+			{Key: "slack.post_message", Reason: "server_error", Count: 3},
+			{Key: "http.request", Reason: "auth", Count: 1},
+		}, s.ConnectorFailures)
+
+		// every recipe
+		s, err = st.Stats(ctx, "", since)
+		require.NoError(t, err)
+		require.Equal(t, int64(108), s.Runs)
+		require.Equal(t, int64(5), s.ByStatus["failed"])
+		require.Equal(t, int64(12), s.Retries)
+		require.ElementsMatch(t, []store.FailureCount{
+			{Key: "orders/post", Reason: "server_error", Count: 3},
+			{Key: "orders/lookup", Reason: "auth", Count: 1},
+			{Key: "nightly/report", Reason: "timeout", Count: 1},
+		}, s.StepFailures)
+		require.ElementsMatch(t, []store.FailureCount{
+			{Key: "slack.post_message", Reason: "server_error", Count: 3},
+			{Key: "http.request", Reason: "auth", Count: 1},
+			{Key: "http.request", Reason: "timeout", Count: 1},
+		}, s.ConnectorFailures)
+
+		// an empty window
+		s, err = st.Stats(ctx, "none", since)
+		require.NoError(t, err)
+		require.Zero(t, s.Runs)
+		require.Zero(t, s.SuccessRate)
+		require.Zero(t, s.P99)
+		require.Empty(t, s.StepFailures)
+		require.NotNil(t, s.StepFailures, "an empty breakdown is [], not null")
+	})
+}
+
+func TestPrune(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		ret := store.Retention{Succeeded: 24 * time.Hour, Failed: 7 * 24 * time.Hour, Dedup: 48 * time.Hour}
+		day := 24 * time.Hour
+		type item struct {
+			id, status string
+			age        time.Duration
+			kept       bool
+		}
+		items := []item{
+			{"ok_new", "succeeded", time.Hour, true},
+			{"ok_30h", "succeeded", 30 * time.Hour, false}, // its event and key stay for the dedup window
+			{"ok_old", "succeeded", 3 * day, false},
+			{"filtered_old", "filtered", 3 * day, false},
+			{"failed_3d", "failed", 3 * day, true}, // failures are kept longer
+			{"dead_4d", "dead", 4 * day, true},
+			{"failed_8d", "failed", 8 * day, false},
+			{"dead_9d", "dead", 9 * day, false},
+		}
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			for _, it := range items {
+				at := now.Add(-it.age)
+				ev := &store.Event{ID: "ev_" + it.id, Type: "webhook.received", Source: "/x", DedupKey: "key_" + it.id, ReceivedAt: at, Payload: []byte(`{}`)}
+				if _, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, at); err != nil {
+					return err
+				}
+				if err := st.InsertEvent(ctx, tx, ev); err != nil {
+					return err
+				}
+				err := st.SaveRunTx(ctx, tx, &store.Run{ID: "run_" + it.id, Recipe: "r", EventID: ev.ID, Status: it.status,
+					StartedAt: at, FinishedAt: at, Attempt: 1, Steps: []store.RunStep{{Step: "s", Action: "http.request", Status: it.status, Attempts: 1}}})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		_, err := st.ClaimTick(ctx, "nightly", now.Add(-3*day))
+		require.NoError(t, err)
+		_, err = st.ClaimTick(ctx, "nightly", now.Add(-time.Hour))
+		require.NoError(t, err)
+
+		n, err := st.Prune(ctx, now, ret)
+		require.NoError(t, err)
+		removed := 0
+		for _, it := range items {
+			_, err := st.GetRun(ctx, "run_"+it.id)
+			if it.kept {
+				require.NoError(t, err, "run %s is kept", it.id)
+			} else {
+				removed++
+				require.ErrorIs(t, err, store.ErrNotFound, "run %s is pruned", it.id)
+			}
+		}
+		// Prune's doc: it "returns how many runs it removed", not the events
+		require.Equal(t, int64(removed), n, "Prune counts the runs it removed")
+
+		// the steps of pruned runs go with them: only kept runs' steps count
+		s, err := st.Stats(ctx, "", now.Add(-30*day))
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"succeeded": 1, "failed": 1, "dead": 1}, s.ByStatus)
+		require.ElementsMatch(t, []store.FailureCount{{Key: "r/s", Reason: "", Count: 1}}, s.StepFailures, "the failed_8d step went with its run")
+
+		// events past the dedup window go unless a kept run needs them for
+		// a replay; their dedup keys go, so the key is accepted again
+		for _, it := range items {
+			_, err := st.GetEvent(ctx, "ev_"+it.id)
+			if it.kept || it.age <= ret.Dedup {
+				require.NoError(t, err, "event of %s is kept", it.id)
+			} else {
+				require.ErrorIs(t, err, store.ErrNotFound, "event of %s is pruned", it.id)
+			}
+			var fresh bool
+			require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+				var err error
+				fresh, err = st.ClaimDedup(ctx, tx, "key_"+it.id, "ev_again", now)
+				return err
+			}))
+			require.Equal(t, it.age > ret.Dedup, fresh, "dedup key of %s (age %s)", it.id, it.age)
+		}
+
+		// old ticks go; a pruned tick could be claimed again, a kept one not
+		ok, err := st.ClaimTick(ctx, "nightly", now.Add(-3*day))
+		require.NoError(t, err)
+		require.True(t, ok, "a pruned tick")
+		ok, err = st.ClaimTick(ctx, "nightly", now.Add(-time.Hour))
+		require.NoError(t, err)
+		require.False(t, ok, "a kept tick")
+	})
+}
+
+func TestClaimTick(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		tick := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+		for _, tc := range []struct {
+			recipe string
+			tick   time.Time
+			want   bool
+		}{
+			{"nightly", tick, true},
+			{"nightly", tick, false},
+			{"nightly", tick.Add(400 * time.Millisecond), false}, // ticks are whole seconds
+			{"nightly", tick.Add(time.Minute), true},
+			{"hourly", tick, true},
+		} {
+			ok, err := st.ClaimTick(ctx, tc.recipe, tc.tick)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, ok, "%s at %s", tc.recipe, tc.tick)
+		}
+	})
+}
+
+func TestCheckpoints(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		now := time.Now()
+		state, err := st.Checkpoint(ctx, "run_1")
+		require.NoError(t, err)
+		require.Nil(t, state, "no checkpoint yet")
+		for _, s := range []string{`{"step":1}`, `{"step":2}`} {
+			require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.SaveCheckpoint(ctx, tx, "run_1", []byte(s), now) }))
+			state, err = st.Checkpoint(ctx, "run_1")
+			require.NoError(t, err)
+			require.JSONEq(t, s, string(state), "the latest checkpoint")
+		}
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.SaveCheckpoint(ctx, tx, "run_2", []byte(`{}`), now) }))
+		// the run's final save, replacing what the unfinished run left,
+		// drops its checkpoint and no other
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			return st.SaveRunTx(ctx, tx, &store.Run{ID: "run_1", Recipe: "r", EventID: "ev", Status: "succeeded",
+				StartedAt: now, FinishedAt: now, Attempt: 1, Replace: true})
+		}))
+		state, err = st.Checkpoint(ctx, "run_1")
+		require.NoError(t, err)
+		require.Nil(t, state)
+		state, err = st.Checkpoint(ctx, "run_2")
+		require.NoError(t, err)
+		require.Equal(t, []byte(`{}`), state)
+	})
+}
