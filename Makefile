@@ -30,6 +30,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRecipe$$' -fuzztime=$(FUZZTIME) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(FUZZTIME) ./recipes
+	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(FUZZTIME) ./engine/server
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,14 +173,10 @@ func parseBody(contentType string, raw []byte) (any, error) {
 	}
 	switch {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		if len(strings.TrimSpace(string(raw))) == 0 {
+		if len(bytes.TrimSpace(raw)) == 0 {
 			return nil, nil
 		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, fmt.Errorf("the body is not valid JSON: %v", err)
-		}
-		return v, nil
+		return parseJSON(raw)
 	case mt == "application/x-www-form-urlencoded":
 		vals, err := url.ParseQuery(string(raw))
 		if err != nil {
@@ -187,6 +185,59 @@ func parseBody(contentType string, raw []byte) (any, error) {
 		return firstValues(vals), nil
 	}
 	return nil, fmt.Errorf("%w %q: send application/json or application/x-www-form-urlencoded", errUnsupportedType, mt)
+}
+
+// parseJSON parses a JSON body as json.Unmarshal into any does, except for
+// integers too large for a float64: those stay json.Number, so that the
+// stored body keeps them as sent and an id expression cannot give two
+// deliveries (9007199254740992 and 9007199254740993) the same dedup key.
+func parseJSON(raw []byte) (any, error) {
+	if !json.Valid(raw) {
+		// json.Unmarshal's error names the offending character
+		var v any
+		err := json.Unmarshal(raw, &v)
+		return nil, fmt.Errorf("the body is not valid JSON: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("the body is not valid JSON: %v", err)
+	}
+	return numbers(v)
+}
+
+// numbers turns the json.Numbers of a decoded value into float64 where
+// that is exact or the number is not an integer.
+func numbers(v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("the body is not valid JSON: number %s is out of range", x)
+		}
+		if !strings.ContainsAny(string(x), ".eE") && strconv.FormatFloat(f, 'f', 0, 64) != string(x) {
+			return x, nil // an integer a float64 would round
+		}
+		return f, nil
+	case map[string]any:
+		for k, e := range x {
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
+		}
+	case []any:
+		for i, e := range x {
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
+		}
+	}
+	return v, nil
 }
 
 func firstValues(m map[string][]string) map[string]any {

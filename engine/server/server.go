@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -73,9 +74,17 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP implements http.Handler. Wrong methods on known API paths get
-// a JSON 405 rather than the mux's text answer.
+// ServeHTTP implements http.Handler. A webhook on a path that the mux
+// would clean (/hooks, /hooks/a//b, /hooks/a/./b) goes straight to intake,
+// which looks its exact path up: the mux would answer it with a redirect,
+// which senders do not follow with their body, and a hook on such a path,
+// which the trigger allows, could never be reached. Wrong methods on known
+// API paths get a JSON 405 rather than the mux's text answer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "/hooks" || strings.HasPrefix(p, "/hooks/") && unclean(r.URL.EscapedPath()) {
+		s.hook(w, r)
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" && !strings.HasPrefix(r.URL.Path, "/hooks/") {
 		// the mux answers 405 with text; answer JSON
@@ -90,6 +99,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// unclean reports whether the mux would redirect an (escaped) path to its
+// clean form, as net/http's cleanPath does.
+func unclean(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c != p
 }
 
 type statusRecorder struct {

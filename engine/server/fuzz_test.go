@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/server"
+)
+
+// validSig in the signature argument stands for a correct signature of the
+// body, so that the fuzzer reaches the accepting paths of signed hooks.
+const validSig = "<valid>"
+
+// FuzzIntake sends arbitrary paths, content types, bodies and signatures
+// to intake: it never panics, answers 2xx or 4xx, answers every refusal
+// with a JSON error, stores exactly one event for an acceptance and
+// nothing otherwise, and never shows the signing secret.
+func FuzzIntake(f *testing.F) {
+	e := newEnv(f, append(testRecipes, `version: 1
+name: strict
+trigger: {type: webhook.received, with: {path: /strict, id: "event.body.a.b + 1"}}
+steps: [{id: s, action: http.request, with: {url: "http://127.0.0.1:1/"}}]
+`), testSecrets, func(c *server.Config) { c.MaxBody = 4 << 10 })
+	seeds := []struct {
+		path, ct string
+		body     string
+		sig      string
+	}{
+		{"orders", "application/json", `{"order":{"id":"A-1","total":120}}`, ""},
+		{"orders", "application/json", `{"order":{"id":12345678901234567890}}`, ""},
+		{"orders", "application/json", `{"order":{}}`, ""},
+		{"orders", "application/json", `{"order":{"id":[1,{"x":null}]}}`, ""},
+		{"orders", "", `[]`, ""},
+		{"plain", "application/json; charset=utf-8", `{"a":[1,2.5,-0,1e3,"é"]}`, ""},
+		{"plain", "application/x-www-form-urlencoded", "a=1&b=%20x&c", ""},
+		{"plain", "application/x-www-form-urlencoded", "a=%zz;b", ""},
+		{"plain", "text/plain", "hello", ""},
+		{"plain", "application/json", `{"a":`, ""},
+		{"plain", "application/json", "\xff\xfe{}", ""},
+		{"plain", "application/json", `"\ud800"`, ""},
+		{"plain", "application/json", `1e999`, ""},
+		{"plain", "", "", ""},
+		{"plain", ";;;", "{}", ""},
+		{"signed", "application/json", `{"event":"paid"}`, validSig},
+		{"signed", "application/json", `{"event":"paid"}`, "sha256=00"},
+		{"signed", "application/json", `{"event":"paid"}`, "sha256=zz"},
+		{"signed", "application/json", `{"event":"paid"}`, "sha1=abcd"},
+		{"signed", "application/json", `not json`, validSig},
+		{"custom", "application/x-www-form-urlencoded", "x=1", validSig},
+		{"custom", "application/json", `{}`, ""},
+		{"put", "application/json", `{}`, ""},
+		{"strict", "application/json", `{"a":{"b":1}}`, ""},
+		{"strict", "application/json", `{"a":{"b":"x"}}`, ""},
+		{"strict", "application/json", `{"a":null}`, ""},
+		{"", "application/json", `{}`, ""},
+		{"nope", "application/json", `{}`, ""},
+		{"../api/v1/runs", "application/json", `{}`, ""},
+		{"plain/../orders", "application/json", `{}`, ""},
+		{"a//b?x=1#y", "application/json", `{}`, ""},
+		{"plain", "application/json", `{"pad":"` + strings.Repeat("x", 5000) + `"}`, ""},
+		{"plain", "application/json", strings.Repeat("[", 20000), ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.path, s.ct, []byte(s.body), s.sig)
+	}
+	f.Fuzz(func(t *testing.T, path, contentType string, body []byte, sig string) {
+		if sig == validSig {
+			sig = server.Sign(hookSecret, body)
+		}
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.URL = &url.URL{Path: "/hooks/" + path}
+		r.RequestURI = r.URL.RequestURI()
+		if contentType != "" {
+			r.Header.Set("Content-Type", contentType)
+		}
+		r.Header.Set("X-Signature-256", sig)
+		r.Header.Set("X-Hub-Signature-256", sig)
+		before := e.rows(t)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, r)
+
+		require.NotContains(t, rec.Body.String(), hookSecret)
+		switch rec.Code {
+		case http.StatusAccepted:
+			out := decode(t, rec)
+			require.Equal(t, "accepted", out["status"])
+			id, _ := out["event_id"].(string)
+			ev, err := e.st.GetEvent(context.Background(), id)
+			require.NoError(t, err)
+			require.True(t, json.Valid(ev.Payload), "stored payload is JSON: %q", ev.Payload)
+			require.Equal(t, rows{before.events + 1, before.queue + 1, before.dedup + 1}, e.rows(t))
+		case http.StatusOK:
+			require.Equal(t, "duplicate", decode(t, rec)["status"])
+			require.Equal(t, before, e.rows(t))
+		default:
+			require.True(t, rec.Code >= 400 && rec.Code < 500, "status %d: %s", rec.Code, rec.Body.String())
+			apiErr(t, rec, rec.Code)
+			require.Equal(t, before, e.rows(t), "a refusal stores nothing")
+		}
+	})
+}
