@@ -76,7 +76,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger}
 	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})
-	wlog := watermill.NewSlogLogger(cfg.Logger.With("component", "watermill"))
+	// Watermill narrates every handler start and stop at Info: that is
+	// debugging detail for a Sous operator
+	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger.With("component", "watermill"),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wlog)
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
