@@ -38,6 +38,8 @@ type Config struct {
 	// MaxInlineDelay: a step retry that waits longer is stored and taken
 	// up again at its time (on brokers that can delay a redelivery).
 	MaxInlineDelay time.Duration
+	// ShutdownTimeout bounds how long Close waits for in-flight runs.
+	ShutdownTimeout time.Duration
 }
 
 // Engine runs the pipeline.
@@ -80,7 +82,10 @@ func New(cfg Config) (*Engine, error) {
 	// debugging detail for a Sous operator
 	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger.With("component", "watermill"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wlog)
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.ShutdownTimeout}, wlog)
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

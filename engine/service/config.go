@@ -60,6 +60,32 @@ func DefaultSettings() Settings {
 	}
 }
 
+// withDefaults fills what is unset (zero) with the defaults: a zero
+// retention would prune every run, a zero interval panics a ticker.
+func (s Settings) withDefaults() Settings {
+	d := DefaultSettings()
+	if s.Broker.Type == "" {
+		s.Broker.Type = d.Broker.Type
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&s.Retention.Succeeded, &d.Retention.Succeeded}, {&s.Retention.Failed, &d.Retention.Failed},
+		{&s.Retention.Dedup, &d.Retention.Dedup}, {&s.Retention.Interval, &d.Retention.Interval},
+		{&s.Pipeline.RunTimeout, &d.Pipeline.RunTimeout}, {&s.Pipeline.ShutdownTimeout, &d.Pipeline.ShutdownTimeout},
+		{&s.Pipeline.ReloadInterval, &d.Pipeline.ReloadInterval},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if s.Limits.MaxBody <= 0 {
+		s.Limits.MaxBody = d.Limits.MaxBody
+	}
+	if s.Pipeline.MaxInFlight <= 0 {
+		s.Pipeline.MaxInFlight = d.Pipeline.MaxInFlight
+	}
+	return s
+}
+
 // ParseSettings reads the runtime sections of a loaded config.
 func ParseSettings(cfg *recipes.Config) (Settings, error) {
 	s := DefaultSettings()

@@ -56,10 +56,42 @@ func (r *reloader) load() *pipeline.Index {
 	for _, rec := range set.Recipes {
 		next[rec.File] = rec
 	}
+	kept := map[string]string{} // recipe name -> file, of the versions kept
 	for file := range bad {
 		if prev, ok := r.last[file]; ok && next[file] == nil && exists(file) {
 			r.log.Warn("keeping the last good version of a recipe", "recipe", prev.Name, "file", file)
 			next[file] = prev
+			kept[prev.Name] = file
+		}
+	}
+	// the new recipes were checked against a set without the kept
+	// versions: one may take the name of a kept version, which is still
+	// serving. The kept version keeps its name; the newcomer's file falls
+	// back to its own last good version, if it has one with a free name.
+	if len(kept) > 0 {
+		names := map[string]bool{}
+		for _, rec := range next {
+			names[rec.Name] = true
+		}
+		files := make([]string, 0, len(next))
+		for file := range next {
+			files = append(files, file)
+		}
+		sort.Strings(files)
+		for _, file := range files {
+			rec := next[file]
+			owner, taken := kept[rec.Name]
+			if !taken || owner == file {
+				continue
+			}
+			r.log.Error("recipe not loaded", "file", file,
+				"error", fmt.Sprintf("recipe name %q is used by the last good version of %s, which still serves", rec.Name, owner))
+			delete(next, file)
+			if prev, ok := r.last[file]; ok && !names[prev.Name] {
+				r.log.Warn("keeping the last good version of a recipe", "recipe", prev.Name, "file", file)
+				next[file] = prev
+				names[prev.Name] = true
+			}
 		}
 	}
 	r.last = next

@@ -58,6 +58,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Registry == nil {
 		opts.Registry = connector.Default
 	}
+	opts.Settings = opts.Settings.withDefaults()
 	s := &Service{opts: opts, log: opts.Logger, Metrics: metrics.New()}
 	ok := false
 	defer func() {
@@ -70,8 +71,8 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}
 	eng, err := pipeline.New(pipeline.Config{
 		Store: s.Store, Broker: s.Broker, Metrics: s.Metrics, Logger: s.log,
-		RunTimeout: opts.Settings.Pipeline.RunTimeout,
-		NewRunner:  s.newRunner,
+		RunTimeout: opts.Settings.Pipeline.RunTimeout, ShutdownTimeout: opts.Settings.Pipeline.ShutdownTimeout,
+		NewRunner: s.newRunner,
 	})
 	if err != nil {
 		return nil, err
@@ -291,20 +292,20 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 		next  func(time.Time) time.Time
 		at    time.Time
 		recip *recipes.Recipe
+		sched string // the trigger type and options it was computed from
 	}
-	entries := map[*recipes.Recipe]*entry{}
+	// by recipe name: a reload parses every file again, and a recipe
+	// whose schedule did not change keeps its next tick (computing it
+	// again from now would skip a tick that fell due during the reload)
+	entries := map[string]*entry{}
 	var ix *pipeline.Index
 	for {
 		now := time.Now()
 		if cur := s.Engine.Index(); cur != ix {
 			ix = cur
-			fresh := map[*recipes.Recipe]*entry{}
+			fresh := map[string]*entry{}
 			for _, rec := range cur.Recipes() {
 				if rec.Trigger.Spec == nil || rec.Trigger.Spec.Schedule == nil {
-					continue
-				}
-				if e, ok := entries[rec]; ok {
-					fresh[rec] = e
 					continue
 				}
 				opts, err := rec.Trigger.Options(s.opts.Secrets)
@@ -312,12 +313,19 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 					s.log.Warn("schedule", "recipe", rec.Name, "error", err)
 					continue
 				}
+				raw, _ := json.Marshal(opts)
+				sched := rec.Trigger.Type + " " + string(raw)
+				if e, ok := entries[rec.Name]; ok && e.sched == sched {
+					e.recip = rec
+					fresh[rec.Name] = e
+					continue
+				}
 				next, err := rec.Trigger.Spec.Schedule(opts)
 				if err != nil {
 					s.log.Warn("schedule", "recipe", rec.Name, "error", err)
 					continue
 				}
-				fresh[rec] = &entry{next: next, at: next(now), recip: rec}
+				fresh[rec.Name] = &entry{next: next, at: next(now), recip: rec, sched: sched}
 			}
 			entries = fresh
 		}

@@ -139,6 +139,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		`CREATE INDEX IF NOT EXISTS {runs_started} ON {runs} (started_at)`,
 		`CREATE INDEX IF NOT EXISTS {runs_recipe} ON {runs} (recipe, started_at)`,
 		`CREATE INDEX IF NOT EXISTS {runs_status} ON {runs} (status, started_at)`,
+		`CREATE INDEX IF NOT EXISTS {runs_event} ON {runs} (event_id)`,
 		`CREATE TABLE IF NOT EXISTS {run_steps} (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
 			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
 			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))`,
