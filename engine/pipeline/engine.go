@@ -241,14 +241,12 @@ func (e *Engine) run(msg *message.Message) error {
 		return nil
 	}
 	defer e.running.Delete(rm.RunID)
-	if !rm.Replay {
-		done, err := e.cfg.Store.RunDone(ctx, rm.RunID)
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil // a redelivery of a run that finished: nothing to do
-		}
+	done, checkpoint, err := e.cfg.Store.RunState(ctx, rm.RunID)
+	if err != nil {
+		return err
+	}
+	if done && !rm.Replay {
+		return nil // a redelivery of a run that finished: nothing to do
 	}
 	payload, err := decodePayload(rm.Event.Payload)
 	if err != nil {
@@ -257,7 +255,7 @@ func (e *Engine) run(msg *message.Message) error {
 	r := e.cfg.NewRunner()
 	r.Logger = e.log
 	ev := runner.Event{ID: rm.Event.ID, Type: rm.Event.Type, ReceivedAt: rm.Event.ReceivedAt, Payload: payload}
-	state, err := e.startState(ctx, rm, rec)
+	state, err := e.startState(rm, rec, checkpoint)
 	if err != nil {
 		return err
 	}
@@ -296,11 +294,7 @@ type delayer interface{ DelayedRedelivery() bool }
 
 // startState is where a run starts: a checkpoint left by a crash or a
 // durable retry, the kept steps of a --from-failed-step replay, or nil.
-func (e *Engine) startState(ctx context.Context, rm RunMsg, rec *recipes.Recipe) (*runner.State, error) {
-	raw, err := e.cfg.Store.Checkpoint(ctx, rm.RunID)
-	if err != nil {
-		return nil, err
-	}
+func (e *Engine) startState(rm RunMsg, rec *recipes.Recipe, raw []byte) (*runner.State, error) {
 	if raw != nil {
 		var st runner.State
 		if err := json.Unmarshal(raw, &st); err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,7 @@ type Store struct {
 	// writer connection beside a pool of readers).
 	DB      *sql.DB
 	Write   *sql.DB
+	stmts   sync.Map // query -> *sql.Stmt on DB
 	Dialect Dialect
 	// Prefix is put before every table name (tests use it to isolate).
 	Prefix string
@@ -203,18 +205,35 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*Event, error) {
 	return ev, nil
 }
 
-// RunDone reports whether a run already reached a final status, so a
-// redelivered run message is acknowledged without running again.
-func (s *Store) RunDone(ctx context.Context, id string) (bool, error) {
-	var status string
-	err := s.DB.QueryRowContext(ctx, s.q(`SELECT status FROM {runs} WHERE id = $1`), id).Scan(&status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+// RunState reads, in one prepared query, whether a run reached a final
+// status and its checkpoint (nil when none): what the runner needs before
+// it starts a run message, on the hot path of every run.
+func (s *Store) RunState(ctx context.Context, id string) (done bool, checkpoint []byte, err error) {
+	st, err := s.prepared(ctx, `SELECT (SELECT status FROM {runs} WHERE id = $1), (SELECT state FROM {checkpoints} WHERE run_id = $2)`)
 	if err != nil {
-		return false, fmt.Errorf("read run: %w", err)
+		return false, nil, fmt.Errorf("read run state: %w", err)
 	}
-	return status != "running", nil
+	var status sql.NullString
+	if err := st.QueryRowContext(ctx, id, id).Scan(&status, &checkpoint); err != nil {
+		return false, nil, fmt.Errorf("read run state: %w", err)
+	}
+	return status.Valid && status.String != "running", checkpoint, nil
+}
+
+// prepared returns a statement prepared once on the read pool.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.DB.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // SaveRun writes a run record and its steps in its own transaction.

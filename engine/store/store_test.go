@@ -186,7 +186,7 @@ func TestRuns(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrNotFound)
 
 		for id, want := range map[string]bool{"run_a": true, "run_b": true, "run_d": false, "run_missing": false} {
-			done, err := st.RunDone(ctx, id)
+			done, _, err := st.RunState(ctx, id)
 			require.NoError(t, err)
 			require.Equal(t, want, done, id)
 		}
