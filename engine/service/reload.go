@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +44,10 @@ func (r *reloader) fingerprint() string {
 }
 
 func (r *reloader) load() *pipeline.Index {
+	// loading a large folder leaves much more garbage than it keeps (YAML
+	// trees, compiler scratch): hand it back to the OS rather than let it
+	// count as the service's memory until the scavenger gets to it
+	defer debug.FreeOSMemory()
 	r.print = r.fingerprint()
 	set, diags := r.loader.LoadPaths([]string{r.dir})
 	bad := map[string]bool{}

@@ -21,7 +21,9 @@ func OpenSQLite(ctx context.Context, dataDir string) (write, read *sql.DB, err e
 	path := filepath.Join(dataDir, "sous.db")
 	// synchronous(FULL): a commit is on disk before a webhook is answered;
 	// group commit keeps that affordable.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_txlock=immediate"
+	// cache_size: SQLite's page cache lives outside the Go heap, per
+	// connection; negative values are KiB
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_pragma=cache_size(-8192)&_txlock=immediate"
 	write, err = sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
@@ -31,7 +33,7 @@ func OpenSQLite(ctx context.Context, dataDir string) (write, read *sql.DB, err e
 		write.Close()
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	read, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&mode=ro")
+	read, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-2048)&mode=ro")
 	if err != nil {
 		write.Close()
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
