@@ -53,16 +53,7 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	fresh := false
-	err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
-		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
-		if err != nil || !ok {
-			return err
-		}
-		if err := b.Store.InsertEvent(ctx, tx, ev); err != nil {
-			return err
-		}
-		fresh = true
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
 		return b.Queue.Insert(ctx, tx, TopicEvents, msg)
 	})
 	if err != nil {
@@ -70,6 +61,34 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	}
 	if fresh {
 		b.Queue.Notify(TopicEvents)
+	}
+	return fresh, nil
+}
+
+// acceptEvent claims ev's dedup key and stores ev in one transaction of
+// w, with enqueue (when not nil) in the same transaction. It reports
+// whether the event is new; a duplicate stores and enqueues nothing.
+func acceptEvent(ctx context.Context, w *sqlqueue.Writer, st *store.Store, ev *store.Event, enqueue sqlqueue.Op) (bool, error) {
+	fresh := false
+	err := w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		fresh = false // an op may run twice: decide from what this try reads
+		ok, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+		if err != nil || !ok {
+			return err
+		}
+		if err := st.InsertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		if enqueue != nil {
+			if err := enqueue(ctx, tx); err != nil {
+				return err
+			}
+		}
+		fresh = true
+		return nil
+	})
+	if err != nil {
+		return false, err
 	}
 	return fresh, nil
 }
@@ -127,15 +146,7 @@ func NewMemoryBroker(st *store.Store) *MemoryBroker {
 
 // Accept implements Broker.
 func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	fresh := false
-	err := b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
-		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
-		if err != nil || !ok {
-			return err
-		}
-		fresh = true
-		return b.Store.InsertEvent(ctx, tx, ev)
-	})
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, nil)
 	if err != nil || !fresh {
 		return false, err
 	}

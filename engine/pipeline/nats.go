@@ -222,19 +222,7 @@ func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	fresh := false
-	err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
-		fresh = false // an op may run twice
-		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
-		if err != nil || !ok {
-			return err
-		}
-		if err := b.Store.InsertEvent(ctx, tx, ev); err != nil {
-			return err
-		}
-		fresh = true
-		return nil
-	})
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, nil)
 	if err != nil || !fresh {
 		return false, err
 	}

@@ -255,16 +255,7 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 	if err != nil {
 		return false, err
 	}
-	fresh := false
-	err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
-		fresh = false // an op may run twice
-		ok, err := b.Store.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
-		if err != nil || !ok {
-			return err
-		}
-		if err := b.Store.InsertEvent(ctx, tx, ev); err != nil {
-			return err
-		}
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
 		pub, err := wsql.NewPublisher(txExecutor{tx}, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
 		if err != nil {
 			return fmt.Errorf("publish event: %w", err)
@@ -272,7 +263,6 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 		if err := pub.Publish(TopicEvents, msg); err != nil {
 			return fmt.Errorf("publish event: %w", err)
 		}
-		fresh = true
 		return nil
 	})
 	if err != nil {
