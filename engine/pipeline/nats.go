@@ -334,6 +334,7 @@ type natsSubs struct {
 	b    *NATSBroker
 	mu   sync.Mutex
 	subs map[string]*wnats.Subscriber
+	conn map[string]*nats.Conn
 }
 
 func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
@@ -374,21 +375,74 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 		nc.Close()
 		return nil, fmt.Errorf("nats broker: subscriber: %w", err)
 	}
-	out, err := sub.Subscribe(ctx, topic)
+	// watermill-nats closes its output channel when the subscription's
+	// context ends (or the subscriber closes) while a message callback may
+	// still be sending on it: a panic. So the library never sees the
+	// router's context: messages are forwarded on a channel of ours, which
+	// closes when the router's context ends; what arrives after that is
+	// nacked (it comes back), and close drains the connection, which waits
+	// for the callbacks, before closing the library's subscriber.
+	out, err := sub.Subscribe(context.WithoutCancel(ctx), topic)
 	if err != nil {
 		_ = sub.Close()
 		return nil, fmt.Errorf("nats broker: subscribe to %s: %w", topic, err)
 	}
 	s.subs[topic] = sub
-	return []<-chan *message.Message{out}, nil
+	if s.conn == nil {
+		s.conn = map[string]*nats.Conn{}
+	}
+	s.conn[topic] = nc
+	fwd := make(chan *message.Message)
+	go forward(ctx, out, fwd)
+	return []<-chan *message.Message{fwd}, nil
+}
+
+// forward passes messages from the library's channel to the router's until
+// ctx ends, then nacks the rest until the library closes its channel.
+func forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message) {
+	defer func() {
+		for m := range in {
+			m.Nack()
+		}
+	}()
+	defer close(out)
+	for {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				m.Nack()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (s *natsSubs) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	for topic, nc := range s.conn {
+		// stop deliveries and wait for the callbacks in flight
+		if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("drain the %s connection: %w", topic, err))
+			continue
+		}
+		deadline := time.Now().Add(s.b.cfg.DrainTimeout + 5*time.Second)
+		for !nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	for topic, sub := range s.subs {
-		if err := sub.Close(); err != nil {
+		// the drained connection is closed already, which the library's
+		// Close reports: not a failure
+		if err := sub.Close(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("close the %s subscriber: %w", topic, err))
 		}
 	}
