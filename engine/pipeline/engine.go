@@ -161,6 +161,8 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 	ix := e.index.Load()
 	matched := ix.Match(ev.Type, ev.Source)
 	if len(matched) == 0 {
+		// the recipe was removed or moved between intake and matching
+		e.log.Warn("event matches no loaded recipe: nothing runs", "event", ev.ID, "type", ev.Type, "source", ev.Source)
 		return nil, nil
 	}
 	payload, err := decodePayload(ev.Payload)
