@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/engine/store/storetest"
 	"github.com/sous-run/sous/recipes"
 	_ "github.com/sous-run/sous/triggers/all"
 )
@@ -237,46 +236,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// defaultTestPostgres is the database the tests create their own
-// databases from; SOUS_TEST_POSTGRES overrides it (a URL).
-const defaultTestPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// testPostgres creates a database of its own for the test, dropped at
-// cleanup, and returns its DSN. It fails when PostgreSQL is unreachable
-// (CI starts it) and skips with -short.
-func testPostgres(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("PostgreSQL test skipped with -short")
-	}
-	base := os.Getenv("SOUS_TEST_POSTGRES")
-	if base == "" {
-		base = defaultTestPostgres
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	admin, err := store.OpenPostgres(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL is not reachable at %s (set SOUS_TEST_POSTGRES, or run with -short to skip): %v", base, err)
-	}
-	name := "sous_test_" + randomHex(6)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	require.NoError(t, err, "SOUS_TEST_POSTGRES must be a postgres:// URL")
-	u.Path = "/" + name
-	return u.String()
-}
+// testPostgres gives the test a PostgreSQL database of its own.
+func testPostgres(t *testing.T) string { return storetest.Postgres(t) }
 
 // openPostgresBroker opens a pool, a store and a broker on the database,
 // as one `sous serve` process would; the caller closes them.

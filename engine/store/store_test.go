@@ -2,62 +2,19 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/engine/store/storetest"
 )
 
-// defaultPostgres is the database the tests create their own databases
-// from; SOUS_TEST_POSTGRES overrides it (a URL).
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// testPostgres creates a database of its own for the test, dropped at
-// cleanup, and returns its DSN. It fails when PostgreSQL is unreachable
-// (CI starts it) and skips with -short.
-func testPostgres(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("PostgreSQL test skipped with -short")
-	}
-	base := os.Getenv("SOUS_TEST_POSTGRES")
-	if base == "" {
-		base = defaultPostgres
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	admin, err := store.OpenPostgres(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL is not reachable at %s (set SOUS_TEST_POSTGRES, or run with -short to skip): %v", base, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "sous_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	require.NoError(t, err, "SOUS_TEST_POSTGRES must be a postgres:// URL")
-	u.Path = "/" + name
-	return u.String()
-}
+// testPostgres gives the test a PostgreSQL database of its own.
+func testPostgres(t *testing.T) string { return storetest.Postgres(t) }
 
 // backends runs a test against a fresh store on SQLite and on PostgreSQL.
 func backends(t *testing.T, test func(t *testing.T, st *store.Store)) {
