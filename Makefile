@@ -5,7 +5,7 @@ PKGS      := ./...
 FUZZTIME  ?= 10s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build run test unit fuzz examples check-generated check-tidy lint generate bench clean
+.PHONY: build run test unit fuzz examples check-tidy check-fmt lint generate bench clean
 
 build: ## build bin/sous
 	$(GO) build -o $(BIN) ./cmd/sous
@@ -17,13 +17,16 @@ run: build ## serve the example recipes on http://127.0.0.1:8080 with the embedd
 	$(BIN) validate --config examples/sous.yaml examples/
 	$(DEV_SECRETS) $(BIN) serve --config examples/sous.yaml
 
-test: check-tidy unit fuzz examples ## everything CI checks
+test: check-tidy check-fmt lint unit fuzz examples ## everything CI checks
+
+check-fmt: ## every Go file is gofmt-formatted
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 check-tidy: ## go.mod and go.sum must be tidy (-e: the proxy refuses a test-only dependency of modernc.org/sqlite)
 	$(GO) mod tidy -e -diff
 
 unit: ## unit and integration tests with the race detector (includes the stale-generated-files check)
-	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
 fuzz: ## bounded fuzzing of the parsers

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -183,5 +182,3 @@ func (b *MemoryBroker) Close() error {
 func retryAt(msg *message.Message, at time.Time) {
 	msg.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(at.UnixMilli()))
 }
-
-var _ = json.Marshal

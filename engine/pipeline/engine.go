@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +32,6 @@ type Config struct {
 	NewRunner func() *runner.Runner
 	// RunTimeout bounds one delivery of a run message.
 	RunTimeout time.Duration
-	// Owner names this process in run claims.
-	Owner string
 	// MaxInlineDelay: a step retry that waits longer is stored and taken
 	// up again at its time (on brokers that can delay a redelivery).
 	MaxInlineDelay time.Duration
@@ -71,10 +68,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.MaxInlineDelay <= 0 {
 		cfg.MaxInlineDelay = 2 * time.Second
-	}
-	if cfg.Owner == "" {
-		host, _ := os.Hostname()
-		cfg.Owner = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger}
 	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})

@@ -89,7 +89,7 @@ func brokerIndex(t *testing.T, sinkURL string) *pipeline.Index {
 // startEngine runs an engine over the broker until the test ends.
 func startEngine(t *testing.T, st *store.Store, b pipeline.Broker, ix *pipeline.Index, owner string) *pipeline.Engine {
 	t.Helper()
-	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, Owner: owner, RunTimeout: 30 * time.Second,
+	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, RunTimeout: 30 * time.Second,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})
 	require.NoError(t, err)
 	eng.SetIndex(ix)

@@ -87,7 +87,7 @@ type engineRun struct {
 
 func runEngine(t *testing.T, o opened, ix *pipeline.Index, owner string) *engineRun {
 	t.Helper()
-	eng, err := pipeline.New(pipeline.Config{Store: o.st, Broker: o.b, Owner: owner, RunTimeout: 30 * time.Second, Logger: testLogger(t),
+	eng, err := pipeline.New(pipeline.Config{Store: o.st, Broker: o.b, RunTimeout: 30 * time.Second, Logger: testLogger(t),
 		MaxInlineDelay: 500 * time.Millisecond,
 		NewRunner:      func() *runner.Runner { return &runner.Runner{} }})
 	require.NoError(t, err)

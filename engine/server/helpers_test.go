@@ -104,7 +104,7 @@ func newEnv(tb testing.TB, srcs []string, secrets map[string]string, mod func(*s
 	require.NoError(tb, st.Migrate(ctx))
 	b := pipeline.NewSQLBroker(st, sqlqueue.Config{Poll: 20 * time.Millisecond})
 	m := metrics.New()
-	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, Metrics: m, Owner: "test",
+	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, Metrics: m,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})
 	require.NoError(tb, err)
 	tb.Cleanup(func() {

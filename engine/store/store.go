@@ -145,7 +145,6 @@ func (s *Store) Migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS {run_steps} (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
 			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
 			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))`,
-		`CREATE TABLE IF NOT EXISTS {schedule_ticks} (recipe TEXT NOT NULL, tick BIGINT NOT NULL, PRIMARY KEY (recipe, tick))`,
 		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state ` + blob + ` NOT NULL, updated_at BIGINT NOT NULL)`,
 	}
 	for _, st := range stmts {
@@ -409,18 +408,6 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
 	return out, rows.Err()
 }
 
-// ClaimTick records that a recipe's schedule fired for a tick. Only the
-// first claim of a tick succeeds, across processes and restarts.
-func (s *Store) ClaimTick(ctx context.Context, recipe string, tick time.Time) (bool, error) {
-	res, err := s.w().ExecContext(ctx, s.q(`INSERT INTO {schedule_ticks} (recipe, tick) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
-		recipe, tick.Unix())
-	if err != nil {
-		return false, fmt.Errorf("claim tick: %w", err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
-}
-
 // Retention says how long records are kept.
 type Retention struct {
 	Succeeded time.Duration // succeeded and filtered runs
@@ -465,9 +452,6 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 		}
 		// events still referenced by a kept failed run stay, for replay
 		if err := del(`DELETE FROM {events} WHERE received_at < $1 AND id NOT IN (SELECT event_id FROM {runs})`, before.UnixMicro()); err != nil {
-			return 0, err
-		}
-		if err := del(`DELETE FROM {schedule_ticks} WHERE tick < $1`, before.Unix()); err != nil {
 			return 0, err
 		}
 	}

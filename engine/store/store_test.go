@@ -328,11 +328,6 @@ func TestPrune(t *testing.T) {
 			}
 			return nil
 		}))
-		_, err := st.ClaimTick(ctx, "nightly", now.Add(-3*day))
-		require.NoError(t, err)
-		_, err = st.ClaimTick(ctx, "nightly", now.Add(-time.Hour))
-		require.NoError(t, err)
-
 		n, err := st.Prune(ctx, now, ret)
 		require.NoError(t, err)
 		removed := 0
@@ -370,36 +365,6 @@ func TestPrune(t *testing.T) {
 				return err
 			}))
 			require.Equal(t, it.age > ret.Dedup, fresh, "dedup key of %s (age %s)", it.id, it.age)
-		}
-
-		// old ticks go; a pruned tick could be claimed again, a kept one not
-		ok, err := st.ClaimTick(ctx, "nightly", now.Add(-3*day))
-		require.NoError(t, err)
-		require.True(t, ok, "a pruned tick")
-		ok, err = st.ClaimTick(ctx, "nightly", now.Add(-time.Hour))
-		require.NoError(t, err)
-		require.False(t, ok, "a kept tick")
-	})
-}
-
-func TestClaimTick(t *testing.T) {
-	backends(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
-		tick := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
-		for _, tc := range []struct {
-			recipe string
-			tick   time.Time
-			want   bool
-		}{
-			{"nightly", tick, true},
-			{"nightly", tick, false},
-			{"nightly", tick.Add(400 * time.Millisecond), false}, // ticks are whole seconds
-			{"nightly", tick.Add(time.Minute), true},
-			{"hourly", tick, true},
-		} {
-			ok, err := st.ClaimTick(ctx, tc.recipe, tc.tick)
-			require.NoError(t, err)
-			require.Equal(t, tc.want, ok, "%s at %s", tc.recipe, tc.tick)
 		}
 	})
 }
