@@ -46,23 +46,33 @@ func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 	return &SQLBroker{Store: st, Writer: w, Queue: sqlqueue.New(st.Write, w, cfg)}
 }
 
-// Accept implements Broker.
+// Accept implements Broker. The queued message leaves the payload out
+// (it is in the events table, written in the same transaction); the
+// matcher of this process gets it in memory, another reads it back.
 func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	msg, err := eventMessage(ev)
+	msg, err := newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt})
 	if err != nil {
 		return false, err
 	}
+	sqlqueue.WithLocal(msg, &localEvent{payload: ev.Payload})
+	var ins *sqlqueue.Inserted
 	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
-		return b.Queue.Insert(ctx, tx, TopicEvents, msg)
+		var err error
+		ins, err = b.Queue.Insert(ctx, tx, TopicEvents, msg)
+		return err
 	})
 	if err != nil {
 		return false, err
 	}
 	if fresh {
-		b.Queue.Notify(TopicEvents)
+		b.Queue.Delivered(ins)
 	}
 	return fresh, nil
 }
+
+// Lean reports that messages need not carry event payloads: the
+// consumers share the store that holds the events.
+func (b *SQLBroker) Lean() bool { return true }
 
 // acceptEvent claims ev's dedup key and stores ev in one transaction of
 // w, with enqueue (when not nil) in the same transaction. It reports

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
@@ -71,10 +70,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger}
 	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})
-	// Watermill narrates every handler start and stop at Info: that is
-	// debugging detail for a Sous operator
-	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger.With("component", "watermill"),
-		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wlog := NewWatermillLogger(cfg.Logger.With("component", "watermill"))
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
@@ -158,10 +154,16 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		e.log.Warn("event matches no loaded recipe: nothing runs", "event", ev.ID, "type", ev.Type, "source", ev.Source)
 		return nil, nil
 	}
-	payload, err := decodePayload(ev.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode payload: %v", errPermanent, err)
+	raw := ev.Payload
+	local, _ := sqlqueue.Local(msg).(*localEvent)
+	if local != nil {
+		raw = local.payload
 	}
+	payload, err := e.payload(msg.Context(), ev.ID, raw)
+	if err != nil {
+		return nil, err
+	}
+	lean := e.lean()
 	r := e.filterRunner()
 	rev := runner.Event{ID: ev.ID, Type: ev.Type, ReceivedAt: ev.ReceivedAt, Payload: payload}
 	var out []*message.Message
@@ -176,11 +178,21 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 			continue
 		}
 		// a filter that fails to evaluate is recorded by the runner as a failed run
-		m, err := newMessage(RunMsg{RunID: runID, Recipe: rec.Name, Event: ev})
+		rm := RunMsg{RunID: runID, Recipe: rec.Name, Event: ev}
+		if lean {
+			rm.Event.Payload = nil
+		} else {
+			rm.Event.Payload = raw
+		}
+		m, err := newMessage(rm)
 		if err != nil {
 			return nil, err
 		}
 		m.Metadata.Set("recipe", rec.Name)
+		// an event delivered for the first time has no runs yet
+		lr := &localRun{payload: payload}
+		lr.fresh.Store(local != nil)
+		sqlqueue.WithLocal(m, lr)
 		out = append(out, m)
 	}
 	if len(filtered) > 0 {
@@ -201,6 +213,32 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// lean reports whether the broker's messages leave event payloads out.
+func (e *Engine) lean() bool {
+	l, ok := e.cfg.Broker.(interface{ Lean() bool })
+	return ok && l.Lean()
+}
+
+// payload decodes an event's payload: raw when the message carried it,
+// else the event as stored.
+func (e *Engine) payload(ctx context.Context, eventID string, raw json.RawMessage) (map[string]any, error) {
+	if len(raw) == 0 {
+		ev, err := e.cfg.Store.GetEvent(ctx, eventID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: event %s is no longer stored", errPermanent, eventID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		raw = ev.Payload
+	}
+	payload, err := decodePayload(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode payload: %v", errPermanent, err)
+	}
+	return payload, nil
 }
 
 func decodePayload(raw json.RawMessage) (map[string]any, error) {
@@ -236,16 +274,27 @@ func (e *Engine) run(msg *message.Message) error {
 		return nil
 	}
 	defer e.running.Delete(rm.RunID)
-	done, checkpoint, err := e.cfg.Store.RunState(ctx, rm.RunID)
-	if err != nil {
-		return err
+	local, _ := sqlqueue.Local(msg).(*localRun)
+	var (
+		done       bool
+		checkpoint []byte
+		err        error
+	)
+	// a run handed over by the matcher of a first delivery cannot have
+	// started before; any later delivery or retry looks
+	if local == nil || !local.fresh.Swap(false) || rm.Replay {
+		if done, checkpoint, err = e.cfg.Store.RunState(ctx, rm.RunID); err != nil {
+			return err
+		}
 	}
 	if done && !rm.Replay {
 		return nil // a redelivery of a run that finished: nothing to do
 	}
-	payload, err := decodePayload(rm.Event.Payload)
-	if err != nil {
-		return fmt.Errorf("%w: decode payload: %v", errPermanent, err)
+	var payload map[string]any
+	if local != nil {
+		payload = local.payload
+	} else if payload, err = e.payload(ctx, rm.Event.ID, rm.Event.Payload); err != nil {
+		return err
 	}
 	r := e.cfg.NewRunner()
 	r.Logger = e.log

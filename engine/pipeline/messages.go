@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -19,11 +21,25 @@ const (
 
 // EventMsg is the payload of a message on the events topic.
 type EventMsg struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Source     string          `json:"source"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Payload    json.RawMessage `json:"payload"`
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Source     string    `json:"source"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Payload is left out by lean brokers: the consumer reads it from the
+	// store's events table (or gets it in memory from its own intake).
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// localEvent is what intake hands over in memory with an event message.
+type localEvent struct{ payload json.RawMessage }
+
+// localRun is what the matcher hands over in memory with a run message:
+// the decoded payload, shared by the runs of the event (read only), and
+// whether the run is certainly new (its event was delivered for the first
+// time), which spares the runner the look-up of an earlier attempt.
+type localRun struct {
+	payload map[string]any
+	fresh   atomic.Bool
 }
 
 // RunMsg is the payload of a message on the runs topic.
@@ -44,10 +60,12 @@ func NewEventID() string { return "ev_" + uuid.Must(uuid.NewV7()).String() }
 
 // RunID is the id of the run of a recipe for an event: the same event and
 // recipe always give the same id, which is what makes a redelivered
-// message a no-op rather than a second run.
+// message a no-op rather than a second run. It starts with the event id
+// (time-ordered), so that new runs are appended to the store's index of
+// run ids rather than scattered over it, then a hash of the recipe name.
 func RunID(eventID, recipe string) string {
-	sum := sha256.Sum256([]byte(eventID + "\x00" + recipe))
-	return "run_" + hex.EncodeToString(sum[:12])
+	sum := sha256.Sum256([]byte(recipe))
+	return "run_" + strings.TrimPrefix(eventID, "ev_") + "_" + hex.EncodeToString(sum[:5])
 }
 
 // messageT is the Watermill message type.

@@ -82,10 +82,11 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, status, reason, err.Error())
 		return
 	}
+	headers, query := firstValues(r.Header), firstValues(r.URL.Query())
 	payload := map[string]any{
 		"body":    body,
-		"headers": firstValues(r.Header),
-		"query":   firstValues(r.URL.Query()),
+		"headers": headers,
+		"query":   query,
 		"method":  r.Method,
 		"path":    path,
 	}
@@ -99,7 +100,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		key = ev.ID
 	}
 	ev.DedupKey = "hook:" + path + ":" + key
-	if ev.Payload, err = json.Marshal(payload); err != nil {
+	if ev.Payload, err = storedPayload(raw, body != nil && isJSONType(r.Header.Get("Content-Type")), body, headers, query, r.Method, path); err != nil {
 		s.reject(w, http.StatusBadRequest, "bad_body", "the body cannot be stored as JSON")
 		return
 	}
@@ -115,7 +116,44 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Metrics.IntakeAccepted.WithLabelValues("webhook").Inc()
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": "accepted", "event_id": ev.ID})
+	// the answer to every accepted webhook, written without an encoder
+	// (an event id needs no escaping)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, `{"status":"accepted","event_id":"`+ev.ID+`"}`+"\n")
+}
+
+// storedPayload is the JSON of an event as intake stores it: {"body",
+// "headers", "query", "method", "path"}. A JSON body is stored as it came
+// (parseBody checked it), rather than encoded again from its parsed value:
+// decoded, both give the same value.
+func storedPayload(raw []byte, rawJSON bool, body any, headers, query map[string]any, method, path string) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(len(raw) + 256)
+	b.WriteString(`{"body":`)
+	if rawJSON {
+		b.Write(bytes.TrimSpace(raw))
+	} else {
+		enc, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(enc)
+	}
+	for _, part := range []struct {
+		name string
+		v    any
+	}{{"headers", headers}, {"query", query}, {"method", method}, {"path", path}} {
+		enc, err := json.Marshal(part.v)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"` + part.name + `":`)
+		b.Write(enc)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 func dedupKey(h *pipeline.Hook, payload map[string]any, header http.Header) (string, error) {
@@ -162,6 +200,16 @@ func Sign(secret string, body []byte) string {
 
 var errUnsupportedType = errors.New("unsupported content type")
 
+// isJSONType reports whether a request's content type is JSON (the
+// default when none is given).
+func isJSONType(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
 // parseBody parses JSON (the default when no type is given) and forms.
 func parseBody(contentType string, raw []byte) (any, error) {
 	mt := "application/json"
@@ -172,7 +220,7 @@ func parseBody(contentType string, raw []byte) (any, error) {
 		}
 	}
 	switch {
-	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+	case isJSONType(mt):
 		if len(bytes.TrimSpace(raw)) == 0 {
 			return nil, nil
 		}

@@ -1,10 +1,12 @@
 package sqlqueue
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +26,6 @@ const DeliveriesKey = "sous_deliveries"
 type Config struct {
 	// Table is the queue table name (with any prefix).
 	Table string
-	// Postgres selects SKIP LOCKED claiming for several processes.
-	Postgres bool
 	// Lease is how long a delivered message stays invisible to other
 	// consumers; a message not acked by then is delivered again.
 	Lease time.Duration
@@ -36,20 +36,100 @@ type Config struct {
 	// Poll is how often an idle subscription looks for messages that other
 	// processes published or that became available.
 	Poll time.Duration
+	// LocalLimit bounds the messages waiting to be handed over in memory
+	// to a subscription of this process; beyond it, messages wait in the
+	// table only.
+	LocalLimit int
 }
 
 // Queue is a Watermill Publisher and Subscriber over a SQL table.
+//
+// A message published in the process that consumes its topic is handed
+// over in memory: it is inserted already leased to this process and
+// queued locally, so that the subscriber neither claims nor reads it back
+// (a write and a read saved per message). The row is there all the same
+// until the ack deletes it: after a crash, the leases are released at
+// start (or run out) and the message is delivered from the table.
 type Queue struct {
 	cfg    Config
 	db     *sql.DB
 	w      *Writer
 	mu     sync.Mutex
 	wake   map[string]chan struct{}
+	locals map[string]*localQueue
 	acks   chan int64
 	closed chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
 }
+
+// localQueue holds the messages handed over in memory to the
+// subscription of one topic in this process.
+type localQueue struct {
+	mu    sync.Mutex
+	items []handedOver
+	// limit is a soft bound: beyond it, publishers insert messages
+	// unleased and the subscription claims them from the table
+	limit  int
+	signal chan struct{}
+}
+
+// handedOver is a message for a subscription: handed over in memory
+// (local) or claimed from the table.
+type handedOver struct {
+	seq        int64
+	msg        *message.Message
+	value      any
+	deliveries int
+	local      bool
+}
+
+func (l *localQueue) room() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.items) < l.limit
+}
+
+func (l *localQueue) push(items []handedOver) {
+	l.mu.Lock()
+	l.items = append(l.items, items...)
+	l.mu.Unlock()
+	select {
+	case l.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (l *localQueue) take(n int) []handedOver {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > len(l.items) {
+		n = len(l.items)
+	}
+	out := append([]handedOver(nil), l.items[:n]...)
+	clear(l.items[:n])
+	l.items = l.items[n:]
+	if len(l.items) == 0 {
+		l.items = nil
+	}
+	return out
+}
+
+// localKey is the context key of a message's in-memory value.
+type localKey struct{}
+
+// WithLocal attaches v to msg for a local subscriber: when the message is
+// handed over in memory, the delivered message carries v (see Local).
+// Delivered from the table (another process, or after a restart), it does
+// not: v must be something the consumer can do without, such as data it
+// can read again from the store.
+func WithLocal(msg *message.Message, v any) {
+	msg.SetContext(context.WithValue(msg.Context(), localKey{}, v))
+}
+
+// Local returns the value attached with WithLocal to a message handed
+// over in memory, or nil.
+func Local(msg *message.Message) any { return msg.Context().Value(localKey{}) }
 
 var (
 	_ message.Publisher  = (*Queue)(nil)
@@ -70,7 +150,11 @@ func New(db *sql.DB, w *Writer, cfg Config) *Queue {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 200 * time.Millisecond
 	}
-	q := &Queue{cfg: cfg, db: db, w: w, wake: map[string]chan struct{}{}, acks: make(chan int64, 4096), closed: make(chan struct{})}
+	if cfg.LocalLimit <= 0 {
+		cfg.LocalLimit = 4096
+	}
+	q := &Queue{cfg: cfg, db: db, w: w, wake: map[string]chan struct{}{}, locals: map[string]*localQueue{},
+		acks: make(chan int64, 4096), closed: make(chan struct{})}
 	q.wg.Add(1)
 	go q.ackLoop()
 	return q
@@ -107,36 +191,88 @@ func (q *Queue) Notify(topic string) {
 	}
 }
 
-// Insert adds messages inside the caller's transaction; call Notify after
-// the commit.
-func (q *Queue) Insert(ctx context.Context, tx Tx, topic string, msgs ...*message.Message) error {
+// Insert adds messages inside the caller's transaction. After the commit,
+// call Delivered with what it returns (even when nil): the messages a
+// subscription of this process will take in memory are handed over then,
+// and the others are announced.
+func (q *Queue) Insert(ctx context.Context, tx Tx, topic string, msgs ...*message.Message) (*Inserted, error) {
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
 	now := time.Now().UnixMilli()
-	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + q.cfg.Table + ` (topic, uuid, payload, metadata, available_at) VALUES `)
-	args := make([]any, 0, len(msgs)*5)
-	for i, m := range msgs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		n := len(args)
-		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5)
+	lq := q.local(topic)
+	leased := int64(0)
+	if lq != nil && lq.room() {
+		leased = now + q.cfg.Lease.Milliseconds()
+	}
+	// one statement per message (prepared once): its rowid is the
+	// message's seq, without a RETURNING clause (SQLite materialises
+	// those, which costs more than the insert)
+	query := `INSERT INTO ` + q.cfg.Table + ` (topic, uuid, payload, metadata, available_at, leased_until, deliveries)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	ins := &Inserted{topic: topic}
+	for _, m := range msgs {
 		md, err := json.Marshal(m.Metadata)
 		if err != nil {
-			return fmt.Errorf("encode metadata: %w", err)
+			return nil, fmt.Errorf("encode metadata: %w", err)
 		}
 		avail := now
 		if at, err := strconv.ParseInt(m.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > now {
 			avail = at
 		}
-		args = append(args, topic, m.UUID, []byte(m.Payload), string(md), avail)
+		lease, deliveries := int64(0), 0
+		if leased > 0 && avail <= now {
+			// handed over in memory: delivered once already
+			lease, deliveries = leased, 1
+		}
+		res, err := tx.ExecContext(ctx, query, topic, m.UUID, []byte(m.Payload), string(md), avail, lease, deliveries)
+		if err != nil {
+			return nil, fmt.Errorf("enqueue on %s: %w", topic, err)
+		}
+		if lease == 0 {
+			ins.notify = true
+			continue
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("enqueue on %s: %w", topic, err)
+		}
+		// a message of its own: the publisher keeps its copy
+		own := message.NewMessage(m.UUID, m.Payload)
+		own.Metadata = make(message.Metadata, len(m.Metadata)+1)
+		for k, v := range m.Metadata {
+			own.Metadata[k] = v
+		}
+		ins.items = append(ins.items, handedOver{seq: seq, msg: own, value: m.Context().Value(localKey{}), deliveries: 1, local: true})
 	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("enqueue on %s: %w", topic, err)
+	return ins, nil
+}
+
+// Inserted is what Insert stored, to hand over after the commit.
+type Inserted struct {
+	topic  string
+	items  []handedOver
+	notify bool
+}
+
+// Delivered hands the inserted messages over to the local subscription
+// and wakes it; call it once the transaction of Insert committed.
+func (q *Queue) Delivered(ins *Inserted) {
+	if ins == nil {
+		return
 	}
-	return nil
+	if len(ins.items) > 0 {
+		q.local(ins.topic).push(ins.items)
+	}
+	if ins.notify {
+		q.Notify(ins.topic)
+	}
+}
+
+func (q *Queue) local(topic string) *localQueue {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.locals[topic]
 }
 
 // Publish stores messages durably (group-committed) before returning.
@@ -145,34 +281,25 @@ func (q *Queue) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) > 0 && msgs[0].Context() != nil {
 		ctx = context.WithoutCancel(msgs[0].Context())
 	}
+	var ins *Inserted
 	if err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
-		return q.Insert(ctx, tx, topic, msgs...)
+		var err error
+		ins, err = q.Insert(ctx, tx, topic, msgs...)
+		return err
 	}); err != nil {
 		return err
 	}
-	q.Notify(topic)
+	q.Delivered(ins)
 	return nil
 }
 
-type claimed struct {
-	seq        int64
-	uuid       string
-	payload    []byte
-	metadata   string
-	deliveries int
-}
-
-func (q *Queue) claim(ctx context.Context, topic string, n int) ([]claimed, error) {
+func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, error) {
 	now := time.Now().UnixMilli()
-	lock := ""
-	if q.cfg.Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
 	query := `UPDATE ` + q.cfg.Table + ` SET leased_until = $1, deliveries = deliveries + 1
 		WHERE seq IN (SELECT seq FROM ` + q.cfg.Table + ` WHERE topic = $2 AND available_at <= $3 AND leased_until < $4
-		ORDER BY seq LIMIT ` + strconv.Itoa(n) + lock + `)
+		ORDER BY seq LIMIT ` + strconv.Itoa(n) + `)
 		RETURNING seq, uuid, payload, metadata, deliveries`
-	var out []claimed
+	var out []handedOver
 	err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, query, now+q.cfg.Lease.Milliseconds(), topic, now, now)
@@ -181,9 +308,17 @@ func (q *Queue) claim(ctx context.Context, topic string, n int) ([]claimed, erro
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var c claimed
-			if err := rows.Scan(&c.seq, &c.uuid, &c.payload, &c.metadata, &c.deliveries); err != nil {
+			var (
+				c        handedOver
+				uuid, md string
+				payload  []byte
+			)
+			if err := rows.Scan(&c.seq, &uuid, &payload, &md, &c.deliveries); err != nil {
 				return err
+			}
+			c.msg = message.NewMessage(uuid, payload)
+			if err := json.Unmarshal([]byte(md), &c.msg.Metadata); err != nil {
+				c.msg.Metadata = message.Metadata{}
 			}
 			out = append(out, c)
 		}
@@ -193,23 +328,26 @@ func (q *Queue) claim(ctx context.Context, topic string, n int) ([]claimed, erro
 		return nil, fmt.Errorf("claim from %s: %w", topic, err)
 	}
 	// RETURNING gives no order guarantee
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].seq < out[j-1].seq; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortFunc(out, func(a, b handedOver) int { return cmp.Compare(a.seq, b.seq) })
 	return out, nil
 }
 
 // Subscribe delivers the topic's messages, many in flight at once.
 func (q *Queue) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	out := make(chan *message.Message)
+	q.mu.Lock()
+	lq, ok := q.locals[topic]
+	if !ok {
+		lq = &localQueue{limit: q.cfg.LocalLimit, signal: make(chan struct{}, 1)}
+		q.locals[topic] = lq
+	}
+	q.mu.Unlock()
 	q.wg.Add(1)
-	go q.consume(ctx, topic, out)
+	go q.consume(ctx, topic, lq, out)
 	return out, nil
 }
 
-func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Message) {
+func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out chan *message.Message) {
 	defer q.wg.Done()
 	defer close(out)
 	slots := make(chan struct{}, q.cfg.MaxInFlight)
@@ -218,6 +356,9 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 	defer ticker.Stop()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	// the table may hold messages for this topic: at start, after a
+	// Notify, on every poll tick, and after a full batch
+	tableDue := true
 	for {
 		free := q.cfg.MaxInFlight - len(slots)
 		if free == 0 {
@@ -232,11 +373,22 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 			}
 			continue
 		}
-		batch, err := q.claim(ctx, topic, min(free, q.cfg.Batch))
-		if err != nil || len(batch) == 0 {
+		var batch []handedOver
+		if local := lq.take(min(free, q.cfg.Batch)); len(local) > 0 {
+			batch = local
+		} else if tableDue {
+			n := min(free, q.cfg.Batch)
+			claimedRows, err := q.claim(ctx, topic, n)
+			tableDue = err == nil && len(claimedRows) == n
+			batch = claimedRows
+		}
+		if len(batch) == 0 {
 			select {
+			case <-lq.signal:
 			case <-wake:
+				tableDue = true
 			case <-ticker.C:
+				tableDue = true
 			case <-ctx.Done():
 				return
 			case <-q.closed:
@@ -244,16 +396,17 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 			}
 			continue
 		}
-		for _, c := range batch {
-			msg := message.NewMessage(c.uuid, c.payload)
-			if err := json.Unmarshal([]byte(c.metadata), &msg.Metadata); err != nil {
-				msg.Metadata = message.Metadata{}
-			}
+		for i, c := range batch {
+			msg := c.msg
 			msg.Metadata.Set(DeliveriesKey, strconv.Itoa(c.deliveries))
 			// a delivered message outlives its subscription: closing the
 			// subscription (a graceful shutdown) lets in-flight handlers
 			// finish; the router's timeout bounds them
-			mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			base := context.WithoutCancel(ctx)
+			if c.value != nil {
+				base = context.WithValue(base, localKey{}, c.value)
+			}
+			mctx, cancel := context.WithCancel(base)
 			msg.SetContext(mctx)
 			slots <- struct{}{}
 			select {
@@ -261,10 +414,12 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 			case <-ctx.Done():
 				cancel()
 				<-slots
+				q.giveBack(lq, batch[i:])
 				return
 			case <-q.closed:
 				cancel()
 				<-slots
+				q.giveBack(lq, batch[i:])
 				return
 			}
 			inflight.Add(1)
@@ -282,6 +437,24 @@ func (q *Queue) consume(ctx context.Context, topic string, out chan *message.Mes
 				}
 			}(c.seq)
 		}
+	}
+}
+
+// giveBack returns messages a stopping subscription took but did not
+// deliver: those handed over in memory go back to the local queue (for a
+// later subscription of this process); claimed ones come back when their
+// lease runs out, or at the next start.
+func (q *Queue) giveBack(lq *localQueue, rest []handedOver) {
+	var back []handedOver
+	for _, c := range rest {
+		if c.local {
+			back = append(back, c)
+		}
+	}
+	if len(back) > 0 {
+		lq.mu.Lock()
+		lq.items = append(back, lq.items...)
+		lq.mu.Unlock()
 	}
 }
 

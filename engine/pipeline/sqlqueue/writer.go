@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Tx is what an Op writes through: the batch's transaction, with
@@ -48,7 +49,12 @@ type Writer struct {
 	closed    bool
 	stmts     map[string]*sql.Stmt // used by the writer goroutine only
 	toPrepare map[string]bool      // likewise
+	txs, done atomic.Int64
 }
+
+// Stats returns how many transactions the writer committed or tried, and
+// how many Ops ran in them: their ratio is the group-commit batch size.
+func (w *Writer) Stats() (txs, ops int64) { return w.txs.Load(), w.done.Load() }
 
 // maxCachedStmts bounds the statement cache (queries with a variable
 // number of placeholders would otherwise grow it).
@@ -218,6 +224,8 @@ func anyErr(errs []error) bool {
 // succeeded.
 func (w *Writer) try(batch []*pending) ([]error, error) {
 	ctx := context.Background()
+	w.txs.Add(1)
+	w.done.Add(int64(len(batch)))
 	errs := make([]error, len(batch))
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
