@@ -77,7 +77,11 @@ func newRuns() *cobra.Command {
 				return &exitError{code: 1, err: err}
 			}
 			if asJSON {
-				return writeJSONOut(cmd.OutOrStdout(), rs)
+				out := make([]server.RunInfo, 0, len(rs))
+				for _, r := range rs {
+					out = append(out, server.RunInfoOf(r))
+				}
+				return writeJSONOut(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tRECIPE\tSTATUS\tSTARTED\tDURATION\tERROR")
@@ -115,11 +119,7 @@ func newRuns() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
 			}
-			out := struct {
-				*store.Run
-				Record json.RawMessage `json:"record,omitempty"`
-			}{r, r.Record}
-			return writeJSONOut(cmd.OutOrStdout(), out)
+			return writeJSONOut(cmd.OutOrStdout(), server.RunInfoOf(r))
 		},
 	}
 	fs.bind(show, false)

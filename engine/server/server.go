@@ -53,49 +53,82 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
 	s.mux.HandleFunc("/hooks/", s.hook)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	s.routes([]route{
+		{http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		})},
+		{http.MethodGet, "/readyz", http.HandlerFunc(s.ready)},
+		{http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})},
+		{http.MethodGet, "/api/v1/recipes", s.auth(s.listRecipes)},
+		{http.MethodGet, "/api/v1/recipes/{name}", s.auth(s.showRecipe)},
+		{http.MethodGet, "/api/v1/runs", s.auth(s.listRuns)},
+		{http.MethodGet, "/api/v1/runs/{id}", s.auth(s.showRun)},
+		{http.MethodPost, "/api/v1/runs/{id}/replay", s.auth(s.replayRun)},
+		{http.MethodGet, "/api/v1/stats", s.auth(s.stats)},
 	})
-	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
-	s.mux.Handle("GET /api/v1/recipes", s.auth(s.listRecipes))
-	s.mux.Handle("GET /api/v1/recipes/{name}", s.auth(s.showRecipe))
-	s.mux.Handle("GET /api/v1/runs", s.auth(s.listRuns))
-	s.mux.Handle("GET /api/v1/runs/{id}", s.auth(s.showRun))
-	s.mux.Handle("POST /api/v1/runs/{id}/replay", s.auth(s.replayRun))
-	s.mux.Handle("GET /api/v1/stats", s.auth(s.stats))
-	s.mux.Handle("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	}))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.Handle("/api/", s.auth(notFound))
+	s.mux.HandleFunc("/", notFound)
 	return s
+}
+
+// route is one endpoint: a method on a path pattern.
+type route struct {
+	method, path string
+	h            http.Handler
+}
+
+// routes registers each route as a method pattern, and for each path a
+// pattern without a method that answers every other method with a JSON
+// 405 naming the allowed ones. (The mux would answer 405 by itself, but in
+// text, and only when no catch-all pattern matches the path.) Under /api/
+// the 405 needs an API key like every other answer there, so that a
+// request without one learns nothing of the API.
+func (s *Server) routes(rs []route) {
+	allow := map[string][]string{}
+	var paths []string
+	for _, rt := range rs {
+		s.mux.Handle(rt.method+" "+rt.path, rt.h)
+		if _, ok := allow[rt.path]; !ok {
+			paths = append(paths, rt.path)
+		}
+		allow[rt.path] = append(allow[rt.path], rt.method)
+		if rt.method == http.MethodGet {
+			// the mux serves HEAD with the GET pattern
+			allow[rt.path] = append(allow[rt.path], http.MethodHead)
+		}
+	}
+	for _, p := range paths {
+		h := methodNotAllowed(strings.Join(allow[p], ", "))
+		if strings.HasPrefix(p, "/api/") {
+			s.mux.Handle(p, s.auth(h))
+			continue
+		}
+		s.mux.Handle(p, h)
+	}
+}
+
+// methodNotAllowed answers a JSON 405 with the Allow header.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")")
+	}
+}
+
+// notFound answers a JSON 404.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
 
 // ServeHTTP implements http.Handler. A webhook on a path that the mux
 // would clean (/hooks, /hooks/a//b, /hooks/a/./b) goes straight to intake,
 // which looks its exact path up: the mux would answer it with a redirect,
 // which senders do not follow with their body, and a hook on such a path,
-// which the trigger allows, could never be reached. Wrong methods on known
-// API paths get a JSON 405 rather than the mux's text answer.
+// which the trigger allows, could never be reached.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p == "/hooks" || strings.HasPrefix(p, "/hooks/") && unclean(r.URL.EscapedPath()) {
 		s.hook(w, r)
 		return
-	}
-	h, pattern := s.mux.Handler(r)
-	if pattern == "" && !strings.HasPrefix(r.URL.Path, "/hooks/") {
-		// the mux answers 405 with text; answer JSON
-		rec := &statusRecorder{header: http.Header{}}
-		h.ServeHTTP(rec, r)
-		if rec.status == http.StatusMethodNotAllowed {
-			if allow := rec.header.Get("Allow"); allow != "" {
-				w.Header().Set("Allow", allow)
-			}
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
-			return
-		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -109,15 +142,6 @@ func unclean(p string) bool {
 	}
 	return c != p
 }
-
-type statusRecorder struct {
-	header http.Header
-	status int
-}
-
-func (r *statusRecorder) Header() http.Header         { return r.header }
-func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
-func (r *statusRecorder) WriteHeader(code int)        { r.status = code }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -26,7 +26,11 @@ var apiEndpoints = []struct{ method, path string }{
 	{http.MethodPost, "/api/v1/runs/run_1/replay"},
 	{http.MethodGet, "/api/v1/stats"},
 	{http.MethodGet, "/api/v1/nope"},
+	// wrong methods: refused for the key before the method
 	{http.MethodDelete, "/api/v1/runs"},
+	{http.MethodPost, "/api/v1/recipes"},
+	{http.MethodGet, "/api/v1/runs/run_1/replay"},
+	{http.MethodPut, "/api/v1/stats"},
 }
 
 func TestAPIAuth(t *testing.T) {
@@ -59,6 +63,7 @@ func TestAPIAuth(t *testing.T) {
 				before := tc.env.count(t, "queue")
 				rec := tc.env.do(t, req{method: ep.method, target: ep.path, headers: tc.headers})
 				require.Equal(t, "unauthorized", apiErr(t, rec, http.StatusUnauthorized), "%s %s", ep.method, ep.path)
+				require.Empty(t, rec.Header().Get("Allow"), "%s %s: nothing about the API without a key", ep.method, ep.path)
 				require.NotContains(t, rec.Body.String(), "key-one")
 				require.Equal(t, before, tc.env.count(t, "queue"), "nothing is replayed")
 			}
@@ -83,8 +88,60 @@ func TestAPIAuth(t *testing.T) {
 	t.Run("authorised unknown endpoint is a JSON 404", func(t *testing.T) {
 		rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/nope", headers: apiKey})
 		require.Equal(t, "not_found", apiErr(t, rec, http.StatusNotFound))
-		rec = e.do(t, req{method: http.MethodDelete, target: "/api/v1/runs", headers: apiKey})
-		require.Equal(t, "not_found", apiErr(t, rec, http.StatusNotFound))
+	})
+}
+
+// TestMethodNotAllowed: a wrong method on a known path is a JSON 405 with
+// Allow (under /api/v1 once the key is checked); an unknown path stays a
+// JSON 404 whatever the method, and a wrong method changes nothing.
+func TestMethodNotAllowed(t *testing.T) {
+	e := newEnv(t, testRecipes, testSecrets, nil)
+	saveRun(t, e.st, &store.Run{ID: "run_1", Recipe: "orders", EventID: "ev_gone", Status: "failed", StartedAt: time.Now()})
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{method: http.MethodDelete, path: "/api/v1/runs", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPost, path: "/api/v1/runs", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPost, path: "/api/v1/recipes", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPut, path: "/api/v1/recipes/orders", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodDelete, path: "/api/v1/recipes/nope", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPatch, path: "/api/v1/runs/run_1", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodGet, path: "/api/v1/runs/run_1/replay", status: http.StatusMethodNotAllowed, allow: "POST"},
+		{method: http.MethodDelete, path: "/api/v1/runs/run_1/replay", status: http.StatusMethodNotAllowed, allow: "POST"},
+		{method: http.MethodPost, path: "/api/v1/stats", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodOptions, path: "/api/v1/stats", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPost, path: "/healthz", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPut, path: "/readyz", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodPost, path: "/metrics", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodDelete, path: "/metrics", status: http.StatusMethodNotAllowed, allow: "GET, HEAD"},
+		{method: http.MethodGet, path: "/api/v1/nope", status: http.StatusNotFound},
+		{method: http.MethodDelete, path: "/api/v1/nope", status: http.StatusNotFound},
+		{method: http.MethodPost, path: "/api/v1/runs/run_1/replay/again", status: http.StatusNotFound},
+		{method: http.MethodGet, path: "/api/v2/runs", status: http.StatusNotFound},
+		{method: http.MethodGet, path: "/nope", status: http.StatusNotFound},
+		{method: http.MethodPost, path: "/healthz/x", status: http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			before := e.rows(t)
+			rec := e.do(t, req{method: tc.method, target: tc.path, headers: apiKey})
+			if tc.status == http.StatusNotFound {
+				require.Equal(t, "not_found", apiErr(t, rec, http.StatusNotFound))
+				require.Empty(t, rec.Header().Get("Allow"))
+			} else {
+				require.Equal(t, "method_not_allowed", apiErr(t, rec, tc.status))
+				require.Equal(t, tc.allow, rec.Header().Get("Allow"))
+			}
+			require.Equal(t, before, e.rows(t), "nothing is stored or queued")
+		})
+	}
+	t.Run("HEAD is served where GET is", func(t *testing.T) {
+		for _, p := range []string{"/healthz", "/api/v1/runs", "/api/v1/stats"} {
+			rec := e.do(t, req{method: http.MethodHead, target: p, headers: apiKey})
+			require.Equal(t, http.StatusOK, rec.Code, p)
+		}
 	})
 }
 
@@ -192,7 +249,7 @@ func TestAPIRuns(t *testing.T) {
 	for _, tc := range tests {
 		t.Run("filter "+tc.query, func(t *testing.T) {
 			var got struct {
-				Runs []store.Run `json:"runs"`
+				Runs []server.RunInfo `json:"runs"`
 			}
 			e.get(t, "/api/v1/runs?"+tc.query, http.StatusOK, &got)
 			ids := []string{}
@@ -203,6 +260,17 @@ func TestAPIRuns(t *testing.T) {
 			require.Equal(t, tc.want, ids)
 		})
 	}
+	t.Run("durations in milliseconds", func(t *testing.T) {
+		var got struct {
+			Runs []map[string]any `json:"runs"`
+		}
+		e.get(t, "/api/v1/runs?recipe=a", http.StatusOK, &got)
+		require.Len(t, got.Runs, 2)
+		for i, want := range []float64{1000, 2000} {
+			require.Equal(t, want, got.Runs[i]["duration_ms"], "run %v", got.Runs[i]["id"])
+			require.NotContains(t, got.Runs[i], "duration", "one duration field, in milliseconds")
+		}
+	})
 	for _, q := range []string{"status=running", "status=ok", "since=yesterday", "since=2024-01-01", "until=x",
 		"limit=0", "limit=-1", "limit=1001", "limit=ten", "limit=1.5"} {
 		t.Run("bad filter "+q, func(t *testing.T) {
@@ -223,6 +291,8 @@ func TestAPIRuns(t *testing.T) {
 		require.Equal(t, "call", got["error_step"])
 		require.Equal(t, "http_5xx", got["reason"])
 		require.Equal(t, 3.0, got["retries"])
+		require.Equal(t, 2000.0, got["duration_ms"])
+		require.NotContains(t, got, "duration")
 		raw, err := json.Marshal(got["record"])
 		require.NoError(t, err)
 		require.JSONEq(t, record, string(raw))
@@ -302,7 +372,8 @@ func TestAPIReplay(t *testing.T) {
 	t.Run("GET is not a replay", func(t *testing.T) {
 		before := runsQueued()
 		rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/runs/done/replay", headers: apiKey})
-		require.Equal(t, "not_found", apiErr(t, rec, http.StatusNotFound))
+		require.Equal(t, "method_not_allowed", apiErr(t, rec, http.StatusMethodNotAllowed))
+		require.Equal(t, "POST", rec.Header().Get("Allow"))
 		require.Equal(t, before, runsQueued())
 	})
 }
@@ -327,10 +398,15 @@ func TestAPIStats(t *testing.T) {
 		byStatus map[string]int64
 		rate     float64
 		retries  int64
+		// percentiles of the succeeded runs' durations, in milliseconds
+		p50, p95, p99 float64
 	}{
-		{query: "", runs: 5, byStatus: map[string]int64{"succeeded": 2, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.5, retries: 7},
-		{query: "since=48h", runs: 6, byStatus: map[string]int64{"succeeded": 3, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.6, retries: 7},
-		{query: "recipe=a", runs: 3, byStatus: map[string]int64{"succeeded": 2, "failed": 1}, rate: 2.0 / 3, retries: 3},
+		{query: "", runs: 5, byStatus: map[string]int64{"succeeded": 2, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.5, retries: 7,
+			p50: 2000, p95: 2000, p99: 2000},
+		{query: "since=48h", runs: 6, byStatus: map[string]int64{"succeeded": 3, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.6, retries: 7,
+			p50: 2000, p95: 5000, p99: 5000},
+		{query: "recipe=a", runs: 3, byStatus: map[string]int64{"succeeded": 2, "failed": 1}, rate: 2.0 / 3, retries: 3,
+			p50: 2000, p95: 2000, p99: 2000},
 		{query: "recipe=b&since=90m", runs: 2, byStatus: map[string]int64{"dead": 1, "filtered": 1}, rate: 0, retries: 4},
 		{query: "recipe=none", runs: 0, byStatus: map[string]int64{}, rate: 0},
 	}
@@ -342,6 +418,16 @@ func TestAPIStats(t *testing.T) {
 			require.Equal(t, tc.byStatus, got.ByStatus)
 			require.InDelta(t, tc.rate, got.SuccessRate, 1e-9)
 			require.Equal(t, tc.retries, got.Retries)
+			require.Equal(t, time.Duration(tc.p99)*time.Millisecond, got.P99, "a client reads the duration back")
+
+			var raw map[string]any
+			e.get(t, "/api/v1/stats?"+tc.query, http.StatusOK, &raw)
+			require.Equal(t, tc.p50, raw["p50_ms"])
+			require.Equal(t, tc.p95, raw["p95_ms"])
+			require.Equal(t, tc.p99, raw["p99_ms"])
+			for _, k := range []string{"p50", "p95", "p99"} {
+				require.NotContains(t, raw, k, "durations only in milliseconds")
+			}
 		})
 	}
 	for _, q := range []string{"since=yesterday", "since=0s", "since=-1h", "since=2024-01-01T00:00:00Z"} {
@@ -392,11 +478,11 @@ func TestHealthReadyMetrics(t *testing.T) {
 		rec := closed.do(t, req{method: http.MethodGet, target: "/readyz"})
 		require.Equal(t, "store_unavailable", apiErr(t, rec, http.StatusServiceUnavailable))
 	})
-	t.Run("wrong method is a JSON error", func(t *testing.T) {
-		// the catch-all "/" takes these, so the answer is 404, not 405
+	t.Run("wrong method is a JSON 405", func(t *testing.T) {
 		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 			rec := e.do(t, req{method: http.MethodPost, target: p})
-			require.Equal(t, "not_found", apiErr(t, rec, http.StatusNotFound), p)
+			require.Equal(t, "method_not_allowed", apiErr(t, rec, http.StatusMethodNotAllowed), p)
+			require.Equal(t, "GET, HEAD", rec.Header().Get("Allow"), p)
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {

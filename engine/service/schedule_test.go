@@ -3,13 +3,19 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
@@ -125,7 +131,7 @@ func TestScheduleNoDoubleFireAcrossRestart(t *testing.T) {
 	// process would whose clock or schedule saw it due again
 	rec := second.svc.Engine.Index().Recipe("tick")
 	require.NotNil(t, rec)
-	second.svc.fire(context.Background(), rec, firstTick, time.Now())
+	second.svc.fire(context.Background(), rec, firstTick, time.Now(), time.Time{})
 	time.Sleep(2200 * time.Millisecond)
 	require.NoError(t, second.stop(t))
 
@@ -174,7 +180,7 @@ func TestScheduleTimeZone(t *testing.T) {
 	_, offset := tick.Zone()
 	require.Equal(t, 9*3600, offset)
 	require.Zero(t, tick.Second())
-	r.svc.fire(context.Background(), live, tick, time.Now())
+	r.svc.fire(context.Background(), live, tick, time.Now(), time.Time{})
 	require.Eventually(t, func() bool { return len(sk.snapshot()) >= 1 }, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, r.stop(t))
 
@@ -209,4 +215,203 @@ func TestScheduleSurvivesReloads(t *testing.T) {
 	ts := ticks(t, openStore(t, dataDir), "tick")
 	by := onePerTick(t, ts)
 	require.GreaterOrEqual(t, len(by), 3, "ticks were skipped while the folder reloaded")
+}
+
+// fakeStore is an Accept that fails the first fails calls (all of them
+// when fails < 0), then stores; it can end a context at a given call.
+type fakeStore struct {
+	mu       sync.Mutex
+	fails    int
+	cancelAt int // the call that ends cancel's context (0: none)
+	cancel   context.CancelFunc
+	calls    []*store.Event
+	stored   map[string]bool // by dedup key
+}
+
+func (f *fakeStore) accept(_ context.Context, ev *store.Event) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, ev)
+	if len(f.calls) == f.cancelAt {
+		f.cancel()
+	}
+	if f.fails < 0 || len(f.calls) <= f.fails {
+		return false, errors.New("database is locked")
+	}
+	if f.stored[ev.DedupKey] {
+		return false, nil
+	}
+	f.stored[ev.DedupKey] = true
+	return true, nil
+}
+
+// fakeClock stands for time in tickRetry: a sleep returns at once and
+// moves the clock on.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) retry() tickRetry {
+	return tickRetry{
+		now: func() time.Time {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.now
+		},
+		sleep: func(ctx context.Context, d time.Duration) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.sleeps = append(c.sleeps, d)
+			c.now = c.now.Add(d)
+			return nil
+		},
+	}
+}
+
+func ms(ns ...int) []time.Duration {
+	var out []time.Duration
+	for _, n := range ns {
+		out = append(out, time.Duration(n)*time.Millisecond)
+	}
+	return out
+}
+
+// TestScheduleTickRetry: a tick whose Accept fails is tried again with a
+// doubling delay (100 ms up to 5 s) under the same event and dedup key,
+// until it is stored, the recipe's next tick comes, a minute has passed
+// since the tick, or the context ends. The clock is a fake: nothing waits.
+func TestScheduleTickRetry(t *testing.T) {
+	tick := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	rec := &recipes.Recipe{Name: "tick", Trigger: recipes.Trigger{Type: "schedule.cron"}}
+	tests := []struct {
+		name     string
+		fails    int // -1: always
+		now      time.Time
+		next     time.Time
+		cancelAt int
+		attempts int
+		sleeps   []time.Duration
+		stored   bool
+		log      string
+	}{
+		{name: "stored at once", fails: 0, attempts: 1, sleeps: ms(), stored: true},
+		{name: "stored at the fourth attempt", fails: 3, next: tick.Add(time.Hour),
+			attempts: 4, sleeps: ms(100, 200, 400), stored: true, log: "schedule tick stored after a retry"},
+		{name: "the delay stops doubling at 5 s", fails: 9, next: tick.Add(time.Hour),
+			attempts: 10, sleeps: ms(100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000), stored: true},
+		{name: "no next tick: retried for a minute", fails: -1,
+			attempts: 18, sleeps: ms(100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 3700),
+			log: "schedule tick lost: not stored before it stopped being relevant"},
+		{name: "until the next tick", fails: -1, next: tick.Add(time.Second),
+			attempts: 5, sleeps: ms(100, 200, 400, 300), log: "schedule tick lost: not stored before it stopped being relevant"},
+		{name: "stored just before the next tick", fails: 4, next: tick.Add(time.Second),
+			attempts: 5, sleeps: ms(100, 200, 400, 300), stored: true},
+		{name: "a next tick after a minute: the minute is the bound", fails: -1, next: tick.Add(2 * time.Minute),
+			attempts: 18, sleeps: ms(100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 5000, 3700)},
+		{name: "fired late: retried until a minute after the tick", fails: -1, now: tick.Add(50 * time.Second),
+			attempts: 8, sleeps: ms(100, 200, 400, 800, 1600, 3200, 3700)},
+		{name: "fired after the window: not retried", fails: -1, now: tick.Add(time.Minute),
+			attempts: 1, sleeps: ms(), log: "schedule tick not stored"},
+		{name: "fired at its next tick: not retried", fails: -1, now: tick.Add(time.Second), next: tick.Add(time.Second),
+			attempts: 1, sleeps: ms()},
+		{name: "the context ends while retrying", fails: -1, cancelAt: 3,
+			attempts: 3, sleeps: ms(100, 200), log: "schedule tick lost: stopped while retrying"},
+		{name: "the context ends with the first attempt", fails: -1, cancelAt: 1,
+			attempts: 1, sleeps: ms(), log: "schedule tick not stored"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fs := &fakeStore{fails: tc.fails, cancelAt: tc.cancelAt, cancel: cancel, stored: map[string]bool{}}
+			now := tc.now
+			if now.IsZero() {
+				now = tick
+			}
+			clock := &fakeClock{now: now}
+			lb := &logBuffer{}
+			s := &Service{Metrics: metrics.New(), log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				accept: fs.accept, retry: clock.retry()}
+
+			s.fire(ctx, rec, tick, now, tc.next)
+			s.tickRetries.Wait()
+
+			require.Len(t, fs.calls, tc.attempts, "log:\n%s", lb.String())
+			require.Equal(t, tc.sleeps, clock.sleeps)
+			for _, ev := range fs.calls {
+				require.Same(t, fs.calls[0], ev, "every attempt stores the same event")
+			}
+			require.Equal(t, fmt.Sprintf("tick:tick:%d", tick.Unix()), fs.calls[0].DedupKey)
+			want := 0.0
+			if tc.stored {
+				want = 1
+			}
+			require.Equal(t, tc.stored, fs.stored[fs.calls[0].DedupKey])
+			require.Equal(t, want, counterValue(t, s.Metrics.IntakeAccepted.WithLabelValues("schedule")))
+			if tc.log != "" {
+				require.Contains(t, lb.String(), tc.log)
+			}
+			if !tc.stored {
+				require.Contains(t, lb.String(), "level=ERROR", "a lost tick is an error")
+			}
+		})
+	}
+}
+
+// TestScheduleTickRetryStore: on the real store, a tick stored at its
+// third attempt is stored once, and firing it again is a duplicate.
+func TestScheduleTickRetryStore(t *testing.T) {
+	recipesDir, dataDir := t.TempDir(), t.TempDir()
+	writeRecipe(t, recipesDir, "tick.yaml", cronRecipe("tick", "* * * * *", "UTC", "http://127.0.0.1:1"))
+	svc, err := Open(context.Background(), Options{RecipesDir: recipesDir, Listen: "127.0.0.1:0", DataDir: dataDir, Settings: testSettings()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.listener.Close(); svc.closeAll() })
+	rec := svc.Engine.Index().Recipe("tick")
+	require.NotNil(t, rec)
+
+	tick := time.Now().Truncate(time.Minute)
+	tests := []struct {
+		name     string
+		fails    int
+		attempts int
+		fresh    float64 // the accepted counter after the call
+	}{
+		{name: "stored at the third attempt", fails: 2, attempts: 3, fresh: 1},
+		{name: "fired again: a duplicate", fails: 1, attempts: 2, fresh: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []*store.Event
+			svc.accept = func(ctx context.Context, ev *store.Event) (bool, error) {
+				calls = append(calls, ev)
+				if len(calls) <= tc.fails {
+					return false, errors.New("store unavailable")
+				}
+				return svc.Engine.Accept(ctx, ev)
+			}
+			clock := &fakeClock{now: tick}
+			svc.retry = clock.retry()
+			svc.fire(context.Background(), rec, tick, tick, tick.Add(time.Minute))
+			svc.tickRetries.Wait()
+			require.Len(t, calls, tc.attempts)
+			require.Equal(t, tc.fresh, counterValue(t, svc.Metrics.IntakeAccepted.WithLabelValues("schedule")))
+			var n int
+			require.NoError(t, svc.Store.DB.QueryRow(`SELECT COUNT(*) FROM events WHERE dedup_key = ?`,
+				fmt.Sprintf("tick:tick:%d", tick.Unix())).Scan(&n))
+			require.Equal(t, 1, n, "the tick is stored once")
+		})
+	}
+}
+
+// counterValue reads a counter.
+func counterValue(tb testing.TB, c prometheus.Counter) float64 {
+	tb.Helper()
+	var m dto.Metric
+	require.NoError(tb, c.Write(&m))
+	return m.GetCounter().GetValue()
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
@@ -48,6 +47,12 @@ type Service struct {
 	listener net.Listener
 	reload   *reloader
 	closers  []func() error
+	// accept stores a schedule tick: Engine.Accept, or a stand-in in tests.
+	accept func(context.Context, *store.Event) (bool, error)
+	// retry paces the retries of a tick that could not be stored.
+	retry tickRetry
+	// tickRetries are the retries in flight; scheduleLoop waits for them.
+	tickRetries sync.WaitGroup
 }
 
 // Open builds the service: store, broker, engine, recipes, listener.
@@ -78,6 +83,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.Engine = eng
+	s.accept = eng.Accept
 	s.reload = &reloader{dir: opts.RecipesDir, loader: &recipes.Loader{Registry: opts.Registry, Config: opts.Config},
 		secrets: opts.Secrets, log: s.log, last: map[string]*recipes.Recipe{}}
 	if opts.RecipesDir != "" {
@@ -141,7 +147,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 			Prefix:       set.Prefix,
 			AckDeadline:  s.opts.Settings.Pipeline.RunTimeout + time.Minute,
 			DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
-			Logger:       watermill.NewSlogLogger(s.log.With("component", "broker")),
+			Logger:       pipeline.NewWatermillLogger(s.log.With("component", "broker")),
 		})
 		if err != nil {
 			return err
@@ -168,7 +174,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 				AckWait:      s.opts.Settings.Pipeline.RunTimeout + time.Minute,
 				Concurrency:  s.opts.Settings.Pipeline.MaxInFlight,
 				DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
-				Logger:       watermill.NewSlogLogger(s.log.With("component", "broker")),
+				Logger:       pipeline.NewWatermillLogger(s.log.With("component", "broker")),
 			})
 			if err != nil {
 				return err
@@ -288,6 +294,8 @@ func (s *Service) retentionLoop(ctx context.Context) {
 // a dedup key naming the recipe and the tick, so that it runs once even
 // with several processes or across a restart.
 func (s *Service) scheduleLoop(ctx context.Context) {
+	// retries end with ctx, before the store closes
+	defer s.tickRetries.Wait()
 	type entry struct {
 		next  func(time.Time) time.Time
 		at    time.Time
@@ -332,8 +340,9 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 		wait := time.Second
 		for _, e := range entries {
 			if !e.at.After(now) {
-				s.fire(ctx, e.recip, e.at, now)
-				e.at = e.next(now)
+				next := e.next(now)
+				s.fire(ctx, e.recip, e.at, now, next)
+				e.at = next
 			}
 			if d := e.at.Sub(now); d < wait {
 				wait = d
@@ -347,19 +356,110 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 	}
 }
 
-func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now time.Time) {
+// Retries of a schedule tick that could not be stored (the store briefly
+// unavailable): after tickRetryFirst, doubling up to tickRetryMax, while
+// the tick is still relevant, that is until the recipe's next tick and at
+// most tickRetryWindow after the tick. The tick's dedup key makes a retry
+// safe even when an attempt reported an error but was stored.
+const (
+	tickRetryFirst  = 100 * time.Millisecond
+	tickRetryMax    = 5 * time.Second
+	tickRetryWindow = time.Minute
+)
+
+// tickRetry is the clock that paces the retries of a tick; the zero value
+// is the real one.
+type tickRetry struct {
+	now func() time.Time
+	// sleep waits for d, or returns ctx's error if ctx ends first.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (r tickRetry) withDefaults() tickRetry {
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.sleep == nil {
+		r.sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
+	}
+	return r
+}
+
+// fire accepts a schedule tick due at tick, fired at now; next is the
+// recipe's following tick (zero when there is none). A tick that cannot be
+// stored is retried in the background until it is stored, stops being
+// relevant, or ctx ends.
+func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next time.Time) {
 	payload, _ := json.Marshal(map[string]any{
 		"scheduled_at": tick.Format(time.RFC3339),
 		"fired_at":     now.UTC().Format(time.RFC3339Nano),
 	})
 	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name,
 		DedupKey: fmt.Sprintf("tick:%s:%d", rec.Name, tick.Unix()), ReceivedAt: now.UTC(), Payload: payload}
-	fresh, err := s.Engine.Accept(ctx, ev)
-	if err != nil {
+	err := s.acceptTick(ctx, ev)
+	if err == nil {
+		return
+	}
+	until := tick.Add(tickRetryWindow)
+	if !next.IsZero() && next.Before(until) {
+		until = next
+	}
+	if ctx.Err() != nil || !s.retry.withDefaults().now().Before(until) {
 		s.log.Error("schedule tick not stored", "recipe", rec.Name, "tick", tick, "error", err)
 		return
+	}
+	s.log.Warn("schedule tick not stored: retrying", "recipe", rec.Name, "tick", tick, "until", until, "error", err)
+	s.tickRetries.Add(1)
+	go func() {
+		defer s.tickRetries.Done()
+		s.retryTick(ctx, rec.Name, tick, ev, until)
+	}()
+}
+
+// retryTick tries to store a tick again, with a doubling delay, until it
+// is stored, until passes or ctx ends.
+func (s *Service) retryTick(ctx context.Context, recipe string, tick time.Time, ev *store.Event, until time.Time) {
+	r := s.retry.withDefaults()
+	delay := tickRetryFirst
+	for attempt := 2; ; attempt++ {
+		wait := min(delay, until.Sub(r.now()))
+		if wait <= 0 {
+			s.log.Error("schedule tick lost: not stored before it stopped being relevant",
+				"recipe", recipe, "tick", tick, "attempts", attempt-1, "until", until)
+			return
+		}
+		if err := r.sleep(ctx, wait); err != nil {
+			s.log.Error("schedule tick lost: stopped while retrying", "recipe", recipe, "tick", tick, "attempts", attempt-1)
+			return
+		}
+		err := s.acceptTick(ctx, ev)
+		if err == nil {
+			s.log.Info("schedule tick stored after a retry", "recipe", recipe, "tick", tick, "attempts", attempt)
+			return
+		}
+		s.log.Debug("schedule tick not stored", "recipe", recipe, "tick", tick, "attempt", attempt, "error", err)
+		delay = min(2*delay, tickRetryMax)
+	}
+}
+
+// acceptTick stores a tick's event once; a duplicate (the tick stored
+// before, by this process or another) is no error.
+func (s *Service) acceptTick(ctx context.Context, ev *store.Event) error {
+	fresh, err := s.accept(ctx, ev)
+	if err != nil {
+		return err
 	}
 	if fresh {
 		s.Metrics.IntakeAccepted.WithLabelValues("schedule").Inc()
 	}
+	return nil
 }

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 )
@@ -14,15 +16,59 @@ type Stats struct {
 	Runs        int64            `json:"runs"`
 	ByStatus    map[string]int64 `json:"by_status"`
 	SuccessRate float64          `json:"success_rate"` // succeeded / (succeeded + failed + dead)
-	P50         time.Duration    `json:"p50"`
-	P95         time.Duration    `json:"p95"`
-	P99         time.Duration    `json:"p99"`
-	Retries     int64            `json:"retries"`
-	RateLimited int64            `json:"rate_limited"`
+	// P50, P95 and P99 are percentiles of the succeeded runs' durations.
+	// JSON writes them in milliseconds, as p50_ms, p95_ms and p99_ms.
+	P50         time.Duration `json:"-"`
+	P95         time.Duration `json:"-"`
+	P99         time.Duration `json:"-"`
+	Retries     int64         `json:"retries"`
+	RateLimited int64         `json:"rate_limited"`
 	// StepFailures counts failed steps by step (recipe/step) and reason.
 	StepFailures []FailureCount `json:"step_failures"`
 	// ConnectorFailures counts failed steps by action ID and reason.
 	ConnectorFailures []FailureCount `json:"connector_failures"`
+}
+
+// statsMS are the durations of Stats as JSON writes them.
+type statsMS struct {
+	P50 float64 `json:"p50_ms"`
+	P95 float64 `json:"p95_ms"`
+	P99 float64 `json:"p99_ms"`
+}
+
+// MarshalJSON writes the percentiles in milliseconds (p50_ms, p95_ms,
+// p99_ms) rather than as Go's nanoseconds.
+func (s Stats) MarshalJSON() ([]byte, error) {
+	type plain Stats // without the methods
+	return json.Marshal(struct {
+		plain
+		statsMS
+	}{plain(s), statsMS{P50: Milliseconds(s.P50), P95: Milliseconds(s.P95), P99: Milliseconds(s.P99)}})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Stats) UnmarshalJSON(b []byte) error {
+	type plain Stats
+	w := struct {
+		*plain
+		statsMS
+	}{plain: (*plain)(s)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	s.P50, s.P95, s.P99 = fromMilliseconds(w.statsMS.P50), fromMilliseconds(w.statsMS.P95), fromMilliseconds(w.statsMS.P99)
+	return nil
+}
+
+// Milliseconds is d in milliseconds, the unit of every duration the API
+// and the CLI write as JSON (in fields named *_ms).
+func Milliseconds(d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond)
+}
+
+// fromMilliseconds is the duration of ms milliseconds, to the nanosecond.
+func fromMilliseconds(ms float64) time.Duration {
+	return time.Duration(math.Round(ms * float64(time.Millisecond)))
 }
 
 // FailureCount is one row of a failure breakdown.

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/store"
+)
+
+// seedRuns stores runs in a fresh embedded store under a data dir.
+func seedRuns(t *testing.T, runs ...*store.Run) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, dir)
+	require.NoError(t, err)
+	defer func() { read.Close(); write.Close() }()
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	for _, r := range runs {
+		r.FinishedAt = r.StartedAt.Add(r.Duration)
+		require.NoError(t, st.SaveRun(ctx, r))
+	}
+	return dir
+}
+
+// TestRunsAndStatsOutput: the JSON of runs list, runs show and stats
+// gives durations in milliseconds (duration_ms, p50_ms...), the text
+// output as Go durations.
+func TestRunsAndStatsOutput(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	data := seedRuns(t,
+		&store.Run{ID: "run_a", Recipe: "orders", EventID: "ev_a", Status: "succeeded", StartedAt: now.Add(-time.Hour), Duration: 1500 * time.Microsecond, Attempt: 1},
+		&store.Run{ID: "run_b", Recipe: "orders", EventID: "ev_b", Status: "succeeded", StartedAt: now.Add(-2 * time.Hour), Duration: 250 * time.Millisecond, Attempt: 1},
+		&store.Run{ID: "run_c", Recipe: "orders", EventID: "ev_c", Status: "failed", StartedAt: now.Add(-3 * time.Hour), Duration: 2 * time.Second,
+			ErrorStep: "call", Reason: "timeout", Error: "no answer", Attempt: 1, Retries: 2,
+			Record: json.RawMessage(`{"run_id":"run_c","status":"failed"}`)},
+	)
+	empty := seedRuns(t)
+	tests := []struct {
+		name string
+		args []string
+		// check reads stdout
+		check func(t *testing.T, stdout string)
+	}{
+		{name: "runs list --json", args: []string{"runs", "list", "--data", data, "--json"}, check: func(t *testing.T, out string) {
+			var runs []map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &runs))
+			require.Len(t, runs, 3)
+			for i, want := range []float64{1.5, 250, 2000} {
+				require.Equal(t, want, runs[i]["duration_ms"], "%v", runs[i]["id"])
+				require.NotContains(t, runs[i], "duration")
+				require.NotContains(t, runs[i], "record", "the list leaves records out")
+			}
+		}},
+		{name: "runs list --json with no runs", args: []string{"runs", "list", "--data", empty, "--json"}, check: func(t *testing.T, out string) {
+			require.JSONEq(t, `[]`, out)
+		}},
+		{name: "runs list", args: []string{"runs", "list", "--data", data}, check: func(t *testing.T, out string) {
+			require.Regexp(t, `run_a +orders +succeeded +\S+ \S+ +2ms`, out)
+			require.Regexp(t, `run_b +orders +succeeded +\S+ \S+ +250ms`, out)
+			require.Regexp(t, `run_c +orders +failed +\S+ \S+ +2s +call \(timeout\): no answer`, out)
+		}},
+		{name: "runs show", args: []string{"runs", "show", "--data", data, "run_c"}, check: func(t *testing.T, out string) {
+			var run map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &run))
+			require.Equal(t, 2000.0, run["duration_ms"])
+			require.NotContains(t, run, "duration")
+			require.Equal(t, map[string]any{"run_id": "run_c", "status": "failed"}, run["record"])
+		}},
+		{name: "stats --json", args: []string{"stats", "--data", data, "--json"}, check: func(t *testing.T, out string) {
+			var s map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &s))
+			// the succeeded runs: 1.5 ms and 250 ms
+			require.Equal(t, 250.0, s["p50_ms"])
+			require.Equal(t, 250.0, s["p95_ms"])
+			require.Equal(t, 250.0, s["p99_ms"])
+			for _, k := range []string{"p50", "p95", "p99"} {
+				require.NotContains(t, s, k)
+			}
+			var st store.Stats
+			require.NoError(t, json.Unmarshal([]byte(out), &st))
+			require.Equal(t, 250*time.Millisecond, st.P50)
+		}},
+		{name: "stats", args: []string{"stats", "--data", data}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "all recipes, last 24h0m0s: 3 runs, 2 succeeded, 1 failed, 0 filtered, 0 dead\n")
+			require.Contains(t, out, "duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 0 rate-limited\n")
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sous(t, "", tc.args...)
+			require.Equal(t, 0, r.code, "%s", r)
+			tc.check(t, r.stdout)
+		})
+	}
+}
