@@ -190,9 +190,13 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		}
 		m.Metadata.Set("recipe", rec.Name)
 		// an event delivered for the first time has no runs yet
-		lr := &localRun{payload: payload}
+		lr := &localRun{msg: rm, payload: payload}
 		lr.fresh.Store(local != nil)
 		sqlqueue.WithLocal(m, lr)
+		// on the embedded queue, the run waits in memory while the
+		// event's row stays: a crash brings the event back, and the
+		// event brings its runs back
+		sqlqueue.Derive(m, msg)
 		out = append(out, m)
 	}
 	if len(filtered) > 0 {
@@ -253,8 +257,11 @@ func decodePayload(raw json.RawMessage) (map[string]any, error) {
 }
 
 func (e *Engine) run(msg *message.Message) error {
+	local, _ := sqlqueue.Local(msg).(*localRun)
 	var rm RunMsg
-	if err := json.Unmarshal(msg.Payload, &rm); err != nil {
+	if local != nil {
+		rm = local.msg
+	} else if err := json.Unmarshal(msg.Payload, &rm); err != nil {
 		return fmt.Errorf("%w: decode run: %v", errPermanent, err)
 	}
 	ctx := msg.Context()
@@ -274,7 +281,6 @@ func (e *Engine) run(msg *message.Message) error {
 		return nil
 	}
 	defer e.running.Delete(rm.RunID)
-	local, _ := sqlqueue.Local(msg).(*localRun)
 	var (
 		done       bool
 		checkpoint []byte

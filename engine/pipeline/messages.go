@@ -38,6 +38,7 @@ type localEvent struct{ payload json.RawMessage }
 // whether the run is certainly new (its event was delivered for the first
 // time), which spares the runner the look-up of an earlier attempt.
 type localRun struct {
+	msg     RunMsg // as in the message's payload
 	payload map[string]any
 	fresh   atomic.Bool
 }

@@ -48,7 +48,8 @@ func sqliteCase() brokerCase {
 			require.NoError(t, err)
 			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 			require.NoError(t, st.Migrate(ctx))
-			b := pipeline.NewSQLBroker(st, sqlqueue.Config{Poll: 20 * time.Millisecond})
+			// few in flight, so that a restart finds work left in a load
+			b := pipeline.NewSQLBroker(st, sqlqueue.Config{Poll: 20 * time.Millisecond, MaxInFlight: 16})
 			require.NoError(t, b.Queue.ReleaseLeases(ctx))
 			return opened{st: st, b: b, close: func() { b.Close(); read.Close(); write.Close() }}
 		}

@@ -77,11 +77,77 @@ type localQueue struct {
 // handedOver is a message for a subscription: handed over in memory
 // (local) or claimed from the table.
 type handedOver struct {
-	seq        int64
+	seq        int64 // 0 for a message without a row (a child)
 	msg        *message.Message
 	value      any
 	deliveries int
 	local      bool
+	parent     *holder // a child's parent
+}
+
+// holder keeps a delivered message's row until the message is acked and
+// every message published in memory from its handler (its children) is
+// done: the row is what brings all of them back after a crash.
+type holder struct {
+	q        *Queue
+	seq      int64   // the row, or 0 for a child
+	parent   *holder // a child's parent
+	mu       sync.Mutex
+	children int
+	acked    bool
+}
+
+func (h *holder) add() {
+	h.mu.Lock()
+	h.children++
+	h.mu.Unlock()
+}
+
+// ack marks the message handled; its row goes once its children are done.
+func (h *holder) ack() {
+	h.mu.Lock()
+	h.acked = true
+	release := h.children == 0
+	h.mu.Unlock()
+	if release {
+		h.release()
+	}
+}
+
+// childDone counts a child acked, or stored in a row of its own.
+func (h *holder) childDone() {
+	h.mu.Lock()
+	h.children--
+	release := h.acked && h.children == 0
+	h.mu.Unlock()
+	if release {
+		h.release()
+	}
+}
+
+func (h *holder) release() {
+	if h.seq != 0 {
+		h.q.acks <- h.seq
+		return
+	}
+	if h.parent != nil {
+		h.parent.childDone()
+	}
+}
+
+// holderKey is the context key of a delivered message's holder.
+type holderKey struct{}
+
+// Derive makes child, a message a handler publishes while handling
+// parent, a child of parent: published on this queue, it is handed over
+// in memory without a row of its own, and parent's row stays until child
+// is done (acked, or nacked and then stored). After a crash, parent is
+// delivered again and its handler publishes child again. A message that
+// is not a child is stored as usual.
+func Derive(child, parent *message.Message) {
+	if h, ok := parent.Context().Value(holderKey{}).(*holder); ok {
+		child.SetContext(context.WithValue(child.Context(), holderKey{}, h))
+	}
 }
 
 func (l *localQueue) room() bool {
@@ -196,13 +262,17 @@ func (q *Queue) Notify(topic string) {
 // subscription of this process will take in memory are handed over then,
 // and the others are announced.
 func (q *Queue) Insert(ctx context.Context, tx Tx, topic string, msgs ...*message.Message) (*Inserted, error) {
+	return q.insert(ctx, tx, topic, true, msgs...)
+}
+
+func (q *Queue) insert(ctx context.Context, tx Tx, topic string, handOver bool, msgs ...*message.Message) (*Inserted, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	now := time.Now().UnixMilli()
 	lq := q.local(topic)
 	leased := int64(0)
-	if lq != nil && lq.room() {
+	if handOver && lq != nil && lq.room() {
 		leased = now + q.cfg.Lease.Milliseconds()
 	}
 	// one statement per message (prepared once): its rowid is the
@@ -237,13 +307,7 @@ func (q *Queue) Insert(ctx context.Context, tx Tx, topic string, msgs ...*messag
 		if err != nil {
 			return nil, fmt.Errorf("enqueue on %s: %w", topic, err)
 		}
-		// a message of its own: the publisher keeps its copy
-		own := message.NewMessage(m.UUID, m.Payload)
-		own.Metadata = make(message.Metadata, len(m.Metadata)+1)
-		for k, v := range m.Metadata {
-			own.Metadata[k] = v
-		}
-		ins.items = append(ins.items, handedOver{seq: seq, msg: own, value: m.Context().Value(localKey{}), deliveries: 1, local: true})
+		ins.items = append(ins.items, handedOver{seq: seq, msg: ownCopy(m), value: m.Context().Value(localKey{}), deliveries: 1, local: true})
 	}
 	return ins, nil
 }
@@ -269,14 +333,59 @@ func (q *Queue) Delivered(ins *Inserted) {
 	}
 }
 
+// handOverChildren hands the children among msgs over in memory and
+// returns the others.
+func (q *Queue) handOverChildren(topic string, msgs []*message.Message) []*message.Message {
+	lq := q.local(topic)
+	if lq == nil || !lq.room() {
+		return msgs
+	}
+	var rest []*message.Message
+	var items []handedOver
+	for _, m := range msgs {
+		p, ok := m.Context().Value(holderKey{}).(*holder)
+		if !ok || p.q != q {
+			rest = append(rest, m)
+			continue
+		}
+		if at, err := strconv.ParseInt(m.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > time.Now().UnixMilli() {
+			rest = append(rest, m) // delayed: it waits in the table
+			continue
+		}
+		p.add()
+		items = append(items, handedOver{msg: ownCopy(m), value: m.Context().Value(localKey{}), deliveries: 1, local: true, parent: p})
+	}
+	if len(items) > 0 {
+		lq.push(items)
+	}
+	return rest
+}
+
+// ownCopy copies a message for a subscriber: the publisher keeps its own.
+func ownCopy(m *message.Message) *message.Message {
+	own := message.NewMessage(m.UUID, m.Payload)
+	own.Metadata = make(message.Metadata, len(m.Metadata)+1)
+	for k, v := range m.Metadata {
+		own.Metadata[k] = v
+	}
+	return own
+}
+
 func (q *Queue) local(topic string) *localQueue {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.locals[topic]
 }
 
-// Publish stores messages durably (group-committed) before returning.
+// Publish stores messages durably (group-committed) before returning, but
+// for the children (see Derive) of messages of this queue, which it hands
+// over in memory to the topic's subscription in this process when it has
+// room.
 func (q *Queue) Publish(topic string, msgs ...*message.Message) error {
+	msgs = q.handOverChildren(topic, msgs)
+	if len(msgs) == 0 {
+		return nil
+	}
 	ctx := context.Background()
 	if len(msgs) > 0 && msgs[0].Context() != nil {
 		ctx = context.WithoutCancel(msgs[0].Context())
@@ -406,6 +515,8 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 			if c.value != nil {
 				base = context.WithValue(base, localKey{}, c.value)
 			}
+			self := &holder{q: q, seq: c.seq, parent: c.parent}
+			base = context.WithValue(base, holderKey{}, self)
 			mctx, cancel := context.WithCancel(base)
 			msg.SetContext(mctx)
 			slots <- struct{}{}
@@ -423,19 +534,25 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 				return
 			}
 			inflight.Add(1)
-			go func(seq int64) {
+			go func() {
 				defer inflight.Done()
 				defer func() { <-slots }()
 				defer cancel()
 				select {
 				case <-msg.Acked():
-					q.acks <- seq
+					self.ack()
 				case <-msg.Nacked():
-					q.nack(topic, seq, msg)
+					if self.seq != 0 {
+						q.nack(topic, self.seq, msg)
+					} else if q.storeChild(topic, msg) {
+						// stored in a row of its own: the parent may go
+						self.ack()
+					}
 				case <-q.closed:
-					// unacknowledged: the lease brings it back
+					// unacknowledged: the lease brings it back (or, for
+					// a child, its parent's)
 				}
-			}(c.seq)
+			}()
 		}
 	}
 }
@@ -456,6 +573,30 @@ func (q *Queue) giveBack(lq *localQueue, rest []handedOver) {
 		lq.items = append(back, lq.items...)
 		lq.mu.Unlock()
 	}
+}
+
+// storeChild gives a nacked child a row of its own, available at its
+// retry time; false when that failed (the parent's row then stays).
+func (q *Queue) storeChild(topic string, msg *message.Message) bool {
+	md := make(message.Metadata, len(msg.Metadata))
+	for k, v := range msg.Metadata {
+		if k != DeliveriesKey {
+			md[k] = v
+		}
+	}
+	m := message.NewMessage(msg.UUID, msg.Payload)
+	m.Metadata = md
+	var ins *Inserted
+	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+		var err error
+		ins, err = q.insert(ctx, tx, topic, false, m)
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	q.Delivered(ins)
+	return true
 }
 
 func (q *Queue) nack(topic string, seq int64, msg *message.Message) {

@@ -223,3 +223,129 @@ func TestQueueBoundsInFlight(t *testing.T) {
 		m.Ack()
 	}
 }
+
+// rowsOf returns the queue's rows of a topic as "uuid:leased:deliveries".
+func rowsOf(t *testing.T, db *sql.DB, topic string) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT uuid, leased_until > 0, deliveries FROM queue WHERE topic = $1 ORDER BY seq`, topic)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		var leased bool
+		var n int
+		require.NoError(t, rows.Scan(&id, &leased, &n))
+		out = append(out, fmt.Sprintf("%s:%v:%d", id, leased, n))
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// TestQueueHandsOverInMemory checks that a message published in the
+// process that subscribes to its topic is stored leased and delivered
+// with its in-memory value, without being claimed from the table; and
+// that a message published where nobody subscribes is stored unleased.
+func TestQueueHandsOverInMemory(t *testing.T) {
+	db := openDB(t)
+	q := newQueue(t, db, sqlqueue.Config{Poll: time.Hour})
+	require.NoError(t, q.Publish("nobody", message.NewMessage("n", []byte("x"))))
+	require.Equal(t, []string{"n:false:0"}, rowsOf(t, db, "nobody"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := q.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	m := message.NewMessage("a", []byte("x"))
+	value := &struct{ n int }{7}
+	sqlqueue.WithLocal(m, value)
+	require.NoError(t, q.Publish("t", m))
+	require.Equal(t, []string{"a:true:1"}, rowsOf(t, db, "t"), "stored, leased to this process, delivered once")
+	// Poll is an hour: only the handover can deliver it this soon
+	got := receive(t, ch, 5*time.Second)
+	require.Equal(t, "x", string(got.Payload))
+	require.Same(t, value, sqlqueue.Local(got))
+	require.Equal(t, "1", got.Metadata.Get(sqlqueue.DeliveriesKey))
+	got.Ack()
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestQueueChildHoldsItsParent checks the in-memory children: a message
+// a handler publishes from the message it handles has no row of its own;
+// the parent's row stays until the child is done; a child nacked with a
+// retry time gets a row of its own, and then the parent may go.
+func TestQueueChildHoldsItsParent(t *testing.T) {
+	tests := []struct {
+		name string
+		// finish acks or nacks the child
+		finish func(t *testing.T, child *message.Message)
+		// rows left on the child topic once the parent's row is gone
+		childRows []string
+	}{
+		{"acked child", func(t *testing.T, c *message.Message) { c.Ack() }, nil},
+		{"nacked child gets a row", func(t *testing.T, c *message.Message) {
+			c.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))
+			c.Nack()
+		}, []string{"child:false:0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openDB(t)
+			q := newQueue(t, db, sqlqueue.Config{Poll: time.Hour})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			parents, err := q.Subscribe(ctx, "parents")
+			require.NoError(t, err)
+			children, err := q.Subscribe(ctx, "children")
+			require.NoError(t, err)
+			require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
+			parent := receive(t, parents, 5*time.Second)
+
+			child := message.NewMessage("child", []byte("c"))
+			sqlqueue.Derive(child, parent)
+			require.NoError(t, q.Publish("children", child))
+			require.Empty(t, rowsOf(t, db, "children"), "a child has no row")
+			parent.Ack()
+			got := receive(t, children, 5*time.Second)
+			require.Equal(t, "c", string(got.Payload))
+			time.Sleep(50 * time.Millisecond) // the ack loop would have deleted the row by now
+			require.Equal(t, []string{"parent:true:1"}, rowsOf(t, db, "parents"), "the parent's row stays while its child runs")
+
+			tc.finish(t, got)
+			require.Eventually(t, func() bool { return len(rowsOf(t, db, "parents")) == 0 }, 5*time.Second, 10*time.Millisecond)
+			require.Equal(t, tc.childRows, rowsOf(t, db, "children"))
+		})
+	}
+}
+
+// TestQueueChildLostWithItsProcess models a crash while a child runs: the
+// parent's row is still there, and the next process gets the parent again.
+func TestQueueChildLostWithItsProcess(t *testing.T) {
+	db := openDB(t)
+	q1 := newQueue(t, db, sqlqueue.Config{Poll: 20 * time.Millisecond, Lease: time.Hour})
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	parents, err := q1.Subscribe(ctx1, "parents")
+	require.NoError(t, err)
+	children, err := q1.Subscribe(ctx1, "children")
+	require.NoError(t, err)
+	require.NoError(t, q1.Publish("parents", message.NewMessage("parent", []byte("p"))))
+	parent := receive(t, parents, 5*time.Second)
+	child := message.NewMessage("child", []byte("c"))
+	sqlqueue.Derive(child, parent)
+	require.NoError(t, q1.Publish("children", child))
+	parent.Ack()
+	receive(t, children, 5*time.Second) // never acked: the process dies
+	cancel1()
+	q1.Close()
+
+	q2 := newQueue(t, db, sqlqueue.Config{Poll: 20 * time.Millisecond, Lease: time.Hour})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	require.NoError(t, q2.ReleaseLeases(ctx2))
+	parents2, err := q2.Subscribe(ctx2, "parents")
+	require.NoError(t, err)
+	again := receive(t, parents2, 5*time.Second)
+	require.Equal(t, "parent", again.UUID)
+	require.Equal(t, "2", again.Metadata.Get(sqlqueue.DeliveriesKey))
+	again.Ack()
+}
