@@ -27,12 +27,17 @@ type client struct {
 
 var _ connector.Action = (*client)(nil)
 
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:               http.ProxyFromEnvironment,
-	MaxIdleConns:        256,
-	MaxIdleConnsPerHost: 64,
-	IdleConnTimeout:     90 * time.Second,
-}}
+// defaultClient is net/http's default transport (proxy from the
+// environment, dial and TLS handshake timeouts, HTTP/2) keeping enough
+// idle connections per host for every run the pipeline has in flight
+// (256 by default) to reuse one, rather than dial anew.
+var defaultClient = &http.Client{Transport: func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}()}
 
 // Run sends the request.
 func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]any, error) {

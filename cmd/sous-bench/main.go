@@ -2,16 +2,17 @@
 // starts a child `sous serve` on the embedded SQLite default, POSTs
 // webhooks over loopback at a set concurrency to a recipe (webhook ->
 // filter -> http.request to a local sink), and reports accepted/s,
-// delivered/s, latency percentiles at half load, and the server's RSS.
+// delivered/s, the CPU the server and the generator each used, latency
+// percentiles at half load, and the server's RSS. The senders and the sink
+// speak a minimal HTTP/1.1 over raw connections (httpwire.go) so that the
+// generator takes little of the machine it shares with the server.
 // `make bench` runs it; docs/performance.md records the figures.
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -48,18 +49,11 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	if !keep {
 		defer os.RemoveAll(dir)
 	}
-	var delivered atomic.Int64
-	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		delivered.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
-	})}
 	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	go sink.Serve(sinkLn) //nolint:errcheck // closed at exit
+	sink := startSink(sinkLn)
 	defer sink.Close()
 
 	recipesDir := filepath.Join(dir, "recipes")
@@ -90,13 +84,19 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	if err := waitReady("http://"+addr+"/readyz", 20*time.Second); err != nil {
 		return err
 	}
-	url := "http://" + addr + "/hooks/bench"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2, MaxConnsPerHost: concurrency * 2}}
+	const path = "/hooks/bench"
+	pid := cmd.Process.Pid
 
-	fmt.Printf("sous-bench: %d senders, %s, %d other recipes loaded, server pid %d\n", concurrency, duration, extra, cmd.Process.Pid)
+	fmt.Printf("sous-bench: %d senders, %s, %d other recipes loaded, server pid %d\n", concurrency, duration, extra, pid)
 	// phase 1: full speed
 	var seq atomic.Int64
-	var accepted, failed atomic.Int64
+	var total tally
+	var mu sync.Mutex
+	serverCPU0, err := procCPU(pid)
+	if err != nil {
+		return fmt.Errorf("server cpu: %w", err)
+	}
+	selfCPU0 := selfCPU()
 	start := time.Now()
 	deadline := start.Add(duration)
 	var wg sync.WaitGroup
@@ -104,72 +104,84 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := newRawClient(addr, path)
+			c.deadline = deadline.Add(time.Minute)
+			defer c.close()
+			t := new(tally)
 			for time.Now().Before(deadline) {
-				n := seq.Add(1)
-				if post(client, url, n) {
-					accepted.Add(1)
-				} else {
-					failed.Add(1)
-				}
+				status, err := c.post(seq.Add(1))
+				t.add(status, err)
+				pauseAfter(err)
 			}
+			mu.Lock()
+			total.merge(t)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	sendElapsed := time.Since(start)
-	acc := accepted.Load()
+	acc := total.accepted()
 	// wait for every accepted event to reach the sink (each passes the filter)
 	drainDeadline := time.Now().Add(5 * time.Minute)
-	for delivered.Load() < acc && time.Now().Before(drainDeadline) {
+	for sink.delivered.Load() < acc && time.Now().Before(drainDeadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	deliverElapsed := time.Since(start)
+	serverCPU1, err := procCPU(pid)
+	if err != nil {
+		return fmt.Errorf("server cpu: %w", err)
+	}
+	generatorCPU := selfCPU() - selfCPU0
+	delivered := sink.delivered.Load()
 	acceptRate := float64(acc) / sendElapsed.Seconds()
-	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, failed.Load())
-	fmt.Printf("delivered: %d in %s = %.0f/s end to end\n", delivered.Load(), deliverElapsed.Round(time.Millisecond), float64(delivered.Load())/deliverElapsed.Seconds())
-	rss1 := rss(cmd.Process.Pid)
+	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused%s)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, total.refused(), total.refusedDetail())
+	fmt.Printf("delivered: %d in %s = %.0f/s end to end\n", delivered, deliverElapsed.Round(time.Millisecond), float64(delivered)/deliverElapsed.Seconds())
+	fmt.Println(cpuLine(serverCPU1-serverCPU0, generatorCPU, deliverElapsed, acc))
+	rss1 := rss(pid)
 
 	// phase 2: latency at half the measured load, open loop
 	rate := acceptRate / 2
-	lat := latency(client, url, &seq, rate, duration/2, concurrency)
-	fmt.Printf("latency at %.0f/s: p50 %s, p99 %s, max %s (%d requests)\n", rate, pct(lat, 0.50), pct(lat, 0.99), pct(lat, 1), len(lat))
-	fmt.Printf("server RSS: %.1f MB after load, peak %.1f MB\n", float64(rss1)/1e6, float64(peakRSS(cmd.Process.Pid))/1e6)
+	lat, lt := latency(addr, path, &seq, rate, duration/2, concurrency)
+	refused := ""
+	if n := lt.refused(); n > 0 {
+		refused = fmt.Sprintf(", %d refused%s", n, lt.refusedDetail())
+	}
+	fmt.Printf("latency at %.0f/s: p50 %s, p99 %s, max %s (%d requests%s)\n", rate, pct(lat, 0.50), pct(lat, 0.99), pct(lat, 1), len(lat), refused)
+	fmt.Printf("server RSS: %.1f MB after load, peak %.1f MB\n", float64(rss1)/1e6, float64(peakRSS(pid))/1e6)
 	return nil
 }
 
-func post(c *http.Client, url string, n int64) bool {
-	body := []byte(`{"order":{"id":` + strconv.FormatInt(n, 10) + `,"total":250,"customer":"acme"}}`)
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return false
+// latency sends at rate for d, open loop: a ticker hands out due times and
+// workers*2 workers, each with its own connection, send when they get one. A
+// request's latency counts from when it was due, so queueing counts.
+func latency(addr, path string, seq *atomic.Int64, rate float64, d time.Duration, workers int) ([]time.Duration, *tally) {
+	if rate <= 0 {
+		return nil, new(tally)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusAccepted
-}
-
-func latency(c *http.Client, url string, seq *atomic.Int64, rate float64, d time.Duration, workers int) []time.Duration {
 	interval := time.Duration(float64(time.Second) / rate)
 	jobs := make(chan time.Time, 10000)
 	var mu sync.Mutex
 	var out []time.Duration
+	total := new(tally)
 	var wg sync.WaitGroup
 	for i := 0; i < workers*2; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := newRawClient(addr, path)
+			c.deadline = time.Now().Add(d + time.Minute)
+			defer c.close()
+			t := new(tally)
+			mine := make([]time.Duration, 0, 1024)
 			for due := range jobs {
-				post(c, url, seq.Add(1))
-				// measured from when the request was due: open-loop, so queueing counts
-				l := time.Since(due)
-				mu.Lock()
-				out = append(out, l)
-				mu.Unlock()
+				status, err := c.post(seq.Add(1))
+				mine = append(mine, time.Since(due))
+				t.add(status, err)
 			}
+			mu.Lock()
+			out = append(out, mine...)
+			total.merge(t)
+			mu.Unlock()
 		}()
 	}
 	start := time.Now()
@@ -182,7 +194,7 @@ func latency(c *http.Client, url string, seq *atomic.Int64, rate float64, d time
 	close(jobs)
 	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	return out, total
 }
 
 func pct(l []time.Duration, p float64) time.Duration {

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
