@@ -13,6 +13,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -137,6 +138,10 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused%s)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, total.refused(), total.refusedDetail())
 	fmt.Printf("delivered: %d in %s = %.0f/s end to end\n", delivered, deliverElapsed.Round(time.Millisecond), float64(delivered)/deliverElapsed.Seconds())
 	fmt.Println(cpuLine(serverCPU1-serverCPU0, generatorCPU, deliverElapsed, acc))
+	if txs, writes, ok := storeCounters("http://" + addr + "/metrics"); ok && acc > 0 && txs > 0 {
+		fmt.Printf("store: %.0f transactions, %.0f writes (%.1f writes per transaction, %.3f transactions per event)\n",
+			txs, writes, writes/txs, txs/float64(acc))
+	}
 	rss1 := rss(pid)
 
 	// phase 2: latency at half the measured load, open loop
@@ -288,4 +293,35 @@ steps:
 		}
 	}
 	return nil
+}
+
+// storeCounters reads the group-commit writer's counters from the
+// server's Prometheus metrics.
+func storeCounters(url string) (txs, writes float64, ok bool) {
+	resp, err := http.Get(url) //nolint:gosec,noctx // the child server, on loopback
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, value, found := strings.Cut(line, " ")
+		if !found {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "sous_store_transactions_total":
+			txs = v
+		case "sous_store_writes_total":
+			writes = v
+		}
+	}
+	return txs, writes, txs > 0
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sous-run/sous/engine/connector"
 )
@@ -22,7 +23,43 @@ type redactor struct {
 // from being treated as secrets.
 const minSecretLen = 4
 
+// redactors caches redactors by their secret values: the runner makes
+// one per run, and a replacer is costly to build.
+var redactors struct {
+	sync.Mutex
+	m map[string]*redactor
+}
+
+// maxCachedRedactors bounds the cache (secrets change only with the
+// configuration, so a few entries are the norm).
+const maxCachedRedactors = 64
+
 func newRedactor(secrets map[string]string, more []string) *redactor {
+	keep := secretValues(secrets, more)
+	key := strings.Join(keep, "\x00")
+	redactors.Lock()
+	defer redactors.Unlock()
+	if r, ok := redactors.m[key]; ok {
+		return r
+	}
+	r := &redactor{values: keep}
+	if len(keep) > 0 {
+		args := make([]string, 0, 2*len(keep))
+		for _, v := range keep {
+			args = append(args, v, Redacted)
+		}
+		r.repl = strings.NewReplacer(args...)
+	}
+	if redactors.m == nil || len(redactors.m) >= maxCachedRedactors {
+		redactors.m = map[string]*redactor{}
+	}
+	redactors.m[key] = r
+	return r
+}
+
+// secretValues lists the distinct values to redact, longest first (then
+// in order, so that equal sets give equal lists).
+func secretValues(secrets map[string]string, more []string) []string {
 	var vals []string
 	for _, v := range secrets {
 		vals = append(vals, v)
@@ -36,16 +73,13 @@ func newRedactor(secrets map[string]string, more []string) *redactor {
 			keep = append(keep, v)
 		}
 	}
-	sort.Slice(keep, func(i, j int) bool { return len(keep[i]) > len(keep[j]) })
-	r := &redactor{values: keep}
-	if len(keep) > 0 {
-		args := make([]string, 0, 2*len(keep))
-		for _, v := range keep {
-			args = append(args, v, Redacted)
+	sort.Slice(keep, func(i, j int) bool {
+		if len(keep[i]) != len(keep[j]) {
+			return len(keep[i]) > len(keep[j])
 		}
-		r.repl = strings.NewReplacer(args...)
-	}
-	return r
+		return keep[i] < keep[j]
+	})
+	return keep
 }
 
 func (r *redactor) str(s string) string {
@@ -162,22 +196,27 @@ func (r *redactor) input(spec *connector.Spec, in map[string]any) map[string]any
 // handler wraps h so that no secret reaches a log line: the message and
 // every attribute (groups, errors and values of any type included) are
 // redacted. The runner logs through it and hands it to actions.
+// handler wraps h so that every record is redacted. Attributes added with
+// WithAttrs are kept aside and redacted and added when a record is
+// handled, not when they are added: a run adds its attributes to a logger
+// whether or not it logs anything, and most runs log nothing.
 func (r *redactor) handler(h slog.Handler) slog.Handler {
-	if r.repl == nil {
-		return h
-	}
 	return &redactHandler{h: h, red: r}
 }
 
 type redactHandler struct {
-	h   slog.Handler
-	red *redactor
+	h     slog.Handler
+	red   *redactor
+	attrs []slog.Attr // added by WithAttrs, not yet redacted
 }
 
 func (h *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
 
 func (h *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
 	out := slog.NewRecord(rec.Time, rec.Level, h.red.str(rec.Message), rec.PC)
+	for _, a := range h.attrs {
+		out.AddAttrs(h.red.attr(a))
+	}
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.red.attr(a))
 		return true
@@ -186,15 +225,22 @@ func (h *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
 }
 
 func (h *redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	out := make([]slog.Attr, len(attrs))
-	for i, a := range attrs {
-		out[i] = h.red.attr(a)
-	}
-	return &redactHandler{h: h.h.WithAttrs(out), red: h.red}
+	all := make([]slog.Attr, 0, len(h.attrs)+len(attrs))
+	all = append(append(all, h.attrs...), attrs...)
+	return &redactHandler{h: h.h, red: h.red, attrs: all}
 }
 
 func (h *redactHandler) WithGroup(name string) slog.Handler {
-	return &redactHandler{h: h.h.WithGroup(h.red.str(name)), red: h.red}
+	inner := h.h
+	if len(h.attrs) > 0 {
+		// attributes added before the group stay outside it
+		out := make([]slog.Attr, len(h.attrs))
+		for i, a := range h.attrs {
+			out[i] = h.red.attr(a)
+		}
+		inner = inner.WithAttrs(out)
+	}
+	return &redactHandler{h: inner.WithGroup(h.red.str(name)), red: h.red}
 }
 
 func (r *redactor) attr(a slog.Attr) slog.Attr {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
@@ -196,6 +198,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 		}
 		s.Broker = b
 		s.closers = append([]func() error{b.Close}, s.closers...)
+		s.registerWriterMetrics(b.Writer)
 		return nil
 	}
 	return fmt.Errorf("broker %q is not available in this build yet", set.Type)
@@ -461,4 +464,18 @@ func (s *Service) acceptTick(ctx context.Context, ev *store.Event) error {
 		s.Metrics.IntakeAccepted.WithLabelValues("schedule").Inc()
 	}
 	return nil
+}
+
+// registerWriterMetrics exports the group-commit writer's transactions
+// and writes: their ratio is the batch size, what an fsync is shared by.
+func (s *Service) registerWriterMetrics(w *sqlqueue.Writer) {
+	txs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_transactions_total",
+		Help: "Transactions of the embedded store's group-commit writer."}, func() float64 { n, _ := w.Stats(); return float64(n) })
+	ops := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_writes_total",
+		Help: "Writes (intake, queue, run records) grouped into those transactions."}, func() float64 { _, n := w.Stats(); return float64(n) })
+	for _, c := range []prometheus.Collector{txs, ops} {
+		if err := s.Metrics.Registry.Register(c); err != nil {
+			s.log.Warn("register writer metrics", "error", err)
+		}
+	}
 }
