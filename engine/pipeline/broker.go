@@ -50,7 +50,7 @@ func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 // (it is in the events table, written in the same transaction); the
 // matcher of this process gets it in memory, another reads it back.
 func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	msg, err := newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt})
+	msg, err := newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes})
 	if err != nil {
 		return false, err
 	}
@@ -103,7 +103,7 @@ func acceptEvent(ctx context.Context, w *sqlqueue.Writer, st *store.Store, ev *s
 }
 
 func eventMessage(ev *store.Event) (*message.Message, error) {
-	return newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload})
+	return newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes, Payload: ev.Payload})
 }
 
 // DelayedRedelivery reports that a nacked message can wait for its retry

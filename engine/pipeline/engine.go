@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,9 +150,18 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 	}
 	ix := e.index.Load()
 	matched := ix.Match(ev.Type, ev.Source)
+	// a recipe the event was accepted for, removed (or moved to another
+	// path) before matching, gets a dead run, as it does when it goes
+	// between matching and running
+	if gone := removed(ev.Recipes, matched); len(gone) > 0 {
+		if err := e.recordRemoved(msg.Context(), ev, gone); err != nil {
+			return nil, err
+		}
+	}
 	if len(matched) == 0 {
-		// the recipe was removed or moved between intake and matching
-		e.log.Warn("event matches no loaded recipe: nothing runs", "event", ev.ID, "type", ev.Type, "source", ev.Source)
+		if len(ev.Recipes) == 0 {
+			e.log.Warn("event matches no loaded recipe: nothing runs", "event", ev.ID, "type", ev.Type, "source", ev.Source)
+		}
 		return nil, nil
 	}
 	raw := ev.Payload
@@ -217,6 +227,52 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// removed lists the names in accepted that are not among matched.
+func removed(accepted []string, matched []*recipes.Recipe) []string {
+	var gone []string
+	for _, name := range accepted {
+		if !slices.ContainsFunc(matched, func(r *recipes.Recipe) bool { return r.Name == name }) {
+			gone = append(gone, name)
+		}
+	}
+	return gone
+}
+
+// recordRemoved records a dead run of each named recipe for ev.
+func (e *Engine) recordRemoved(ctx context.Context, ev EventMsg, names []string) error {
+	now := time.Now()
+	runs := make([]*store.Run, 0, len(names))
+	for _, name := range names {
+		// a redelivered event may have run the recipe before it went
+		if done, _, err := e.cfg.Store.RunState(ctx, RunID(ev.ID, name)); err != nil {
+			return err
+		} else if done {
+			continue
+		}
+		e.log.Warn("event accepted for a recipe that is no longer loaded on its path: recorded as a dead run",
+			"event", ev.ID, "recipe", name, "source", ev.Source)
+		runs = append(runs, &store.Run{ID: RunID(ev.ID, name), Recipe: name, EventID: ev.ID, Status: string(runner.StatusDead),
+			StartedAt: now, FinishedAt: now, Reason: "recipe_removed", Attempt: 1,
+			Error: fmt.Sprintf("recipe %s no longer listens on %s", name, ev.Source)})
+	}
+	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+		for _, run := range runs {
+			if err := e.cfg.Store.SaveRunTx(ctx, tx, run); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record runs of removed recipes: %w", err)
+	}
+	for _, run := range runs {
+		e.cfg.Metrics.Runs.WithLabelValues(run.Recipe, run.Status).Inc()
+		e.Delivered.Add(1)
+	}
+	return nil
 }
 
 // lean reports whether the broker's messages leave event payloads out.

@@ -25,6 +25,8 @@ type EventMsg struct {
 	Type       string    `json:"type"`
 	Source     string    `json:"source"`
 	ReceivedAt time.Time `json:"received_at"`
+	// Recipes names the recipes the event was accepted for.
+	Recipes []string `json:"recipes,omitempty"`
 	// Payload is left out by lean brokers: the consumer reads it from the
 	// store's events table (or gets it in memory from its own intake).
 	Payload json.RawMessage `json:"payload,omitempty"`

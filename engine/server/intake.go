@@ -90,7 +90,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		"method":  r.Method,
 		"path":    path,
 	}
-	ev := &store.Event{ID: pipeline.NewEventID(), Type: "webhook.received", Source: path, ReceivedAt: time.Now().UTC()}
+	ev := &store.Event{ID: pipeline.NewEventID(), Type: "webhook.received", Source: path, ReceivedAt: time.Now().UTC(), Recipes: h.Recipes}
 	key, err := dedupKey(h, payload, r.Header)
 	if err != nil {
 		s.reject(w, http.StatusUnprocessableEntity, "bad_id", err.Error())

@@ -405,7 +405,7 @@ func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next
 		"scheduled_at": tick.Format(time.RFC3339),
 		"fired_at":     now.UTC().Format(time.RFC3339Nano),
 	})
-	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name,
+	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name, Recipes: []string{rec.Name},
 		DedupKey: fmt.Sprintf("tick:%s:%d", rec.Name, tick.Unix()), ReceivedAt: now.UTC(), Payload: payload}
 	err := s.acceptTick(ctx, ev)
 	if err == nil {

@@ -47,6 +47,11 @@ type Event struct {
 	DedupKey   string          `json:"dedup_key"`
 	ReceivedAt time.Time       `json:"received_at"`
 	Payload    json.RawMessage `json:"payload"`
+	// Recipes names the recipes the event was accepted for (the ones on
+	// its webhook path at intake): carried to the matcher, so that a
+	// recipe removed in between is recorded as a dead run rather than
+	// silently skipped. Not stored with the event.
+	Recipes []string `json:"-"`
 }
 
 // Run is a stored run record.
