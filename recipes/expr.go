@@ -1,15 +1,18 @@
 package recipes
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -23,6 +26,7 @@ import (
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
+	"github.com/expr-lang/expr/vm/runtime"
 
 	"github.com/sous-run/sous/engine/connector"
 )
@@ -32,6 +36,42 @@ type Expr struct {
 	Source string
 	Pos    Pos
 	prog   *vm.Program
+	reads  reads // the environment it may read
+}
+
+// Reads reports whether the expression may read a top-level name of its
+// environment ("event", "trigger", "vars", "steps", "run", "error",
+// "secrets"), or one field of it written as a path
+// ("trigger.received_at"). The answer errs on the side of true: false
+// means the name is certainly not read, so an environment built for the
+// expression alone can leave it out.
+func (e *Expr) Reads(name string) bool {
+	var bit reads
+	switch name {
+	case "event":
+		bit = readEvent
+	case "trigger":
+		bit = readTrigger | readReceivedAt
+	case "trigger.received_at":
+		bit = readReceivedAt
+	case "vars":
+		bit = readVars
+	case "steps":
+		bit = readSteps
+	case "run":
+		bit = readRun
+	case "error":
+		bit = readError
+	case "secrets":
+		bit = readSecrets
+	default:
+		root, _, found := strings.Cut(name, ".")
+		if !found {
+			return true // not a name of the environment: do not know
+		}
+		return e.Reads(root)
+	}
+	return e.reads&bit != 0
 }
 
 // Eval runs the expression against an environment.
@@ -91,6 +131,8 @@ type scope struct {
 	natures map[string]types.Type
 	// cache holds the expr configuration of the scope; see config.
 	cache *scopeCache
+	// programs, when set, shares programs beyond the scope.
+	programs programs
 }
 
 // baseConfig is expr's default configuration, shared read-only by every
@@ -108,7 +150,13 @@ type scopeCache struct {
 	// progs are the programs compiled in this scope, by source: the same
 	// expression ({{ run.id }} in every step) compiles once. A program
 	// stays right as the scope grows, since names are only added.
-	progs [2]map[string]*vm.Program
+	progs [2]map[string]compiled
+}
+
+// compiled is a program and what it reads of the environment.
+type compiled struct {
+	prog  *vm.Program
+	reads reads
 }
 
 // config returns the expr configuration of the scope as it is now.
@@ -287,7 +335,7 @@ func (f *file) compile(src string, sc *scope, asBool bool, what string, at func(
 		f.errorAt(at(0), "empty expression")
 		return nil
 	}
-	prog, err := sc.compile(src, asBool)
+	c, err := sc.compile(src, asBool)
 	if err != nil {
 		if got, ok := strings.CutPrefix(err.Error(), "expected bool, but got "); ok && asBool {
 			// expr's own message names neither the place nor the rule
@@ -297,7 +345,7 @@ func (f *file) compile(src string, sc *scope, asBool bool, what string, at func(
 		f.exprError(src, err, sc, sc.types(), at)
 		return nil
 	}
-	return &Expr{Source: src, Pos: at(0), prog: prog}
+	return &Expr{Source: src, Pos: at(0), prog: c.prog, reads: c.reads}
 }
 
 // exprTypeName names an expr-lang type for a user.
@@ -318,7 +366,7 @@ func exprTypeName(t string) string {
 }
 
 // compile compiles src in the scope, once per source.
-func (s *scope) compile(src string, asBool bool) (*vm.Program, error) {
+func (s *scope) compile(src string, asBool bool) (compiled, error) {
 	cfg := s.config(asBool)
 	i := 0
 	if asBool {
@@ -328,12 +376,12 @@ func (s *scope) compile(src string, asBool bool) (*vm.Program, error) {
 	if prog, ok := c.progs[i][src]; ok {
 		return prog, nil
 	}
-	prog, err := compileExpr(src, cfg)
+	prog, err := compileExpr(src, cfg, s.programs)
 	if err != nil {
-		return nil, err
+		return compiled{}, err
 	}
 	if c.progs[i] == nil {
-		c.progs[i] = map[string]*vm.Program{}
+		c.progs[i] = map[string]compiled{}
 	}
 	c.progs[i][src] = prog
 	return prog, nil
@@ -344,21 +392,320 @@ func (s *scope) compile(src string, asBool bool) (*vm.Program, error) {
 // new configuration and environment for every expression. cfg is only
 // read, but for the type cache of the checker: a scope, and so its
 // configuration, belongs to one Parse and one goroutine.
-func compileExpr(src string, cfg *conf.Config) (*vm.Program, error) {
+func compileExpr(src string, cfg *conf.Config, shared programs) (compiled, error) {
 	tree, err := checker.ParseCheck(src, cfg)
 	if err != nil {
-		return nil, err
+		return compiled{}, err
 	}
+	// before the optimizer, which folds parts of the tree into places
+	// that ast.Walk does not visit
+	rd := readsOf(&tree.Node)
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 			var fe *exprfile.Error
 			if errors.As(err, &fe) {
-				return nil, fe.Bind(tree.Source)
+				return compiled{}, fe.Bind(tree.Source)
 			}
-			return nil, err
+			return compiled{}, err
 		}
 	}
-	return compiler.Compile(tree, cfg)
+	prog, err := compiler.Compile(tree, cfg)
+	if err != nil {
+		return compiled{}, err
+	}
+	var buf [256]byte
+	var key []byte
+	share := false
+	if shared != nil {
+		if key, share = programKey(buf[:0], prog); share {
+			if p, ok := shared[string(key)]; ok {
+				return compiled{prog: p, reads: rd}, nil
+			}
+		}
+	}
+	fastFetches(prog)
+	prog = slim(prog)
+	if share {
+		shared[string(key)] = prog
+	}
+	return compiled{prog: prog, reads: rd}, nil
+}
+
+// programs are the compiled programs of a load, by programKey: the
+// recipes of a folder repeat expressions ({{ event.body.id }},
+// {{ run.id }}), and a loaded program is kept for as long as its recipe
+// serves.
+type programs map[string]*vm.Program
+
+// programKey appends to b what a program does: its instructions, and its
+// constants when they are plain values. Two programs with the same key run
+// alike, whatever their source or environment was (the types expr checked
+// are in the instructions). It reports false for a program that cannot be
+// compared so: one calling functions, or with other constants.
+func programKey(b []byte, prog *vm.Program) ([]byte, bool) {
+	for i, op := range prog.Bytecode {
+		switch op {
+		case vm.OpLoadFunc, vm.OpCall0, vm.OpCall1, vm.OpCall2, vm.OpCall3:
+			return nil, false
+		}
+		b = append(b, byte(op))
+		b = binary.AppendVarint(b, int64(prog.Arguments[i]))
+	}
+	b = binary.AppendUvarint(b, uint64(len(prog.Constants)))
+	for _, c := range prog.Constants {
+		switch x := c.(type) {
+		case nil:
+			b = append(b, 'n')
+		case string:
+			b = append(b, 's')
+			b = binary.AppendUvarint(b, uint64(len(x)))
+			b = append(b, x...)
+		case int:
+			b = append(b, 'i')
+			b = binary.AppendVarint(b, int64(x))
+		case int64:
+			b = append(b, 'I')
+			b = binary.AppendVarint(b, x)
+		case float64:
+			b = append(b, 'f')
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+		case bool:
+			b = append(b, 'b')
+			if x {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+		default:
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// fastFetches rewrites the reads of a constant key (event.body, x["id"])
+// to skip reflection when the value read from is a map[string]any, as
+// JSON payloads and the environment's parts are: expr's generic fetch
+// goes through reflect, which allocates for every field read, and
+// expressions run for every event and step. The instructions "push the
+// key, fetch" become "push a function reading that key, call it" (a call
+// expr knows the type of, so that it allocates no arguments): as many
+// instructions, so no jump moves. Any other value is read by expr's own
+// fetch, as before.
+func fastFetches(prog *vm.Program) {
+	if fetchCallKind < 0 {
+		return
+	}
+	code, args := prog.Bytecode, prog.Arguments
+	var targetsBuf [16]int
+	targets := targetsBuf[:0] // where jumps land: the fetch must not be one
+	for i, op := range code {
+		switch op {
+		case vm.OpJump, vm.OpJumpIfTrue, vm.OpJumpIfFalse, vm.OpJumpIfNil, vm.OpJumpIfNotNil, vm.OpJumpIfEnd:
+			targets = append(targets, i+1+args[i])
+		case vm.OpJumpBackward:
+			targets = append(targets, i+1-args[i])
+		}
+	}
+	var keysBuf [8]string
+	keys := keysBuf[:0] // of the fetches to rewrite, by constant
+	for i := 1; i < len(code); i++ {
+		if code[i] != vm.OpFetch || code[i-1] != vm.OpPush || slices.Contains(targets, i) {
+			continue
+		}
+		if key, ok := prog.Constants[args[i-1]].(string); ok && !slices.Contains(keys, key) {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	n := len(prog.Constants)
+	consts := make([]any, n, n+len(keys))
+	copy(consts, prog.Constants)
+	for _, key := range keys {
+		consts = append(consts, fetcher(key))
+	}
+	for i := 1; i < len(code); i++ {
+		if code[i] != vm.OpFetch || code[i-1] != vm.OpPush || slices.Contains(targets, i) {
+			continue
+		}
+		if key, ok := consts[args[i-1]].(string); ok {
+			args[i-1] = n + slices.Index(keys, key)
+			code[i], args[i] = vm.OpCallTyped, fetchCallKind
+		}
+	}
+	prog.Constants = consts
+}
+
+// fetchCallKind is the number expr's OpCallTyped knows a func(any) any
+// by; -1 if it knows none (then fastFetches does nothing).
+var fetchCallKind = func() int {
+	want := reflect.TypeFor[*func(any) any]()
+	for i, t := range vm.FuncTypes {
+		if t != nil && reflect.TypeOf(t) == want {
+			return i
+		}
+	}
+	return -1
+}()
+
+// fetchers are the functions of fastFetches by key, shared by every
+// program, for up to maxFetchers keys (a bound, as reloads may bring new
+// keys for as long as the process lives).
+var (
+	fetchers  sync.Map // string -> func(any) any
+	nFetchers atomic.Int32
+)
+
+const maxFetchers = 10000
+
+// fetcher returns a function that reads key from a value as expr's fetch
+// does, without reflection for a map[string]any.
+func fetcher(key string) func(any) any {
+	if f, ok := fetchers.Load(key); ok {
+		return f.(func(any) any)
+	}
+	f := func(from any) any {
+		if m, ok := from.(map[string]any); ok {
+			return m[key] // nil when absent, as expr's fetch gives
+		}
+		return runtime.Fetch(from, key)
+	}
+	if nFetchers.Load() < maxFetchers {
+		if g, loaded := fetchers.LoadOrStore(key, f); loaded {
+			return g.(func(any) any)
+		}
+		nFetchers.Add(1)
+	}
+	return f
+}
+
+// slim returns a program that runs as prog does but keeps only what
+// running needs. A compiled program holds on to its checked syntax tree
+// (with the type information of every node, the environment's included),
+// its source, a position for every instruction and names for
+// disassembling: several times the size of the instructions, for every
+// expression of every loaded recipe, all of it marked by every garbage
+// collection. Errors lose nothing: Eval keeps only their message, which
+// does not come from the positions.
+func slim(prog *vm.Program) *vm.Program {
+	variables := 0
+	for i, op := range prog.Bytecode {
+		switch op {
+		case vm.OpLoadFunc, vm.OpCall0, vm.OpCall1, vm.OpCall2, vm.OpCall3:
+			// the program's functions cannot be read back to build a new
+			// one: keep it, without its syntax tree
+			dropTree(prog)
+			return prog
+		case vm.OpStore, vm.OpLoadVar:
+			variables = max(variables, prog.Arguments[i]+1)
+		}
+	}
+	return vm.NewProgram(exprfile.Source{}, nil, nil, variables,
+		slices.Clip(prog.Constants), slices.Clip(prog.Bytecode), slices.Clip(prog.Arguments), nil, nil, nil)
+}
+
+// dropTree empties the root of a program's syntax tree in place, so that
+// the rest of the tree is garbage: running a program does not read it.
+func dropTree(prog *vm.Program) {
+	if v := reflect.ValueOf(prog.Node()); v.Kind() == reflect.Pointer && !v.IsNil() {
+		v.Elem().SetZero()
+	}
+}
+
+// reads is a set of the top-level names of the environment (and of the
+// fields of trigger that cost something to build) an expression reads.
+type reads uint16
+
+const (
+	readEvent reads = 1 << iota
+	readTrigger
+	readReceivedAt // trigger.received_at, formatted for each event
+	readVars
+	readSteps
+	readRun
+	readError
+	readSecrets
+
+	readAll = readEvent | readTrigger | readReceivedAt | readVars | readSteps | readRun | readError | readSecrets
+)
+
+// readsOf finds what a checked syntax tree reads of the environment: the
+// identifiers that name a part of it ($env is all of it), and for trigger,
+// which fields. Any other use of trigger counts as reading all of it.
+func readsOf(root *ast.Node) reads {
+	v := readsVisitors.Get().(*readsVisitor)
+	defer func() {
+		clear(v.trigger)
+		clear(v.byField)
+		clear(v.receivedAt)
+		*v = readsVisitor{trigger: v.trigger[:0], byField: v.byField[:0], receivedAt: v.receivedAt[:0]}
+		readsVisitors.Put(v)
+	}()
+	ast.Walk(root, v)
+	rd := v.reads
+	for _, id := range v.trigger {
+		switch {
+		case slices.Contains(v.receivedAt, id):
+			rd |= readReceivedAt
+		case slices.Contains(v.byField, id):
+			rd |= readTrigger
+		default:
+			rd |= readTrigger | readReceivedAt
+		}
+	}
+	return rd
+}
+
+var readsVisitors = sync.Pool{New: func() any { return new(readsVisitor) }}
+
+type readsVisitor struct {
+	reads reads // but for trigger
+	// trigger are the identifiers naming it; byField those read for one
+	// field (type or id), receivedAt those read for received_at
+	trigger, byField, receivedAt []*ast.IdentifierNode
+}
+
+func (v *readsVisitor) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		switch x.Value {
+		case "$env":
+			v.reads |= readAll
+		case "trigger":
+			v.trigger = append(v.trigger, x)
+		case "event":
+			v.reads |= readEvent
+		case "vars":
+			v.reads |= readVars
+		case "steps":
+			v.reads |= readSteps
+		case "run":
+			v.reads |= readRun
+		case "error":
+			v.reads |= readError
+		case "secrets":
+			v.reads |= readSecrets
+		}
+	case *ast.MemberNode:
+		id, ok := x.Node.(*ast.IdentifierNode)
+		prop, isStr := x.Property.(*ast.StringNode)
+		if !ok || !isStr || id.Value != "trigger" {
+			break
+		}
+		switch prop.Value {
+		case "type", "id":
+			v.byField = append(v.byField, id)
+		case "received_at":
+			v.receivedAt = append(v.receivedAt, id)
+		}
+	case *ast.BuiltinNode:
+		// set by the optimizer, and not visited by ast.Walk
+		if x.Map != nil {
+			ast.Walk(&x.Map, v)
+		}
+	}
 }
 
 const (

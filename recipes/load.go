@@ -122,6 +122,7 @@ func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
 	}
 	set := &Set{Files: len(files)}
 	var diags Diagnostics
+	progs := programs{}
 	for _, path := range files {
 		src, err := readFile(path)
 		if err != nil {
@@ -136,7 +137,7 @@ func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
 			}
 			continue
 		}
-		r, ds := l.Parse(path, src)
+		r, ds := l.parse(path, src, progs)
 		diags = append(diags, ds...)
 		if r != nil {
 			set.Recipes = append(set.Recipes, r)
@@ -201,7 +202,14 @@ func (r *Recipe) namePos() Pos { return r.Pos }
 // Parse reads one recipe from its source. It returns the recipe only when
 // it has no errors.
 func (l *Loader) Parse(path string, src []byte) (r *Recipe, diags Diagnostics) {
+	return l.parse(path, src, nil)
+}
+
+// parse is Parse, sharing programs with the other recipes of a load when
+// progs is not nil.
+func (l *Loader) parse(path string, src []byte, progs programs) (r *Recipe, diags Diagnostics) {
 	f := newFile(path, src)
+	f.programs = progs
 	defer func() {
 		// The loader must never panic on input; a panic here is a bug
 		// reported as a diagnostic rather than a crash.
@@ -264,7 +272,7 @@ func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
 			event = r.Trigger.Spec.Shape
 		}
 	}
-	sc := &scope{event: shapeType(event), later: map[string][]string{}, natures: f.natures()}
+	sc := &scope{event: shapeType(event), later: map[string][]string{}, natures: f.natures(), programs: f.programs}
 	// read once: reading again would report its problems twice
 	var varPairs []pair
 	if p, ok := fields["vars"]; ok {
@@ -371,9 +379,11 @@ func (l *Loader) parseTrigger(f *file, r *Recipe, n *yaml.Node) {
 		return
 	}
 	t.Spec = spec
+	t.Type = spec.ID // the same text, shared by every recipe
 	t.Connection = l.parseConnection(f, fields, spec, n, "trigger")
-	sc := &scope{only: []string{"secrets"}, hint: "trigger options are read once, when the recipe loads, and may use only secrets.NAME"}
-	eventScope := &scope{event: shapeType(spec.Shape), natures: f.natures()}
+	sc := &scope{only: []string{"secrets"}, hint: "trigger options are read once, when the recipe loads, and may use only secrets.NAME",
+		programs: f.programs}
+	eventScope := &scope{event: shapeType(spec.Shape), natures: f.natures(), programs: f.programs}
 	var withNode *yaml.Node
 	if p, ok := fields["with"]; ok {
 		withNode = p.val
@@ -447,8 +457,8 @@ func (l *Loader) parseWith(f *file, spec *connector.Spec, n *yaml.Node, owner *y
 		}
 		reported = len(f.diags) > before
 	}
-	with := mapValue{vals: map[string]Value{}}
-	exprs := map[string]*Expr{}
+	with := make(mapValue, 0, len(pairs))
+	var exprs map[string]*Expr // nil unless there are any: most recipes have none
 	present := map[string]bool{}
 	statics := connector.Values{}
 	for _, p := range pairs {
@@ -461,7 +471,10 @@ func (l *Loader) parseWith(f *file, spec *connector.Spec, n *yaml.Node, owner *y
 		present[key] = true
 		if fd.Type == connector.Expression {
 			if e := f.compileExprField(p.val, what+"."+key, exprScope); e != nil {
-				exprs[key] = e
+				if exprs == nil {
+					exprs = map[string]*Expr{}
+				}
+				exprs[fd.Name] = e
 			}
 			continue
 		}
@@ -488,8 +501,8 @@ func (l *Loader) parseWith(f *file, spec *connector.Spec, n *yaml.Node, owner *y
 			}
 			statics[key] = c
 		}
-		with.keys = append(with.keys, key)
-		with.vals[key] = v
+		// the spec's name, the same text: shared by every recipe
+		with = append(with, mapField{fd.Name, v})
 	}
 	for _, fd := range spec.Fields {
 		if fd.Required && !present[fd.Name] && !reported {
@@ -575,6 +588,7 @@ func (l *Loader) parseStep(f *file, n *yaml.Node, what string, sc *scope, ids ma
 	if s.Spec == nil {
 		bad = true
 	} else {
+		s.Action = s.Spec.ID // the same text, shared by every recipe
 		s.Connection = l.parseConnection(f, fields, s.Spec, n, what)
 	}
 	if p, ok := fields["if"]; ok {

@@ -25,6 +25,9 @@ type file struct {
 	fromEnv map[*yaml.Node]bool
 	// natureCache: see natures.
 	natureCache map[string]types.Type
+	// programs, when set, are the programs of the recipes loaded so far
+	// with this one: see programs.
+	programs programs
 }
 
 func newFile(path string, src []byte) *file {

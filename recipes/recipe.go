@@ -66,7 +66,7 @@ func (t *Trigger) Options(secrets map[string]string) (connector.Values, error) {
 // renders to.
 func (t *Trigger) Sets(field string) bool {
 	if m, ok := t.with.(mapValue); ok {
-		_, set := m.vals[field]
+		_, set := m.get(field)
 		return set
 	}
 	return false

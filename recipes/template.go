@@ -54,26 +54,40 @@ func (t interp) Render(env map[string]any) (any, error) {
 }
 func (t interp) Static() bool { return false }
 
-type mapValue struct {
-	keys []string
-	vals map[string]Value
+// mapValue is a mapping with its keys in the order written (a loaded
+// recipe keeps many small ones: a slice is a fraction of a map's size).
+type mapValue []mapField
+
+type mapField struct {
+	key string
+	val Value
+}
+
+// get returns the value of a key.
+func (m mapValue) get(key string) (Value, bool) {
+	for _, f := range m {
+		if f.key == key {
+			return f.val, true
+		}
+	}
+	return nil, false
 }
 
 func (m mapValue) Render(env map[string]any) (any, error) {
-	out := make(map[string]any, len(m.keys))
-	for _, k := range m.keys {
-		v, err := m.vals[k].Render(env)
+	out := make(map[string]any, len(m))
+	for _, f := range m {
+		v, err := f.val.Render(env)
 		if err != nil {
 			return nil, err
 		}
-		out[k] = v
+		out[f.key] = v
 	}
 	return out, nil
 }
 
 func (m mapValue) Static() bool {
-	for _, v := range m.vals {
-		if !v.Static() {
+	for _, f := range m {
+		if !f.val.Static() {
 			return false
 		}
 	}
@@ -123,7 +137,7 @@ func (f *file) compileValue(n *yaml.Node, sc *scope) Value {
 		if !ok {
 			return nil
 		}
-		m := mapValue{vals: make(map[string]Value, len(pairs))}
+		m := make(mapValue, 0, len(pairs))
 		bad := false
 		for _, p := range pairs {
 			v := f.compileValue(p.val, sc)
@@ -131,8 +145,7 @@ func (f *file) compileValue(n *yaml.Node, sc *scope) Value {
 				bad = true
 				continue
 			}
-			m.keys = append(m.keys, p.key.Value)
-			m.vals[p.key.Value] = v
+			m = append(m, mapField{p.key.Value, v})
 		}
 		if bad {
 			return nil

@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,9 +21,14 @@ import (
 // service webhooks, and "" for the rest. An Index is immutable: a reload builds a new one.
 type Index struct {
 	byName map[string]*recipes.Recipe
-	byKey  map[string]map[string][]*recipes.Recipe // type -> key -> recipes
-	hooks  map[string]*Hook                        // webhook path -> hook
+	// byKey holds the recipes of every trigger type but webhooks, whose
+	// hooks hold them: one map entry less per webhook recipe
+	byKey map[string]map[string][]*recipes.Recipe // type -> key -> recipes
+	hooks map[string]*Hook                        // webhook path -> hook
 }
+
+// webhookType is the trigger type of webhooks, indexed by their hooks.
+const webhookType = "webhook.received"
 
 // Hook is what intake needs to know about one webhook path, shared by all
 // recipes on it.
@@ -33,12 +39,13 @@ type Hook struct {
 	ID              *recipes.Expr // dedup key expression, may be nil
 	Methods         []string
 	Recipes         []string
+	recipes         []*recipes.Recipe // as Recipes
 }
 
 // Key is the index key of a recipe's trigger.
 func Key(r *recipes.Recipe, opts connector.Values) string {
 	switch {
-	case r.Trigger.Type == "webhook.received":
+	case r.Trigger.Type == webhookType:
 		return opts.String("path")
 	case r.Trigger.Type == "schedule.cron":
 		return r.Name // each tick is an event for one recipe
@@ -53,8 +60,10 @@ func Key(r *recipes.Recipe, opts connector.Values) string {
 // a conflict is returned as an error naming both recipes, and the later
 // recipe is left out.
 func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []error) {
-	ix := &Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}}
+	ix := &Index{byName: make(map[string]*recipes.Recipe, len(rs)), byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}}
 	var errs []error
+	// the lists of methods, shared by the hooks that accept the same
+	methods := map[string][]string{}
 	sorted := append([]*recipes.Recipe(nil), rs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, r := range sorted {
@@ -73,11 +82,18 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 			continue
 		}
 		key := Key(r, opts)
-		if r.Trigger.Type == "webhook.received" {
+		if r.Trigger.Type == webhookType {
 			h := &Hook{Path: key, Secret: opts.String("secret"), SignatureHeader: opts.String("signature_header"),
-				ID: r.Trigger.Exprs["id"], Recipes: []string{r.Name}}
+				ID: r.Trigger.Exprs["id"], Recipes: []string{r.Name}, recipes: []*recipes.Recipe{r}}
 			for _, m := range asList(opts["methods"]) {
 				h.Methods = append(h.Methods, strings.ToUpper(m))
+			}
+			joined := strings.Join(h.Methods, ",")
+			if shared, ok := methods[joined]; ok {
+				h.Methods = shared
+			} else {
+				h.Methods = slices.Clip(h.Methods)
+				methods[joined] = h.Methods
 			}
 			if prev, ok := ix.hooks[key]; ok {
 				if err := prev.compatible(h); err != nil {
@@ -85,11 +101,15 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 					continue
 				}
 				prev.Recipes = append(prev.Recipes, r.Name)
+				prev.recipes = append(prev.recipes, r)
 			} else {
 				ix.hooks[key] = h
 			}
 		}
 		ix.byName[r.Name] = r
+		if r.Trigger.Type == webhookType {
+			continue // its hook holds it
+		}
 		m, ok := ix.byKey[r.Trigger.Type]
 		if !ok {
 			m = map[string][]*recipes.Recipe{}
@@ -132,6 +152,12 @@ func exprSource(e *recipes.Expr) string {
 
 // Match returns the recipes an event of a type and key starts.
 func (ix *Index) Match(typ, key string) []*recipes.Recipe {
+	if typ == webhookType {
+		if h := ix.hooks[key]; h != nil {
+			return h.recipes
+		}
+		return nil
+	}
 	return ix.byKey[typ][key]
 }
 
@@ -154,6 +180,11 @@ func (ix *Index) Recipes() []*recipes.Recipe {
 // ByType lists the recipes with a trigger type.
 func (ix *Index) ByType(typ string) []*recipes.Recipe {
 	var out []*recipes.Recipe
+	if typ == webhookType {
+		for _, h := range ix.hooks {
+			out = append(out, h.recipes...)
+		}
+	}
 	for _, rs := range ix.byKey[typ] {
 		out = append(out, rs...)
 	}
