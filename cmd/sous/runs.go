@@ -77,9 +77,9 @@ func newRuns() *cobra.Command {
 				return &exitError{code: 1, err: err}
 			}
 			if asJSON {
-				out := make([]server.RunInfo, 0, len(rs))
+				out := make([]*store.Run, 0, len(rs))
 				for _, r := range rs {
-					out = append(out, server.RunInfoOf(r))
+					out = append(out, r)
 				}
 				return writeJSONOut(cmd.OutOrStdout(), out)
 			}
@@ -119,7 +119,7 @@ func newRuns() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
 			}
-			return writeJSONOut(cmd.OutOrStdout(), server.RunInfoOf(r))
+			return writeJSONOut(cmd.OutOrStdout(), r)
 		},
 	}
 	fs.bind(show, false)

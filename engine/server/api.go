@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -53,33 +52,6 @@ func (s *Server) showRecipe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, Info(rec))
-}
-
-// RunInfo is a run as the API and the CLI show it. Its duration is in
-// milliseconds (duration_ms), where store.Run's JSON would give Go's
-// nanoseconds.
-type RunInfo struct {
-	ID         string    `json:"id"`
-	Recipe     string    `json:"recipe"`
-	EventID    string    `json:"event_id"`
-	Status     string    `json:"status"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	DurationMS float64   `json:"duration_ms"`
-	ErrorStep  string    `json:"error_step,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Attempt    int       `json:"attempt"`
-	Retries    int       `json:"retries"`
-	// Record is the full runner.Result; a list leaves it out.
-	Record json.RawMessage `json:"record,omitempty"`
-}
-
-// RunInfoOf describes a stored run.
-func RunInfoOf(r *store.Run) RunInfo {
-	return RunInfo{ID: r.ID, Recipe: r.Recipe, EventID: r.EventID, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
-		DurationMS: store.Milliseconds(r.Duration), ErrorStep: r.ErrorStep, Reason: r.Reason, Error: r.Error,
-		Attempt: r.Attempt, Retries: r.Retries, Record: r.Record}
 }
 
 // ParseFilter reads run filters from query parameters: recipe, status,
@@ -141,9 +113,9 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "runs could not be read")
 		return
 	}
-	out := make([]RunInfo, 0, len(runs))
+	out := make([]*store.Run, 0, len(runs))
 	for _, run := range runs {
-		out = append(out, RunInfoOf(run))
+		out = append(out, run)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
@@ -158,7 +130,7 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "the run could not be read")
 		return
 	}
-	writeJSON(w, http.StatusOK, RunInfoOf(run))
+	writeJSON(w, http.StatusOK, run)
 }
 
 func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {

@@ -249,7 +249,7 @@ func TestAPIRuns(t *testing.T) {
 	for _, tc := range tests {
 		t.Run("filter "+tc.query, func(t *testing.T) {
 			var got struct {
-				Runs []server.RunInfo `json:"runs"`
+				Runs []store.Run `json:"runs"`
 			}
 			e.get(t, "/api/v1/runs?"+tc.query, http.StatusOK, &got)
 			ids := []string{}

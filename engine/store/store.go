@@ -62,7 +62,7 @@ type Run struct {
 	Status     string          `json:"status"`
 	StartedAt  time.Time       `json:"started_at"`
 	FinishedAt time.Time       `json:"finished_at"`
-	Duration   time.Duration   `json:"duration"`
+	Duration   time.Duration   `json:"-"` // as duration_ms (see MarshalJSON)
 	ErrorStep  string          `json:"error_step,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
 	Error      string          `json:"error,omitempty"`
@@ -83,7 +83,7 @@ type RunStep struct {
 	Reason      string        `json:"reason,omitempty"`
 	Attempts    int           `json:"attempts"`
 	RateLimited int           `json:"rate_limited"`
-	Duration    time.Duration `json:"duration"`
+	Duration    time.Duration `json:"-"` // as duration_ms (see MarshalJSON)
 }
 
 func (s *Store) w() *sql.DB {
