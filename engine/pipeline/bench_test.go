@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -35,21 +34,7 @@ func BenchmarkPipelineSQLite(b *testing.B) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	defer sink.Close()
-	src := fmt.Sprintf(`version: 1
-name: bench
-trigger:
-  type: webhook.received
-  with: {path: /bench, id: event.body.order.id}
-filter: event.body.order.total >= 100
-vars:
-  summary: "Order {{ event.body.order.id }} for {{ event.body.order.customer }}"
-steps:
-  - id: deliver
-    action: http.request
-    with:
-      url: %s/sink
-      json: {text: "{{ vars.summary }}", total: "{{ event.body.order.total }}"}
-`, sink.URL)
+	src := orderRecipe("bench", "/bench", 100, sink.URL+"/sink")
 	rec, diags := (&recipes.Loader{}).Parse("bench.yaml", []byte(src))
 	require.False(b, diags.HasErrors(), "%v", diags)
 	ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)

@@ -21,15 +21,7 @@ func loadRecipes(tb testing.TB, n int) []*recipes.Recipe {
 	l := &recipes.Loader{}
 	var out []*recipes.Recipe
 	for i := 0; i < n; i++ {
-		rec, diags := l.Parse(fmt.Sprintf("r%d.yaml", i), fmt.Appendf(nil, `version: 1
-name: other-%d
-trigger: {type: webhook.received, with: {path: /other/%d}}
-filter: event.body.n > %d
-steps:
-  - id: call
-    action: http.request
-    with: {url: "http://127.0.0.1:1/x", json: {n: "{{ event.body.n }}"}}
-`, i, i, i))
+		rec, diags := l.Parse(fmt.Sprintf("r%d.yaml", i), []byte(otherRecipe(i, "http://127.0.0.1:1/x")))
 		require.False(tb, diags.HasErrors(), "%v", diags)
 		out = append(out, rec)
 	}

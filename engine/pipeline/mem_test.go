@@ -21,28 +21,8 @@ func writeServed(tb testing.TB, n int) string {
 	tb.Helper()
 	dir := tb.TempDir()
 	for i := 0; i < n; i++ {
-		bench := fmt.Sprintf(`version: 1
-name: other-%d
-trigger: {type: webhook.received, with: {path: /other/%d}}
-filter: event.body.n > %d
-steps:
-  - id: call
-    action: http.request
-    with: {url: "http://127.0.0.1:1/sink", json: {n: "{{ event.body.n }}"}}
-`, i, i, i)
-		order := fmt.Sprintf(`version: 1
-name: order-%d
-trigger: {type: webhook.received, with: {path: /orders/%d, id: event.body.order.id}}
-filter: event.body.order.total >= %d
-vars:
-  summary: "Order {{ event.body.order.id }} for {{ event.body.order.customer }}"
-steps:
-  - id: deliver
-    action: http.request
-    with:
-      url: "http://127.0.0.1:1/sink"
-      json: {text: "{{ vars.summary }}", total: "{{ event.body.order.total }}"}
-`, i, i, i)
+		bench := otherRecipe(i, "http://127.0.0.1:1/sink")
+		order := orderRecipe(fmt.Sprintf("order-%d", i), fmt.Sprintf("/orders/%d", i), i, "http://127.0.0.1:1/sink")
 		require.NoError(tb, os.WriteFile(filepath.Join(dir, fmt.Sprintf("other-%05d.yaml", i)), []byte(bench), 0o644))
 		require.NoError(tb, os.WriteFile(filepath.Join(dir, fmt.Sprintf("order-%05d.yaml", i)), []byte(order), 0o644))
 	}
