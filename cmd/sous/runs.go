@@ -77,11 +77,8 @@ func newRuns() *cobra.Command {
 				return &exitError{code: 1, err: err}
 			}
 			if asJSON {
-				out := make([]*store.Run, 0, len(rs))
-				for _, r := range rs {
-					out = append(out, r)
-				}
-				return writeJSONOut(cmd.OutOrStdout(), out)
+				// [] rather than null when there is none
+				return writeJSONOut(cmd.OutOrStdout(), append(make([]*store.Run, 0, len(rs)), rs...))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tRECIPE\tSTATUS\tSTARTED\tDURATION\tERROR")

@@ -365,6 +365,13 @@ func (e *Engine) run(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
+	if state != nil && !rm.Replay && time.Now().Before(state.RetryAt) {
+		// a copy of a run that waits for a durable retry, come early (its
+		// event delivered again, say): it goes back until the retry time
+		if handled, err := e.putBack(ctx, msg, state.RetryAt); handled {
+			return err
+		}
+	}
 	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
 		r.MaxInlineDelay = e.cfg.MaxInlineDelay
 	}
@@ -383,6 +390,15 @@ func (e *Engine) run(msg *message.Message) error {
 	if res.Status == runner.StatusPending {
 		// a durable retry: store where the run stands and take the message
 		// back at its retry time, here or in another process
+		if rs, ok := e.cfg.Broker.(rescheduler); ok {
+			raw, err := json.Marshal(res.State)
+			if err != nil {
+				return fmt.Errorf("encode checkpoint: %w", err)
+			}
+			return rs.Reschedule(context.WithoutCancel(ctx), msg, res.RetryAt, func(ctx context.Context, tx sqlqueue.Tx) error {
+				return e.cfg.Store.SaveCheckpoint(ctx, tx, rm.RunID, raw, time.Now())
+			})
+		}
 		if err := e.checkpoint(ctx, rm.RunID, res.State); err != nil {
 			return err
 		}
@@ -395,8 +411,34 @@ func (e *Engine) run(msg *message.Message) error {
 	return e.save(ctx, run, res)
 }
 
-// delayer is a broker that can hold a nacked message until a given time.
+// putBack arranges for msg to come again at at, on a broker that can
+// delay a delivery; false when it cannot (the run then goes ahead now).
+func (e *Engine) putBack(ctx context.Context, msg *message.Message, at time.Time) (bool, error) {
+	if rs, ok := e.cfg.Broker.(rescheduler); ok {
+		return true, rs.Reschedule(context.WithoutCancel(ctx), msg, at, func(context.Context, sqlqueue.Tx) error { return nil })
+	}
+	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
+		retryAt(msg, at)
+		msg.Nack()
+		return true, nil
+	}
+	return false, nil
+}
+
+// delayer is a broker that can take a message back at a given time: by
+// itself when it is a rescheduler, else when the message is nacked with
+// a retry time (retryAt).
 type delayer interface{ DelayedRedelivery() bool }
+
+// rescheduler is a delayer with its own way to take a paused run back.
+// Reschedule runs save (which stores the run's checkpoint) in a
+// transaction of the store and arranges for msg to be delivered again at
+// at, in this process or another, not before. It may settle msg itself;
+// the handler returns its error, and acks msg when it returns nil and
+// msg is not settled yet.
+type rescheduler interface {
+	Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error
+}
 
 // startState is where a run starts: a checkpoint left by a crash or a
 // durable retry, the kept steps of a --from-failed-step replay, or nil.

@@ -32,7 +32,8 @@ type NATSConfig struct {
 	// Concurrency is how many runs one process handles at once.
 	Concurrency int
 	// MaxAckPending bounds the messages in flight on a topic across all
-	// processes; by default four times Concurrency.
+	// processes; by default four times Concurrency. A run paused for a
+	// durable retry counts as in flight until its retry time.
 	MaxAckPending int
 	// DuplicateWindow is how long JetStream remembers a message id: within
 	// it, the same dedup key accepted by two processes yields one event.
@@ -93,6 +94,14 @@ func (c *NATSConfig) setDefaults() {
 // The consumers push: messages JetStream pushed to a process that stops
 // before handing them on come back only after AckWait (MaxAckPending
 // bounds how many).
+//
+// A durable retry (Reschedule) stores the run's checkpoint, then naks the
+// run's delivery with a delay: the consumer keeps the message (on the
+// server, across restarts of any process) and delivers it again at the
+// retry time. Until then it counts against MaxAckPending. The checkpoint
+// is in this process's store: a retry delivered to another process starts
+// the run over there (its earlier steps run again, with the same
+// idempotency keys), and the checkpoint stays behind here.
 type NATSBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer
@@ -105,8 +114,11 @@ type NATSBroker struct {
 	pub        *wnats.Publisher
 	publisher  *natsPublisher
 	subscriber *drainer
-	closeOnce  sync.Once
-	closeErr   error
+	// raw maps a run message being handled to its JetStream delivery,
+	// for Reschedule
+	raw       sync.Map // *message.Message -> *nats.Msg
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ Broker = (*NATSBroker)(nil)
@@ -274,6 +286,42 @@ func natsMsgID(key string) string {
 // Write implements Broker.
 func (b *NATSBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
 
+// DelayedRedelivery reports that a paused run waits for its retry time in
+// the stream (see Reschedule), not in the process.
+func (b *NATSBroker) DelayedRedelivery() bool { return true }
+
+// Reschedule stores the run's checkpoint (save) in this process's store,
+// then naks msg's delivery with the delay left until at (JetStream's
+// NakWithDelay, waiting for the server's answer): the consumer delivers
+// the message again then, to any process of the queue group. Should the
+// nak fail, msg is nacked the library's way: it comes back after the
+// library's NakDelay (sooner than at), or after AckWait when the server
+// is out of reach; it is not lost.
+func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error {
+	if err := b.Writer.Do(ctx, save); err != nil {
+		return fmt.Errorf("store the checkpoint: %w", err)
+	}
+	err := errNotDelivered
+	if v, ok := b.raw.Load(msg); ok {
+		// at least a millisecond: a zero delay would be a plain nak
+		delay := max(time.Until(at), time.Millisecond)
+		// sent as a request, so that the server's answer confirms it
+		err = v.(*nats.Msg).NakWithDelay(delay, nats.AckWait(10*time.Second))
+	}
+	if err != nil {
+		b.cfg.Logger.Error("nak with delay: the retry may come back before its time", err, watermill.LogFields{"uuid": msg.UUID})
+	}
+	// when the nak went, the library's own, which this lets it send, is
+	// refused: the delivery is acknowledged already (see natsLogger)
+	retryAt(msg, at)
+	msg.Nack()
+	return nil
+}
+
+// errNotDelivered: Reschedule was given a message this broker did not
+// deliver.
+var errNotDelivered = errors.New("not a run message delivered by this broker")
+
 // Publisher implements Broker.
 func (b *NATSBroker) Publisher() message.Publisher { return b.publisher }
 
@@ -355,8 +403,12 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 	if err != nil {
 		return nil, err
 	}
+	var unmarshaler wnats.Unmarshaler = &b.marshaler
+	if topic == TopicRuns {
+		unmarshaler = natsRawKeeper{b}
+	}
 	sub, err := wnats.NewSubscriberWithNatsConn(nc, wnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       &b.marshaler,
+		Unmarshaler:       unmarshaler,
 		SubscribersCount:  count,
 		AckWaitTimeout:    b.cfg.AckWait,
 		CloseTimeout:      30 * time.Second,
@@ -370,7 +422,7 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 			SubscribeOptions: []nats.SubOpt{nats.Bind(b.stream, b.durable(topic)), nats.ManualAck()},
 			DurablePrefix:    b.durable(topic),
 		},
-	}, b.cfg.Logger)
+	}, natsLogger{b.cfg.Logger})
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("nats broker: subscriber: %w", err)
@@ -392,16 +444,57 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 		s.conn = map[string]*nats.Conn{}
 	}
 	s.conn[topic] = nc
+	var track func(*message.Message)
+	if topic == TopicRuns {
+		// the library cancels a message's context once it settled the
+		// delivery: the delivery is forgotten then
+		track = func(m *message.Message) { context.AfterFunc(m.Context(), func() { b.raw.Delete(m) }) }
+	}
 	fwd := make(chan *message.Message)
-	go forward(ctx, out, fwd)
+	go forward(ctx, out, fwd, track)
 	return []<-chan *message.Message{fwd}, nil
+}
+
+// natsRawKeeper unmarshals a run message and keeps its delivery in the
+// broker's raw map.
+type natsRawKeeper struct{ b *NATSBroker }
+
+// Unmarshal implements wnats.Unmarshaler.
+func (k natsRawKeeper) Unmarshal(nm *nats.Msg) (*message.Message, error) {
+	m, err := k.b.marshaler.Unmarshal(nm)
+	if err == nil {
+		k.b.raw.Store(m, nm)
+	}
+	return m, err
+}
+
+// natsLogger is the subscribers' logger: it leaves out the error the
+// library logs when it acks or naks a delivery that Reschedule has
+// nacked already, which the nats client refuses, as it should.
+type natsLogger struct{ watermill.LoggerAdapter }
+
+// Error implements watermill.LoggerAdapter.
+func (l natsLogger) Error(msg string, err error, fields watermill.LogFields) {
+	if errors.Is(err, nats.ErrMsgAlreadyAckd) {
+		return
+	}
+	l.LoggerAdapter.Error(msg, err, fields)
+}
+
+// With implements watermill.LoggerAdapter.
+func (l natsLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return natsLogger{l.LoggerAdapter.With(fields)}
 }
 
 // forward passes messages from the library's channel to the router's until
 // ctx ends, then nacks the rest until the library closes its channel.
-func forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message) {
+// track, when set, is called with each message first.
+func forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message, track func(*message.Message)) {
 	defer func() {
 		for m := range in {
+			if track != nil {
+				track(m)
+			}
 			m.Nack()
 		}
 	}()
@@ -411,6 +504,9 @@ func forward(ctx context.Context, in <-chan *message.Message, out chan<- *messag
 		case m, ok := <-in:
 			if !ok {
 				return
+			}
+			if track != nil {
+				track(m)
 			}
 			select {
 			case out <- m:

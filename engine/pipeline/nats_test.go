@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -214,4 +215,75 @@ func init() {
 				}}
 			}
 		}})
+}
+
+// TestNATSDurableRetryTwoEngines: with two processes on one stream, a
+// paused run's retry comes back once, not before its time, to either
+// process, and the run is recorded once. The checkpoint stays in the
+// store of the process that paused the run, so a retry taken up by the
+// other one starts the run over there: the record then holds the
+// attempts made there.
+func TestNATSDurableRetryTwoEngines(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	sink := newRetrySink(t, "1")
+	ix := retryIndex(t, sink.srv.URL)
+	var procs []opened
+	var engines []*engineRun
+	for i := range 2 {
+		st, b := openNATSBroker(t, u, prefix)
+		o := opened{st: st, b: b}
+		er := runEngine(t, o, ix, fmt.Sprintf("engine-%d", i+1))
+		t.Cleanup(func() { er.stop(t) })
+		procs, engines = append(procs, o), append(engines, er)
+	}
+	const n = 16
+	var runIDs []string
+	for i := range n {
+		ev := webhookEvent(t, "/retry", map[string]any{"n": i})
+		fresh, err := procs[i%2].b.Accept(ctx, ev)
+		require.NoError(t, err)
+		require.True(t, fresh)
+		runIDs = append(runIDs, pipeline.RunID(ev.ID, "retried"))
+	}
+	runOf := func(id string) (*store.Run, int) {
+		var found *store.Run
+		stores := 0
+		for _, p := range procs {
+			if r, err := p.st.GetRun(ctx, id); err == nil {
+				found = r
+				stores++
+			}
+		}
+		return found, stores
+	}
+	require.Eventually(t, func() bool {
+		for _, id := range runIDs {
+			if r, _ := runOf(id); r == nil {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "every run recorded")
+	// a retry taken up twice would show up now
+	time.Sleep(1500 * time.Millisecond)
+	elsewhere := 0
+	for _, id := range runIDs {
+		run, stores := runOf(id)
+		require.Equal(t, 1, stores, "run %s recorded once", id)
+		require.Equal(t, "succeeded", run.Status, "run %s: %s %s", id, run.Reason, run.Error)
+		calls := sink.times(id + ":call")
+		require.Len(t, calls, 2, "run %s: the step was called twice, no more", id)
+		require.GreaterOrEqual(t, calls[1].Sub(calls[0]), time.Second, "run %s: retried before its time", id)
+		if run.Retries == 0 {
+			elsewhere++ // started over by the process that did not pause it
+		}
+	}
+	d1, d2 := engines[0].eng.Delivered.Load(), engines[1].eng.Delivered.Load()
+	t.Logf("nats, two engines: %d durable retries, %d taken up by the other process; engine-1 finished %d runs, engine-2 %d",
+		n, elsewhere, d1, d2)
+	require.Equal(t, int64(n), d1+d2, "each run finished once")
+	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, pipeline.TopicRuns) == 0 },
+		10*time.Second, 20*time.Millisecond)
 }

@@ -33,7 +33,9 @@ type PostgresConfig struct {
 	// AckDeadline bounds one delivery: a message not acknowledged by then
 	// is delivered again. It must exceed the engine's run timeout.
 	AckDeadline time.Duration
-	// PollInterval is how often an idle subscription looks for messages.
+	// PollInterval is how often an idle subscription looks for messages,
+	// and how often the scheduled messages (durable retries) are looked
+	// at.
 	PollInterval time.Duration
 	// RunPartitions splits the runs topic: each partition is consumed one
 	// message at a time by one process at a time, so this bounds the runs
@@ -91,6 +93,12 @@ var identRE = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
 //
 // Accept is atomic: the dedup claim, the event and its message commit in
 // one transaction.
+//
+// A durable retry (Reschedule) is a row of the store's scheduled table,
+// written with the run's checkpoint while the run's message is acked; the
+// first process to see it due publishes it on the runs topic, in the
+// transaction that deletes the row (see storeScheduler). It holds no
+// partition and no connection while it waits.
 type PostgresBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer
@@ -107,6 +115,7 @@ type PostgresBroker struct {
 	subs, runSubs *wsql.Subscriber
 	publisher     *pgPublisher
 	subscriber    *drainer
+	sched         *storeScheduler
 	stop          chan struct{}
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
@@ -177,6 +186,12 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 	}
 	b.Writer = sqlqueue.NewWriter(db, 512)
 	b.publisher = &pgPublisher{b: b}
+	b.sched = newStoreScheduler(st, b.Writer, cfg.PollInterval, cfg.Logger, b.publishTx)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.sched.run(b.stop)
+	}()
 	b.subscriber = newDrainer(b.subscribe, func() error { return errors.Join(b.subs.Close(), b.runSubs.Close()) },
 		cfg.DrainTimeout, cfg.Logger)
 	if cfg.CompactInterval > 0 {
@@ -256,11 +271,7 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 		return false, err
 	}
 	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
-		pub, err := wsql.NewPublisher(txExecutor{tx}, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
-		if err != nil {
-			return fmt.Errorf("publish event: %w", err)
-		}
-		if err := pub.Publish(TopicEvents, msg); err != nil {
+		if err := b.publishTx(ctx, tx, TopicEvents, msg); err != nil {
 			return fmt.Errorf("publish event: %w", err)
 		}
 		return nil
@@ -271,9 +282,31 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 	return fresh, nil
 }
 
+// publishTx publishes msgs on topic through a watermill-sql publisher
+// on tx (a transaction of the group commit), so that they commit with
+// what else tx writes.
+func (b *PostgresBroker) publishTx(_ context.Context, tx sqlqueue.Tx, topic string, msgs ...*message.Message) error {
+	pub, err := wsql.NewPublisher(txExecutor{tx}, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	return b.publishOn(pub, topic, msgs...)
+}
+
 // Write implements Broker.
 func (b *PostgresBroker) Write(ctx context.Context, fn sqlqueue.Op) error {
 	return b.Writer.Do(ctx, fn)
+}
+
+// DelayedRedelivery reports that a paused run waits for its retry time in
+// the store (see Reschedule), not in the process.
+func (b *PostgresBroker) DelayedRedelivery() bool { return true }
+
+// Reschedule stores msg, a run message, in the scheduled table with the
+// run's checkpoint (save), in one transaction: it is published again at
+// at. The handler then acks msg, which frees its partition.
+func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error {
+	return b.sched.schedule(ctx, TopicRuns, runIDOf(msg), msg, at, save)
 }
 
 // Publisher implements Broker.
@@ -282,7 +315,8 @@ func (b *PostgresBroker) Publisher() message.Publisher { return b.publisher }
 // Subscriber implements Broker.
 func (b *PostgresBroker) Subscriber() message.Subscriber { return b.subscriber }
 
-// Depth implements Broker: the messages past the consumer group's offset.
+// Depth implements Broker: the messages past the consumer group's offset,
+// and those scheduled for later (durable retries).
 func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
 	tables := []string{topic}
 	if topic == TopicRuns {
@@ -303,7 +337,11 @@ func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
 		}
 		total += n
 	}
-	return total
+	n, err := b.Store.CountScheduled(ctx, topic)
+	if err != nil {
+		return -1
+	}
+	return total + n
 }
 
 // Compact deletes the messages the consumer group has acknowledged: sous
@@ -361,20 +399,29 @@ type pgPublisher struct{ b *PostgresBroker }
 
 // Publish implements message.Publisher.
 func (p *pgPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.b.publishOn(p.b.pub, topic, msgs...)
+}
+
+// publishOn publishes msgs on topic through pub, each run message on its
+// partition.
+func (b *PostgresBroker) publishOn(pub *wsql.Publisher, topic string, msgs ...*message.Message) error {
 	if topic != TopicRuns {
-		return p.b.pub.Publish(topic, msgs...)
+		return pub.Publish(topic, msgs...)
 	}
 	byPart := map[int][]*message.Message{}
 	var order []int
 	for _, m := range msgs {
-		part := p.b.partitionOf(m)
+		if id := runIDOf(m); id != "" {
+			m.Metadata.Set(runIDKey, id)
+		}
+		part := b.partitionOf(m)
 		if _, ok := byPart[part]; !ok {
 			order = append(order, part)
 		}
 		byPart[part] = append(byPart[part], m)
 	}
 	for _, part := range order {
-		if err := p.b.pub.Publish(p.b.runPartition(part), byPart[part]...); err != nil {
+		if err := pub.Publish(b.runPartition(part), byPart[part]...); err != nil {
 			return err
 		}
 	}
@@ -387,16 +434,32 @@ func (p *pgPublisher) Close() error { return nil }
 // partitionOf hashes a run message's run id, so that every copy of a run
 // lands in the same partition and is never handled twice at once.
 func (b *PostgresBroker) partitionOf(m *message.Message) int {
-	var rm struct {
-		RunID string `json:"run_id"`
-	}
-	key := m.UUID
-	if err := json.Unmarshal(m.Payload, &rm); err == nil && rm.RunID != "" {
-		key = rm.RunID
+	key := runIDOf(m)
+	if key == "" {
+		key = m.UUID
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return int(h.Sum32() % uint32(b.cfg.RunPartitions))
+}
+
+// runIDKey is the metadata key of a run message's run id, set when it is
+// published.
+const runIDKey = "sous_run_id"
+
+// runIDOf returns the run id of a run message: from its metadata, else
+// from its payload; "" when it has none.
+func runIDOf(m *message.Message) string {
+	if id := m.Metadata.Get(runIDKey); id != "" {
+		return id
+	}
+	var rm struct {
+		RunID string `json:"run_id"`
+	}
+	if err := json.Unmarshal(m.Payload, &rm); err != nil {
+		return ""
+	}
+	return rm.RunID
 }
 
 // subscribe opens the watermill-sql subscriptions behind a topic: the
@@ -417,9 +480,39 @@ func (b *PostgresBroker) subscribe(ctx context.Context, topic string) ([]<-chan 
 		if err != nil {
 			return nil, err
 		}
-		ins = append(ins, in)
+		ins = append(ins, b.skipRescheduled(in))
 	}
 	return ins, nil
+}
+
+// skipRescheduled acks, rather than hands on, the messages of a run that
+// is scheduled to be taken up later (see Reschedule): copies of its
+// message, which its scheduled copy brings back at its time. Such a copy
+// is the message itself when the process that put it off died before its
+// ack committed, another process's stale view of it (see pgOffsets), or
+// the run's message made again from its event delivered again; run now,
+// it would retry the run before its time.
+func (b *PostgresBroker) skipRescheduled(in <-chan *message.Message) <-chan *message.Message {
+	out := make(chan *message.Message)
+	go func() {
+		// the drainer reads out until it closes, which follows in
+		defer close(out)
+		for m := range in {
+			if id := runIDOf(m); id != "" {
+				later, err := b.Store.IsScheduled(m.Context(), TopicRuns, id)
+				if err != nil {
+					b.cfg.Logger.Error("look up a scheduled retry: handing the message on", err, watermill.LogFields{"run": id})
+				}
+				if later {
+					b.cfg.Logger.Debug("a copy of a run message scheduled for later: skipped", watermill.LogFields{"run": id})
+					m.Ack()
+					continue
+				}
+			}
+			out <- m
+		}
+	}()
+	return out
 }
 
 // drainer is the Subscriber a broker gives the router. It hands on the
@@ -548,8 +641,12 @@ func (d *drainer) Close() error {
 		case <-time.After(d.timeout):
 			d.logger.Info("closing with messages still in flight: they will be delivered again", nil)
 		}
-		d.cancel()
+		// the subscriptions close before their context ends: watermill-sql
+		// commits a message's offset after its ack, under that context, and
+		// a message whose commit is cut short comes back after a restart,
+		// which for a run paused until its retry time means too soon
 		d.err = d.closeInner()
+		d.cancel()
 	})
 	return d.err
 }

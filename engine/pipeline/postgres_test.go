@@ -397,3 +397,200 @@ func init() {
 			}
 		}})
 }
+
+// retrySink is the service of the durable retry tests: it answers the
+// first call of each run step (by Idempotency-Key) 503 with Retry-After,
+// and every later one 200; calls under /fast always succeed. It records
+// when each call came.
+type retrySink struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	calls map[string][]time.Time
+}
+
+func newRetrySink(t *testing.T, retryAfter string) *retrySink {
+	s := &retrySink{calls: map[string][]time.Time{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		s.mu.Lock()
+		s.calls[key] = append(s.calls[key], time.Now())
+		n := len(s.calls[key])
+		s.mu.Unlock()
+		if n == 1 && r.URL.Path != "/fast" {
+			w.Header().Set("Retry-After", retryAfter)
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *retrySink) times(key string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.calls[key]...)
+}
+
+// retryIndex holds recipe "retried" (path /retry), whose one step meets
+// the sink's 503 first, and recipe "fast" (path /fast), which succeeds.
+func retryIndex(t *testing.T, sinkURL string) *pipeline.Index {
+	t.Helper()
+	var recs []*recipes.Recipe
+	for _, name := range []string{"retried", "fast"} {
+		path := "/retry"
+		if name == "fast" {
+			path = "/fast"
+		}
+		recs = append(recs, parseRecipe(t, fmt.Sprintf(`version: 1
+name: %s
+trigger: {type: webhook.received, with: {path: %s}}
+steps:
+  - id: call
+    action: http.request
+    with: {url: "%s%s"}
+`, name, path, sinkURL, path)))
+	}
+	ix, errs := pipeline.BuildIndex(recs, nil)
+	require.Empty(t, errs)
+	return ix
+}
+
+// checkRetried checks a run of recipe "retried": it succeeded at its
+// second attempt, made no sooner than Retry-After (wait) after the first,
+// and the sink saw its step exactly twice.
+func checkRetried(t *testing.T, run *store.Run, sink *retrySink, wait time.Duration) {
+	t.Helper()
+	require.Equal(t, "succeeded", run.Status, "run %s: %s %s", run.ID, run.Reason, run.Error)
+	require.Equal(t, 1, run.Retries, "run %s", run.ID)
+	var res runner.Result
+	require.NoError(t, json.Unmarshal(run.Record, &res))
+	require.Len(t, res.Steps, 1)
+	att := res.Steps[0].Attempts
+	require.Len(t, att, 2, "run %s: both attempts recorded", run.ID)
+	require.Equal(t, "server_error", att[0].Reason)
+	require.GreaterOrEqual(t, att[1].Started.Sub(att[0].Started), wait, "run %s: retried before its time", run.ID)
+	calls := sink.times(run.ID + ":call")
+	require.Len(t, calls, 2, "run %s: the step was called twice, no more", run.ID)
+}
+
+// TestPostgresDurableRetryTwoEngines: two processes on one database take
+// the due retries up between them, each once, on time.
+func TestPostgresDurableRetryTwoEngines(t *testing.T) {
+	t.Parallel()
+	dsn := testPostgres(t)
+	ctx := context.Background()
+	sink := newRetrySink(t, "1")
+	ix := retryIndex(t, sink.srv.URL)
+	var procs []opened
+	var engines []*engineRun
+	for i := range 2 {
+		st, b, err := openPostgresBroker(ctx, dsn, "dr_")
+		require.NoError(t, err)
+		o := opened{st: st, b: b, close: func() {
+			require.NoError(t, b.Close())
+			require.NoError(t, st.DB.Close())
+		}}
+		t.Cleanup(o.close)
+		er := runEngine(t, o, ix, fmt.Sprintf("engine-%d", i+1))
+		t.Cleanup(func() { er.stop(t) })
+		procs, engines = append(procs, o), append(engines, er)
+	}
+	const n = 24
+	var runIDs []string
+	for i := range n {
+		ev := webhookEvent(t, "/retry", map[string]any{"n": i})
+		fresh, err := procs[i%2].b.Accept(ctx, ev)
+		require.NoError(t, err)
+		require.True(t, fresh)
+		runIDs = append(runIDs, pipeline.RunID(ev.ID, "retried"))
+	}
+	runs := map[string]*store.Run{}
+	for _, id := range runIDs {
+		runs[id] = waitRun(t, procs[0].st, id)
+	}
+	// a retry taken up twice would show up now
+	time.Sleep(1500 * time.Millisecond)
+	for _, id := range runIDs {
+		checkRetried(t, runs[id], sink, time.Second)
+	}
+	d1, d2 := engines[0].eng.Delivered.Load(), engines[1].eng.Delivered.Load()
+	t.Logf("postgres, two engines: %d durable retries; engine-1 finished %d runs, engine-2 %d", n, d1, d2)
+	require.Equal(t, int64(n), d1+d2, "each run finished once")
+	left, err := procs[0].st.CountScheduled(ctx, pipeline.TopicRuns)
+	require.NoError(t, err)
+	require.Zero(t, left, "every scheduled retry was published")
+	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, pipeline.TopicRuns) == 0 },
+		10*time.Second, 20*time.Millisecond)
+}
+
+// TestDurableRetryHoldsNoWorker: a run waiting for its retry holds no
+// partition (PostgreSQL) or worker (NATS): with room for one run at a
+// time, a run accepted after the pause finishes before the retry.
+func TestDurableRetryHoldsNoWorker(t *testing.T) {
+	cases := []struct {
+		name string
+		open func(t *testing.T) opened
+	}{
+		{"postgres", func(t *testing.T) opened {
+			ctx := context.Background()
+			db, err := store.OpenPostgres(ctx, testPostgres(t))
+			require.NoError(t, err)
+			st := &store.Store{DB: db, Dialect: store.Postgres}
+			b, err := pipeline.NewPostgresBroker(ctx, st, pipeline.PostgresConfig{RunPartitions: 1, AckDeadline: time.Minute, PollInterval: 50 * time.Millisecond})
+			require.NoError(t, err)
+			return opened{st: st, b: b, close: func() {
+				require.NoError(t, b.Close())
+				require.NoError(t, db.Close())
+			}}
+		}},
+		{"nats", func(t *testing.T) opened {
+			u, prefix := testNATS(t)
+			ctx := context.Background()
+			write, read, err := store.OpenSQLite(ctx, t.TempDir())
+			require.NoError(t, err)
+			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+			require.NoError(t, st.Migrate(ctx))
+			b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 1})
+			require.NoError(t, err)
+			return opened{st: st, b: b, close: func() {
+				require.NoError(t, b.Close())
+				require.NoError(t, read.Close())
+				require.NoError(t, write.Close())
+			}}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			sink := newRetrySink(t, "3")
+			o := c.open(t)
+			t.Cleanup(o.close)
+			er := runEngine(t, o, retryIndex(t, sink.srv.URL), "one")
+			t.Cleanup(func() { er.stop(t) })
+
+			slow := webhookEvent(t, "/retry", map[string]any{})
+			_, err := o.b.Accept(ctx, slow)
+			require.NoError(t, err)
+			slowID := pipeline.RunID(slow.ID, "retried")
+			require.Eventually(t, func() bool {
+				cp, err := o.st.Checkpoint(ctx, slowID)
+				return err == nil && cp != nil
+			}, 10*time.Second, 10*time.Millisecond, "the run did not pause")
+			fast := webhookEvent(t, "/fast", map[string]any{})
+			_, err = o.b.Accept(ctx, fast)
+			require.NoError(t, err)
+
+			fastRun := waitRun(t, o.st, pipeline.RunID(fast.ID, "fast"))
+			require.Equal(t, "succeeded", fastRun.Status)
+			slowRun := waitRun(t, o.st, slowID)
+			checkRetried(t, slowRun, sink, 3*time.Second)
+			retried := sink.times(slowID + ":call")[1]
+			require.True(t, fastRun.FinishedAt.Before(retried),
+				"the run accepted during the wait finished at %s, after the retry at %s", fastRun.FinishedAt, retried)
+		})
+	}
+}

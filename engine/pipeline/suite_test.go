@@ -213,10 +213,25 @@ func waitRun(t *testing.T, st *store.Store, id string) *store.Run {
 	return run
 }
 
-// TestDurableRetrySurvivesRestart: a step answered 503 with Retry-After
-// is paused, stored, and retried on time by the next process.
+// TestDurableRetrySurvivesRestart: on every durable broker, a step
+// answered 503 with Retry-After is paused, stored, and retried on time
+// (not before) by the next process, which records the run with both
+// attempts.
 func TestDurableRetrySurvivesRestart(t *testing.T) {
-	open := sqliteCase().backing(t)
+	for _, bc := range suiteBrokers() {
+		if !bc.durable {
+			continue
+		}
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			testDurableRetry(t, bc)
+		})
+	}
+}
+
+func testDurableRetry(t *testing.T, bc brokerCase) {
+	ctx := context.Background()
+	open := bc.backing(t)
 	var calls atomic.Int32
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
@@ -245,14 +260,16 @@ steps:
 	first := open(t)
 	er := runEngine(t, first, ix, "first")
 	ev := webhookEvent(t, "/r", map[string]any{})
-	fresh, err := first.b.Accept(context.Background(), ev)
+	fresh, err := first.b.Accept(ctx, ev)
 	require.NoError(t, err)
 	require.True(t, fresh)
 	runID := pipeline.RunID(ev.ID, "retried")
+	var paused runner.State
 	require.Eventually(t, func() bool {
-		cp, err := first.st.Checkpoint(context.Background(), runID)
-		return err == nil && cp != nil
+		cp, err := first.st.Checkpoint(ctx, runID)
+		return err == nil && cp != nil && json.Unmarshal(cp, &paused) == nil
 	}, 10*time.Second, 10*time.Millisecond, "the pending retry was not stored")
+	require.False(t, paused.RetryAt.IsZero(), "the checkpoint says when to retry")
 	er.stop(t)
 	first.close()
 	require.Equal(t, int32(1), calls.Load())
@@ -271,10 +288,14 @@ steps:
 	require.Equal(t, "server_error", res.Steps[0].Attempts[0].Reason)
 	require.GreaterOrEqual(t, res.Steps[0].Attempts[1].Started.Sub(res.Steps[0].Attempts[0].Started), 2*time.Second-100*time.Millisecond,
 		"the retry honoured Retry-After")
+	require.False(t, res.Steps[0].Attempts[1].Started.Before(paused.RetryAt),
+		"retried at %s, before its time %s", res.Steps[0].Attempts[1].Started, paused.RetryAt)
 	require.Equal(t, int32(3), calls.Load(), "first twice, second once")
-	cp, err := second.st.Checkpoint(context.Background(), runID)
+	cp, err := second.st.Checkpoint(ctx, runID)
 	require.NoError(t, err)
 	require.Nil(t, cp, "the checkpoint is dropped once the run is recorded")
+	require.Eventually(t, func() bool { return second.b.Depth(ctx, pipeline.TopicRuns) == 0 },
+		10*time.Second, 20*time.Millisecond, "nothing is left waiting")
 }
 
 // TestReplayFromFailedStep reruns only the failed step, reusing the

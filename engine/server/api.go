@@ -113,10 +113,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "runs could not be read")
 		return
 	}
-	out := make([]*store.Run, 0, len(runs))
-	for _, run := range runs {
-		out = append(out, run)
-	}
+	out := append(make([]*store.Run, 0, len(runs)), runs...) // [] rather than null
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 

@@ -151,6 +151,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
 			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))`,
 		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state ` + blob + ` NOT NULL, updated_at BIGINT NOT NULL)`,
+		// messages a broker publishes at their due time (durable retries on
+		// brokers that cannot delay a delivery): see Schedule
+		`CREATE TABLE IF NOT EXISTS {scheduled} (id ` + serial + `, topic TEXT NOT NULL, key TEXT NOT NULL, uuid TEXT NOT NULL,
+			payload ` + blob + ` NOT NULL, metadata TEXT NOT NULL, due_at BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS {scheduled_due} ON {scheduled} (due_at, id)`,
+		`CREATE INDEX IF NOT EXISTS {scheduled_key} ON {scheduled} (topic, key)`,
 	}
 	for _, st := range stmts {
 		if _, err := s.w().ExecContext(ctx, s.q(st)); err != nil {
