@@ -76,6 +76,10 @@ func isYAML(path string) bool {
 // skipDirs are not walked: they hold fixtures, not recipes.
 var skipDirs = map[string]bool{"fixtures": true, "testdata": true, "node_modules": true}
 
+// SkippedDir reports whether Files leaves out a directory of this name
+// below the paths it is given: hidden ones, fixtures and testdata.
+func SkippedDir(name string) bool { return strings.HasPrefix(name, ".") || skipDirs[name] }
+
 // Files lists the recipe and test files under paths: files as given,
 // directories walked recursively (skipping hidden, fixtures and testdata
 // directories and the config file sous.yaml).
@@ -96,7 +100,7 @@ func Files(paths []string) ([]string, error) {
 			}
 			name := d.Name()
 			if d.IsDir() {
-				if path != p && (strings.HasPrefix(name, ".") || skipDirs[name]) {
+				if path != p && SkippedDir(name) {
 					return filepath.SkipDir
 				}
 				return nil

@@ -126,9 +126,15 @@ type running struct {
 // start opens a service on dataDir and recipesDir and runs it until stop.
 func start(t *testing.T, dataDir, recipesDir string) *running {
 	t.Helper()
+	return startWith(t, dataDir, recipesDir, testSettings())
+}
+
+// startWith is start with the given settings.
+func startWith(t *testing.T, dataDir, recipesDir string, settings Settings) *running {
+	t.Helper()
 	lb := &logBuffer{}
 	svc, err := Open(context.Background(), Options{
-		RecipesDir: recipesDir, Listen: "127.0.0.1:0", DataDir: dataDir, Settings: testSettings(),
+		RecipesDir: recipesDir, Listen: "127.0.0.1:0", DataDir: dataDir, Settings: settings,
 		Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	require.NoError(t, err)

@@ -2,13 +2,18 @@ package service
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/recipes"
@@ -25,22 +30,27 @@ type reloader struct {
 	print   string
 }
 
-// fingerprint summarises the folder: names, sizes and modification times.
+// fingerprint summarises the folder: a hash of its recipe files' names,
+// sizes and modification times.
 func (r *reloader) fingerprint() string {
 	files, err := recipes.Files([]string{r.dir})
 	if err != nil {
 		return "error: " + err.Error()
 	}
 	sort.Strings(files)
-	var b strings.Builder
+	h := fnv.New64a()
+	var buf [16]byte
 	for _, f := range files {
 		info, err := os.Stat(f)
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", f, info.Size(), info.ModTime().UnixNano())
+		h.Write([]byte(f))
+		binary.LittleEndian.PutUint64(buf[:8], uint64(info.Size()))
+		binary.LittleEndian.PutUint64(buf[8:], uint64(info.ModTime().UnixNano()))
+		h.Write(buf[:])
 	}
-	return b.String()
+	return fmt.Sprintf("%d:%x", len(files), h.Sum64())
 }
 
 func (r *reloader) load() *pipeline.Index {
@@ -111,17 +121,60 @@ func (r *reloader) load() *pipeline.Index {
 	return ix
 }
 
+// reloadLoop reloads the recipes when their folder changes. It watches
+// the folder (inotify and the like, through fsnotify) and polls it as a
+// safety net for file systems that do not report changes, every
+// reload_interval when it cannot watch and every 30 of them when it can:
+// a poll stats every recipe file, which costs tens of milliseconds with
+// ten thousand of them.
 func (s *Service) reloadLoop(ctx context.Context) {
 	if s.opts.RecipesDir == "" {
 		return
 	}
-	t := time.NewTicker(s.opts.Settings.Pipeline.ReloadInterval)
-	defer t.Stop()
+	interval := s.opts.Settings.Pipeline.ReloadInterval
+	var events <-chan fsnotify.Event
+	var watchErrs <-chan error
+	w, err := watchTree(s.opts.RecipesDir)
+	if err != nil {
+		s.log.Warn("cannot watch the recipes folder: polling it", "interval", interval, "error", err)
+	} else {
+		defer w.Close()
+		events, watchErrs = w.Events, w.Errors
+		interval *= 30
+	}
+	poll := time.NewTicker(interval)
+	defer poll.Stop()
+	// changes come in bursts (an editor's save, a git checkout): look once
+	// they settle
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Has(fsnotify.Create) {
+				if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && !recipes.SkippedDir(filepath.Base(ev.Name)) {
+					if err := addTree(w, ev.Name); err != nil {
+						s.log.Warn("cannot watch a new folder of recipes", "dir", ev.Name, "error", err)
+					}
+				}
+			}
+			settle.Reset(reloadSettle)
+			continue
+		case err, ok := <-watchErrs:
+			if !ok {
+				watchErrs = nil
+				continue
+			}
+			s.log.Warn("watching the recipes folder", "error", err)
+			continue
+		case <-settle.C:
+		case <-poll.C:
 		}
 		if s.reload.fingerprint() == s.reload.print {
 			continue
@@ -130,6 +183,41 @@ func (s *Service) reloadLoop(ctx context.Context) {
 		s.Engine.SetIndex(ix)
 		s.log.Info("recipes reloaded", "recipes", len(ix.Recipes()))
 	}
+}
+
+// reloadSettle is how long the folder must be quiet before a reload.
+const reloadSettle = 100 * time.Millisecond
+
+// watchTree watches dir and the folders below it that hold recipes.
+func watchTree(dir string) (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
+	}
+	if err := addTree(w, dir); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// addTree adds root and the folders below it that Files walks to w.
+func addTree(w *fsnotify.Watcher, root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if path != root && recipes.SkippedDir(d.Name()) {
+			return filepath.SkipDir
+		}
+		if err := w.Add(path); err != nil {
+			return fmt.Errorf("watch %s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 func exists(path string) bool {
