@@ -40,6 +40,7 @@ type SQLBroker struct {
 // NewSQLBroker builds the queue over the store's write handle.
 func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 	w := sqlqueue.NewWriter(st.Write, 512)
+	w.Linger = cfg.CommitDelay
 	if cfg.Table == "" {
 		cfg.Table = st.Prefix + "queue"
 	}

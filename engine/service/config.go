@@ -48,6 +48,9 @@ type PipelineSettings struct {
 	RunTimeout      time.Duration `yaml:"run_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	ReloadInterval  time.Duration `yaml:"reload_interval"`
+	// CommitDelay lets a busy embedded store gather writes for up to this
+	// long into one transaction (0: commit at once).
+	CommitDelay time.Duration `yaml:"commit_delay"`
 }
 
 // DefaultSettings are used for what the config does not set.
@@ -56,7 +59,8 @@ func DefaultSettings() Settings {
 		Broker:    BrokerSettings{Type: "sqlite"},
 		Retention: RetentionSettings{Succeeded: 7 * 24 * time.Hour, Failed: 30 * 24 * time.Hour, Dedup: 7 * 24 * time.Hour, Interval: time.Hour},
 		Limits:    LimitSettings{MaxBody: 1 << 20},
-		Pipeline:  PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second},
+		Pipeline: PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second,
+			CommitDelay: 2 * time.Millisecond},
 	}
 }
 
@@ -114,6 +118,7 @@ func ParseSettings(cfg *recipes.Config) (Settings, error) {
 		RunTimeout      string `yaml:"run_timeout"`
 		ShutdownTimeout string `yaml:"shutdown_timeout"`
 		ReloadInterval  string `yaml:"reload_interval"`
+		CommitDelay     string `yaml:"commit_delay"`
 	}
 	b := broker(s.Broker)
 	if err := strictDecode(cfg, "broker", &b); err != nil {
@@ -159,6 +164,13 @@ func ParseSettings(cfg *recipes.Config) (Settings, error) {
 		if err := parseDur("pipeline."+d.name, d.v, d.to); err != nil {
 			return s, fmt.Errorf("%s: %w", cfg.File, err)
 		}
+	}
+	if p.CommitDelay != "" {
+		d, err := time.ParseDuration(p.CommitDelay)
+		if err != nil || d < 0 || d > time.Second {
+			return s, fmt.Errorf("%s: pipeline.commit_delay: %q is not a duration from 0s to 1s, such as 2ms", cfg.File, p.CommitDelay)
+		}
+		s.Pipeline.CommitDelay = d
 	}
 	return s, nil
 }

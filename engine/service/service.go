@@ -190,7 +190,8 @@ func (s *Service) openBroker(ctx context.Context) error {
 			s.closers = append([]func() error{b.Close}, s.closers...)
 			return nil
 		}
-		b := pipeline.NewSQLBroker(s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight})
+		b := pipeline.NewSQLBroker(s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight,
+			CommitDelay: s.opts.Settings.Pipeline.CommitDelay})
 		// the embedded store belongs to this process alone: a lease left
 		// in it can only come from a crash, so take those messages again now
 		if err := b.Queue.ReleaseLeases(ctx); err != nil {

@@ -36,6 +36,9 @@ type Config struct {
 	// Poll is how often an idle subscription looks for messages that other
 	// processes published or that became available.
 	Poll time.Duration
+	// CommitDelay is the commit delay of the writer NewSQLBroker makes
+	// (see Writer.Linger); zero commits at once.
+	CommitDelay time.Duration
 	// LocalLimit bounds the messages waiting to be handed over in memory
 	// to a subscription of this process; beyond it, messages wait in the
 	// table only.

@@ -349,3 +349,45 @@ func TestQueueChildLostWithItsProcess(t *testing.T) {
 	require.Equal(t, "2", again.Metadata.Get(sqlqueue.DeliveriesKey))
 	again.Ack()
 }
+
+// TestWriterLingers checks the commit delay: an idle writer commits a
+// lone op at once, and a busy one gathers the ops of concurrent writers
+// into one transaction rather than one each.
+func TestWriterLingers(t *testing.T) {
+	t.Run("idle: at once", func(t *testing.T) {
+		w := sqlqueue.NewWriter(openDB(t), 64)
+		defer w.Close()
+		w.Linger = 10 * time.Second
+		withTimeout(t, 5*time.Second, func() {
+			require.NoError(t, w.Do(context.Background(), func(context.Context, sqlqueue.Tx) error { return nil }))
+		})
+	})
+	t.Run("busy: gathered", func(t *testing.T) {
+		w := sqlqueue.NewWriter(openDB(t), 64)
+		defer w.Close()
+		w.Linger = 100 * time.Millisecond
+		const writers, rounds = 8, 5
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := 0; g < writers; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				<-start
+				for i := 0; i < rounds; i++ {
+					err := w.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
+						_, err := tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ($1, $2)`, fmt.Sprint(g, "-", i), i)
+						return err
+					})
+					require.NoError(t, err)
+				}
+			}(g)
+		}
+		close(start)
+		withTimeout(t, 20*time.Second, wg.Wait)
+		txs, ops := w.Stats()
+		require.Equal(t, int64(writers*rounds), ops)
+		// without the delay, each round's ops would mostly commit apart
+		require.LessOrEqual(t, txs, int64(rounds+4), "%d ops in %d transactions", ops, txs)
+	})
+}

@@ -1,0 +1,56 @@
+package service
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/recipes"
+)
+
+// TestParseSettings checks the runtime sections of sous.yaml: what they
+// set, their defaults, and a clear error naming the file and the field.
+func TestParseSettings(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(t *testing.T, s Settings)
+		err   string
+	}{
+		{name: "defaults", yaml: "log_level: info\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, DefaultSettings(), s)
+			require.Equal(t, 2*time.Millisecond, s.Pipeline.CommitDelay)
+		}},
+		{name: "pipeline", yaml: "pipeline: {max_in_flight: 32, reload_interval: 5s, commit_delay: 500us}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 32, s.Pipeline.MaxInFlight)
+			require.Equal(t, 5*time.Second, s.Pipeline.ReloadInterval)
+			require.Equal(t, 500*time.Microsecond, s.Pipeline.CommitDelay)
+		}},
+		{name: "commit at once", yaml: "pipeline: {commit_delay: 0s}\n", check: func(t *testing.T, s Settings) {
+			require.Zero(t, s.Pipeline.CommitDelay)
+		}},
+		{name: "retention in days", yaml: "retention: {succeeded: 3d}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 72*time.Hour, s.Retention.Succeeded)
+		}},
+		{name: "negative commit delay", yaml: "pipeline: {commit_delay: -1ms}\n", err: "sous.yaml: pipeline.commit_delay: \"-1ms\" is not a duration from 0s to 1s"},
+		{name: "commit delay too long", yaml: "pipeline: {commit_delay: 2s}\n", err: "pipeline.commit_delay: \"2s\""},
+		{name: "zero reload interval", yaml: "pipeline: {reload_interval: 0s}\n", err: "pipeline.reload_interval: \"0s\" is not a positive duration"},
+		{name: "unknown broker", yaml: "broker: {type: kafka}\n", err: `broker.type "kafka" is not one of sqlite, memory, postgres, nats`},
+		{name: "postgres without url", yaml: "broker: {type: postgres}\n", err: "broker.url is required for postgres"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, diags := recipes.ParseConfig("sous.yaml", []byte(tc.yaml), func(string) (string, bool) { return "", false }, connector.Default)
+			require.False(t, diags.HasErrors(), "%v", diags)
+			s, err := ParseSettings(cfg)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, s)
+		})
+	}
+}
