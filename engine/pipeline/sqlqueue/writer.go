@@ -52,9 +52,9 @@ type Writer struct {
 	toPrepare map[string]bool      // likewise
 	txs, done atomic.Int64
 	// Linger, when positive, is a commit delay: a busy writer (its last
-	// transaction held lingerAbove ops or more) lets ops gather for up to
-	// this long, or until a batch is full, before it starts the next
-	// transaction. A commit costs the same for one op as for a hundred
+	// transaction held lingerAbove ops or more) lets ops gather for this
+	// long before it starts the next transaction (up to maxBatch of them
+	// join it). A commit costs the same for one op as for a hundred
 	// (WAL page writes, an fsync, a checkpoint share): fewer, larger
 	// transactions trade a little latency for much less work per op. Set
 	// it before the first Do.
@@ -177,29 +177,13 @@ func (w *Writer) Close() error {
 func (w *Writer) loop() {
 	defer w.wg.Done()
 	batch := make([]*pending, 0, w.maxBatch)
-	var timer *time.Timer
 	last := 0
 	for first := range w.ops {
 		batch = append(batch[:0], first)
 		if w.Linger > 0 && last >= lingerAbove {
-			if timer == nil {
-				timer = time.NewTimer(w.Linger)
-			} else {
-				timer.Reset(w.Linger) // since Go 1.23, no stale tick is left
-			}
-		gather:
-			for len(batch) < w.maxBatch {
-				select {
-				case p, ok := <-w.ops:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, p)
-				case <-timer.C:
-					break gather
-				}
-			}
-			timer.Stop()
+			// sleep rather than wait on each arrival: a wake-up per op
+			// would cost more than the transactions it saves
+			time.Sleep(w.Linger)
 		}
 	fill:
 		for len(batch) < w.maxBatch {
