@@ -34,6 +34,7 @@ type Store struct {
 	DB      *sql.DB
 	Write   *sql.DB
 	stmts   sync.Map // query -> *sql.Stmt on DB
+	queries sync.Map // query as written -> with table prefixes (see q)
 	Dialect Dialect
 	// Prefix is put before every table name (tests use it to isolate).
 	Prefix string
@@ -94,9 +95,17 @@ func (s *Store) w() *sql.DB {
 }
 
 // q rewrites $N placeholders for the dialect (both engines accept $N; the
-// hook is here for table prefixes written as {name}).
+// hook is here for table prefixes written as {name}). Rewritten queries
+// are kept: the hot paths would otherwise build the same string for every
+// event. The queries are the constants of this package and the run steps
+// insert, one per step count, so the cache stays small.
 func (s *Store) q(query string) string {
-	return tableRE.Replace(query, s.Prefix)
+	if v, ok := s.queries.Load(query); ok {
+		return v.(string)
+	}
+	out := tableRE.Replace(query, s.Prefix)
+	s.queries.Store(query, out)
+	return out
 }
 
 type tableReplacer struct{}
