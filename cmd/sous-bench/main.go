@@ -34,15 +34,32 @@ func main() {
 		duration    = flag.Duration("d", 10*time.Second, "how long to send at full speed")
 		extra       = flag.Int("recipes", 10, "recipes loaded besides the benchmarked one (on other paths)")
 		keep        = flag.Bool("keep", false, "keep the temporary directory")
+		floorOnly   = flag.Bool("floor", false, "measure the floor instead of sous: a bare net/http server doing only this benchmark's HTTP work (floor.go)")
+		config      = flag.String("config", "", "sous.yaml lines added to the server's config, e.g. \"broker: {type: memory}\"")
 	)
+	if len(os.Args) > 1 && os.Args[1] == "serve" { // run as the floor server
+		if err := floor(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sous-bench serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	flag.Parse()
-	if err := run(*bin, *concurrency, *duration, *extra, *keep); err != nil {
+	if *floorOnly {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sous-bench:", err)
+			os.Exit(1)
+		}
+		*bin = self
+	}
+	if err := run(*bin, *concurrency, *duration, *extra, *keep, *config); err != nil {
 		fmt.Fprintln(os.Stderr, "sous-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, concurrency int, duration time.Duration, extra int, keep bool) error {
+func run(bin string, concurrency int, duration time.Duration, extra int, keep bool, config string) error {
 	dir, err := os.MkdirTemp("", "sous-bench-")
 	if err != nil {
 		return err
@@ -67,7 +84,7 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfgPath := filepath.Join(dir, "sous.yaml")
-	if err := os.WriteFile(cfgPath, []byte("log_level: warn\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte("log_level: warn\n"+config+"\n"), 0o644); err != nil {
 		return err
 	}
 	cmd := exec.Command(bin, "serve", "--recipes", recipesDir, "--data", filepath.Join(dir, "data"), "--listen", addr, "--config", cfgPath)

@@ -508,3 +508,33 @@ func BenchmarkPostNetHTTP(b *testing.B) {
 		resp.Body.Close()
 	}
 }
+
+func TestFloorDelivers(t *testing.T) {
+	sink := startTestSink(t)
+	srv := httptest.NewServer(floorHandler("http://" + sink.ln.Addr().String() + "/sink"))
+	defer srv.Close()
+	const n = 20
+	c := newRawClient(srv.Listener.Addr().String(), "/hooks/bench")
+	defer c.close()
+	for i := int64(1); i <= n; i++ {
+		status, err := c.post(i)
+		if err != nil || status != http.StatusAccepted {
+			t.Fatalf("post %d: status %d, %v", i, status, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sink.delivered.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := sink.delivered.Load(); got != n {
+		t.Fatalf("sink got %d deliveries, want %d", got, n)
+	}
+	resp, err := http.Post(srv.URL+"/hooks/bench", "application/json", strings.NewReader(`{"order":`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed body: status %d, want 400", resp.StatusCode)
+	}
+}
