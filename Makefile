@@ -47,9 +47,13 @@ generate: ## regenerate schemas/recipe.schema.json and docs/connectors.md from t
 	$(GO) run ./internal/gen .
 
 bench: build ## benchmarks and the end-to-end load test (figures in docs/performance.md)
-	$(GO) test -run='^$$' -bench=. -benchmem -cpu=1 ./recipes/... ./engine/pipeline/
+	$(GO) test -run='^$$' -bench=. -benchmem -cpu=1 ./recipes/...
+	$(GO) test -run='^$$' -bench='Match|Retained' -benchmem -cpu=1 ./engine/pipeline/
+	$(GO) test -run='^$$' -bench=Filter -benchmem -cpu=1 ./engine/runner/
+	$(GO) test -run='^$$' -bench=PipelineSQLite -benchmem -benchtime=20000x ./engine/pipeline/
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -recipes 10000
+	$(GO) run ./cmd/sous-bench -floor -c 64 -d 10s
 
 clean:
 	rm -rf bin

@@ -139,6 +139,8 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	wg.Wait()
 	sendElapsed := time.Since(start)
 	acc := total.accepted()
+	acceptRate := float64(acc) / sendElapsed.Seconds()
+	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused%s)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, total.refused(), total.refusedDetail())
 	// wait for every accepted event to reach the sink (each passes the filter)
 	drainDeadline := time.Now().Add(5 * time.Minute)
 	for sink.delivered.Load() < acc && time.Now().Before(drainDeadline) {
@@ -151,8 +153,6 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	}
 	generatorCPU := selfCPU() - selfCPU0
 	delivered := sink.delivered.Load()
-	acceptRate := float64(acc) / sendElapsed.Seconds()
-	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused%s)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, total.refused(), total.refusedDetail())
 	fmt.Printf("delivered: %d in %s = %.0f/s end to end\n", delivered, deliverElapsed.Round(time.Millisecond), float64(delivered)/deliverElapsed.Seconds())
 	fmt.Println(cpuLine(serverCPU1-serverCPU0, generatorCPU, deliverElapsed, acc))
 	if txs, writes, ok := storeCounters("http://" + addr + "/metrics"); ok && acc > 0 && txs > 0 {

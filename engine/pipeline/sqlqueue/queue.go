@@ -405,12 +405,23 @@ func (q *Queue) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
+// claimQuery leases up to n deliverable messages of a topic: $1 the lease's
+// end, $2 the topic, $3 and $4 now. They are taken in the order of the
+// table's index on (topic, available_at, seq), due time first, so that
+// SQLite walks the index and stops after n rows. Ordered by seq alone, it
+// would sort every due row first: 25 ms a claim with 100,000 waiting,
+// inside the writer's transaction, which made draining a backlog slower
+// the longer it was.
+func claimQuery(table string, n int) string {
+	return `UPDATE ` + table + ` SET leased_until = $1, deliveries = deliveries + 1
+		WHERE seq IN (SELECT seq FROM ` + table + ` WHERE topic = $2 AND available_at <= $3 AND leased_until < $4
+		ORDER BY available_at, seq LIMIT ` + strconv.Itoa(n) + `)
+		RETURNING seq, uuid, payload, metadata, deliveries`
+}
+
 func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, error) {
 	now := time.Now().UnixMilli()
-	query := `UPDATE ` + q.cfg.Table + ` SET leased_until = $1, deliveries = deliveries + 1
-		WHERE seq IN (SELECT seq FROM ` + q.cfg.Table + ` WHERE topic = $2 AND available_at <= $3 AND leased_until < $4
-		ORDER BY seq LIMIT ` + strconv.Itoa(n) + `)
-		RETURNING seq, uuid, payload, metadata, deliveries`
+	query := claimQuery(q.cfg.Table, n)
 	var out []handedOver
 	err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
 		out = out[:0]

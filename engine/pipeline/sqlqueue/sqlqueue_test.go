@@ -19,10 +19,13 @@ import (
 
 const schema = `CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, uuid TEXT NOT NULL,
 	payload BLOB NOT NULL, metadata TEXT NOT NULL, available_at BIGINT NOT NULL,
-	leased_until BIGINT NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)`
+	leased_until BIGINT NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX queue_topic ON queue (topic, available_at, seq)`
+
+// The schema above is the store's (engine/store Migrate), index included.
 
 // openDB opens a file database with one connection, as the service does.
-func openDB(t *testing.T) *sql.DB {
+func openDB(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "q.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate")
 	require.NoError(t, err)

@@ -1,0 +1,141 @@
+package sqlqueue_test
+
+import (
+	"cmp"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+)
+
+// fillBacklog inserts n due messages of topic events (and a few of another
+// topic and a few delayed ones, as a live table has).
+func fillBacklog(t testing.TB, db *sql.DB, n int) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	tx, err := db.Begin()
+	require.NoError(t, err)
+	for i := range n {
+		topic, avail := "events", now-int64(n-i)
+		switch i % 100 {
+		case 7:
+			topic = "runs"
+		case 8:
+			avail = now + time.Hour.Milliseconds()
+		}
+		_, err := tx.Exec(`INSERT INTO queue (topic, uuid, payload, metadata, available_at) VALUES ($1, 'u', x'00', '{}', $2)`, topic, avail)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Commit())
+}
+
+// TestClaimWalksTheIndex is the regression test of a claim that sorted
+// every due message before it took a few: its cost grew with the backlog.
+func TestClaimWalksTheIndex(t *testing.T) {
+	db := openDB(t)
+	fillBacklog(t, db, 1000)
+	rows, err := db.Query(`EXPLAIN QUERY PLAN `+sqlqueue.ClaimQuery("queue", 64), 1, "events", 0, 0)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	all := strings.Join(plan, "\n")
+	require.Contains(t, all, "USING INDEX queue_topic", "the claim must search the topic index:\n%s", all)
+	require.NotContains(t, all, "TEMP B-TREE", "the claim must not sort the due messages:\n%s", all)
+}
+
+// TestClaimTakesDueMessagesInOrder: due messages come oldest due first, a
+// delayed one only once due, another topic's never.
+func TestClaimTakesDueMessagesInOrder(t *testing.T) {
+	db := openDB(t)
+	now := time.Now().UnixMilli()
+	for _, m := range []struct {
+		uuid, topic string
+		avail       int64
+	}{{"late", "events", now + 60_000}, {"second", "events", now - 10}, {"other", "runs", now - 100}, {"first", "events", now - 20}, {"third", "events", now - 10}} {
+		_, err := db.Exec(`INSERT INTO queue (topic, uuid, payload, metadata, available_at) VALUES ($1, $2, x'00', '{}', $3)`, m.topic, m.uuid, m.avail)
+		require.NoError(t, err)
+	}
+	claim := func(n int) []string {
+		t.Helper()
+		rows, err := db.Query(sqlqueue.ClaimQuery("queue", n), now+1000, "events", now, now)
+		require.NoError(t, err)
+		defer rows.Close()
+		type row struct {
+			seq  int64
+			uuid string
+		}
+		var got []row
+		for rows.Next() {
+			var r row
+			var md string
+			var payload []byte
+			var deliveries int
+			require.NoError(t, rows.Scan(&r.seq, &r.uuid, &payload, &md, &deliveries))
+			got = append(got, r)
+		}
+		require.NoError(t, rows.Err())
+		slices.SortFunc(got, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
+		var uuids []string
+		for _, r := range got {
+			uuids = append(uuids, r.uuid)
+		}
+		return uuids
+	}
+	// one at a time: due first, then inserted first
+	require.Equal(t, []string{"first"}, claim(1))
+	require.Equal(t, []string{"second"}, claim(1))
+	// the rest that is due; the delayed one and another topic's stay
+	require.Equal(t, []string{"third"}, claim(10))
+	require.Empty(t, claim(10))
+}
+
+// BenchmarkClaimBacklog claims 64 messages (and gives them back) with
+// 100,000 waiting: it must cost about what it does with few waiting.
+func BenchmarkClaimBacklog(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("waiting=%d", n), func(b *testing.B) {
+			db := openDB(b)
+			fillBacklog(b, db, n)
+			now := time.Now().UnixMilli()
+			q := sqlqueue.ClaimQuery("queue", 64)
+			for b.Loop() {
+				rows, err := db.Query(q, now+60_000, "events", now, now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var seqs []string
+				for rows.Next() {
+					var seq int64
+					var uuid, md string
+					var payload []byte
+					var deliveries int
+					if err := rows.Scan(&seq, &uuid, &payload, &md, &deliveries); err != nil {
+						b.Fatal(err)
+					}
+					seqs = append(seqs, strconv.FormatInt(seq, 10))
+				}
+				_ = rows.Close()
+				if len(seqs) != 64 {
+					b.Fatalf("claimed %d, want 64", len(seqs))
+				}
+				if _, err := db.Exec(`UPDATE queue SET leased_until = 0 WHERE seq IN (` + strings.Join(seqs, ",") + `)`); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
