@@ -134,12 +134,15 @@ func (tableReplacer) Replace(query, prefix string) string {
 
 // Migrate creates the tables.
 func (s *Store) Migrate(ctx context.Context) error {
-	serial, blob := "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"
+	// small rows keyed by text are stored in their key's b-tree only
+	// (SQLite's WITHOUT ROWID): an insert writes one b-tree, not a table
+	// and its key's index
+	serial, blob, keyed := "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", " WITHOUT ROWID"
 	if s.Dialect == Postgres {
-		serial, blob = "BIGSERIAL PRIMARY KEY", "BYTEA"
+		serial, blob, keyed = "BIGSERIAL PRIMARY KEY", "BYTEA", ""
 	}
 	stmts := []string{
-		`CREATE TABLE IF NOT EXISTS {dedup} (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS {dedup} (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, created_at BIGINT NOT NULL)` + keyed,
 		`CREATE INDEX IF NOT EXISTS {dedup_created} ON {dedup} (created_at)`,
 		`CREATE TABLE IF NOT EXISTS {events} (id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL,
 			dedup_key TEXT NOT NULL, received_at BIGINT NOT NULL, payload ` + blob + ` NOT NULL)`,
@@ -158,7 +161,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		`CREATE INDEX IF NOT EXISTS {runs_event} ON {runs} (event_id)`,
 		`CREATE TABLE IF NOT EXISTS {run_steps} (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
 			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
-			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))`,
+			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))` + keyed,
 		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state ` + blob + ` NOT NULL, updated_at BIGINT NOT NULL)`,
 		// messages a broker publishes at their due time (durable retries on
 		// brokers that cannot delay a delivery): see Schedule

@@ -397,3 +397,25 @@ func TestCheckpoints(t *testing.T) {
 		require.Equal(t, []byte(`{}`), state)
 	})
 }
+
+// TestSQLiteKeyedTablesWithoutRowid: the dedup keys and run steps, small
+// rows written for every event, live in their key's b-tree alone.
+func TestSQLiteKeyedTablesWithoutRowid(t *testing.T) {
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { read.Close(); write.Close() })
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	for _, table := range []string{"dedup", "run_steps"} {
+		t.Run(table, func(t *testing.T) {
+			// a table without rowid has no automatic index for its key
+			var n int
+			require.NoError(t, read.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND name LIKE 'sqlite_autoindex_%'`, table).Scan(&n))
+			require.Zero(t, n, "%s has a separate index for its primary key", table)
+			var ddl string
+			require.NoError(t, read.QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1`, table).Scan(&ddl))
+			require.Contains(t, ddl, "WITHOUT ROWID")
+		})
+	}
+}
