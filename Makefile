@@ -34,6 +34,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(FUZZTIME) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(FUZZTIME) ./engine/server
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(FUZZTIME) ./engine/server
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/

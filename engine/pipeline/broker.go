@@ -51,11 +51,12 @@ func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 // (it is in the events table, written in the same transaction); the
 // matcher of this process gets it in memory, another reads it back.
 func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	msg, err := newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes})
+	em := EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes}
+	msg, err := newMessage(em)
 	if err != nil {
 		return false, err
 	}
-	sqlqueue.WithLocal(msg, &localEvent{payload: ev.Payload})
+	sqlqueue.WithLocal(msg, &localEvent{msg: em, payload: ev.Payload, decoded: ev.Decoded})
 	var ins *sqlqueue.Inserted
 	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
 		var err error

@@ -145,7 +145,10 @@ var errPermanent = errors.New("permanent")
 
 func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 	var ev EventMsg
-	if err := json.Unmarshal(msg.Payload, &ev); err != nil {
+	local, _ := sqlqueue.Local(msg).(*localEvent)
+	if local != nil {
+		ev = local.msg
+	} else if err := json.Unmarshal(msg.Payload, &ev); err != nil {
 		return nil, fmt.Errorf("%w: decode event: %v", errPermanent, err)
 	}
 	ix := e.index.Load()
@@ -165,13 +168,15 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		return nil, nil
 	}
 	raw := ev.Payload
-	local, _ := sqlqueue.Local(msg).(*localEvent)
+	var payload map[string]any
 	if local != nil {
-		raw = local.payload
+		raw, payload = local.payload, local.decoded
 	}
-	payload, err := e.payload(msg.Context(), ev.ID, raw)
-	if err != nil {
-		return nil, err
+	if payload == nil {
+		var err error
+		if payload, err = e.payload(msg.Context(), ev.ID, raw); err != nil {
+			return nil, err
+		}
 	}
 	lean := e.lean()
 	r := e.filterRunner()

@@ -32,8 +32,14 @@ type EventMsg struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// localEvent is what intake hands over in memory with an event message.
-type localEvent struct{ payload json.RawMessage }
+// localEvent is what intake hands over in memory with an event message:
+// the message as sent (not decoded again), the payload, and the payload
+// decoded when intake had it so.
+type localEvent struct {
+	msg     EventMsg
+	payload json.RawMessage
+	decoded map[string]any
+}
 
 // localRun is what the matcher hands over in memory with a run message:
 // the decoded payload, shared by the runs of the event (read only), and

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
@@ -72,7 +73,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := parseBody(r.Header.Get("Content-Type"), raw)
+	body, exact, err := parseBody(r.Header.Get("Content-Type"), raw)
 	if err != nil {
 		status := http.StatusBadRequest
 		reason := "bad_body"
@@ -83,13 +84,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	headers, query := firstValues(r.Header), firstValues(r.URL.Query())
-	payload := map[string]any{
-		"body":    body,
-		"headers": headers,
-		"query":   query,
-		"method":  r.Method,
-		"path":    path,
-	}
+	payload := eventPayload(body, headers, query, r.Method, path)
 	ev := &store.Event{ID: pipeline.NewEventID(), Type: "webhook.received", Source: path, ReceivedAt: time.Now().UTC(), Recipes: h.Recipes}
 	key, err := dedupKey(h, payload, r.Header)
 	if err != nil {
@@ -103,6 +98,13 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	if ev.Payload, err = storedPayload(raw, body != nil && isJSONType(r.Header.Get("Content-Type")), body, headers, query, r.Method, path); err != nil {
 		s.reject(w, http.StatusBadRequest, "bad_body", "the body cannot be stored as JSON")
 		return
+	}
+	if roundTrips(exact, headers, query) {
+		// what the matcher would decode from ev.Payload: it is handed
+		// over instead (a body with an integer a float64 would round
+		// keeps it as sent here, text that is not UTF-8 is stored with
+		// U+FFFD: those are decoded again there)
+		ev.Decoded = payload
 	}
 	fresh, err := s.cfg.Engine.Accept(r.Context(), ev)
 	if err != nil {
@@ -122,6 +124,34 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, `{"status":"accepted","event_id":"`+ev.ID+`"}`+"\n")
+}
+
+// validUTF8 reports whether the keys and values of m (strings, as
+// firstValues gives) are valid UTF-8, and so survive a JSON round trip.
+func validUTF8(m map[string]any) bool {
+	for k, v := range m {
+		if s, ok := v.(string); !utf8.ValidString(k) || (ok && !utf8.ValidString(s)) {
+			return false
+		}
+	}
+	return true
+}
+
+// roundTrips reports whether the event built of a body parsed exact (see
+// parseBody), headers and query is what its stored JSON decodes to.
+func roundTrips(exact bool, headers, query map[string]any) bool {
+	return exact && validUTF8(headers) && validUTF8(query)
+}
+
+// eventPayload is the event of a webhook, as its recipes see it.
+func eventPayload(body any, headers, query map[string]any, method, path string) map[string]any {
+	return map[string]any{
+		"body":    body,
+		"headers": headers,
+		"query":   query,
+		"method":  method,
+		"path":    path,
+	}
 }
 
 // storedPayload is the JSON of an event as intake stores it: {"body",
@@ -211,53 +241,58 @@ func isJSONType(contentType string) bool {
 }
 
 // parseBody parses JSON (the default when no type is given) and forms.
-func parseBody(contentType string, raw []byte) (any, error) {
+// exact reports that the value is what decoding its stored JSON with
+// encoding/json gives: false when it keeps an integer as sent (see
+// parseJSON).
+func parseBody(contentType string, raw []byte) (v any, exact bool, err error) {
 	mt := "application/json"
 	if contentType != "" {
 		var err error
 		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
-			return nil, fmt.Errorf("%w: %q", errUnsupportedType, contentType)
+			return nil, false, fmt.Errorf("%w: %q", errUnsupportedType, contentType)
 		}
 	}
 	switch {
 	case isJSONType(mt):
 		if len(bytes.TrimSpace(raw)) == 0 {
-			return nil, nil
+			return nil, true, nil
 		}
 		return parseJSON(raw)
 	case mt == "application/x-www-form-urlencoded":
 		vals, err := url.ParseQuery(string(raw))
 		if err != nil {
-			return nil, fmt.Errorf("the form body is not valid: %v", err)
+			return nil, false, fmt.Errorf("the form body is not valid: %v", err)
 		}
-		return firstValues(vals), nil
+		form := firstValues(vals)
+		return form, validUTF8(form), nil
 	}
-	return nil, fmt.Errorf("%w %q: send application/json or application/x-www-form-urlencoded", errUnsupportedType, mt)
+	return nil, false, fmt.Errorf("%w %q: send application/json or application/x-www-form-urlencoded", errUnsupportedType, mt)
 }
 
 // parseJSON parses a JSON body as json.Unmarshal into any does, except for
 // integers too large for a float64: those stay json.Number, so that the
 // stored body keeps them as sent and an id expression cannot give two
 // deliveries (9007199254740992 and 9007199254740993) the same dedup key.
-func parseJSON(raw []byte) (any, error) {
+func parseJSON(raw []byte) (v any, exact bool, err error) {
 	if !json.Valid(raw) {
 		// json.Unmarshal's error names the offending character
-		var v any
 		err := json.Unmarshal(raw, &v)
-		return nil, fmt.Errorf("the body is not valid JSON: %v", err)
+		return nil, false, fmt.Errorf("the body is not valid JSON: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("the body is not valid JSON: %v", err)
+		return nil, false, fmt.Errorf("the body is not valid JSON: %v", err)
 	}
-	return numbers(v)
+	kept := false
+	v, err = numbers(v, &kept)
+	return v, !kept, err
 }
 
 // numbers turns the json.Numbers of a decoded value into float64 where
-// that is exact or the number is not an integer.
-func numbers(v any) (any, error) {
+// that is exact or the number is not an integer; it sets *kept when it
+// keeps one.
+func numbers(v any, kept *bool) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		f, err := x.Float64()
@@ -265,12 +300,13 @@ func numbers(v any) (any, error) {
 			return nil, fmt.Errorf("the body is not valid JSON: number %s is out of range", x)
 		}
 		if !strings.ContainsAny(string(x), ".eE") && strconv.FormatFloat(f, 'f', 0, 64) != string(x) {
+			*kept = true
 			return x, nil // an integer a float64 would round
 		}
 		return f, nil
 	case map[string]any:
 		for k, e := range x {
-			n, err := numbers(e)
+			n, err := numbers(e, kept)
 			if err != nil {
 				return nil, err
 			}
@@ -278,7 +314,7 @@ func numbers(v any) (any, error) {
 		}
 	case []any:
 		for i, e := range x {
-			n, err := numbers(e)
+			n, err := numbers(e, kept)
 			if err != nil {
 				return nil, err
 			}

@@ -53,6 +53,10 @@ type Event struct {
 	// recipe removed in between is recorded as a dead run rather than
 	// silently skipped. Not stored with the event.
 	Recipes []string `json:"-"`
+	// Decoded, when set, is Payload as encoding/json decodes it, which
+	// intake has at hand: the matcher of the same process uses it rather
+	// than decode the payload again. Not stored.
+	Decoded map[string]any `json:"-"`
 }
 
 // Run is a stored run record.
