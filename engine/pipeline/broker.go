@@ -41,6 +41,7 @@ type SQLBroker struct {
 func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 	w := sqlqueue.NewWriter(st.Write, 512)
 	w.Linger = cfg.CommitDelay
+	w.Detached = true // the embedded database is local
 	if cfg.Table == "" {
 		cfg.Table = st.Prefix + "queue"
 	}

@@ -102,6 +102,32 @@ func TestWriterIsolatesAFailingOp(t *testing.T) {
 	require.Equal(t, 39, n, "every op but the failing one is committed")
 }
 
+// TestWriterDetached: a detached writer runs an Op's statements even if
+// the Op's context ends while it runs; an attached one stops them.
+func TestWriterDetached(t *testing.T) {
+	for _, detached := range []bool{true, false} {
+		t.Run(fmt.Sprintf("detached=%v", detached), func(t *testing.T) {
+			w := sqlqueue.NewWriter(openDB(t), 8)
+			w.Detached = detached
+			defer w.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var execErr error
+			err := w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+				cancel() // the caller gives up once the op has started
+				_, execErr = tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ('a', 1)`)
+				return execErr
+			})
+			if detached {
+				require.NoError(t, execErr)
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, execErr, context.Canceled)
+			}
+		})
+	}
+}
+
 func TestWriterAfterClose(t *testing.T) {
 	w := sqlqueue.NewWriter(openDB(t), 8)
 	require.NoError(t, w.Close())

@@ -59,6 +59,16 @@ type Writer struct {
 	// transactions trade a little latency for much less work per op. Set
 	// it before the first Do.
 	Linger time.Duration
+	// Detached runs the statements of Ops under a context that is never
+	// done, whatever the Op's. The Op's context is still checked before
+	// the Op runs. For a local database, where a statement takes
+	// microseconds: a context that can end makes modernc's SQLite driver
+	// watch it with a goroutine and a progress handler for every
+	// statement (and database/sql, for every Rows), which costs more than
+	// the statement under load. Not for a database over the network,
+	// where the context is what ends a statement that hangs. Set it
+	// before the first Do.
+	Detached bool
 }
 
 // lingerAbove is the batch size from which the writer counts as busy: an
@@ -76,6 +86,15 @@ const maxCachedStmts = 256
 type cachedTx struct {
 	tx *sql.Tx
 	w  *Writer
+}
+
+// ctx is the context a statement of an Op runs under: the Op's, or with
+// Detached one that is never done.
+func (c cachedTx) ctx(op context.Context) context.Context {
+	if c.w.Detached {
+		return context.Background()
+	}
+	return op
 }
 
 func (c cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
@@ -103,6 +122,7 @@ func (w *Writer) prepareQueued() {
 }
 
 func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = c.ctx(ctx)
 	if st := c.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -110,6 +130,7 @@ func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (s
 }
 
 func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = c.ctx(ctx)
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -117,6 +138,7 @@ func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (
 }
 
 func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = c.ctx(ctx)
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
