@@ -174,6 +174,40 @@ func (r *redactor) map_(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
 	}
+	if r.repl == nil && plain(m) {
+		// nothing to redact and nothing to convert: the copy would be
+		// equal (outputs and vars are not changed once made)
+		return m
+	}
+	return r.copyMap(m)
+}
+
+// plain reports whether v holds only the types that value returns as they
+// are when there is nothing to redact (maps and lists of them included).
+func plain(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, int, int64, float64, string, json.Number:
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !plain(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !plain(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// copyMap is a redacted copy of m.
+func (r *redactor) copyMap(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[r.str(k)] = r.value(v)
@@ -184,13 +218,24 @@ func (r *redactor) map_(m map[string]any) map[string]any {
 // input redacts a step's rendered input: the spec's secret fields whole,
 // and secret values anywhere.
 func (r *redactor) input(spec *connector.Spec, in map[string]any) map[string]any {
+	if in == nil {
+		return nil
+	}
 	out := r.map_(in)
 	for _, name := range spec.SecretFields() {
+		if _, ok := out[name]; ok && sameMap(out, in) {
+			out = r.copyMap(in) // in is not for changing
+		}
 		if _, ok := out[name]; ok {
 			out[name] = Redacted
 		}
 	}
 	return out
+}
+
+// sameMap reports whether a and b are the same map (not equal ones).
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // handler wraps h so that no secret reaches a log line: the message and

@@ -1,0 +1,60 @@
+package runner
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/connector"
+)
+
+// TestRedactorCopies: a map is copied when something in it changes (a
+// secret, a value recorded in another form) and kept as it is otherwise.
+func TestRedactorCopies(t *testing.T) {
+	const secret = "s3cr3t-value-for-the-test"
+	none := newRedactor(nil, nil)
+	some := newRedactor(map[string]string{"API": secret}, nil)
+	tests := []struct {
+		name string
+		red  *redactor
+		in   map[string]any
+		same bool
+		want map[string]any
+	}{
+		{"plain values, nothing to redact", none,
+			map[string]any{"a": "x", "n": 1.5, "l": []any{true, nil, map[string]any{"b": int64(2)}}}, true,
+			map[string]any{"a": "x", "n": 1.5, "l": []any{true, nil, map[string]any{"b": int64(2)}}}},
+		{"an error, recorded as its text", none,
+			map[string]any{"l": []any{errors.New("boom")}}, false,
+			map[string]any{"l": []any{"boom"}}},
+		{"a map of strings, recorded as a map", none,
+			map[string]any{"h": map[string]string{"k": "v"}}, false,
+			map[string]any{"h": map[string]any{"k": "v"}}},
+		{"a secret deep inside", some,
+			map[string]any{"l": []any{map[string]any{"t": "token " + secret}}}, false,
+			map[string]any{"l": []any{map[string]any{"t": "token " + Redacted}}}},
+		{"secrets known, none inside", some,
+			map[string]any{"a": "x"}, false,
+			map[string]any{"a": "x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.red.map_(tt.in)
+			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.same, sameMap(got, tt.in))
+		})
+	}
+}
+
+// TestRedactorInputLeavesTheInputAlone: a secret field is redacted in the
+// record, never in the rendered input the record is made from.
+func TestRedactorInputLeavesTheInputAlone(t *testing.T) {
+	spec := &connector.Spec{Fields: []connector.Field{{Name: "token", Secret: true}, {Name: "text"}}}
+	in := map[string]any{"token": "abcdefgh", "text": "hello"}
+	got := newRedactor(nil, nil).input(spec, in)
+	require.Equal(t, map[string]any{"token": Redacted, "text": "hello"}, got)
+	require.Equal(t, "abcdefgh", in["token"])
+	plainIn := map[string]any{"text": "hello"}
+	require.True(t, sameMap(newRedactor(nil, nil).input(spec, plainIn), plainIn), "nothing to redact: no copy")
+}
