@@ -50,6 +50,7 @@ type Writer struct {
 	closed    bool
 	stmts     map[string]*sql.Stmt // used by the writer goroutine only
 	toPrepare map[string]bool      // likewise
+	inTx      txStmts              // likewise
 	txs, done atomic.Int64
 	// Linger, when positive, is a commit delay: a busy writer (its last
 	// transaction held lingerAbove ops or more) lets ops gather for this
@@ -88,6 +89,12 @@ type cachedTx struct {
 	w  *Writer
 }
 
+// txStmts holds the statements bound to the writer's current transaction:
+// binding one (Tx.StmtContext) makes a new Stmt each time, and a batch
+// runs the same few statements for every Op. Only the writer's goroutine
+// uses it; try clears it for each transaction.
+type txStmts map[string]*sql.Stmt
+
 // ctx is the context a statement of an Op runs under: the Op's, or with
 // Detached one that is never done.
 func (c cachedTx) ctx(op context.Context) context.Context {
@@ -107,7 +114,12 @@ func (c cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 		}
 		return nil
 	}
-	return c.tx.StmtContext(ctx, st)
+	if bound, ok := c.w.inTx[query]; ok {
+		return bound
+	}
+	bound := c.tx.StmtContext(ctx, st)
+	c.w.inTx[query] = bound
+	return bound
 }
 
 // prepareQueued prepares the statements met since the last transaction;
@@ -153,7 +165,7 @@ func NewWriter(db *sql.DB, maxBatch int) *Writer {
 	if maxBatch <= 0 {
 		maxBatch = 512
 	}
-	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*sql.Stmt{}, toPrepare: map[string]bool{}}
+	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*sql.Stmt{}, toPrepare: map[string]bool{}, inTx: txStmts{}}
 	w.wg.Add(1)
 	go w.loop()
 	return w
@@ -273,6 +285,8 @@ func (w *Writer) try(batch []*pending) ([]error, error) {
 	if err != nil {
 		return errs, fmt.Errorf("begin: %w", err)
 	}
+	clear(w.inTx)
+	defer clear(w.inTx) // the statements end with the transaction
 	ctxTx := cachedTx{tx: tx, w: w}
 	for i, p := range batch {
 		if err := p.ctx.Err(); err != nil {
