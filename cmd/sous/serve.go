@@ -7,6 +7,7 @@ import (
 	_ "net/http/pprof" // served only with SOUS_PPROF
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -95,6 +96,7 @@ runs; after a crash, accepted events and unfinished runs resume.`,
 				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)
 			}
 			log := slog.New(handler)
+			setGC(settings, os.Getenv)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			svc, err := service.Open(ctx, service.Options{
@@ -118,4 +120,12 @@ runs; after a crash, accepted events and unfinished runs resume.`,
 	f.bind(cmd, true)
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// setGC sets the garbage collector's target from the settings, unless GOGC
+// is in the environment.
+func setGC(settings service.Settings, getenv func(string) string) {
+	if pct, ok := settings.GCPercent(getenv); ok {
+		debug.SetGCPercent(pct)
+	}
 }

@@ -22,7 +22,14 @@ func TestParseSettings(t *testing.T) {
 		{name: "defaults", yaml: "log_level: info\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, DefaultSettings(), s)
 			require.Equal(t, 2*time.Millisecond, s.Pipeline.CommitDelay)
+			require.Equal(t, DefaultGCPercent, s.Pipeline.GCPercent)
 		}},
+		{name: "gc percent", yaml: "pipeline: {gc_percent: 100}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 100, s.Pipeline.GCPercent)
+		}},
+		{name: "gc percent too low", yaml: "pipeline: {gc_percent: 0}\n", err: "sous.yaml: pipeline.gc_percent: 0 is not from 25 to 1000"},
+		{name: "gc percent too high", yaml: "pipeline: {gc_percent: 5000}\n", err: "pipeline.gc_percent: 5000 is not from 25 to 1000"},
+		{name: "gc percent not a number", yaml: "pipeline: {gc_percent: lots}\n", err: "pipeline"},
 		{name: "pipeline", yaml: "pipeline: {max_in_flight: 32, reload_interval: 5s, commit_delay: 500us}\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, 32, s.Pipeline.MaxInFlight)
 			require.Equal(t, 5*time.Second, s.Pipeline.ReloadInterval)
@@ -51,6 +58,27 @@ func TestParseSettings(t *testing.T) {
 			}
 			require.NoError(t, err)
 			tc.check(t, s)
+		})
+	}
+}
+
+func TestGCPercent(t *testing.T) {
+	s := DefaultSettings()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int
+		set  bool
+	}{
+		{"the setting", nil, DefaultGCPercent, true},
+		{"GOGC in the environment wins", map[string]string{"GOGC": "off"}, 0, false},
+		{"an empty GOGC is unset", map[string]string{"GOGC": ""}, DefaultGCPercent, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, set := s.GCPercent(func(k string) string { return tc.env[k] })
+			require.Equal(t, tc.set, set)
+			require.Equal(t, tc.want, got)
 		})
 	}
 }
