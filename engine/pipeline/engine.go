@@ -53,6 +53,7 @@ type Engine struct {
 
 	filterOnce sync.Once
 	filter     *runner.Runner
+	workers    *workers
 }
 
 // New builds the engine and its Watermill router.
@@ -69,7 +70,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxInlineDelay <= 0 {
 		cfg.MaxInlineDelay = 2 * time.Second
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e := &Engine{cfg: cfg, log: cfg.Logger, workers: newWorkers()}
 	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})
 	wlog := NewWatermillLogger(cfg.Logger.With("component", "watermill"))
 	if cfg.ShutdownTimeout <= 0 {
@@ -103,6 +104,7 @@ func New(cfg Config) (*Engine, error) {
 				return !errors.Is(p.Err, errPermanent) && !errors.Is(p.Err, context.Canceled)
 			}}.Middleware,
 		middleware.Timeout(cfg.RunTimeout),
+		e.workers.middleware,
 	)
 	router.AddHandler("match", TopicEvents, sub, TopicRuns, pub, e.match)
 	router.AddConsumerHandler("run", TopicRuns, sub, e.run)
@@ -137,7 +139,11 @@ func (e *Engine) Running() chan struct{} { return e.router.Running() }
 
 // Close stops the router, waiting for in-flight handlers up to its close
 // timeout.
-func (e *Engine) Close() error { return e.router.Close() }
+func (e *Engine) Close() error {
+	err := e.router.Close()
+	e.workers.stop()
+	return err
+}
 
 // errPermanent marks a message that can never be handled: it goes to the
 // dead letters at once.

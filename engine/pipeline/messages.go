@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,8 +74,32 @@ func NewEventID() string { return "ev_" + uuid.Must(uuid.NewV7()).String() }
 // (time-ordered), so that new runs are appended to the store's index of
 // run ids rather than scattered over it, then a hash of the recipe name.
 func RunID(eventID, recipe string) string {
+	return "run_" + strings.TrimPrefix(eventID, "ev_") + "_" + recipeHash(recipe)
+}
+
+// recipeHashes caches recipeHash: the matcher needs one for every run.
+var recipeHashes struct {
+	sync.Mutex
+	m map[string]string
+}
+
+// maxRecipeHashes bounds recipeHashes (names come and go with reloads).
+const maxRecipeHashes = 1 << 16
+
+// recipeHash is the start of the SHA-256 of a recipe name, in hex.
+func recipeHash(recipe string) string {
+	recipeHashes.Lock()
+	defer recipeHashes.Unlock()
+	if h, ok := recipeHashes.m[recipe]; ok {
+		return h
+	}
 	sum := sha256.Sum256([]byte(recipe))
-	return "run_" + strings.TrimPrefix(eventID, "ev_") + "_" + hex.EncodeToString(sum[:5])
+	h := hex.EncodeToString(sum[:5])
+	if recipeHashes.m == nil || len(recipeHashes.m) >= maxRecipeHashes {
+		recipeHashes.m = map[string]string{}
+	}
+	recipeHashes.m[recipe] = h
+	return h
 }
 
 // messageT is the Watermill message type.
