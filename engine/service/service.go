@@ -383,16 +383,7 @@ func (r tickRetry) withDefaults() tickRetry {
 		r.now = time.Now
 	}
 	if r.sleep == nil {
-		r.sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		}
+		r.sleep = runner.SleepContext
 	}
 	return r
 }
