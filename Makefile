@@ -2,7 +2,12 @@
 GO        ?= go
 BIN       := bin/sous
 PKGS      := ./...
-FUZZTIME  ?= 10s
+# Fuzz budgets are counts of executions (about 10 s each on this machine),
+# not durations: a -fuzztime duration can fail a target with "context
+# deadline exceeded" and no failing input (golang/go#75804, fixed in Go
+# 1.27). FUZZTIME=30s (or 1000000x) overrides them all.
+FUZZTIME  ?=
+fuzzbudget = $(or $(FUZZTIME),$(1))
 STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: build run test unit fuzz examples check-tidy check-fmt lint generate bench clean
@@ -30,11 +35,11 @@ unit: ## unit and integration tests with the race detector (includes the stale-g
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
 fuzz: ## bounded fuzzing of the parsers
-	$(GO) test -run='^$$' -fuzz='^FuzzParseRecipe$$' -fuzztime=$(FUZZTIME) ./recipes
-	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./recipes
-	$(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(FUZZTIME) ./recipes
-	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(FUZZTIME) ./engine/server
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(FUZZTIME) ./engine/server
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRecipe$$' -fuzztime=$(call fuzzbudget,100000x) ./recipes
+	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(call fuzzbudget,100000x) ./recipes
+	$(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(call fuzzbudget,30000x) ./recipes
+	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/
