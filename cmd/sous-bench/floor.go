@@ -32,7 +32,7 @@ func floor(args []string) error {
 	if err != nil {
 		return err
 	}
-	m := regexp.MustCompile(`url: (\S+)`).FindSubmatch(b)
+	m := regexp.MustCompile(`url: "([^"]+)"`).FindSubmatch(b) // benchrecipes.Order quotes it
 	if m == nil {
 		return errors.New("no sink url in bench.yaml")
 	}

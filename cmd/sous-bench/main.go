@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sous-run/sous/internal/benchrecipes"
 )
 
 func main() {
@@ -277,34 +279,12 @@ func writeRecipes(dir, sink string, extra int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	main := fmt.Sprintf(`version: 1
-name: bench
-trigger:
-  type: webhook.received
-  with: {path: /bench, id: event.body.order.id}
-filter: event.body.order.total >= 100
-vars:
-  summary: "Order {{ event.body.order.id }} for {{ event.body.order.customer }}"
-steps:
-  - id: deliver
-    action: http.request
-    with:
-      url: %s
-      json: {text: "{{ vars.summary }}", total: "{{ event.body.order.total }}"}
-`, sink)
+	main := benchrecipes.Order("bench", "/bench", 100, sink)
 	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(main), 0o644); err != nil {
 		return err
 	}
 	for i := 0; i < extra; i++ {
-		r := fmt.Sprintf(`version: 1
-name: other-%d
-trigger: {type: webhook.received, with: {path: /other/%d}}
-filter: event.body.n > %d
-steps:
-  - id: call
-    action: http.request
-    with: {url: %s, json: {n: "{{ event.body.n }}"}}
-`, i, i, i, sink)
+		r := benchrecipes.Other(i, sink)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("other-%05d.yaml", i)), []byte(r), 0o644); err != nil {
 			return err
 		}

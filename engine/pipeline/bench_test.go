@@ -18,6 +18,7 @@ import (
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/benchrecipes"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -34,7 +35,7 @@ func BenchmarkPipelineSQLite(b *testing.B) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	defer sink.Close()
-	src := orderRecipe("bench", "/bench", 100, sink.URL+"/sink")
+	src := benchrecipes.Order("bench", "/bench", 100, sink.URL+"/sink")
 	rec, diags := (&recipes.Loader{}).Parse("bench.yaml", []byte(src))
 	require.False(b, diags.HasErrors(), "%v", diags)
 	ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)

@@ -10,6 +10,7 @@ import (
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/internal/benchrecipes"
 	"github.com/sous-run/sous/recipes"
 	_ "github.com/sous-run/sous/triggers/all"
 )
@@ -21,7 +22,7 @@ func loadRecipes(tb testing.TB, n int) []*recipes.Recipe {
 	l := &recipes.Loader{}
 	var out []*recipes.Recipe
 	for i := 0; i < n; i++ {
-		rec, diags := l.Parse(fmt.Sprintf("r%d.yaml", i), []byte(otherRecipe(i, "http://127.0.0.1:1/x")))
+		rec, diags := l.Parse(fmt.Sprintf("r%d.yaml", i), []byte(benchrecipes.Other(i, "http://127.0.0.1:1/x")))
 		require.False(tb, diags.HasErrors(), "%v", diags)
 		out = append(out, rec)
 	}

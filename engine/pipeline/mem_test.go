@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/internal/benchrecipes"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -21,8 +22,8 @@ func writeServed(tb testing.TB, n int) string {
 	tb.Helper()
 	dir := tb.TempDir()
 	for i := 0; i < n; i++ {
-		bench := otherRecipe(i, "http://127.0.0.1:1/sink")
-		order := orderRecipe(fmt.Sprintf("order-%d", i), fmt.Sprintf("/orders/%d", i), i, "http://127.0.0.1:1/sink")
+		bench := benchrecipes.Other(i, "http://127.0.0.1:1/sink")
+		order := benchrecipes.Order(fmt.Sprintf("order-%d", i), fmt.Sprintf("/orders/%d", i), i, "http://127.0.0.1:1/sink")
 		require.NoError(tb, os.WriteFile(filepath.Join(dir, fmt.Sprintf("other-%05d.yaml", i)), []byte(bench), 0o644))
 		require.NoError(tb, os.WriteFile(filepath.Join(dir, fmt.Sprintf("order-%05d.yaml", i)), []byte(order), 0o644))
 	}
