@@ -40,6 +40,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(call fuzzbudget,30000x) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(call fuzzbudget,100000x) ./cmd/sous-bench
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/
@@ -57,6 +58,7 @@ bench: build ## benchmarks and the end-to-end load test (figures in docs/perform
 	$(GO) test -run='^$$' -bench='Match|Retained' -benchmem -cpu=1 ./engine/pipeline/
 	$(GO) test -run='^$$' -bench=Filter -benchmem -cpu=1 ./engine/runner/
 	$(GO) test -run='^$$' -bench=PipelineSQLite -benchmem -benchtime=20000x ./engine/pipeline/
+	$(GO) test -run='^$$' -bench=ClaimBacklog -benchtime=300x ./engine/pipeline/sqlqueue/
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -recipes 10000
 	$(GO) run ./cmd/sous-bench -floor -c 64 -d 10s
