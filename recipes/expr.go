@@ -46,25 +46,16 @@ type Expr struct {
 // means the name is certainly not read, so an environment built for the
 // expression alone can leave it out.
 func (e *Expr) Reads(name string) bool {
-	var bit reads
+	bit, known := readBit(name)
 	switch name {
-	case "event":
-		bit = readEvent
 	case "trigger":
 		bit = readTrigger | readReceivedAt
 	case "trigger.received_at":
 		bit = readReceivedAt
-	case "vars":
-		bit = readVars
-	case "steps":
-		bit = readSteps
-	case "run":
-		bit = readRun
-	case "error":
-		bit = readError
-	case "secrets":
-		bit = readSecrets
 	default:
+		if known {
+			break
+		}
 		root, _, found := strings.Cut(name, ".")
 		if !found {
 			return true // not a name of the environment: do not know
@@ -72,6 +63,26 @@ func (e *Expr) Reads(name string) bool {
 		return e.Reads(root)
 	}
 	return e.reads&bit != 0
+}
+
+// readBit is the bit of a top-level name of the environment read as a
+// whole (trigger, read field by field, is the caller's).
+func readBit(name string) (reads, bool) {
+	switch name {
+	case "event":
+		return readEvent, true
+	case "vars":
+		return readVars, true
+	case "steps":
+		return readSteps, true
+	case "run":
+		return readRun, true
+	case "error":
+		return readError, true
+	case "secrets":
+		return readSecrets, true
+	}
+	return 0, false
 }
 
 // Eval runs the expression against an environment.
@@ -675,18 +686,10 @@ func (v *readsVisitor) Visit(n *ast.Node) {
 			v.reads |= readAll
 		case "trigger":
 			v.trigger = append(v.trigger, x)
-		case "event":
-			v.reads |= readEvent
-		case "vars":
-			v.reads |= readVars
-		case "steps":
-			v.reads |= readSteps
-		case "run":
-			v.reads |= readRun
-		case "error":
-			v.reads |= readError
-		case "secrets":
-			v.reads |= readSecrets
+		default:
+			if bit, ok := readBit(x.Value); ok {
+				v.reads |= bit
+			}
 		}
 	case *ast.MemberNode:
 		id, ok := x.Node.(*ast.IdentifierNode)

@@ -139,13 +139,30 @@ func message(err error) string {
 func TestCompiledProgramsDropTheirTree(t *testing.T) {
 	f := newFile("t.yaml", nil)
 	sc := &scope{event: shapeType(nil), natures: f.natures()}
-	for _, src := range []string{`event.a.b > 1`, `upper(event.a)`} {
+	kept := 0
+	for _, src := range []string{`event.a.b > 1`, `upper(event.a)`, `toJSON(event.a)`, `now()`} {
 		c, err := sc.compile(src, false)
 		require.NoError(t, err)
 		if n := c.prog.Node(); n != nil {
+			kept++
 			require.True(t, reflect.ValueOf(n).Elem().IsZero(), "%s keeps its tree", src)
 		}
 	}
+	require.NotZero(t, kept, "no program kept a node: the test checks nothing")
+}
+
+// TestFastFetchesApply fails when expr changes so that the rewrite of
+// constant-key fetches (fastFetches) no longer applies: the programs would
+// still give the same results (TestCompiledProgramsRunAsExprDoes) but
+// allocate for every field read, on every event.
+func TestFastFetchesApply(t *testing.T) {
+	require.GreaterOrEqual(t, fetchCallKind, 0, "expr's OpCallTyped knows no func(any) any")
+	f := newFile("t.yaml", nil)
+	sc := &scope{event: shapeType(nil), natures: f.natures()}
+	c, err := sc.compile(`event.body.order.total > 1`, false)
+	require.NoError(t, err)
+	require.Contains(t, c.prog.Bytecode, vm.OpCallTyped)
+	require.NotContains(t, c.prog.Bytecode, vm.OpFetch, "a constant-key fetch was left as it was")
 }
 
 // The recipes of one load share the programs of their common expressions.
