@@ -33,6 +33,8 @@ check-tidy: ## go.mod and go.sum must be tidy (-e: the proxy refuses a test-only
 
 unit: ## unit and integration tests with the race detector (includes the stale-generated-files check)
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
+	# the allocation tests skip themselves under the race detector, which allocates
+	$(GO) test -count=1 -run 'Allocations' ./engine/runner/
 
 fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRecipe$$' -fuzztime=$(call fuzzbudget,100000x) ./recipes
