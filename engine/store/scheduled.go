@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -28,7 +30,11 @@ func (s *Store) Schedule(ctx context.Context, tx Execer, m *Scheduled) error {
 		return fmt.Errorf("schedule message: %w", err)
 	}
 	// in whole milliseconds, rounded up: never due before its time
-	due := (m.DueAt.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+	// (UnixNano would overflow for times after 2262: a huge Retry-After)
+	due := m.DueAt.UnixMilli()
+	if m.DueAt.Nanosecond()%int(time.Millisecond) != 0 {
+		due++
+	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO {scheduled} (topic, key, uuid, payload, metadata, due_at) VALUES ($1, $2, $3, $4, $5, $6)`),
 		m.Topic, m.Key, m.UUID, m.Payload, string(meta), due)
 	if err != nil {
@@ -73,6 +79,10 @@ func (s *Store) ClaimDue(ctx context.Context, tx Execer, now time.Time, limit in
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim scheduled messages: %w", err)
 	}
+	// RETURNING gives no order
+	slices.SortFunc(out, func(a, b *Scheduled) int {
+		return cmp.Or(a.DueAt.Compare(b.DueAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"math"
 	"testing"
 	"time"
 
@@ -139,4 +140,26 @@ func TestScheduledClaimSkipsLocked(t *testing.T) {
 	n, err := st.CountScheduled(ctx, "runs")
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// A retry hundreds of years away (a huge Retry-After) is not due now: its
+// due time must not overflow into the past.
+func TestScheduleFarFuture(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		now := time.Now()
+		far := now.Add(time.Duration(math.MaxInt64))
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			return st.Schedule(ctx, tx, &store.Scheduled{Topic: "runs", UUID: "far", Payload: []byte(`{}`), DueAt: far})
+		}))
+		due, ok, err := st.NextDue(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.True(t, due.After(now.Add(100*365*24*time.Hour)), "due %s", due)
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			got, err := st.ClaimDue(ctx, tx, now, 10)
+			require.Empty(t, got)
+			return err
+		}))
+	})
 }
