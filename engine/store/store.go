@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,11 +32,12 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	// DB serves reads; Write, when set, serves writes (SQLite keeps one
 	// writer connection beside a pool of readers).
-	DB      *sql.DB
-	Write   *sql.DB
-	stmts   sync.Map // query -> *sql.Stmt on DB
-	queries sync.Map // query as written -> with table prefixes (see q)
-	Dialect Dialect
+	DB       *sql.DB
+	Write    *sql.DB
+	stmts    sync.Map     // query -> *sql.Stmt on DB
+	queries  sync.Map     // query as written -> with table prefixes (see q)
+	nQueries atomic.Int64 // entries stored in queries, or tried past the bound
+	Dialect  Dialect
 	// Prefix is put before every table name (tests use it to isolate).
 	Prefix string
 }
@@ -100,17 +102,22 @@ func (s *Store) w() *sql.DB {
 
 // q rewrites $N placeholders for the dialect (both engines accept $N; the
 // hook is here for table prefixes written as {name}). Rewritten queries
-// are kept: the hot paths would otherwise build the same string for every
-// event. The queries are the constants of this package and the run steps
-// insert, one per step count, so the cache stays small.
+// are kept, up to maxCachedQueries: the hot paths would otherwise build the
+// same string for every event. Queries built with varying parts (filters,
+// limits) fill the cache up to its bound and are rewritten each time after.
 func (s *Store) q(query string) string {
 	if v, ok := s.queries.Load(query); ok {
 		return v.(string)
 	}
 	out := tableRE.Replace(query, s.Prefix)
-	s.queries.Store(query, out)
+	if s.nQueries.Add(1) <= maxCachedQueries {
+		s.queries.Store(query, out)
+	}
 	return out
 }
+
+// maxCachedQueries bounds the rewritten queries a store keeps.
+const maxCachedQueries = 256
 
 type tableReplacer struct{}
 
