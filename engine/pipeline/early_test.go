@@ -49,5 +49,7 @@ func TestEarlyCopyOfAPausedRunWaits(t *testing.T) {
 	require.False(t, time.Now().Before(due), "the run finished before its retry time")
 	var res runner.Result
 	require.NoError(t, json.Unmarshal(run.Record, &res))
+	require.NotEmpty(t, res.Steps)
+	require.NotEmpty(t, res.Steps[0].Attempts)
 	require.False(t, res.Steps[0].Attempts[0].Started.Before(due.Add(-10*time.Millisecond)), "the step ran before its retry time")
 }
