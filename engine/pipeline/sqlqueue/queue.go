@@ -496,14 +496,26 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 			}
 			continue
 		}
+		// a busy subscription never reaches the idle wait below: the poll
+		// tick is looked at here too, so that what waits in the table (due
+		// retries, messages put back, overflow of the in-memory queue) is
+		// taken at least once a poll interval and not overtaken forever
+		select {
+		case <-ticker.C:
+			tableDue = true
+		case <-wake:
+			tableDue = true
+		default:
+		}
 		var batch []handedOver
-		if local := lq.take(min(free, q.cfg.Batch)); len(local) > 0 {
-			batch = local
-		} else if tableDue {
+		if tableDue {
 			n := min(free, q.cfg.Batch)
 			claimedRows, err := q.claim(ctx, topic, n)
 			tableDue = err == nil && len(claimedRows) == n
 			batch = claimedRows
+		}
+		if len(batch) == 0 {
+			batch = lq.take(min(free, q.cfg.Batch))
 		}
 		if len(batch) == 0 {
 			select {

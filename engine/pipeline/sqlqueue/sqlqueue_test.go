@@ -420,3 +420,37 @@ func TestWriterLingers(t *testing.T) {
 		require.LessOrEqual(t, txs, int64(rounds+4), "%d ops in %d transactions", ops, txs)
 	})
 }
+
+// TestQueueTableNotStarvedByHandover: a message waiting in the table is
+// taken within a poll or so even while the in-memory handover never runs
+// dry, not after all of it.
+func TestQueueTableNotStarvedByHandover(t *testing.T) {
+	db := openDB(t)
+	q := newQueue(t, db, sqlqueue.Config{Poll: 20 * time.Millisecond, MaxInFlight: 4, Batch: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := q.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	const local = 2000
+	msgs := make([]*message.Message, local)
+	for i := range msgs {
+		msgs[i] = message.NewMessage(fmt.Sprintf("local-%d", i), []byte("x"))
+	}
+	require.NoError(t, q.Publish("t", msgs...)) // handed over in memory
+	first := receive(t, ch, 5*time.Second)
+	first.Ack()
+	// now busy with the handover: a row put in the table behind its back
+	// (no wake-up) is found only by the poll
+	_, err = db.Exec(`INSERT INTO queue (topic, uuid, payload, metadata, available_at) VALUES ('t', 'from-table', x'00', '{}', $1)`, time.Now().UnixMilli())
+	require.NoError(t, err)
+	for n := 1; n <= local; n++ {
+		m := receive(t, ch, 5*time.Second)
+		m.Ack()
+		if m.UUID == "from-table" {
+			require.Less(t, n, local/2, "the table's message waited for the in-memory ones")
+			return
+		}
+		time.Sleep(100 * time.Microsecond) // a handler takes some time
+	}
+	t.Fatal("the table's message never came")
+}
