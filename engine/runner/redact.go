@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -36,7 +37,15 @@ const maxCachedRedactors = 64
 
 func newRedactor(secrets map[string]string, more []string) *redactor {
 	keep := secretValues(secrets, more)
-	key := strings.Join(keep, "\x00")
+	// each value with its length before it: joined with a separator, a
+	// value holding the separator would make the key of another set
+	var kb strings.Builder
+	for _, v := range keep {
+		kb.WriteString(strconv.Itoa(len(v)))
+		kb.WriteByte(':')
+		kb.WriteString(v)
+	}
+	key := kb.String()
 	redactors.Lock()
 	defer redactors.Unlock()
 	if r, ok := redactors.m[key]; ok {

@@ -58,3 +58,12 @@ func TestRedactorInputLeavesTheInputAlone(t *testing.T) {
 	plainIn := map[string]any{"text": "hello"}
 	require.True(t, sameMap(newRedactor(nil, nil).input(spec, plainIn), plainIn), "nothing to redact: no copy")
 }
+
+// TestRedactorCacheKeepsSetsApart: two different sets of secrets never
+// share a redactor, whatever bytes the values hold.
+func TestRedactorCacheKeepsSetsApart(t *testing.T) {
+	joined := newRedactor(map[string]string{"X": "abcd\x00efgh"}, nil)
+	apart := newRedactor(map[string]string{"A": "abcd", "B": "efgh"}, nil)
+	require.NotSame(t, joined, apart)
+	require.Equal(t, "token "+Redacted+" and "+Redacted, apart.str("token abcd and efgh"))
+}
