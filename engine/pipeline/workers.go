@@ -67,7 +67,7 @@ func (w *workers) stop() { w.quitOnce.Do(func() { close(w.quit) }) }
 // the handler's goroutine, where the router's recoverer takes it.
 type workerPanic struct {
 	value any
-	stack []byte
+	stack string // a string: the recoverer prints the value with %#v
 }
 
 func (p workerPanic) String() string { return fmt.Sprintf("%v\n\n%s", p.value, p.stack) }
@@ -80,7 +80,7 @@ func (w *workers) middleware(h message.HandlerFunc) message.HandlerFunc {
 		w.do(func() {
 			defer func() {
 				if r := recover(); r != nil {
-					p = &workerPanic{value: r, stack: debug.Stack()}
+					p = &workerPanic{value: r, stack: string(debug.Stack())}
 				}
 			}()
 			out, err = h(msg)

@@ -62,7 +62,7 @@ func TestWorkers(t *testing.T) {
 		}))
 		_, err := h(message.NewMessage("in", nil))
 		require.ErrorContains(t, err, "boom in a handler")
-		require.ErrorContains(t, err, "workers_test.go", "the worker's stack is kept")
+		require.ErrorContains(t, err, "(*workers).loop", "the worker's stack is kept, readable")
 		// the worker survives its job's panic
 		ran := false
 		w.do(func() { ran = true })

@@ -77,6 +77,9 @@ func (s Settings) GCPercent(getenv func(string) string) (int, bool) {
 	if getenv("GOGC") != "" {
 		return 0, false
 	}
+	if s.Pipeline.GCPercent < minGCPercent || s.Pipeline.GCPercent > maxGCPercent {
+		return 0, false // not from ParseSettings: leave Go's setting alone
+	}
 	return s.Pipeline.GCPercent, true
 }
 

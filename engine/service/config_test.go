@@ -81,4 +81,8 @@ func TestGCPercent(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+	t.Run("out of range, as settings built in code may be", func(t *testing.T) {
+		_, set := Settings{}.GCPercent(func(string) string { return "" })
+		require.False(t, set, "0 would make the collector run without pause")
+	})
 }

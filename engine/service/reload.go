@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -140,7 +141,7 @@ func (s *Service) reloadLoop(ctx context.Context) {
 	} else {
 		defer w.Close()
 		events, watchErrs = w.Events, w.Errors
-		interval *= 30
+		interval = min(interval, math.MaxInt64/30) * 30 // a reload_interval of years must not overflow
 	}
 	poll := time.NewTicker(interval)
 	defer poll.Stop()
