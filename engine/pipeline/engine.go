@@ -99,10 +99,10 @@ func New(cfg Config) (*Engine, error) {
 		middleware.Recoverer,
 		middleware.CorrelationID,
 		poison,
-		middleware.Retry{MaxRetries: 3, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog,
+		retryOnError(middleware.Retry{MaxRetries: 3, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wlog,
 			ShouldRetry: func(p middleware.RetryParams) bool {
 				return !errors.Is(p.Err, errPermanent) && !errors.Is(p.Err, context.Canceled)
-			}}.Middleware,
+			}}),
 		middleware.Timeout(cfg.RunTimeout),
 		e.workers.middleware,
 	)
@@ -494,7 +494,7 @@ func (e *Engine) checkpoint(ctx context.Context, runID string, st *runner.State)
 
 // RecordOf turns a runner result into a stored run.
 func RecordOf(rm RunMsg, res *runner.Result) *store.Run {
-	rec, _ := json.Marshal(res)
+	rec, _ := encodeRecord(res)
 	run := &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(res.Status),
 		StartedAt: res.Started, FinishedAt: res.Started.Add(res.Duration), Duration: res.Duration, Attempt: 1, Record: rec}
 	if res.Error != nil {
