@@ -224,6 +224,10 @@ func TestStats(t *testing.T) {
 			&store.Run{ID: "run_dead_1", Recipe: "orders", Status: "dead", StartedAt: now.Add(-time.Minute)},
 			&store.Run{ID: "run_dead_2", Recipe: "orders", Status: "dead", StartedAt: now.Add(-time.Minute)},
 			&store.Run{ID: "run_filtered", Recipe: "orders", Status: "filtered", StartedAt: now.Add(-time.Minute)},
+			// succeeded after a rate limit: not among the failures, but a hit
+			&store.Run{ID: "run_ok_limited", Recipe: "orders", Status: "succeeded", StartedAt: now.Add(-time.Minute), Retries: 1,
+				Duration: 50 * time.Millisecond,
+				Steps: []store.RunStep{{Step: "post", Action: "slack.post_message", Status: "succeeded", Attempts: 2, RateLimited: 1}}},
 			// another recipe, and a run before the window
 			&store.Run{ID: "run_nightly", Recipe: "nightly", Status: "failed", StartedAt: now.Add(-time.Minute), Retries: 5,
 				Steps: []store.RunStep{{Step: "report", Action: "http.request", Status: "failed", Reason: "timeout", Attempts: 1}}},
@@ -242,15 +246,15 @@ func TestStats(t *testing.T) {
 
 		s, err := st.Stats(ctx, "orders", since)
 		require.NoError(t, err)
-		require.Equal(t, int64(107), s.Runs)
-		require.Equal(t, map[string]int64{"succeeded": 100, "failed": 4, "dead": 2, "filtered": 1}, s.ByStatus)
-		require.InDelta(t, 100.0/106.0, s.SuccessRate, 1e-9)
-		// percentiles of the succeeded runs only: nearest rank over 1..100 ms
-		require.Equal(t, 51*time.Millisecond, s.P50)
+		require.Equal(t, int64(108), s.Runs)
+		require.Equal(t, map[string]int64{"succeeded": 101, "failed": 4, "dead": 2, "filtered": 1}, s.ByStatus)
+		require.InDelta(t, 101.0/107.0, s.SuccessRate, 1e-9)
+		// percentiles of the succeeded runs only: nearest rank over 1..100 ms and 50 ms
+		require.Equal(t, 50*time.Millisecond, s.P50)
 		require.Equal(t, 95*time.Millisecond, s.P95)
 		require.Equal(t, 99*time.Millisecond, s.P99)
-		require.Equal(t, int64(3*2+1), s.Retries)
-		require.Equal(t, int64(2+1), s.RateLimited)
+		require.Equal(t, int64(3*2+1+1), s.Retries)
+		require.Equal(t, int64(2+1+1), s.RateLimited)
 		require.ElementsMatch(t, []store.FailureCount{
 			{Key: "orders/post", Reason: "server_error", Count: 3},
 			{Key: "orders/lookup", Reason: "auth", Count: 1},
@@ -264,9 +268,9 @@ func TestStats(t *testing.T) {
 		// every recipe
 		s, err = st.Stats(ctx, "", since)
 		require.NoError(t, err)
-		require.Equal(t, int64(108), s.Runs)
+		require.Equal(t, int64(109), s.Runs)
 		require.Equal(t, int64(5), s.ByStatus["failed"])
-		require.Equal(t, int64(12), s.Retries)
+		require.Equal(t, int64(13), s.Retries)
 		require.ElementsMatch(t, []store.FailureCount{
 			{Key: "orders/post", Reason: "server_error", Count: 3},
 			{Key: "orders/lookup", Reason: "auth", Count: 1},
@@ -277,6 +281,12 @@ func TestStats(t *testing.T) {
 			{Key: "http.request", Reason: "auth", Count: 1},
 			{Key: "http.request", Reason: "timeout", Count: 1},
 		}, s.ConnectorFailures)
+
+		// only the steps that failed, were retried or rate limited have a
+		// row: the 100 runs that succeeded at once wrote none
+		var rows int
+		require.NoError(t, st.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM t_run_steps`).Scan(&rows))
+		require.Equal(t, 3+1+1+1+1, rows)
 
 		// an empty window
 		s, err = st.Stats(ctx, "none", since)
@@ -396,6 +406,22 @@ func TestCheckpoints(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []byte(`{}`), state)
 	})
+}
+
+func TestRunStepIncident(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		step store.RunStep
+		want bool
+	}{
+		{"succeeded at once", store.RunStep{Status: "succeeded", Attempts: 1}, false},
+		{"skipped", store.RunStep{Status: "skipped"}, false},
+		{"failed", store.RunStep{Status: "failed", Attempts: 1}, true},
+		{"succeeded on a retry", store.RunStep{Status: "succeeded", Attempts: 2}, true},
+		{"rate limited", store.RunStep{Status: "succeeded", Attempts: 1, RateLimited: 1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, tc.step.Incident()) })
+	}
 }
 
 // TestSQLiteKeyedTablesWithoutRowid: the dedup keys and run steps, small
