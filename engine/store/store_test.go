@@ -227,7 +227,7 @@ func TestStats(t *testing.T) {
 			// succeeded after a rate limit: not among the failures, but a hit
 			&store.Run{ID: "run_ok_limited", Recipe: "orders", Status: "succeeded", StartedAt: now.Add(-time.Minute), Retries: 1,
 				Duration: 50 * time.Millisecond,
-				Steps: []store.RunStep{{Step: "post", Action: "slack.post_message", Status: "succeeded", Attempts: 2, RateLimited: 1}}},
+				Steps:    []store.RunStep{{Step: "post", Action: "slack.post_message", Status: "succeeded", Attempts: 2, RateLimited: 1}}},
 			// another recipe, and a run before the window
 			&store.Run{ID: "run_nightly", Recipe: "nightly", Status: "failed", StartedAt: now.Add(-time.Minute), Retries: 5,
 				Steps: []store.RunStep{{Step: "report", Action: "http.request", Status: "failed", Reason: "timeout", Attempts: 1}}},
