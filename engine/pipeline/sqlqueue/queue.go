@@ -27,7 +27,10 @@ type Config struct {
 	// Table is the queue table name (with any prefix).
 	Table string
 	// Lease is how long a delivered message stays invisible to other
-	// consumers; a message not acked by then is delivered again.
+	// consumers. The queue extends the leases of the messages it still
+	// holds (see Queue) before they run out, so a lease runs out only
+	// when its process is gone (or gave the message up): the message is
+	// then delivered again.
 	Lease time.Duration
 	// MaxInFlight bounds the unacknowledged messages per subscription.
 	MaxInFlight int
@@ -53,6 +56,14 @@ type Config struct {
 // (a write and a read saved per message). The row is there all the same
 // until the ack deletes it: after a crash, the leases are released at
 // start (or run out) and the message is delivered from the table.
+//
+// A row stays leased as long as this process holds it: from its handover
+// or claim until its message is done (acked with all its children, see
+// Derive) or put back. A message may take longer than Config.Lease (an
+// event's row is held while its runs execute), so a background loop
+// extends the leases of the rows held for more than a third of the lease,
+// in a few statements through the Writer; it stops with Close, after
+// which the leases left run out.
 type Queue struct {
 	cfg    Config
 	db     *sql.DB
@@ -64,6 +75,11 @@ type Queue struct {
 	closed chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+	// heldMu guards held: the rows leased to this process and not yet
+	// released, each with the end of its lease as last written (unix
+	// milliseconds), which the renew loop extends
+	heldMu sync.Mutex
+	held   map[int64]int64
 }
 
 // localQueue holds the messages handed over in memory to the
@@ -130,11 +146,25 @@ func (h *holder) childDone() {
 
 func (h *holder) release() {
 	if h.seq != 0 {
+		// the ack loop stops renewing the row once it is deleted
 		h.q.acks <- h.seq
 		return
 	}
 	if h.parent != nil {
 		h.parent.childDone()
+	}
+}
+
+// abandon gives up the row that holds h (its own, or its first ancestor's)
+// to its lease: a child that could be neither handled nor stored keeps its
+// parent from being done, and the parent's redelivery once the lease runs
+// out is what brings the child back.
+func (h *holder) abandon() {
+	for r := h; r != nil; r = r.parent {
+		if r.seq != 0 {
+			r.q.untrack(r.seq)
+			return
+		}
 	}
 }
 
@@ -223,9 +253,10 @@ func New(db *sql.DB, w *Writer, cfg Config) *Queue {
 		cfg.LocalLimit = 4096
 	}
 	q := &Queue{cfg: cfg, db: db, w: w, wake: map[string]chan struct{}{}, locals: map[string]*localQueue{},
-		acks: make(chan int64, 4096), closed: make(chan struct{})}
-	q.wg.Add(1)
+		acks: make(chan int64, 4096), closed: make(chan struct{}), held: map[int64]int64{}}
+	q.wg.Add(2)
 	go q.ackLoop()
+	go q.renewLoop()
 	return q
 }
 
@@ -283,7 +314,7 @@ func (q *Queue) insert(ctx context.Context, tx Tx, topic string, handOver bool, 
 	// those, which costs more than the insert)
 	query := `INSERT INTO ` + q.cfg.Table + ` (topic, uuid, payload, metadata, available_at, leased_until, deliveries)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`
-	ins := &Inserted{topic: topic}
+	ins := &Inserted{topic: topic, until: leased}
 	for _, m := range msgs {
 		md, err := json.Marshal(m.Metadata)
 		if err != nil {
@@ -319,6 +350,7 @@ func (q *Queue) insert(ctx context.Context, tx Tx, topic string, handOver bool, 
 type Inserted struct {
 	topic  string
 	items  []handedOver
+	until  int64 // the end of the lease of items
 	notify bool
 }
 
@@ -329,6 +361,7 @@ func (q *Queue) Delivered(ins *Inserted) {
 		return
 	}
 	if len(ins.items) > 0 {
+		q.track(ins.until, ins.items)
 		q.local(ins.topic).push(ins.items)
 	}
 	if ins.notify {
@@ -421,11 +454,12 @@ func claimQuery(table string, n int) string {
 
 func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, error) {
 	now := time.Now().UnixMilli()
+	until := now + q.cfg.Lease.Milliseconds()
 	query := claimQuery(q.cfg.Table, n)
 	var out []handedOver
 	err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, query, now+q.cfg.Lease.Milliseconds(), topic, now, now)
+		rows, err := tx.QueryContext(ctx, query, until, topic, now, now)
 		if err != nil {
 			return err
 		}
@@ -450,6 +484,7 @@ func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, e
 	if err != nil {
 		return nil, fmt.Errorf("claim from %s: %w", topic, err)
 	}
+	q.track(until, out)
 	// RETURNING gives no order guarantee
 	slices.SortFunc(out, func(a, b handedOver) int { return cmp.Compare(a.seq, b.seq) })
 	return out, nil
@@ -573,6 +608,8 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 					} else if q.storeChild(topic, msg) {
 						// stored in a row of its own: the parent may go
 						self.ack()
+					} else {
+						self.abandon()
 					}
 				case <-q.closed:
 					// unacknowledged: the lease brings it back (or, for
@@ -585,13 +622,16 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 
 // giveBack returns messages a stopping subscription took but did not
 // deliver: those handed over in memory go back to the local queue (for a
-// later subscription of this process); claimed ones come back when their
-// lease runs out, or at the next start.
+// later subscription of this process), their rows still held; claimed
+// ones come back when their lease, no longer renewed, runs out, or at the
+// next start.
 func (q *Queue) giveBack(lq *localQueue, rest []handedOver) {
 	var back []handedOver
 	for _, c := range rest {
 		if c.local {
 			back = append(back, c)
+		} else if c.seq != 0 {
+			q.untrack(c.seq)
 		}
 	}
 	if len(back) > 0 {
@@ -637,6 +677,10 @@ func (q *Queue) nack(topic string, seq int64, msg *message.Message) {
 		}
 	}
 	raw, _ := json.Marshal(md)
+	// released before the write, which comes after any renewal that
+	// still saw the row held (the writer runs ops in turn): if the write
+	// fails, the lease runs out and the message comes back
+	q.untrack(seq)
 	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET leased_until = 0, available_at = $1, metadata = $2 WHERE seq = $3`, avail, string(raw), seq)
 		return err
@@ -646,8 +690,10 @@ func (q *Queue) nack(topic string, seq int64, msg *message.Message) {
 	}
 }
 
-// ackLoop deletes acknowledged rows in batches. An ack lost to a crash
-// only means a redelivery, which consumers tolerate (run ids are unique).
+// ackLoop deletes acknowledged rows in batches, and stops renewing them
+// once deleted (or once the delete failed: the lease then runs out). An
+// ack lost to a crash only means a redelivery, which consumers tolerate
+// (run ids are unique).
 func (q *Queue) ackLoop() {
 	defer q.wg.Done()
 	batch := make([]int64, 0, 1024)
@@ -672,6 +718,7 @@ func (q *Queue) ackLoop() {
 			_, err := tx.ExecContext(ctx, b.String(), args...)
 			return err
 		})
+		q.untrack(ids...)
 	}
 	for {
 		select {
@@ -700,6 +747,127 @@ func (q *Queue) ackLoop() {
 	}
 }
 
+// track records rows leased to this process until the unix millisecond
+// until, to renew their leases while they are held.
+func (q *Queue) track(until int64, items []handedOver) {
+	q.heldMu.Lock()
+	for _, c := range items {
+		if c.seq != 0 {
+			q.held[c.seq] = until
+		}
+	}
+	q.heldMu.Unlock()
+}
+
+// untrack stops renewing the leases of rows released.
+func (q *Queue) untrack(seqs ...int64) {
+	q.heldMu.Lock()
+	for _, s := range seqs {
+		delete(q.held, s)
+	}
+	q.heldMu.Unlock()
+}
+
+// renewBatch bounds the rows one renewal statement extends.
+const renewBatch = 512
+
+// renewLoop extends the leases of the rows held, every sixth of a lease:
+// a lease is extended once it is older than a third of Config.Lease, so
+// that it never has less than half of it left (room for a busy writer).
+// It writes nothing while no lease is that old.
+func (q *Queue) renewLoop() {
+	defer q.wg.Done()
+	tick := time.NewTicker(max(q.cfg.Lease/6, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-q.closed:
+			return
+		case <-tick.C:
+			q.renew()
+		}
+	}
+}
+
+// renew extends the leases older than a third of Config.Lease.
+func (q *Queue) renew() {
+	lease := q.cfg.Lease.Milliseconds()
+	// a lease that ends by then was written a third of a lease ago
+	stale := time.Now().UnixMilli() + lease - max(lease/3, 1)
+	var due []int64
+	q.heldMu.Lock()
+	for seq, until := range q.held {
+		if until <= stale {
+			due = append(due, seq)
+		}
+	}
+	q.heldMu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	slices.Sort(due)
+	for seqs := range slices.Chunk(due, renewBatch) {
+		select {
+		case <-q.closed:
+			return
+		default:
+		}
+		q.renewRows(seqs)
+	}
+}
+
+// renewRows extends the leases of the rows among seqs still held when
+// the statement runs. A row released meanwhile is left alone: its release
+// is written after, or already untracked (see nack).
+func (q *Queue) renewRows(seqs []int64) {
+	until := time.Now().UnixMilli() + q.cfg.Lease.Milliseconds()
+	var renewed []int64
+	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+		renewed = renewed[:0] // an op may run twice
+		q.heldMu.Lock()
+		for _, s := range seqs {
+			if _, ok := q.held[s]; ok {
+				renewed = append(renewed, s)
+			}
+		}
+		q.heldMu.Unlock()
+		if len(renewed) == 0 {
+			return nil
+		}
+		// the list is padded to a power of two (repeating its last seq),
+		// so that few statements are prepared and cached for it
+		n := 1
+		for n < len(renewed) {
+			n *= 2
+		}
+		var b strings.Builder
+		b.WriteString(`UPDATE ` + q.cfg.Table + ` SET leased_until = $1 WHERE seq IN (`)
+		args := make([]any, n+1)
+		args[0] = until
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", i+2)
+			args[i+1] = renewed[min(i, len(renewed)-1)]
+		}
+		b.WriteByte(')')
+		_, err := tx.ExecContext(ctx, b.String(), args...)
+		return err
+	})
+	if err != nil {
+		// tried again at the next tick, while the lease still runs
+		return
+	}
+	q.heldMu.Lock()
+	for _, s := range renewed {
+		if cur, ok := q.held[s]; ok && cur < until {
+			q.held[s] = until
+		}
+	}
+	q.heldMu.Unlock()
+}
+
 // Depth counts the messages waiting or in flight on a topic.
 func (q *Queue) Depth(ctx context.Context, topic string) (int64, error) {
 	var n int64
@@ -707,7 +875,8 @@ func (q *Queue) Depth(ctx context.Context, topic string) (int64, error) {
 	return n, err
 }
 
-// Close stops the subscriptions and flushes acknowledgements.
+// Close stops the subscriptions and the renewal of leases, and flushes
+// acknowledgements. The leases of the messages still held then run out.
 func (q *Queue) Close() error {
 	q.once.Do(func() { close(q.closed) })
 	q.wg.Wait()

@@ -1,0 +1,224 @@
+package sqlqueue_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+)
+
+// shortLease is the lease of the renewal tests: a message is held for
+// several of them.
+const shortLease = 200 * time.Millisecond
+
+// leaseOf returns the leased_until of the row of a message, and whether
+// the row is there.
+func leaseOf(t *testing.T, db *sql.DB, uuid string) (int64, bool) {
+	t.Helper()
+	var until int64
+	err := db.QueryRow(`SELECT leased_until FROM queue WHERE uuid = $1`, uuid).Scan(&until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false
+	}
+	require.NoError(t, err)
+	return until, true
+}
+
+// holdRow waits for n leases while the message uuid is held, failing if
+// any of subs delivers a message meanwhile (the row claimed again), and
+// checks that the row's lease keeps moving forward and never runs out.
+func holdRow(t *testing.T, db *sql.DB, uuid string, n int, subs ...<-chan *message.Message) {
+	t.Helper()
+	first, ok := leaseOf(t, db, uuid)
+	require.True(t, ok, "the held row is there")
+	last, moves := first, 0
+	tick := time.NewTicker(shortLease / 10)
+	defer tick.Stop()
+	end := time.After(time.Duration(n) * shortLease)
+	for {
+		for _, ch := range subs {
+			select {
+			case m := <-ch:
+				t.Fatalf("%s delivered again (deliveries %s) while %s is held", m.UUID, m.Metadata.Get(sqlqueue.DeliveriesKey), uuid)
+			default:
+			}
+		}
+		select {
+		case <-end:
+			require.GreaterOrEqual(t, moves, n, "the lease moved forward %d times in %d leases", moves, n)
+			require.Greater(t, last, first+int64(n-2)*shortLease.Milliseconds(), "the lease kept up with the time held")
+			return
+		case <-tick.C:
+		}
+		until, ok := leaseOf(t, db, uuid)
+		require.True(t, ok, "the held row is there")
+		require.GreaterOrEqual(t, until, last, "a lease never moves back")
+		if until > last {
+			moves++
+			last = until
+		}
+	}
+}
+
+// TestQueueRenewsHeldLeases: a message held for several leases (its
+// handler, or its child, still running) is delivered once, its row's lease
+// renewed all along; once done, its row goes and nothing renews it.
+func TestQueueRenewsHeldLeases(t *testing.T) {
+	cfg := sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: shortLease}
+	t.Run("handed over in memory", func(t *testing.T) {
+		db := openDB(t)
+		q := newQueue(t, db, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := q.Subscribe(ctx, "t")
+		require.NoError(t, err)
+		require.NoError(t, q.Publish("t", message.NewMessage("a", []byte("x"))))
+		m := receive(t, ch, 5*time.Second)
+		require.Equal(t, "1", m.Metadata.Get(sqlqueue.DeliveriesKey))
+		require.Equal(t, []string{"a:true:1"}, rowsOf(t, db, "t"), "handed over, not claimed")
+		holdRow(t, db, "a", 5, ch)
+		m.Ack()
+		require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+	})
+	t.Run("claimed from the table", func(t *testing.T) {
+		db := openDB(t)
+		q := newQueue(t, db, cfg)
+		_, err := db.Exec(`INSERT INTO queue (topic, uuid, payload, metadata, available_at) VALUES ('t', 'a', x'00', '{}', $1)`, time.Now().UnixMilli())
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := q.Subscribe(ctx, "t")
+		require.NoError(t, err)
+		m := receive(t, ch, 5*time.Second)
+		require.Equal(t, "1", m.Metadata.Get(sqlqueue.DeliveriesKey))
+		holdRow(t, db, "a", 5, ch)
+		m.Ack()
+		require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+	})
+	t.Run("held by its child", func(t *testing.T) {
+		db := openDB(t)
+		q := newQueue(t, db, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		parents, err := q.Subscribe(ctx, "parents")
+		require.NoError(t, err)
+		children, err := q.Subscribe(ctx, "children")
+		require.NoError(t, err)
+		require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
+		parent := receive(t, parents, 5*time.Second)
+		child := message.NewMessage("child", []byte("c"))
+		sqlqueue.Derive(child, parent)
+		require.NoError(t, q.Publish("children", child))
+		parent.Ack()
+		got := receive(t, children, 5*time.Second)
+		holdRow(t, db, "parent", 5, parents, children)
+		got.Ack()
+		require.Eventually(t, func() bool { return len(rowsOf(t, db, "parents")) == 0 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+	})
+}
+
+// TestQueueLeaseRunsOutAfterACrash: the leases of a process that is gone
+// are no longer renewed; the next process gets the message once the last
+// one written runs out, without ReleaseLeases.
+func TestQueueLeaseRunsOutAfterACrash(t *testing.T) {
+	db := openDB(t)
+	cfg := sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: shortLease}
+	q1 := newQueue(t, db, cfg)
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ch1, err := q1.Subscribe(ctx1, "t")
+	require.NoError(t, err)
+	require.NoError(t, q1.Publish("t", message.NewMessage("a", []byte("x"))))
+	receive(t, ch1, 5*time.Second) // never acked: the "process" dies
+	holdRow(t, db, "a", 2, ch1)
+	cancel1()
+	require.NoError(t, q1.Close())
+	last, ok := leaseOf(t, db, "a")
+	require.True(t, ok)
+
+	q2 := newQueue(t, db, cfg)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	ch2, err := q2.Subscribe(ctx2, "t")
+	require.NoError(t, err)
+	m := receive(t, ch2, 5*time.Second)
+	require.GreaterOrEqual(t, time.Now().UnixMilli(), last, "delivered again before the lease ran out")
+	require.Equal(t, "x", string(m.Payload))
+	require.Equal(t, "2", m.Metadata.Get(sqlqueue.DeliveriesKey))
+	m.Ack()
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestQueueReleasedRowsAreNotRenewed: a row put back (nacked, or claimed
+// and not delivered by a subscription that stops) is not leased again by
+// the renewal.
+func TestQueueReleasedRowsAreNotRenewed(t *testing.T) {
+	cfg := sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: shortLease}
+	t.Run("nacked", func(t *testing.T) {
+		db := openDB(t)
+		q := newQueue(t, db, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := q.Subscribe(ctx, "t")
+		require.NoError(t, err)
+		require.NoError(t, q.Publish("t", message.NewMessage("a", []byte("x"))))
+		m := receive(t, ch, 5*time.Second)
+		holdRow(t, db, "a", 2, ch)
+		m.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))
+		m.Nack()
+		require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool {
+			until, ok := leaseOf(t, db, "a")
+			return ok && until == 0
+		}, 5*time.Second, 10*time.Millisecond)
+		deadline := time.Now().Add(3 * shortLease)
+		for time.Now().Before(deadline) {
+			until, ok := leaseOf(t, db, "a")
+			require.True(t, ok)
+			require.Zero(t, until, "a nacked row was leased again")
+			time.Sleep(shortLease / 10)
+		}
+	})
+	t.Run("given back", func(t *testing.T) {
+		db := openDB(t)
+		q := newQueue(t, db, cfg)
+		now := time.Now().UnixMilli()
+		for i := range 3 {
+			_, err := db.Exec(`INSERT INTO queue (topic, uuid, payload, metadata, available_at) VALUES ('t', $1, x'00', '{}', $2)`, fmt.Sprint(i), now)
+			require.NoError(t, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := q.Subscribe(ctx, "t")
+		require.NoError(t, err)
+		m := receive(t, ch, 5*time.Second) // the others wait to be delivered
+		require.Equal(t, "0", m.UUID)
+		cancel() // the subscription stops: it gives the other two back
+		require.Eventually(t, func() bool { return q.HeldRows() == 1 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool {
+			now := time.Now().UnixMilli()
+			for _, id := range []string{"1", "2"} {
+				if until, _ := leaseOf(t, db, id); until >= now {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, 10*time.Millisecond, "the leases of the rows given back run out")
+		until, ok := leaseOf(t, db, "0")
+		require.True(t, ok)
+		require.Greater(t, until, time.Now().UnixMilli(), "the row delivered stays leased")
+		m.Ack()
+		require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+		_, ok = leaseOf(t, db, "0")
+		require.False(t, ok)
+	})
+}
