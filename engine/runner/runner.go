@@ -143,6 +143,11 @@ type Runner struct {
 	// Checkpoint, when set, is called after each step that leaves more to
 	// do, so that a crash resumes after the last finished step.
 	Checkpoint func(*State) error
+	// MaxRetryAfter bounds the Retry-After the runner honours: a retryable
+	// failure whose service asks for a longer wait fails the step at once,
+	// with the error's reason, instead of waiting (a retry sooner than asked
+	// would only be refused again). Zero or less means DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
 
 	secretsOnce sync.Once
 	secrets     map[string]any
@@ -150,6 +155,19 @@ type Runner struct {
 
 // Redacted replaces secret values.
 const Redacted = "[redacted]"
+
+// DefaultMaxRetryAfter is the longest Retry-After a runner honours unless
+// told otherwise (Runner.MaxRetryAfter, pipeline.max_retry_after in
+// sous.yaml): a service asking for more fails the step rather than
+// holding the run, and its broker message, for days.
+const DefaultMaxRetryAfter = 24 * time.Hour
+
+func (r *Runner) maxRetryAfter() time.Duration {
+	if r.MaxRetryAfter > 0 {
+		return r.MaxRetryAfter
+	}
+	return DefaultMaxRetryAfter
+}
 
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
@@ -350,6 +368,15 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 		}
 		att.Error, att.Reason, att.Retryable = red.str(ce.Error()), string(ce.Reason), ce.Retryable
 		last := !ce.Retryable || n >= policy.MaxAttempts || ctx.Err() != nil
+		if limit := r.maxRetryAfter(); !last && ce.RetryAfter > limit {
+			// a wait of days would outlive the broker's hold on the run
+			// (NATS drops a message older than its stream's MaxAge), and a
+			// retry sooner than asked would only be refused again: fail now,
+			// visibly, with the error's own reason
+			last = true
+			att.Error += fmt.Sprintf(": the service asked to retry after %s, beyond pipeline.max_retry_after (%s)",
+				shownDelay(ce.RetryAfter, limit), limit)
+		}
 		if !last {
 			att.Delay = Backoff(policy, n, ce.RetryAfter)
 		}
@@ -367,6 +394,16 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 			return fail(string(connector.ReasonTimeout), fmt.Errorf("canceled while waiting to retry: %w", err))
 		}
 	}
+}
+
+// shownDelay is a Retry-After d beyond limit as shown in an error: to the
+// second (an HTTP date leaves nanoseconds), unless that would hide that it
+// is beyond limit.
+func shownDelay(d, limit time.Duration) time.Duration {
+	if r := d.Round(time.Second); r > limit {
+		return r
+	}
+	return d
 }
 
 func (r *Runner) invoke(ctx context.Context, step *recipes.Step, req *connector.Request) (out map[string]any, err error) {

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -54,7 +55,18 @@ type PipelineSettings struct {
 	// GCPercent is the garbage collector's target (Go's GOGC) that
 	// `sous serve` sets unless GOGC is in its environment.
 	GCPercent int `yaml:"gc_percent"`
+	// MaxRetryAfter is the longest Retry-After a step's retry honours: a
+	// service asking for a longer wait fails the step at once with the
+	// error's reason (rate_limited, say) instead of holding the run.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 }
+
+// maxMaxRetryAfter is the most pipeline.max_retry_after may be: 6 days,
+// below the 7-day MaxAge of the NATS stream, because a durable retry on
+// NATS is a redelivery delayed by the wait and JetStream silently drops a
+// message older than MaxAge: a longer wait would lose the run. A day's
+// margin covers the run's time before the retry and a late redelivery.
+const maxMaxRetryAfter = 6 * 24 * time.Hour
 
 // DefaultGCPercent is the garbage collector's default target for `sous
 // serve`: twice Go's. Intake and runs allocate quickly and keep little,
@@ -90,7 +102,7 @@ func DefaultSettings() Settings {
 		Retention: RetentionSettings{Succeeded: 7 * 24 * time.Hour, Failed: 30 * 24 * time.Hour, Dedup: 7 * 24 * time.Hour, Interval: time.Hour},
 		Limits:    LimitSettings{MaxBody: 1 << 20},
 		Pipeline: PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second,
-			CommitDelay: 2 * time.Millisecond, GCPercent: DefaultGCPercent},
+			CommitDelay: 2 * time.Millisecond, GCPercent: DefaultGCPercent, MaxRetryAfter: runner.DefaultMaxRetryAfter},
 	}
 }
 
@@ -105,7 +117,7 @@ func (s Settings) withDefaults() Settings {
 		{&s.Retention.Succeeded, &d.Retention.Succeeded}, {&s.Retention.Failed, &d.Retention.Failed},
 		{&s.Retention.Dedup, &d.Retention.Dedup}, {&s.Retention.Interval, &d.Retention.Interval},
 		{&s.Pipeline.RunTimeout, &d.Pipeline.RunTimeout}, {&s.Pipeline.ShutdownTimeout, &d.Pipeline.ShutdownTimeout},
-		{&s.Pipeline.ReloadInterval, &d.Pipeline.ReloadInterval},
+		{&s.Pipeline.ReloadInterval, &d.Pipeline.ReloadInterval}, {&s.Pipeline.MaxRetryAfter, &d.Pipeline.MaxRetryAfter},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -150,6 +162,7 @@ func ParseSettings(cfg *recipes.Config) (Settings, error) {
 		ReloadInterval  string `yaml:"reload_interval"`
 		CommitDelay     string `yaml:"commit_delay"`
 		GCPercent       *int   `yaml:"gc_percent"`
+		MaxRetryAfter   string `yaml:"max_retry_after"`
 	}
 	b := broker(s.Broker)
 	if err := strictDecode(cfg, "broker", &b); err != nil {
@@ -208,6 +221,13 @@ func ParseSettings(cfg *recipes.Config) (Settings, error) {
 			return s, fmt.Errorf("%s: pipeline.gc_percent: %d is not from %d to %d", cfg.File, *p.GCPercent, minGCPercent, maxGCPercent)
 		}
 		s.Pipeline.GCPercent = *p.GCPercent
+	}
+	if p.MaxRetryAfter != "" {
+		d, err := parseDays(p.MaxRetryAfter)
+		if err != nil || d <= 0 || d > maxMaxRetryAfter {
+			return s, fmt.Errorf("%s: pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", cfg.File, p.MaxRetryAfter)
+		}
+		s.Pipeline.MaxRetryAfter = d
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -23,6 +24,8 @@ func TestParseSettings(t *testing.T) {
 			require.Equal(t, DefaultSettings(), s)
 			require.Equal(t, 2*time.Millisecond, s.Pipeline.CommitDelay)
 			require.Equal(t, DefaultGCPercent, s.Pipeline.GCPercent)
+			require.Equal(t, 24*time.Hour, s.Pipeline.MaxRetryAfter)
+			require.Equal(t, runner.DefaultMaxRetryAfter, s.Pipeline.MaxRetryAfter)
 		}},
 		{name: "gc percent", yaml: "pipeline: {gc_percent: 100}\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, 100, s.Pipeline.GCPercent)
@@ -44,6 +47,25 @@ func TestParseSettings(t *testing.T) {
 		{name: "negative commit delay", yaml: "pipeline: {commit_delay: -1ms}\n", err: "sous.yaml: pipeline.commit_delay: \"-1ms\" is not a duration from 0s to 1s"},
 		{name: "commit delay too long", yaml: "pipeline: {commit_delay: 2s}\n", err: "pipeline.commit_delay: \"2s\""},
 		{name: "zero reload interval", yaml: "pipeline: {reload_interval: 0s}\n", err: "pipeline.reload_interval: \"0s\" is not a positive duration"},
+		{name: "max retry after", yaml: "pipeline: {max_retry_after: 90m}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 90*time.Minute, s.Pipeline.MaxRetryAfter)
+		}},
+		{name: "max retry after in days", yaml: "pipeline: {max_retry_after: 2d}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 48*time.Hour, s.Pipeline.MaxRetryAfter)
+		}},
+		{name: "max retry after at its most", yaml: "pipeline: {max_retry_after: 144h}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 6*24*time.Hour, s.Pipeline.MaxRetryAfter)
+		}},
+		{name: "zero max retry after", yaml: "pipeline: {max_retry_after: 0s}\n",
+			err: "sous.yaml: pipeline.max_retry_after: \"0s\" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)"},
+		{name: "negative max retry after", yaml: "pipeline: {max_retry_after: -1h}\n",
+			err: "sous.yaml: pipeline.max_retry_after: \"-1h\" is not a positive duration up to 6d"},
+		{name: "max retry after beyond 6 days", yaml: "pipeline: {max_retry_after: 7d}\n",
+			err: "sous.yaml: pipeline.max_retry_after: \"7d\" is not a positive duration up to 6d"},
+		{name: "max retry after a second beyond 6 days", yaml: "pipeline: {max_retry_after: 144h0m1s}\n",
+			err: "sous.yaml: pipeline.max_retry_after: \"144h0m1s\" is not a positive duration up to 6d"},
+		{name: "max retry after not a duration", yaml: "pipeline: {max_retry_after: soon}\n",
+			err: "sous.yaml: pipeline.max_retry_after: \"soon\" is not a positive duration up to 6d"},
 		{name: "unknown broker", yaml: "broker: {type: kafka}\n", err: `broker.type "kafka" is not one of sqlite, memory, postgres, nats`},
 		{name: "postgres without url", yaml: "broker: {type: postgres}\n", err: "broker.url is required for postgres"},
 	}

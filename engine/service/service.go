@@ -213,7 +213,8 @@ func (s *Service) newRunner() *runner.Runner {
 		Connection: func(name string) (*connector.Connection, error) {
 			return cfg.Connection(name)
 		},
-		Logger: s.log,
+		Logger:        s.log,
+		MaxRetryAfter: s.opts.Settings.Pipeline.MaxRetryAfter,
 	}
 }
 

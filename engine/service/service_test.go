@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -115,6 +116,8 @@ func TestZeroSettingsUseDefaults(t *testing.T) {
 	require.Equal(t, DefaultSettings().Limits, svc.opts.Settings.Limits)
 	require.Equal(t, 50*time.Millisecond, svc.opts.Settings.Pipeline.ReloadInterval, "what is set is kept")
 	require.Equal(t, DefaultSettings().Pipeline.ShutdownTimeout, svc.opts.Settings.Pipeline.ShutdownTimeout)
+	require.Equal(t, runner.DefaultMaxRetryAfter, svc.opts.Settings.Pipeline.MaxRetryAfter)
+	require.Equal(t, runner.DefaultMaxRetryAfter, svc.newRunner().MaxRetryAfter)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
