@@ -29,6 +29,8 @@ type reloader struct {
 	log     *slog.Logger
 	last    map[string]*recipes.Recipe // by file
 	print   string
+	// watchHook, set by tests, replaces the watcher's channels.
+	watchHook func() (<-chan fsnotify.Event, <-chan error)
 }
 
 // fingerprint summarises the folder: a hash of its recipe files' names,
@@ -143,6 +145,9 @@ func (s *Service) reloadLoop(ctx context.Context) {
 		events, watchErrs = w.Events, w.Errors
 		interval = min(interval, math.MaxInt64/30) * 30 // a reload_interval of years must not overflow
 	}
+	if s.reload.watchHook != nil {
+		events, watchErrs = s.reload.watchHook()
+	}
 	poll := time.NewTicker(interval)
 	defer poll.Stop()
 	// changes come in bursts (an editor's save, a git checkout): look once
@@ -172,7 +177,11 @@ func (s *Service) reloadLoop(ctx context.Context) {
 				watchErrs = nil
 				continue
 			}
-			s.log.Warn("watching the recipes folder", "error", err)
+			// changes may have gone unreported (the kernel's event queue
+			// overflowed, say): look at the folder rather than wait for
+			// the next poll
+			s.log.Warn("watching the recipes folder: looking at it again", "error", err)
+			settle.Reset(reloadSettle)
 			continue
 		case <-settle.C:
 		case <-poll.C:
