@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/sous-run/sous/engine/connector"
 )
@@ -35,7 +36,44 @@ var redactors struct {
 // configuration, so a few entries are the norm).
 const maxCachedRedactors = 64
 
+// lastRedactor is the redactor made last, with the very map and list it
+// was made from: a runner passes the same ones to every run, and sorting
+// and joining the values again for each run cost about 2 % of the CPU of
+// a run. It holds them, so that their memory cannot be reused by another
+// map or list while it does; a map changed in place after a run started
+// would already be a data race with the runs reading it.
+var lastRedactor struct {
+	sync.Mutex
+	secrets map[string]string
+	more    []string
+	red     *redactor
+}
+
 func newRedactor(secrets map[string]string, more []string) *redactor {
+	lastRedactor.Lock()
+	defer lastRedactor.Unlock()
+	if r := lastRedactor.red; r != nil && sameStrings(lastRedactor.secrets, secrets) && sameSlice(lastRedactor.more, more) {
+		return r
+	}
+	r := cachedRedactor(secrets, more)
+	lastRedactor.secrets, lastRedactor.more, lastRedactor.red = secrets, more, r
+	return r
+}
+
+// sameStrings reports whether a and b are the same map (nil ones
+// included), not equal ones.
+func sameStrings(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// sameSlice reports whether a and b are the same list: same backing array
+// and length.
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
+}
+
+// cachedRedactor returns the redactor of a set of values, made once.
+func cachedRedactor(secrets map[string]string, more []string) *redactor {
 	keep := secretValues(secrets, more)
 	// each value with its length before it: joined with a separator, a
 	// value holding the separator would make the key of another set
@@ -91,11 +129,53 @@ func secretValues(secrets map[string]string, more []string) []string {
 	return keep
 }
 
+// maxScanned is the most secret values has looks for one by one; with more,
+// the replacer's single pass is cheaper.
+const maxScanned = 8
+
 func (r *redactor) str(s string) string {
-	if r.repl == nil {
-		return s
+	if r.repl == nil || !r.has(s) {
+		return s // the replacer would copy it
 	}
 	return r.repl.Replace(s)
+}
+
+// has reports whether s may hold a secret value (with many values, it
+// says yes: the replacer tells).
+func (r *redactor) has(s string) bool {
+	if len(r.values) > maxScanned {
+		return true
+	}
+	for _, v := range r.values {
+		if len(s) >= len(v) && strings.Contains(s, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// touches reports whether redacting the plain value v could change it: a
+// string or a key in it may hold a secret value.
+func (r *redactor) touches(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return r.has(x)
+	case json.Number:
+		return r.has(string(x))
+	case map[string]any:
+		for k, e := range x {
+			if r.has(k) || r.touches(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if r.touches(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // value returns a copy of v with every secret value replaced, in strings,
@@ -183,7 +263,7 @@ func (r *redactor) map_(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
 	}
-	if r.repl == nil && plain(m) {
+	if plain(m) && (r.repl == nil || !r.touches(m)) {
 		// nothing to redact and nothing to convert: the copy would be
 		// equal (outputs and vars are not changed once made)
 		return m
