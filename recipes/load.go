@@ -672,6 +672,10 @@ func (f *file) parseRetry(n *yaml.Node, what string) Retry {
 				f.errorf(p.val, "%s.max_interval: %s is shorter than initial_interval %s", what, d, r.InitialInterval)
 			}
 		}
+	} else if r.InitialInterval > r.MaxInterval {
+		// `initial_interval: 5m` alone means waits of 5m, not of the
+		// default max_interval
+		r.MaxInterval = r.InitialInterval
 	}
 	return r
 }

@@ -391,3 +391,30 @@ func TestParseConcurrent(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+// TestRetryIntervals: max_interval defaults to 1m, or to initial_interval
+// when that is longer (`initial_interval: 5m` alone waits 5m, not 1m).
+func TestRetryIntervals(t *testing.T) {
+	tests := []struct {
+		name  string
+		retry string
+		want  recipes.Retry
+	}{
+		{"defaults", "{max_attempts: 2}",
+			recipes.Retry{MaxAttempts: 2, Backoff: recipes.BackoffExponential, InitialInterval: time.Second, MaxInterval: time.Minute}},
+		{"initial below the default max", "{initial_interval: 10s}",
+			recipes.Retry{MaxAttempts: 3, Backoff: recipes.BackoffExponential, InitialInterval: 10 * time.Second, MaxInterval: time.Minute}},
+		{"initial above the default max", "{backoff: constant, initial_interval: 5m}",
+			recipes.Retry{MaxAttempts: 3, Backoff: recipes.BackoffConstant, InitialInterval: 5 * time.Minute, MaxInterval: 5 * time.Minute}},
+		{"both set", "{initial_interval: 5m, max_interval: 1h}",
+			recipes.Retry{MaxAttempts: 3, Backoff: recipes.BackoffExponential, InitialInterval: 5 * time.Minute, MaxInterval: time.Hour}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "version: 1\nname: r\ntrigger: {type: webhook.received, with: {path: /r}}\nsteps:\n  - id: one\n    action: http.request\n    with: {url: https://x.test/}\n    retry: " + tc.retry + "\n"
+			r, diags := (&recipes.Loader{}).Parse("r.yaml", []byte(src))
+			require.Empty(t, diags, diags.Error())
+			require.Equal(t, tc.want, r.Steps[0].Retry)
+		})
+	}
+}

@@ -168,3 +168,46 @@ steps:
 	require.Equal(t, "rate_limited", res.Error.Reason)
 	require.Equal(t, "boom (retryable, rate_limited)", res.Error.Message)
 }
+
+// TestBackoffBoundedByMaxRetryAfter: the policy's own wait is cut to
+// pipeline.max_retry_after (the broker would drop a run that waits
+// longer), and the step is retried after it; a shorter wait is kept.
+func TestBackoffBoundedByMaxRetryAfter(t *testing.T) {
+	tests := []struct {
+		name          string
+		maxRetryAfter time.Duration
+		interval      string
+		waits         []time.Duration
+	}{
+		{"beyond the default", 0, "30h", []time.Duration{runner.DefaultMaxRetryAfter, runner.DefaultMaxRetryAfter}},
+		{"beyond a set limit", time.Hour, "90m", []time.Duration{time.Hour, time.Hour}},
+		{"within the limit", time.Hour, "59m", []time.Duration{59 * time.Minute, 59 * time.Minute}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(func(_ context.Context, _ string, n int, _ *connector.Request) (map[string]any, error) {
+				if n < 3 {
+					return nil, connector.Retryable(connector.ReasonNetwork, 0, errors.New("down"))
+				}
+				return map[string]any{"text": "ok"}, nil
+			})
+			s := &sleeper{}
+			r := newRunner(f, s)
+			r.MaxRetryAfter = tc.maxRetryAfter
+			rec := load(t, `
+version: 1
+name: slow
+trigger: {type: test.event}
+steps:
+  - id: call
+    action: test.echo
+    retry: {max_attempts: 3, backoff: constant, initial_interval: `+tc.interval+`, max_interval: 100h}
+`)
+			res := r.Run(t.Context(), rec, event(nil), "run-1")
+			require.Equal(t, runner.StatusSucceeded, res.Status)
+			require.Equal(t, 3, f.count("call"))
+			require.Equal(t, tc.waits, s.got())
+			require.Equal(t, tc.waits[0], res.Step("call").Attempts[0].Delay)
+		})
+	}
+}

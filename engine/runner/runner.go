@@ -378,7 +378,10 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 				shownDelay(ce.RetryAfter, limit), limit)
 		}
 		if !last {
-			att.Delay = Backoff(policy, n, ce.RetryAfter)
+			// the policy's own wait is bounded like a Retry-After (100
+			// attempts of doubling outlive any broker), but it is ours to
+			// shorten: wait the limit and try again
+			att.Delay = min(Backoff(policy, n, ce.RetryAfter), r.maxRetryAfter())
 		}
 		sr.Attempts = append(sr.Attempts, att)
 		log.Warn("step attempt failed", "step", step.ID, "attempt", n, "reason", ce.Reason, "retryable", ce.Retryable, "error", att.Error)
