@@ -101,7 +101,8 @@ func (c *NATSConfig) setDefaults() {
 // retry time. Until then it counts against MaxAckPending. The checkpoint
 // is in this process's store: a retry delivered to another process starts
 // the run over there (its earlier steps run again, with the same
-// idempotency keys), and the checkpoint stays behind here.
+// idempotency keys), and the checkpoint stays behind here until
+// Store.Prune drops it (see store.MaxCheckpointWait).
 type NATSBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer

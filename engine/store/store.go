@@ -463,6 +463,11 @@ type Retention struct {
 	Dedup     time.Duration // dedup keys and events
 }
 
+// MaxCheckpointWait bounds how long an unfinished run's checkpoint waits
+// for its retry: a retry waits at most pipeline.max_retry_after, 6 days at
+// most (a NATS stream keeps a message 7 days).
+const MaxCheckpointWait = 7 * 24 * time.Hour
+
 // Prune deletes records older than the retention allows and returns how
 // many runs it removed.
 func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, error) {
@@ -491,6 +496,13 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 		return 0, err
 	}
 	if err := del(`DELETE FROM {runs} WHERE status IN ('failed', 'dead') AND started_at < $1`, failBefore); err != nil {
+		return 0, err
+	}
+	// a checkpoint is dropped when its run is saved, but one can stay
+	// behind (a NATS retry delivered to another process finishes the run
+	// there): one untouched for longer than any retry waits (at most
+	// MaxCheckpointWait) and than failures are kept is stale
+	if err := del(`DELETE FROM {checkpoints} WHERE updated_at < $1`, now.Add(-max(r.Failed, MaxCheckpointWait)).UnixMilli()); err != nil {
 		return 0, err
 	}
 	if r.Dedup > 0 {

@@ -338,8 +338,24 @@ func TestPrune(t *testing.T) {
 			}
 			return nil
 		}))
+		checkpoints := map[string]time.Duration{"cp_new": time.Hour, "cp_6d": 6 * day, "cp_8d": 8 * day}
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			for id, age := range checkpoints {
+				if err := st.SaveCheckpoint(ctx, tx, id, []byte(`{"next":1}`), now.Add(-age)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
 		n, err := st.Prune(ctx, now, ret)
 		require.NoError(t, err)
+		// a checkpoint left behind goes after the failed runs' retention
+		// (7 days here), never before a retry's longest wait
+		for id, age := range checkpoints {
+			cp, err := st.Checkpoint(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, age < ret.Failed, cp != nil, "checkpoint %s (age %s)", id, age)
+		}
 		removed := 0
 		for _, it := range items {
 			_, err := st.GetRun(ctx, "run_"+it.id)
@@ -376,6 +392,18 @@ func TestPrune(t *testing.T) {
 			}))
 			require.Equal(t, it.age > ret.Dedup, fresh, "dedup key of %s (age %s)", it.id, it.age)
 		}
+
+		// failures kept a day: a checkpoint stays as long as a retry may wait
+		_, err = st.Prune(ctx, now.Add(12*time.Hour), store.Retention{Succeeded: day, Failed: day})
+		require.NoError(t, err)
+		cp, err := st.Checkpoint(ctx, "cp_6d")
+		require.NoError(t, err)
+		require.NotNil(t, cp, "6.5 days old, kept for a retry's longest wait although failures are kept a day")
+		_, err = st.Prune(ctx, now.Add(36*time.Hour), store.Retention{Succeeded: day, Failed: day})
+		require.NoError(t, err)
+		cp, err = st.Checkpoint(ctx, "cp_6d")
+		require.NoError(t, err)
+		require.Nil(t, cp, "7.5 days old")
 	})
 }
 
