@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/service"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -21,7 +22,8 @@ func newValidate() *cobra.Command {
 		Use:   "validate [PATH...]",
 		Short: "Check recipes, recipe tests and the config",
 		Long: `Load and check recipes (directories are walked recursively), their tests
-and, with --config, the config file. Every expression is compiled and
+and, with --config, the config file, its runtime sections (broker,
+retention, limits, pipeline) included. Every expression is compiled and
 type-checked against the trigger's event. All problems are reported, each
 as file:line:col: severity: message.
 
@@ -37,6 +39,9 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 				return usageError("--format %q: use text, json or github", o.format)
 			}
 			cfg, diags := loadConfig(o.config, cmd.Flags().Changed("config"))
+			// the runtime sections (broker, retention, limits, pipeline), as
+			// `sous serve` would read them: parsed only, nothing is opened
+			diags = append(diags, service.CheckSettings(cfg)...)
 			if len(args) == 0 {
 				args = []string{"."}
 				if cfg != nil && cfg.Recipes != "" {

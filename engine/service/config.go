@@ -4,7 +4,11 @@
 package service
 
 import (
+	"errors"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -132,121 +136,256 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
-// ParseSettings reads the runtime sections of a loaded config.
+// A SettingsError is one bad value in the runtime sections of a config
+// file, at its place: "sous.yaml:12:20: pipeline.gc_percent: 5 is not
+// from 25 to 1000".
+type SettingsError struct {
+	recipes.Pos
+	Msg string
+}
+
+func (e *SettingsError) Error() string { return e.Pos.String() + ": " + e.Msg }
+
+// ParseSettings reads the runtime sections of a loaded config. The error
+// joins (errors.Join) a *SettingsError for every problem found.
 func ParseSettings(cfg *recipes.Config) (Settings, error) {
+	s, errs := parseSettings(cfg)
+	if len(errs) == 0 {
+		return s, nil
+	}
+	joined := make([]error, len(errs))
+	for i, e := range errs {
+		joined[i] = e
+	}
+	return s, errors.Join(joined...)
+}
+
+// CheckSettings reports the problems of the runtime sections of a loaded
+// config as diagnostics, for `sous validate`: what ParseSettings would
+// refuse, without opening anything.
+func CheckSettings(cfg *recipes.Config) recipes.Diagnostics {
+	_, errs := parseSettings(cfg)
+	var ds recipes.Diagnostics
+	for _, e := range errs {
+		ds = append(ds, recipes.Diagnostic{Pos: e.Pos, Severity: recipes.SevError, Message: e.Msg})
+	}
+	return ds
+}
+
+// settingsParser collects the problems of the runtime sections, each at
+// the YAML node it is about.
+type settingsParser struct {
+	cfg  *recipes.Config
+	errs []*SettingsError
+}
+
+func (p *settingsParser) errorf(n *yaml.Node, format string, args ...any) {
+	pos := recipes.Pos{File: p.cfg.File}
+	if n != nil {
+		pos.Line, pos.Col = n.Line, n.Column
+	}
+	p.errs = append(p.errs, &SettingsError{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+// section decodes a runtime section key by key: fields maps each key to
+// where its value goes (a *string, *int, *int64 or **int). Unknown keys
+// are errors when strict, and ignored otherwise. It returns the section's
+// node, nil when the config does not have it.
+func (p *settingsParser) section(key string, strict bool, fields map[string]any) *yaml.Node {
+	n, ok := p.cfg.Extra[key]
+	if !ok || n == nil {
+		return nil
+	}
+	n = deref(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return n // `pipeline:` with nothing under it
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s must be a mapping, not %s", key, describe(n))
+		return n
+	}
+	known := make([]string, 0, len(fields))
+	for k := range fields {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.errorf(k, "%s: keys must be strings", key)
+			continue
+		}
+		name := key + "." + k.Value
+		if k.Value == "<<" && k.Tag == "!!merge" {
+			p.errorf(k, "%s: merge keys (<<) are not supported; write the keys out", key)
+			continue
+		}
+		if prev, dup := seen[k.Value]; dup {
+			p.errorf(k, "%s: duplicate key (first at line %d)", name, prev.Line)
+			continue
+		}
+		seen[k.Value] = k
+		into, ok := fields[k.Value]
+		if !ok {
+			if strict {
+				p.errorf(k, "%s: unknown field %q%s", key, k.Value, suggestOr(k.Value, known))
+			}
+			continue
+		}
+		p.decode(v, name, into)
+	}
+	return n
+}
+
+// decode decodes one value as YAML would (null leaves it as it is).
+func (p *settingsParser) decode(n *yaml.Node, name string, into any) {
+	if err := n.Decode(into); err == nil {
+		return
+	}
+	n = deref(n)
+	switch into.(type) {
+	case *string:
+		p.errorf(n, "%s: %s is not a string", name, describe(n))
+	default:
+		hint := ""
+		if _, err := strconv.Atoi(n.Value); err == nil && n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+			hint = " (it is a string: quoted, or read from the environment)"
+		}
+		p.errorf(n, "%s: %s is not a whole number%s", name, describe(n), hint)
+	}
+}
+
+// deref follows YAML aliases.
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+func suggestOr(got string, known []string) string {
+	if s := recipes.Suggest(got, known); s != "" {
+		return s
+	}
+	return "; known fields: " + strings.Join(known, ", ")
+}
+
+func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 	s := DefaultSettings()
 	if cfg == nil {
 		return s, nil
 	}
-	decode := func(key string, into any) error {
-		n, ok := cfg.Extra[key]
-		if !ok {
-			return nil
-		}
-		if err := n.Decode(into); err != nil {
-			return fmt.Errorf("%s:%d: %s: %w", cfg.File, n.Line, key, err)
-		}
-		return nil
-	}
-	type broker BrokerSettings
-	type retention struct {
-		Succeeded string `yaml:"succeeded"`
-		Failed    string `yaml:"failed"`
-		Dedup     string `yaml:"dedup"`
-		Interval  string `yaml:"interval"`
-	}
-	type pipe struct {
-		MaxInFlight     int    `yaml:"max_in_flight"`
-		RunTimeout      string `yaml:"run_timeout"`
-		ShutdownTimeout string `yaml:"shutdown_timeout"`
-		ReloadInterval  string `yaml:"reload_interval"`
-		CommitDelay     string `yaml:"commit_delay"`
-		GCPercent       *int   `yaml:"gc_percent"`
-		MaxRetryAfter   string `yaml:"max_retry_after"`
-	}
-	b := broker(s.Broker)
-	if err := strictDecode(cfg, "broker", &b); err != nil {
-		return s, err
-	}
-	s.Broker = BrokerSettings(b)
+	p := &settingsParser{cfg: cfg}
+
+	// broker
+	broker := p.section("broker", true, map[string]any{"type": &s.Broker.Type, "url": &s.Broker.URL, "prefix": &s.Broker.Prefix})
 	switch s.Broker.Type {
 	case "sqlite", "memory", "postgres", "nats":
+		if (s.Broker.Type == "postgres" || s.Broker.Type == "nats") && s.Broker.URL == "" {
+			p.errorf(broker, "broker.url is required for %s", s.Broker.Type)
+		}
 	default:
-		return s, fmt.Errorf("%s: broker.type %q is not one of sqlite, memory, postgres, nats", cfg.File, s.Broker.Type)
+		p.errorf(value(broker, "type"), "broker.type %q is not one of sqlite, memory, postgres, nats", s.Broker.Type)
 	}
-	if (s.Broker.Type == "postgres" || s.Broker.Type == "nats") && s.Broker.URL == "" {
-		return s, fmt.Errorf("%s: broker.url is required for %s", cfg.File, s.Broker.Type)
-	}
-	var r retention
-	if err := strictDecode(cfg, "retention", &r); err != nil {
-		return s, err
-	}
+
+	// retention
+	var r struct{ succeeded, failed, dedup, interval string }
+	retention := p.section("retention", true, map[string]any{"succeeded": &r.succeeded, "failed": &r.failed, "dedup": &r.dedup, "interval": &r.interval})
 	for _, d := range []struct {
 		name string
 		v    string
 		to   *time.Duration
-	}{{"succeeded", r.Succeeded, &s.Retention.Succeeded}, {"failed", r.Failed, &s.Retention.Failed}, {"dedup", r.Dedup, &s.Retention.Dedup}, {"interval", r.Interval, &s.Retention.Interval}} {
+	}{{"succeeded", r.succeeded, &s.Retention.Succeeded}, {"failed", r.failed, &s.Retention.Failed}, {"dedup", r.dedup, &s.Retention.Dedup}, {"interval", r.interval, &s.Retention.Interval}} {
 		if err := parseDur("retention."+d.name, d.v, d.to); err != nil {
-			return s, fmt.Errorf("%s: %w", cfg.File, err)
+			p.errorf(value(retention, d.name), "%v", err)
 		}
 	}
-	if err := decode("limits", &s.Limits); err != nil {
-		return s, err
+
+	// limits (not strict: unknown keys are ignored)
+	p.section("limits", false, map[string]any{"max_body": &s.Limits.MaxBody})
+
+	// pipeline
+	var pp struct {
+		maxInFlight                                 int
+		runTimeout, shutdownTimeout, reloadInterval string
+		commitDelay, maxRetryAfter                  string
+		gcPercent                                   *int
 	}
-	var p pipe
-	if err := strictDecode(cfg, "pipeline", &p); err != nil {
-		return s, err
-	}
-	if p.MaxInFlight > 0 {
-		s.Pipeline.MaxInFlight = p.MaxInFlight
+	pipeline := p.section("pipeline", true, map[string]any{
+		"max_in_flight": &pp.maxInFlight, "run_timeout": &pp.runTimeout, "shutdown_timeout": &pp.shutdownTimeout,
+		"reload_interval": &pp.reloadInterval, "commit_delay": &pp.commitDelay, "gc_percent": &pp.gcPercent,
+		"max_retry_after": &pp.maxRetryAfter,
+	})
+	if pp.maxInFlight > 0 {
+		s.Pipeline.MaxInFlight = pp.maxInFlight
 	}
 	for _, d := range []struct {
 		name string
 		v    string
 		to   *time.Duration
-	}{{"run_timeout", p.RunTimeout, &s.Pipeline.RunTimeout}, {"shutdown_timeout", p.ShutdownTimeout, &s.Pipeline.ShutdownTimeout}, {"reload_interval", p.ReloadInterval, &s.Pipeline.ReloadInterval}} {
+	}{{"run_timeout", pp.runTimeout, &s.Pipeline.RunTimeout}, {"shutdown_timeout", pp.shutdownTimeout, &s.Pipeline.ShutdownTimeout}, {"reload_interval", pp.reloadInterval, &s.Pipeline.ReloadInterval}} {
 		if err := parseDur("pipeline."+d.name, d.v, d.to); err != nil {
-			return s, fmt.Errorf("%s: %w", cfg.File, err)
+			p.errorf(value(pipeline, d.name), "%v", err)
 		}
 	}
-	if p.CommitDelay != "" {
-		d, err := time.ParseDuration(p.CommitDelay)
+	if pp.commitDelay != "" {
+		d, err := time.ParseDuration(pp.commitDelay)
 		if err != nil || d < 0 || d > time.Second {
-			return s, fmt.Errorf("%s: pipeline.commit_delay: %q is not a duration from 0s to 1s, such as 2ms", cfg.File, p.CommitDelay)
+			p.errorf(value(pipeline, "commit_delay"), "pipeline.commit_delay: %q is not a duration from 0s to 1s, such as 2ms", pp.commitDelay)
+		} else {
+			s.Pipeline.CommitDelay = d
 		}
-		s.Pipeline.CommitDelay = d
 	}
-	if p.GCPercent != nil {
-		if *p.GCPercent < minGCPercent || *p.GCPercent > maxGCPercent {
-			return s, fmt.Errorf("%s: pipeline.gc_percent: %d is not from %d to %d", cfg.File, *p.GCPercent, minGCPercent, maxGCPercent)
+	if pp.gcPercent != nil {
+		if *pp.gcPercent < minGCPercent || *pp.gcPercent > maxGCPercent {
+			p.errorf(value(pipeline, "gc_percent"), "pipeline.gc_percent: %d is not from %d to %d", *pp.gcPercent, minGCPercent, maxGCPercent)
+		} else {
+			s.Pipeline.GCPercent = *pp.gcPercent
 		}
-		s.Pipeline.GCPercent = *p.GCPercent
 	}
-	if p.MaxRetryAfter != "" {
-		d, err := parseDays(p.MaxRetryAfter)
+	if pp.maxRetryAfter != "" {
+		d, err := parseDays(pp.maxRetryAfter)
 		if err != nil || d <= 0 || d > maxMaxRetryAfter {
-			return s, fmt.Errorf("%s: pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", cfg.File, p.MaxRetryAfter)
+			p.errorf(value(pipeline, "max_retry_after"), "pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", pp.maxRetryAfter)
+		} else {
+			s.Pipeline.MaxRetryAfter = d
 		}
-		s.Pipeline.MaxRetryAfter = d
 	}
-	return s, nil
+	// in the order of the file
+	sort.SliceStable(p.errs, func(i, j int) bool {
+		a, b := p.errs[i].Pos, p.errs[j].Pos
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	return s, p.errs
 }
 
-func strictDecode(cfg *recipes.Config, key string, into any) error {
-	n, ok := cfg.Extra[key]
-	if !ok {
-		return nil
+// value is the value node of key in a section's mapping, or the section
+// itself when it has no such key (nil when there is no section).
+func value(section *yaml.Node, key string) *yaml.Node {
+	if section == nil || section.Kind != yaml.MappingNode {
+		return section
 	}
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+	var found *yaml.Node
+	for i := 0; i+1 < len(section.Content); i += 2 {
+		if k := deref(section.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key && found == nil {
+			found = section.Content[i+1]
+		}
 	}
-	dec := yaml.NewDecoder(bytesReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil {
-		return fmt.Errorf("%s:%d: %s: %w", cfg.File, n.Line, key, err)
+	if found == nil {
+		return section
 	}
-	return nil
+	return deref(found)
 }
 
 func parseDur(name, v string, to *time.Duration) error {

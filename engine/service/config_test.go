@@ -1,6 +1,7 @@
 package service
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestParseSettings(t *testing.T) {
 		{name: "gc percent", yaml: "pipeline: {gc_percent: 100}\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, 100, s.Pipeline.GCPercent)
 		}},
-		{name: "gc percent too low", yaml: "pipeline: {gc_percent: 0}\n", err: "sous.yaml: pipeline.gc_percent: 0 is not from 25 to 1000"},
+		{name: "gc percent too low", yaml: "pipeline: {gc_percent: 0}\n", err: "sous.yaml:1:24: pipeline.gc_percent: 0 is not from 25 to 1000"},
 		{name: "gc percent too high", yaml: "pipeline: {gc_percent: 5000}\n", err: "pipeline.gc_percent: 5000 is not from 25 to 1000"},
 		{name: "gc percent not a number", yaml: "pipeline: {gc_percent: lots}\n", err: "pipeline"},
 		{name: "pipeline", yaml: "pipeline: {max_in_flight: 32, reload_interval: 5s, commit_delay: 500us}\n", check: func(t *testing.T, s Settings) {
@@ -44,7 +45,7 @@ func TestParseSettings(t *testing.T) {
 		{name: "retention in days", yaml: "retention: {succeeded: 3d}\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, 72*time.Hour, s.Retention.Succeeded)
 		}},
-		{name: "negative commit delay", yaml: "pipeline: {commit_delay: -1ms}\n", err: "sous.yaml: pipeline.commit_delay: \"-1ms\" is not a duration from 0s to 1s"},
+		{name: "negative commit delay", yaml: "pipeline: {commit_delay: -1ms}\n", err: "sous.yaml:1:26: pipeline.commit_delay: \"-1ms\" is not a duration from 0s to 1s"},
 		{name: "commit delay too long", yaml: "pipeline: {commit_delay: 2s}\n", err: "pipeline.commit_delay: \"2s\""},
 		{name: "zero reload interval", yaml: "pipeline: {reload_interval: 0s}\n", err: "pipeline.reload_interval: \"0s\" is not a positive duration"},
 		{name: "max retry after", yaml: "pipeline: {max_retry_after: 90m}\n", check: func(t *testing.T, s Settings) {
@@ -57,17 +58,34 @@ func TestParseSettings(t *testing.T) {
 			require.Equal(t, 6*24*time.Hour, s.Pipeline.MaxRetryAfter)
 		}},
 		{name: "zero max retry after", yaml: "pipeline: {max_retry_after: 0s}\n",
-			err: "sous.yaml: pipeline.max_retry_after: \"0s\" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)"},
+			err: "sous.yaml:1:29: pipeline.max_retry_after: \"0s\" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)"},
 		{name: "negative max retry after", yaml: "pipeline: {max_retry_after: -1h}\n",
-			err: "sous.yaml: pipeline.max_retry_after: \"-1h\" is not a positive duration up to 6d"},
+			err: "sous.yaml:1:29: pipeline.max_retry_after: \"-1h\" is not a positive duration up to 6d"},
 		{name: "max retry after beyond 6 days", yaml: "pipeline: {max_retry_after: 7d}\n",
-			err: "sous.yaml: pipeline.max_retry_after: \"7d\" is not a positive duration up to 6d"},
+			err: "sous.yaml:1:29: pipeline.max_retry_after: \"7d\" is not a positive duration up to 6d"},
 		{name: "max retry after a second beyond 6 days", yaml: "pipeline: {max_retry_after: 144h0m1s}\n",
-			err: "sous.yaml: pipeline.max_retry_after: \"144h0m1s\" is not a positive duration up to 6d"},
+			err: "sous.yaml:1:29: pipeline.max_retry_after: \"144h0m1s\" is not a positive duration up to 6d"},
 		{name: "max retry after not a duration", yaml: "pipeline: {max_retry_after: soon}\n",
-			err: "sous.yaml: pipeline.max_retry_after: \"soon\" is not a positive duration up to 6d"},
-		{name: "unknown broker", yaml: "broker: {type: kafka}\n", err: `broker.type "kafka" is not one of sqlite, memory, postgres, nats`},
-		{name: "postgres without url", yaml: "broker: {type: postgres}\n", err: "broker.url is required for postgres"},
+			err: "sous.yaml:1:29: pipeline.max_retry_after: \"soon\" is not a positive duration up to 6d"},
+		{name: "unknown broker", yaml: "broker: {type: kafka}\n", err: `sous.yaml:1:16: broker.type "kafka" is not one of sqlite, memory, postgres, nats`},
+		{name: "postgres without url", yaml: "broker: {type: postgres}\n", err: "sous.yaml:1:9: broker.url is required for postgres"},
+		{name: "bad retention", yaml: "retention:\n  failed: 30d\n  succeeded: abc\n", err: `sous.yaml:3:14: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`},
+		{name: "unknown pipeline key", yaml: "pipeline:\n  max_inflight: 3\n", err: `sous.yaml:2:3: pipeline: unknown field "max_inflight" (did you mean "max_in_flight"?)`},
+		{name: "unknown broker key", yaml: "broker: {type: memory, topic: x}\n", err: `sous.yaml:1:24: broker: unknown field "topic"; known fields: prefix, type, url`},
+		{name: "unknown retention key", yaml: "retention: {forever: true}\n", err: `sous.yaml:1:13: retention: unknown field "forever"`},
+		{name: "duplicate pipeline key", yaml: "pipeline:\n  gc_percent: 100\n  gc_percent: 300\n", err: `sous.yaml:3:3: pipeline.gc_percent: duplicate key (first at line 2)`},
+		{name: "gc percent a string", yaml: "pipeline: {gc_percent: lots}\n", err: `sous.yaml:1:24: pipeline.gc_percent: "lots" is not a whole number`},
+		{name: "gc percent quoted", yaml: "pipeline: {gc_percent: \"300\"}\n", err: `pipeline.gc_percent: "300" is not a whole number (it is a string`},
+		{name: "max in flight a list", yaml: "pipeline:\n  max_in_flight: [1]\n", err: `sous.yaml:2:18: pipeline.max_in_flight: a list is not a whole number`},
+		{name: "broker url a mapping", yaml: "broker:\n  type: nats\n  url: {host: x}\n", err: `sous.yaml:3:8: broker.url: a mapping is not a string`},
+		{name: "pipeline not a mapping", yaml: "pipeline: fast\n", err: `sous.yaml:1:11: pipeline must be a mapping, not "fast"`},
+		{name: "limits is not strict", yaml: "limits: {max_body: 2048, other: 1}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, int64(2048), s.Limits.MaxBody)
+		}},
+		{name: "limits type error", yaml: "limits:\n  max_body: big\n", err: `sous.yaml:2:13: limits.max_body: "big" is not a whole number`},
+		{name: "empty sections", yaml: "pipeline:\nbroker:\nretention: ~\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, DefaultSettings(), s)
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,6 +100,40 @@ func TestParseSettings(t *testing.T) {
 			tc.check(t, s)
 		})
 	}
+}
+
+// TestSettingsErrors checks that every problem is reported, each as a
+// *SettingsError at its line, and that CheckSettings gives the same as
+// diagnostics for `sous validate`.
+func TestSettingsErrors(t *testing.T) {
+	src := "broker: {type: kafka}\nretention:\n  succeeded: abc\npipeline:\n  gc_percent: 5\n  max_retry_after: 10d\n  bogus: 1\n"
+	cfg, diags := recipes.ParseConfig("ops/sous.yaml", []byte(src), func(string) (string, bool) { return "", false }, connector.Default)
+	require.False(t, diags.HasErrors(), "%v", diags)
+	want := []string{
+		`ops/sous.yaml:1:16: broker.type "kafka" is not one of sqlite, memory, postgres, nats`,
+		`ops/sous.yaml:3:14: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`,
+		`ops/sous.yaml:5:15: pipeline.gc_percent: 5 is not from 25 to 1000`,
+		`ops/sous.yaml:6:20: pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)`,
+		`ops/sous.yaml:7:3: pipeline: unknown field "bogus"; known fields: commit_delay, gc_percent, max_in_flight, max_retry_after, reload_interval, run_timeout, shutdown_timeout`,
+	}
+
+	_, err := ParseSettings(cfg)
+	require.Error(t, err)
+	require.Equal(t, strings.Join(want, "\n"), err.Error())
+	var se *SettingsError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, recipes.Pos{File: "ops/sous.yaml", Line: 1, Col: 16}, se.Pos)
+
+	ds := CheckSettings(cfg)
+	require.Len(t, ds, len(want))
+	for i, d := range ds {
+		require.Equal(t, recipes.SevError, d.Severity)
+		require.Equal(t, want[i], d.Pos.String()+": "+d.Message)
+	}
+
+	good, _ := recipes.ParseConfig("sous.yaml", []byte("pipeline: {gc_percent: 300}\n"), func(string) (string, bool) { return "", false }, connector.Default)
+	require.Empty(t, CheckSettings(good))
+	require.Empty(t, CheckSettings(nil))
 }
 
 func TestGCPercent(t *testing.T) {
