@@ -41,7 +41,7 @@ func fillBacklog(t testing.TB, db *sql.DB, n int) {
 func TestClaimWalksTheIndex(t *testing.T) {
 	db := openDB(t)
 	fillBacklog(t, db, 1000)
-	rows, err := db.Query(`EXPLAIN QUERY PLAN `+sqlqueue.ClaimQuery("queue", 64), 1, "events", 0, 0)
+	rows, err := db.Query(`EXPLAIN QUERY PLAN `+sqlqueue.ClaimQuery("queue"), 1, "events", 0, 0, 64)
 	require.NoError(t, err)
 	defer rows.Close()
 	var plan []string
@@ -71,7 +71,7 @@ func TestClaimTakesDueMessagesInOrder(t *testing.T) {
 	}
 	claim := func(n int) []string {
 		t.Helper()
-		rows, err := db.Query(sqlqueue.ClaimQuery("queue", n), now+1000, "events", now, now)
+		rows, err := db.Query(sqlqueue.ClaimQuery("queue"), now+1000, "events", now, now, n)
 		require.NoError(t, err)
 		defer rows.Close()
 		type row struct {
@@ -111,9 +111,9 @@ func BenchmarkClaimBacklog(b *testing.B) {
 			db := openDB(b)
 			fillBacklog(b, db, n)
 			now := time.Now().UnixMilli()
-			q := sqlqueue.ClaimQuery("queue", 64)
+			q := sqlqueue.ClaimQuery("queue")
 			for b.Loop() {
-				rows, err := db.Query(q, now+60_000, "events", now, now)
+				rows, err := db.Query(q, now+60_000, "events", now, now, 64)
 				if err != nil {
 					b.Fatal(err)
 				}

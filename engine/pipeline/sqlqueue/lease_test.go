@@ -222,3 +222,75 @@ func TestQueueReleasedRowsAreNotRenewed(t *testing.T) {
 		require.False(t, ok)
 	})
 }
+
+// TestQueueAbandonedChildGivesItsParentBack: a child nacked that cannot be
+// stored in a row of its own (the insert fails) is abandoned: its parent's
+// row, which alone can bring it back, stays in the table but is no longer
+// renewed, so that its lease runs out and the parent is delivered again;
+// its handler then publishes the child again. Nothing is lost.
+func TestQueueAbandonedChildGivesItsParentBack(t *testing.T) {
+	db := openDB(t)
+	// the only write that fails: storing the child
+	_, err := db.Exec(`CREATE TRIGGER no_child BEFORE INSERT ON queue WHEN NEW.uuid = 'child'
+		BEGIN SELECT RAISE(ABORT, 'no room for the child'); END`)
+	require.NoError(t, err)
+	q := newQueue(t, db, sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: shortLease})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	parents, err := q.Subscribe(ctx, "parents")
+	require.NoError(t, err)
+	children, err := q.Subscribe(ctx, "children")
+	require.NoError(t, err)
+	require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
+	parent := receive(t, parents, 5*time.Second)
+	child := message.NewMessage("child", []byte("c"))
+	sqlqueue.Derive(child, parent)
+	require.NoError(t, q.Publish("children", child))
+	parent.Ack()
+	got := receive(t, children, 5*time.Second)
+	holdRow(t, db, "parent", 2, parents, children) // renewed while the child runs
+
+	got.Nack() // storing it fails: abandoned
+	require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, time.Millisecond,
+		"the parent's row is no longer renewed")
+	last, ok := leaseOf(t, db, "parent")
+	require.True(t, ok, "the parent's row stays: it is what brings the child back")
+	require.Empty(t, rowsOf(t, db, "children"), "the child has no row")
+
+	// not renewed: the lease runs out as last written, then the parent
+	// comes back (its child with it, once handled again)
+	var again *message.Message
+	deadline := time.After(5 * time.Second)
+	for again == nil {
+		select {
+		case again = <-parents:
+		case m := <-children:
+			t.Fatalf("the abandoned child %s was delivered again on its own", m.UUID)
+		case <-deadline:
+			t.Fatal("the parent was not delivered again")
+		case <-time.After(shortLease / 20):
+			until, ok := leaseOf(t, db, "parent")
+			require.True(t, ok, "the parent's row stays")
+			if until != last {
+				// a renewal ends before last+shortLease; the claim that
+				// takes the parent again, once the lease ran out, after
+				require.Greater(t, until, last+shortLease.Milliseconds(), "the abandoned parent's lease was renewed")
+			}
+		}
+	}
+	require.GreaterOrEqual(t, time.Now().UnixMilli(), last, "delivered again before the lease ran out")
+	require.Equal(t, "parent", again.UUID)
+	require.Equal(t, "2", again.Metadata.Get(sqlqueue.DeliveriesKey))
+
+	// handled again: its child with it, and then both are done
+	_, err = db.Exec(`DROP TRIGGER no_child`)
+	require.NoError(t, err)
+	child = message.NewMessage("child", []byte("c"))
+	sqlqueue.Derive(child, again)
+	require.NoError(t, q.Publish("children", child))
+	again.Ack()
+	receive(t, children, 5*time.Second).Ack()
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "parents")) == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Empty(t, rowsOf(t, db, "children"))
+	require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+}

@@ -438,28 +438,29 @@ func (q *Queue) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
-// claimQuery leases up to n deliverable messages of a topic: $1 the lease's
-// end, $2 the topic, $3 and $4 now. They are taken in the order of the
+// claimQuery leases up to $5 deliverable messages of a topic: $1 the
+// lease's end, $2 the topic, $3 and $4 now (the limit is an argument, not
+// in the text: one statement for every claim, prepared once). They are taken in the order of the
 // table's index on (topic, available_at, seq), due time first, so that
 // SQLite walks the index and stops after n rows. Ordered by seq alone, it
 // would sort every due row first: 25 ms a claim with 100,000 waiting,
 // inside the writer's transaction, which made draining a backlog slower
 // the longer it was.
-func claimQuery(table string, n int) string {
+func claimQuery(table string) string {
 	return `UPDATE ` + table + ` SET leased_until = $1, deliveries = deliveries + 1
 		WHERE seq IN (SELECT seq FROM ` + table + ` WHERE topic = $2 AND available_at <= $3 AND leased_until < $4
-		ORDER BY available_at, seq LIMIT ` + strconv.Itoa(n) + `)
+		ORDER BY available_at, seq LIMIT $5)
 		RETURNING seq, uuid, payload, metadata, deliveries`
 }
 
 func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, error) {
 	now := time.Now().UnixMilli()
 	until := now + q.cfg.Lease.Milliseconds()
-	query := claimQuery(q.cfg.Table, n)
+	query := claimQuery(q.cfg.Table)
 	var out []handedOver
 	err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, query, until, topic, now, now)
+		rows, err := tx.QueryContext(ctx, query, until, topic, now, now, n)
 		if err != nil {
 			return err
 		}
@@ -703,22 +704,7 @@ func (q *Queue) ackLoop() {
 		}
 		ids := append([]int64(nil), batch...)
 		batch = batch[:0]
-		_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
-			var b strings.Builder
-			b.WriteString(`DELETE FROM ` + q.cfg.Table + ` WHERE seq IN (`)
-			args := make([]any, len(ids))
-			for i, id := range ids {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "$%d", i+1)
-				args[i] = id
-			}
-			b.WriteByte(')')
-			_, err := tx.ExecContext(ctx, b.String(), args...)
-			return err
-		})
-		q.untrack(ids...)
+		q.deleteAcked(ids)
 	}
 	for {
 		select {
@@ -747,6 +733,53 @@ func (q *Queue) ackLoop() {
 	}
 }
 
+// deleteAcked deletes the rows of acknowledged messages, then stops
+// renewing them (whether the delete succeeded or not: if it failed, the
+// lease runs out and the message is delivered again).
+func (q *Queue) deleteAcked(ids []int64) {
+	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+		for chunk := range slices.Chunk(ids, maxInList) {
+			list, args := inList(nil, chunk)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+q.cfg.Table+` WHERE seq IN `+list, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	q.untrack(ids...)
+}
+
+// maxInList bounds the ids of an IN list (see inList).
+const maxInList = 512
+
+// inList returns the IN list "($k,...)" of ids, numbered on from args (k
+// is len(args)+1), and args with the ids appended. The list is padded to
+// a power of two by repeating its last id, which changes nothing for IN:
+// whatever the number of ids, the statement is one of a few texts (lists
+// of 1, 2, 4, ... maxInList), each prepared and cached once by the writer
+// (see cachedTx), rather than one text per length. ids holds 1 to
+// maxInList ids: split a longer list with slices.Chunk.
+func inList(args []any, ids []int64) (string, []any) {
+	n := 1
+	for n < len(ids) {
+		n *= 2
+	}
+	args = slices.Grow(args, n)
+	var b strings.Builder
+	b.Grow(n * 5)
+	b.WriteByte('(')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(len(args) + 1))
+		args = append(args, ids[min(i, len(ids)-1)])
+	}
+	b.WriteByte(')')
+	return b.String(), args
+}
+
 // track records rows leased to this process until the unix millisecond
 // until, to renew their leases while they are held.
 func (q *Queue) track(until int64, items []handedOver) {
@@ -767,9 +800,6 @@ func (q *Queue) untrack(seqs ...int64) {
 	}
 	q.heldMu.Unlock()
 }
-
-// renewBatch bounds the rows one renewal statement extends.
-const renewBatch = 512
 
 // renewLoop extends the leases of the rows held, every sixth of a lease:
 // a lease is extended once it is older than a third of Config.Lease, so
@@ -806,7 +836,7 @@ func (q *Queue) renew() {
 		return
 	}
 	slices.Sort(due)
-	for seqs := range slices.Chunk(due, renewBatch) {
+	for seqs := range slices.Chunk(due, maxInList) {
 		select {
 		case <-q.closed:
 			return
@@ -834,25 +864,9 @@ func (q *Queue) renewRows(seqs []int64) {
 		if len(renewed) == 0 {
 			return nil
 		}
-		// the list is padded to a power of two (repeating its last seq),
-		// so that few statements are prepared and cached for it
-		n := 1
-		for n < len(renewed) {
-			n *= 2
-		}
-		var b strings.Builder
-		b.WriteString(`UPDATE ` + q.cfg.Table + ` SET leased_until = $1 WHERE seq IN (`)
-		args := make([]any, n+1)
-		args[0] = until
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "$%d", i+2)
-			args[i+1] = renewed[min(i, len(renewed)-1)]
-		}
-		b.WriteByte(')')
-		_, err := tx.ExecContext(ctx, b.String(), args...)
+		// padded to few shapes: see inList
+		list, args := inList([]any{until}, renewed)
+		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET leased_until = $1 WHERE seq IN `+list, args...)
 		return err
 	})
 	if err != nil {
