@@ -52,6 +52,10 @@ type Set struct {
 	Recipes []*Recipe
 	Tests   []*TestFile
 	Files   int
+
+	// broken names the recipes that were found but did not load: their
+	// tests are not reported again as naming no recipe
+	broken map[string]bool
 }
 
 // Recipe returns the recipe with that name.
@@ -141,10 +145,16 @@ func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
 			}
 			continue
 		}
-		r, ds := l.parse(path, src, progs)
+		r, name, ds := l.parseNamed(path, src, progs)
 		diags = append(diags, ds...)
-		if r != nil {
+		switch {
+		case r != nil:
 			set.Recipes = append(set.Recipes, r)
+		case name != "":
+			if set.broken == nil {
+				set.broken = map[string]bool{}
+			}
+			set.broken[name] = true
 		}
 	}
 	diags = append(diags, l.checkSet(set)...)
@@ -196,6 +206,9 @@ func (l *Loader) checkSet(set *Set) Diagnostics {
 	set.Recipes = kept
 	names := sortedKeys(byName)
 	for _, t := range set.Tests {
+		if _, ok := byName[t.RecipeName]; !ok && set.broken[t.RecipeName] {
+			continue // the recipe's own errors say why
+		}
 		diags = append(diags, t.bind(byName, names)...)
 	}
 	return diags
@@ -206,12 +219,14 @@ func (r *Recipe) namePos() Pos { return r.Pos }
 // Parse reads one recipe from its source. It returns the recipe only when
 // it has no errors.
 func (l *Loader) Parse(path string, src []byte) (r *Recipe, diags Diagnostics) {
-	return l.parse(path, src, nil)
+	r, _, diags = l.parseNamed(path, src, nil)
+	return r, diags
 }
 
-// parse is Parse, sharing programs with the other recipes of a load when
-// progs is not nil.
-func (l *Loader) parse(path string, src []byte, progs programs) (r *Recipe, diags Diagnostics) {
+// parseNamed is Parse, sharing programs with the other recipes of a load
+// when progs is not nil. It also returns the recipe's name when it has
+// one, whether it loaded or not.
+func (l *Loader) parseNamed(path string, src []byte, progs programs) (r *Recipe, name string, diags Diagnostics) {
 	f := newFile(path, src)
 	f.programs = progs
 	defer func() {
@@ -224,13 +239,16 @@ func (l *Loader) parse(path string, src []byte, progs programs) (r *Recipe, diag
 	}()
 	root := f.parseDoc(src)
 	if root == nil {
-		return nil, f.diags
+		return nil, "", f.diags
 	}
 	r = l.parseRecipe(f, root)
-	if f.diags.HasErrors() {
-		return nil, f.diags
+	if r != nil {
+		name = r.Name
 	}
-	return r, f.diags
+	if f.diags.HasErrors() {
+		return nil, name, f.diags
+	}
+	return r, name, f.diags
 }
 
 func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
