@@ -198,3 +198,32 @@ func TestQueueClaimsInOneShape(t *testing.T) {
 	}
 	require.Len(t, claims, 1, "claim statements: %q", claims)
 }
+
+// TestWriterStatementCacheEvicts: a full statement cache makes room for
+// a new statement by closing the one used least recently, and keeps the
+// one in constant use. A cache that kept its first statements left every
+// later one unprepared for the life of the process.
+func TestWriterStatementCacheEvicts(t *testing.T) {
+	w := sqlqueue.NewWriter(openDB(t), 64)
+	t.Cleanup(func() { w.Close() })
+	query := func(q string) {
+		t.Helper()
+		require.NoError(t, w.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
+			var n int
+			return tx.QueryRowContext(ctx, q, 1).Scan(&n)
+		}))
+	}
+	const hot = "SELECT $1 + 0 -- hot"
+	for i := range 400 {
+		query(hot)
+		query(fmt.Sprintf("SELECT $1 + %d", i))
+	}
+	const late = "SELECT $1 + 1000 -- late"
+	query(late)
+	query(late) // prepared after its first run
+	got := w.Statements()
+	require.LessOrEqual(t, len(got), 256)
+	require.Contains(t, got, late, "a statement met after the cache filled is cached")
+	require.Contains(t, got, hot, "the statement in constant use stays")
+	require.NotContains(t, got, "SELECT $1 + 0", "the oldest went")
+}

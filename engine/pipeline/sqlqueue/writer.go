@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +49,10 @@ type Writer struct {
 	wg        sync.WaitGroup
 	closeMu   sync.RWMutex
 	closed    bool
-	stmts     map[string]*sql.Stmt // used by the writer goroutine only
-	toPrepare map[string]bool      // likewise
-	inTx      txStmts              // likewise
+	stmts     map[string]*cachedStmt // used by the writer goroutine only
+	toPrepare map[string]bool        // likewise
+	inTx      txStmts                // likewise
+	uses      uint64                 // likewise: statements looked up, a clock for cachedStmt.used
 	txs, done atomic.Int64
 	// Linger, when positive, is a commit delay: a busy writer (its last
 	// transaction held lingerAbove ops or more) lets ops gather for this
@@ -81,8 +83,17 @@ const lingerAbove = 4
 func (w *Writer) Stats() (txs, ops int64) { return w.txs.Load(), w.done.Load() }
 
 // maxCachedStmts bounds the statement cache (queries with a variable
-// number of placeholders would otherwise grow it).
+// number of placeholders would otherwise grow it). When it is full, the
+// statement used least recently makes room for a new one: a process that
+// runs for months meets more shapes than it keeps, and a cache that kept
+// its first ones would leave every later one unprepared.
 const maxCachedStmts = 256
+
+// cachedStmt is a prepared statement and when it was last used.
+type cachedStmt struct {
+	st   *sql.Stmt
+	used uint64
+}
 
 type cachedTx struct {
 	tx *sql.Tx
@@ -105,19 +116,21 @@ func (c cachedTx) ctx(op context.Context) context.Context {
 }
 
 func (c cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
-	st, ok := c.w.stmts[query]
+	c.w.uses++
+	cs, ok := c.w.stmts[query]
 	if !ok {
 		// preparing needs a free connection, and this transaction may hold
 		// the only one: run unprepared now, prepare between transactions
-		if len(c.w.stmts)+len(c.w.toPrepare) < maxCachedStmts {
+		if len(c.w.toPrepare) < maxCachedStmts {
 			c.w.toPrepare[query] = true
 		}
 		return nil
 	}
+	cs.used = c.w.uses
 	if bound, ok := c.w.inTx[query]; ok {
 		return bound
 	}
-	bound := c.tx.StmtContext(ctx, st)
+	bound := c.tx.StmtContext(ctx, cs.st)
 	c.w.inTx[query] = bound
 	return bound
 }
@@ -126,10 +139,28 @@ func (c cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 // the writer calls it when it holds no connection.
 func (w *Writer) prepareQueued() {
 	for q := range w.toPrepare {
-		if st, err := w.db.PrepareContext(context.Background(), q); err == nil {
-			w.stmts[q] = st
-		}
 		delete(w.toPrepare, q)
+		if len(w.stmts) >= maxCachedStmts {
+			w.evictOldest()
+		}
+		if st, err := w.db.PrepareContext(context.Background(), q); err == nil {
+			w.stmts[q] = &cachedStmt{st: st, used: w.uses}
+		}
+	}
+}
+
+// evictOldest closes the statement used least recently. It runs between
+// transactions: no transaction holds the statement.
+func (w *Writer) evictOldest() {
+	oldest, at := "", uint64(math.MaxUint64)
+	for q, cs := range w.stmts {
+		if cs.used < at {
+			oldest, at = q, cs.used
+		}
+	}
+	if cs, ok := w.stmts[oldest]; ok {
+		cs.st.Close()
+		delete(w.stmts, oldest)
 	}
 }
 
@@ -165,7 +196,7 @@ func NewWriter(db *sql.DB, maxBatch int) *Writer {
 	if maxBatch <= 0 {
 		maxBatch = 512
 	}
-	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*sql.Stmt{}, toPrepare: map[string]bool{}, inTx: txStmts{}}
+	w := &Writer{db: db, ops: make(chan *pending, maxBatch*4), maxBatch: maxBatch, stmts: map[string]*cachedStmt{}, toPrepare: map[string]bool{}, inTx: txStmts{}}
 	w.wg.Add(1)
 	go w.loop()
 	return w
@@ -202,8 +233,8 @@ func (w *Writer) Close() error {
 	close(w.ops)
 	w.closeMu.Unlock()
 	w.wg.Wait()
-	for _, st := range w.stmts {
-		st.Close()
+	for _, cs := range w.stmts {
+		cs.st.Close()
 	}
 	return nil
 }
