@@ -107,17 +107,7 @@ func TestQueueRenewsHeldLeases(t *testing.T) {
 	t.Run("held by its child", func(t *testing.T) {
 		db := openDB(t)
 		q := newQueue(t, db, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		parents, err := q.Subscribe(ctx, "parents")
-		require.NoError(t, err)
-		children, err := q.Subscribe(ctx, "children")
-		require.NoError(t, err)
-		require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
-		parent := receive(t, parents, 5*time.Second)
-		child := message.NewMessage("child", []byte("c"))
-		sqlqueue.Derive(child, parent)
-		require.NoError(t, q.Publish("children", child))
+		parents, children, parent := parentWithChild(t, q)
 		parent.Ack()
 		got := receive(t, children, 5*time.Second)
 		holdRow(t, db, "parent", 5, parents, children)
@@ -235,17 +225,7 @@ func TestQueueAbandonedChildGivesItsParentBack(t *testing.T) {
 		BEGIN SELECT RAISE(ABORT, 'no room for the child'); END`)
 	require.NoError(t, err)
 	q := newQueue(t, db, sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: shortLease})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	parents, err := q.Subscribe(ctx, "parents")
-	require.NoError(t, err)
-	children, err := q.Subscribe(ctx, "children")
-	require.NoError(t, err)
-	require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
-	parent := receive(t, parents, 5*time.Second)
-	child := message.NewMessage("child", []byte("c"))
-	sqlqueue.Derive(child, parent)
-	require.NoError(t, q.Publish("children", child))
+	parents, children, parent := parentWithChild(t, q)
 	parent.Ack()
 	got := receive(t, children, 5*time.Second)
 	holdRow(t, db, "parent", 2, parents, children) // renewed while the child runs
@@ -285,7 +265,7 @@ func TestQueueAbandonedChildGivesItsParentBack(t *testing.T) {
 	// handled again: its child with it, and then both are done
 	_, err = db.Exec(`DROP TRIGGER no_child`)
 	require.NoError(t, err)
-	child = message.NewMessage("child", []byte("c"))
+	child := message.NewMessage("child", []byte("c"))
 	sqlqueue.Derive(child, again)
 	require.NoError(t, q.Publish("children", child))
 	again.Ack()
@@ -293,4 +273,24 @@ func TestQueueAbandonedChildGivesItsParentBack(t *testing.T) {
 	require.Eventually(t, func() bool { return len(rowsOf(t, db, "parents")) == 0 }, 5*time.Second, 10*time.Millisecond)
 	require.Empty(t, rowsOf(t, db, "children"))
 	require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// parentWithChild subscribes to the topics "parents" and "children",
+// publishes a message "parent" and receives it, then publishes a message
+// "child" as its child (handed over in memory, without a row). The parent
+// is not acked yet.
+func parentWithChild(t *testing.T, q *sqlqueue.Queue) (parents, children <-chan *message.Message, parent *message.Message) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	parents, err := q.Subscribe(ctx, "parents")
+	require.NoError(t, err)
+	children, err = q.Subscribe(ctx, "children")
+	require.NoError(t, err)
+	require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
+	parent = receive(t, parents, 5*time.Second)
+	child := message.NewMessage("child", []byte("c"))
+	sqlqueue.Derive(child, parent)
+	require.NoError(t, q.Publish("children", child))
+	return parents, children, parent
 }
