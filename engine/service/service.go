@@ -54,6 +54,9 @@ type Service struct {
 	retry tickRetry
 	// tickRetries are the retries in flight; scheduleLoop waits for them.
 	tickRetries sync.WaitGroup
+	// redact is the config's secret values, listed once: every runner gets
+	// the same list, and the runner's redactor is found by its identity
+	redact []string
 }
 
 // Open builds the service: store, broker, engine, recipes, listener.
@@ -65,7 +68,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		opts.Registry = connector.Default
 	}
 	opts.Settings = opts.Settings.withDefaults()
-	s := &Service{opts: opts, log: opts.Logger, Metrics: metrics.New()}
+	s := &Service{opts: opts, log: opts.Logger, Metrics: metrics.New(), redact: opts.Config.SecretValues()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -209,7 +212,7 @@ func (s *Service) newRunner() *runner.Runner {
 	cfg := s.opts.Config
 	return &runner.Runner{
 		Secrets: s.opts.Secrets,
-		Redact:  cfg.SecretValues(),
+		Redact:  s.redact,
 		Connection: func(name string) (*connector.Connection, error) {
 			return cfg.Connection(name)
 		},
