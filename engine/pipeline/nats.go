@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +35,13 @@ type NATSConfig struct {
 	Concurrency int
 	// MaxAckPending bounds the messages in flight on a topic across all
 	// processes; by default four times Concurrency. A run paused for a
-	// durable retry counts as in flight until its retry time.
+	// durable retry is not in flight: it waits on the parked subject.
 	MaxAckPending int
+	// MaxParked bounds the runs that wait for their durable retry time
+	// on the parked subject's consumer, across all processes; 100,000 by
+	// default. Beyond it, a paused run waits in the stream, undelivered,
+	// until an earlier one is due: its retry comes late, it is not lost.
+	MaxParked int
 	// DuplicateWindow is how long JetStream remembers a message id: within
 	// it, the same dedup key accepted by two processes yields one event.
 	DuplicateWindow time.Duration
@@ -58,6 +65,9 @@ func (c *NATSConfig) setDefaults() {
 	}
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = 4 * c.Concurrency
+	}
+	if c.MaxParked <= 0 {
+		c.MaxParked = 100_000
 	}
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = time.Hour
@@ -95,14 +105,20 @@ func (c *NATSConfig) setDefaults() {
 // before handing them on come back only after AckWait (MaxAckPending
 // bounds how many).
 //
-// A durable retry (Reschedule) stores the run's checkpoint, then naks the
-// run's delivery with a delay: the consumer keeps the message (on the
-// server, across restarts of any process) and delivers it again at the
-// retry time. Until then it counts against MaxAckPending. The checkpoint
-// is in this process's store: a retry delivered to another process starts
-// the run over there (its earlier steps run again, with the same
-// idempotency keys), and the checkpoint stays behind here until
-// Store.Prune drops it (see store.MaxCheckpointWait).
+// A durable retry (Reschedule) stores the run's checkpoint, then publishes
+// a copy of the run's message, with its retry time, on the parked subject
+// and acks the delivery. The parked subject's consumer, which every
+// process also joins, naks each copy with a delay until its retry time
+// (JetStream keeps it meanwhile, across restarts of any process), then
+// publishes it on the runs subject again. A run waiting for its retry so
+// holds nothing of the runs consumer's MaxAckPending: were the delayed
+// nak made on the run's own delivery, as many paused runs as
+// MaxAckPending (a Slack outage, say) would stop every recipe's runs
+// until the first retry came due. The checkpoint is in this process's
+// store: a retry delivered to another process starts the run over there
+// (its earlier steps run again, with the same idempotency keys), and the
+// checkpoint stays behind here until Store.Prune drops it (see
+// store.MaxCheckpointWait).
 type NATSBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer
@@ -183,8 +199,21 @@ func (b *NATSBroker) subjects(queueGroup, topic string) *wnats.SubjectDetail {
 
 var natsTopics = []string{TopicEvents, TopicRuns, TopicDeadLetters}
 
+// natsParked is the subject (after the stream's name) and consumer where
+// runs wait for their durable retry (see NATSBroker). It is not a topic
+// of the router: the broker handles its deliveries itself.
+const natsParked = "parked"
+
+// parkedAckWait is how long the parked consumer waits for a delivery's
+// nak or ack before delivering it again.
+const parkedAckWait = 30 * time.Second
+
+// natsRetryAtHdr is the header of a parked run message that holds its
+// retry time, in Unix milliseconds.
+const natsRetryAtHdr = "Sous-Retry-At"
+
 // provision creates or updates the stream and one durable push consumer
-// per topic, delivering to the queue group. The consumers are created
+// per topic and one for the parked runs, delivering to the queue group. The consumers are created
 // here rather than by the subscriptions, which would delete them when
 // they unsubscribe, under the other processes' feet.
 func (b *NATSBroker) provision(ctx context.Context) error {
@@ -205,7 +234,12 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 			return fmt.Errorf("nats broker: update stream %s: %w", b.stream, err)
 		}
 	}
-	for _, topic := range natsTopics {
+	for _, topic := range append(natsTopics, natsParked) {
+		ackWait, pending := b.cfg.AckWait, b.cfg.MaxAckPending
+		if topic == natsParked {
+			// its deliveries are handled at once (a nak or a publish)
+			ackWait, pending = parkedAckWait, b.cfg.MaxParked
+		}
 		cc := &nats.ConsumerConfig{
 			Durable:        b.durable(topic),
 			DeliverSubject: "_sous_deliver." + b.subject(topic),
@@ -213,8 +247,8 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 			FilterSubject:  b.subject(topic),
 			DeliverPolicy:  nats.DeliverAllPolicy,
 			AckPolicy:      nats.AckExplicitPolicy,
-			AckWait:        b.cfg.AckWait,
-			MaxAckPending:  b.cfg.MaxAckPending,
+			AckWait:        ackWait,
+			MaxAckPending:  pending,
 			MaxDeliver:     -1,
 		}
 		if _, err := b.js.AddConsumer(b.stream, cc, opt); err != nil {
@@ -292,24 +326,33 @@ func (b *NATSBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b
 func (b *NATSBroker) DelayedRedelivery() bool { return true }
 
 // Reschedule stores the run's checkpoint (save) in this process's store,
-// then naks msg's delivery with the delay left until at (JetStream's
-// NakWithDelay, waiting for the server's answer): the consumer delivers
-// the message again then, to any process of the queue group. Should the
-// nak fail, msg is nacked the library's way: it comes back after the
-// library's NakDelay (sooner than at), or after AckWait when the server
-// is out of reach; it is not lost.
+// then parks msg: a copy with its retry time at goes on the parked
+// subject (waiting for the server's answer), and the handler acks the
+// delivery. Should the copy not go, msg's delivery is nakked with the
+// delay left until at, as a last resort that holds a place of
+// MaxAckPending meanwhile; should that fail too, msg is nacked the
+// library's way: it comes back after the library's NakDelay (sooner than
+// at), or after AckWait when the server is out of reach. It is not lost.
 func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error {
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
 	}
-	err := errNotDelivered
-	if v, ok := b.raw.Load(msg); ok {
-		// at least a millisecond: a zero delay would be a plain nak
-		delay := max(time.Until(at), time.Millisecond)
-		// sent as a request, so that the server's answer confirms it
-		err = v.(*nats.Msg).NakWithDelay(delay, nats.AckWait(10*time.Second))
+	v, ok := b.raw.Load(msg)
+	if !ok {
+		b.cfg.Logger.Error("put a run back: the retry may come back before its time", errNotDelivered, watermill.LogFields{"uuid": msg.UUID})
+		retryAt(msg, at)
+		msg.Nack()
+		return nil
 	}
-	if err != nil {
+	nm := v.(*nats.Msg)
+	err := b.park(nm, runIDOf(msg), at)
+	if err == nil {
+		return nil
+	}
+	b.cfg.Logger.Error("park a run for its retry: its delivery is nakked with the delay instead", err, watermill.LogFields{"uuid": msg.UUID})
+	// at least a millisecond: a zero delay would be a plain nak; sent as a
+	// request, so that the server's answer confirms it
+	if err := nm.NakWithDelay(max(time.Until(at), time.Millisecond), nats.AckWait(10*time.Second)); err != nil {
 		b.cfg.Logger.Error("nak with delay: the retry may come back before its time", err, watermill.LogFields{"uuid": msg.UUID})
 	}
 	// when the nak went, the library's own, which this lets it send, is
@@ -317,6 +360,64 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 	retryAt(msg, at)
 	msg.Nack()
 	return nil
+}
+
+// park publishes a copy of nm, the delivery of run runID's message, on
+// the parked subject with its retry time at. Its message id is made of
+// the run and the time, so that the same pause parked twice (its
+// delivery came again before its ack) is one copy.
+func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time) error {
+	ms := strconv.FormatInt(at.UnixMilli(), 10)
+	pm := nats.NewMsg(b.subject(natsParked))
+	pm.Data = nm.Data
+	for k, vs := range nm.Header {
+		pm.Header[k] = vs
+	}
+	pm.Header.Set(natsRetryAtHdr, ms)
+	pm.Header.Del(nats.MsgIdHdr)
+	if runID != "" {
+		pm.Header.Set(nats.MsgIdHdr, "park:"+runID+"@"+ms)
+	}
+	_, err := b.js.PublishMsg(pm, nats.AckWait(10*time.Second))
+	return err
+}
+
+// unpark handles a delivery of the parked consumer: before its retry
+// time it is nakked with the delay left (the server delivers it again
+// then); once due, its run message goes on the runs subject again and
+// the delivery is acked. A message without a readable retry time is due.
+// Nothing here loses a run: a nak or ack that does not reach the server
+// has the delivery come back after parkedAckWait, and a copy published
+// twice has one message id, so the stream keeps one.
+func (b *NATSBroker) unpark(pm *nats.Msg) {
+	ms, err := strconv.ParseInt(pm.Header.Get(natsRetryAtHdr), 10, 64)
+	if err == nil {
+		if wait := time.Until(time.UnixMilli(ms)); wait > 0 {
+			if err := pm.NakWithDelay(wait); err != nil {
+				b.cfg.Logger.Error("nak a parked run until its retry time", err, nil)
+			}
+			return
+		}
+	}
+	rm := nats.NewMsg(b.subject(TopicRuns))
+	rm.Data = pm.Data
+	for k, vs := range pm.Header {
+		rm.Header[k] = vs
+	}
+	rm.Header.Del(natsRetryAtHdr)
+	if id, ok := strings.CutPrefix(pm.Header.Get(nats.MsgIdHdr), "park:"); ok {
+		rm.Header.Set(nats.MsgIdHdr, "due:"+id)
+	}
+	if _, err := b.js.PublishMsg(rm, nats.AckWait(10*time.Second)); err != nil {
+		b.cfg.Logger.Error("hand a due run on: it is tried again in a second", err, nil)
+		if err := pm.NakWithDelay(time.Second); err != nil {
+			b.cfg.Logger.Error("nak a parked run", err, nil)
+		}
+		return
+	}
+	if err := pm.Ack(); err != nil {
+		b.cfg.Logger.Error("ack a parked run handed on", err, nil)
+	}
 }
 
 // errNotDelivered: Reschedule was given a message this broker did not
@@ -330,13 +431,22 @@ func (b *NATSBroker) Publisher() message.Publisher { return b.publisher }
 func (b *NATSBroker) Subscriber() message.Subscriber { return b.subscriber }
 
 // Depth implements Broker: the messages the topic's consumer has not
-// delivered yet or that wait for their ack.
+// delivered yet or that wait for their ack, and for the runs topic the
+// runs parked until their retry time.
 func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
-	info, err := b.js.ConsumerInfo(b.stream, b.durable(topic), nats.Context(ctx))
-	if err != nil {
-		return -1
+	consumers := []string{topic}
+	if topic == TopicRuns {
+		consumers = append(consumers, natsParked)
 	}
-	return int64(info.NumPending) + int64(info.NumAckPending)
+	var total int64
+	for _, c := range consumers {
+		info, err := b.js.ConsumerInfo(b.stream, b.durable(c), nats.Context(ctx))
+		if err != nil {
+			return -1
+		}
+		total += int64(info.NumPending) + int64(info.NumAckPending)
+	}
+	return total
 }
 
 // Close implements Broker. It does not close the store.
@@ -447,6 +557,10 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 	s.conn[topic] = nc
 	var track func(*message.Message)
 	if topic == TopicRuns {
+		// the runs waiting for their retry come back by this process too
+		if err := s.subscribeParked(); err != nil {
+			return nil, err
+		}
 		// the library cancels a message's context once it settled the
 		// delivery: the delivery is forgotten then
 		track = func(m *message.Message) { context.AfterFunc(m.Context(), func() { b.raw.Delete(m) }) }
@@ -519,6 +633,27 @@ func forward(ctx context.Context, in <-chan *message.Message, out chan<- *messag
 			return
 		}
 	}
+}
+
+// subscribeParked joins the parked consumer, on a connection of its own
+// that close drains with the others. s.mu is held.
+func (s *natsSubs) subscribeParked() error {
+	b := s.b
+	nc, err := b.connect("subscriber " + natsParked)
+	if err != nil {
+		return err
+	}
+	js, err := nc.JetStream()
+	if err == nil {
+		_, err = js.QueueSubscribe(b.subject(natsParked), ConsumerGroup, b.unpark,
+			nats.Bind(b.stream, b.durable(natsParked)), nats.ManualAck())
+	}
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("nats broker: subscribe to %s: %w", natsParked, err)
+	}
+	s.conn[natsParked] = nc
+	return nil
 }
 
 func (s *natsSubs) close() error {

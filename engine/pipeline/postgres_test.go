@@ -527,8 +527,9 @@ func TestPostgresDurableRetryTwoEngines(t *testing.T) {
 }
 
 // TestDurableRetryHoldsNoWorker: a run waiting for its retry holds no
-// partition (PostgreSQL) or worker (NATS): with room for one run at a
-// time, a run accepted after the pause finishes before the retry.
+// partition (PostgreSQL), worker or place of MaxAckPending (NATS): with
+// room for one run at a time and two deliveries pending, a run accepted
+// after three others paused finishes before their retries.
 func TestDurableRetryHoldsNoWorker(t *testing.T) {
 	cases := []struct {
 		name string
@@ -553,7 +554,8 @@ func TestDurableRetryHoldsNoWorker(t *testing.T) {
 			require.NoError(t, err)
 			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 			require.NoError(t, st.Migrate(ctx))
-			b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 1})
+			b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute,
+				Concurrency: 1, MaxAckPending: 2})
 			require.NoError(t, err)
 			return opened{st: st, b: b, close: func() {
 				require.NoError(t, b.Close())
@@ -572,25 +574,36 @@ func TestDurableRetryHoldsNoWorker(t *testing.T) {
 			er := runEngine(t, o, retryIndex(t, sink.srv.URL), "one")
 			t.Cleanup(func() { er.stop(t) })
 
-			slow := webhookEvent(t, "/retry", map[string]any{})
-			_, err := o.b.Accept(ctx, slow)
-			require.NoError(t, err)
-			slowID := pipeline.RunID(slow.ID, "retried")
+			var slowIDs []string
+			for i := range 3 {
+				slow := webhookEvent(t, "/retry", map[string]any{"n": i})
+				_, err := o.b.Accept(ctx, slow)
+				require.NoError(t, err)
+				slowIDs = append(slowIDs, pipeline.RunID(slow.ID, "retried"))
+			}
 			require.Eventually(t, func() bool {
-				cp, err := o.st.Checkpoint(ctx, slowID)
-				return err == nil && cp != nil
-			}, 10*time.Second, 10*time.Millisecond, "the run did not pause")
+				for _, id := range slowIDs {
+					if cp, err := o.st.Checkpoint(ctx, id); err != nil || cp == nil {
+						return false
+					}
+				}
+				return true
+			}, 10*time.Second, 10*time.Millisecond, "the runs did not pause")
 			fast := webhookEvent(t, "/fast", map[string]any{})
-			_, err = o.b.Accept(ctx, fast)
+			_, err := o.b.Accept(ctx, fast)
 			require.NoError(t, err)
 
 			fastRun := waitRun(t, o.st, pipeline.RunID(fast.ID, "fast"))
 			require.Equal(t, "succeeded", fastRun.Status)
-			slowRun := waitRun(t, o.st, slowID)
-			checkRetried(t, slowRun, sink, 3*time.Second)
-			retried := sink.times(slowID + ":call")[1]
-			require.True(t, fastRun.FinishedAt.Before(retried),
-				"the run accepted during the wait finished at %s, after the retry at %s", fastRun.FinishedAt, retried)
+			for _, id := range slowIDs {
+				slowRun := waitRun(t, o.st, id)
+				checkRetried(t, slowRun, sink, 3*time.Second)
+				retried := sink.times(id + ":call")[1]
+				require.True(t, fastRun.FinishedAt.Before(retried),
+					"the run accepted during the wait finished at %s, after a retry at %s", fastRun.FinishedAt, retried)
+			}
+			require.Eventually(t, func() bool { return o.b.Depth(ctx, pipeline.TopicRuns) == 0 },
+				10*time.Second, 20*time.Millisecond, "nothing is left waiting")
 		})
 	}
 }
