@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	_ "time/tzdata" // time zones for schedule.cron on machines without zoneinfo
 
@@ -52,12 +53,21 @@ func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "sous:", ee.err)
+			printError(stderr, ee.err)
 		}
 		return ee.code
 	}
 	// cobra's own errors are about usage: unknown command or flag, bad args
-	fmt.Fprintln(stderr, "sous:", err)
+	printError(stderr, err)
 	fmt.Fprintln(stderr, "Run 'sous --help' for usage.")
 	return 2
+}
+
+// printError prints err with the program's name before each of its
+// lines: joined errors (every problem of a config file, say) then read
+// as one message each.
+func printError(w io.Writer, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(w, "sous:", line)
+	}
 }

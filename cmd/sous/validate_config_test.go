@@ -127,6 +127,14 @@ func TestValidateConfigSettings(t *testing.T) {
 		require.Contains(t, r.stderr, "FAIL: 1 files, 1 recipes, 0 tests, 4 errors, 0 warnings", "%s", r)
 	})
 
+	t.Run("sous serve refuses it with one line per problem", func(t *testing.T) {
+		all := writeFile(t, dir, "serve.yaml", "broker: {type: kafka}\npipeline:\n  max_in_flight: -3\n")
+		r := sous(t, "", "serve", "--config", all, "--recipes", recipesDir, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+		require.Equal(t, 1, r.code, "%s", r)
+		require.Equal(t, "sous: "+all+`:1:16: broker.type "kafka" is not one of sqlite, memory, postgres, nats`+"\n"+
+			"sous: "+all+`:3:18: pipeline.max_in_flight: -3 is not from 1 to 65536`+"\n", r.stderr, "%s", r)
+	})
+
 	t.Run("the config's recipes folder is checked too", func(t *testing.T) {
 		cfg := writeFile(t, dir, "withrecipes.yaml", "recipes: "+recipesDir+"\npipeline: {gc_percent: 5}\n")
 		r := sous(t, "", "validate", "--config", cfg)

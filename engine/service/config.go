@@ -80,10 +80,17 @@ const maxMaxRetryAfter = 6 * 24 * time.Hour
 // with 10,000 (docs/performance.md).
 const DefaultGCPercent = 200
 
-// GC ranges pipeline.gc_percent may take.
+// The ranges pipeline.gc_percent, pipeline.max_in_flight and
+// limits.max_body may take.
 const (
 	minGCPercent = 25
 	maxGCPercent = 1000
+	// maxMaxInFlight bounds pipeline.max_in_flight: each run in flight
+	// holds a worker, a database lease and its memory.
+	maxMaxInFlight = 65536
+	// maxMaxBody bounds limits.max_body: a body is read into memory and
+	// stored whole in the events table.
+	maxMaxBody = 64 << 20
 )
 
 // GCPercent is the garbage collector's target to set for these settings,
@@ -313,11 +320,19 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 	}
 
 	// limits (not strict: unknown keys are ignored)
-	p.section("limits", false, map[string]any{"max_body": &s.Limits.MaxBody})
+	var maxBody *int64
+	limits := p.section("limits", false, map[string]any{"max_body": &maxBody})
+	if maxBody != nil {
+		if *maxBody < 1 || *maxBody > maxMaxBody {
+			p.errorf(value(limits, "max_body"), "limits.max_body: %d is not a size in bytes from 1 to %d (64 MiB)", *maxBody, maxMaxBody)
+		} else {
+			s.Limits.MaxBody = *maxBody
+		}
+	}
 
 	// pipeline
 	var pp struct {
-		maxInFlight                                 int
+		maxInFlight                                 *int
 		runTimeout, shutdownTimeout, reloadInterval string
 		commitDelay, maxRetryAfter                  string
 		gcPercent                                   *int
@@ -327,8 +342,12 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 		"reload_interval": &pp.reloadInterval, "commit_delay": &pp.commitDelay, "gc_percent": &pp.gcPercent,
 		"max_retry_after": &pp.maxRetryAfter,
 	})
-	if pp.maxInFlight > 0 {
-		s.Pipeline.MaxInFlight = pp.maxInFlight
+	if pp.maxInFlight != nil {
+		if *pp.maxInFlight < 1 || *pp.maxInFlight > maxMaxInFlight {
+			p.errorf(value(pipeline, "max_in_flight"), "pipeline.max_in_flight: %d is not from 1 to %d", *pp.maxInFlight, maxMaxInFlight)
+		} else {
+			s.Pipeline.MaxInFlight = *pp.maxInFlight
+		}
 	}
 	for _, d := range []struct {
 		name string

@@ -76,6 +76,14 @@ func TestParseSettings(t *testing.T) {
 		{name: "duplicate pipeline key", yaml: "pipeline:\n  gc_percent: 100\n  gc_percent: 300\n", err: `sous.yaml:3:3: pipeline.gc_percent: duplicate key (first at line 2)`},
 		{name: "gc percent a string", yaml: "pipeline: {gc_percent: lots}\n", err: `sous.yaml:1:24: pipeline.gc_percent: "lots" is not a whole number`},
 		{name: "gc percent quoted", yaml: "pipeline: {gc_percent: \"300\"}\n", err: `pipeline.gc_percent: "300" is not a whole number (it is a string`},
+		{name: "max in flight negative", yaml: "pipeline:\n  max_in_flight: -3\n", err: `sous.yaml:2:18: pipeline.max_in_flight: -3 is not from 1 to 65536`},
+		{name: "max in flight zero", yaml: "pipeline: {max_in_flight: 0}\n", err: `pipeline.max_in_flight: 0 is not from 1 to 65536`},
+		{name: "max body", yaml: "limits: {max_body: 4096}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, int64(4096), s.Limits.MaxBody)
+		}},
+		{name: "max body negative", yaml: "limits:\n  max_body: -1\n", err: `sous.yaml:2:13: limits.max_body: -1 is not a size in bytes from 1 to 67108864 (64 MiB)`},
+		{name: "max body too large", yaml: "limits: {max_body: 1000000000}\n", err: `limits.max_body: 1000000000 is not a size in bytes`},
+		{name: "max body a string", yaml: "limits: {max_body: 1MiB}\n", err: `sous.yaml:1:20: limits.max_body: "1MiB" is not a whole number`},
 		{name: "max in flight a list", yaml: "pipeline:\n  max_in_flight: [1]\n", err: `sous.yaml:2:18: pipeline.max_in_flight: a list is not a whole number`},
 		{name: "broker url a mapping", yaml: "broker:\n  type: nats\n  url: {host: x}\n", err: `sous.yaml:3:8: broker.url: a mapping is not a string`},
 		{name: "pipeline not a mapping", yaml: "pipeline: fast\n", err: `sous.yaml:1:11: pipeline must be a mapping, not "fast"`},
