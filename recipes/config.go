@@ -23,6 +23,9 @@ type Config struct {
 	// Extra holds the top-level sections this package does not interpret
 	// (read by the runtime), as YAML nodes with ${VAR} already expanded.
 	Extra map[string]*yaml.Node
+	// broken names the connections a partial config (ParseConfigPartial)
+	// could not read: recipes naming them are not told they do not exist
+	broken map[string]bool
 }
 
 // ConnectionConfig is one named connection.
@@ -50,7 +53,34 @@ func LoadConfig(path string, reg *connector.Registry) (*Config, Diagnostics) {
 }
 
 // ParseConfig reads a config from its source; lookup reads the environment.
-func ParseConfig(path string, src []byte, lookup func(string) (string, bool), reg *connector.Registry) (cfg *Config, diags Diagnostics) {
+// The config is nil when there is an error.
+func ParseConfig(path string, src []byte, lookup func(string) (string, bool), reg *connector.Registry) (*Config, Diagnostics) {
+	cfg, diags := ParseConfigPartial(path, src, lookup, reg)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
+}
+
+// LoadConfigPartial is LoadConfig for a checker: see ParseConfigPartial.
+func LoadConfigPartial(path string, reg *connector.Registry) (*Config, Diagnostics) {
+	src, err := readFile(path)
+	if err != nil {
+		return nil, Diagnostics{{Pos: Pos{File: path}, Severity: SevError, Message: err.Error()}}
+	}
+	return ParseConfigPartial(path, src, os.LookupEnv, reg)
+}
+
+// ParseConfigPartial is ParseConfig for a checker (`sous validate`): with
+// errors it still returns what it could read, so that the checks that
+// depend on the config (its recipes folder, its runtime sections, the
+// connections recipes name) go on and report their own problems in the
+// same pass. It leaves out what the errors are about: a runtime section
+// holding an error is not in Extra (it would be reported twice), and a
+// connection that could not be read is not in Connections (a recipe
+// naming it is not told it does not exist). The config is nil only when
+// the file is not a YAML mapping. Never serve a config with errors.
+func ParseConfigPartial(path string, src []byte, lookup func(string) (string, bool), reg *connector.Registry) (cfg *Config, diags Diagnostics) {
 	if reg == nil {
 		reg = connector.Default
 	}
@@ -109,15 +139,48 @@ func ParseConfig(path string, src []byte, lookup func(string) (string, bool), re
 	if p, ok := fields["connections"]; ok {
 		pairs, _ := f.mapping(p.val, "connections")
 		for _, cp := range pairs {
-			if c := parseConnection(f, cp, reg); c != nil {
+			before := f.diags.Errors()
+			if c := parseConnection(f, cp, reg); c != nil && f.diags.Errors() == before {
 				cfg.Connections[c.Name] = c
+			} else {
+				if cfg.broken == nil {
+					cfg.broken = map[string]bool{}
+				}
+				cfg.broken[cp.key.Value] = true
 			}
 		}
 	}
 	if f.diags.HasErrors() {
-		return nil, f.diags
+		dropErrored(cfg, root, f.diags)
 	}
 	return cfg, f.diags
+}
+
+// dropErrored removes from a partial config's Extra the runtime sections
+// that hold an error: from a section's key to the next top-level key.
+func dropErrored(cfg *Config, root *yaml.Node, diags Diagnostics) {
+	for root != nil && root.Kind == yaml.AliasNode {
+		root = root.Alias
+	}
+	if root == nil || root.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key := root.Content[i]
+		if _, ok := cfg.Extra[key.Value]; !ok {
+			continue
+		}
+		end := -1 // to the end of the file
+		if i+2 < len(root.Content) {
+			end = root.Content[i+2].Line
+		}
+		for _, d := range diags {
+			if d.Severity == SevError && d.Line >= key.Line && (end < 0 || d.Line < end) {
+				delete(cfg.Extra, key.Value)
+				break
+			}
+		}
+	}
 }
 
 func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig {

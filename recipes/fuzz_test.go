@@ -131,6 +131,22 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			_ = cfg.SecretValues()
 		}
+		// the checker's partial config: the same problems, and what it
+		// holds is whole
+		pc, pdiags := recipes.ParseConfigPartial("sous.yaml", src, envOf(env), nil)
+		if len(pdiags) != len(diags) {
+			t.Fatalf("partial: %d problems, whole: %d", len(pdiags), len(diags))
+		}
+		if pc == nil && !diags.HasErrors() {
+			t.Fatalf("no partial config for a good one")
+		}
+		if pc != nil {
+			for name, c := range pc.Connections {
+				if c.Spec == nil || c.Name != name {
+					t.Fatalf("partial: connection %s is incomplete: %+v", name, c)
+				}
+			}
+		}
 	})
 }
 

@@ -453,6 +453,9 @@ func (l *Loader) parseConnection(f *file, fields map[string]pair, spec *connecto
 	}
 	if l.Config != nil {
 		c, ok := l.Config.Connections[name]
+		if !ok && l.Config.broken[name] {
+			return name // the config's own error says what is wrong with it
+		}
 		if !ok {
 			f.errorf(p.val, "%s.connection: no connection %q in %s%s", what, name, l.Config.File, suggest(name, sortedKeys(l.Config.Connections)))
 			return name

@@ -35,10 +35,21 @@ Write a recipe, check it with 'sous validate', test it offline with
 
 // loadConfig reads --config when given; a missing default file is fine.
 func loadConfig(path string, explicit bool) (*recipes.Config, recipes.Diagnostics) {
+	return readConfig(recipes.LoadConfig, path, explicit)
+}
+
+// checkConfig is loadConfig for sous validate: a config with errors is
+// returned as far as it could be read (recipes.ParseConfigPartial), so
+// that its recipes folder and runtime sections are checked too.
+func checkConfig(path string, explicit bool) (*recipes.Config, recipes.Diagnostics) {
+	return readConfig(recipes.LoadConfigPartial, path, explicit)
+}
+
+func readConfig(load func(string, *connector.Registry) (*recipes.Config, recipes.Diagnostics), path string, explicit bool) (*recipes.Config, recipes.Diagnostics) {
 	if path == "" {
 		return nil, nil
 	}
-	cfg, diags := recipes.LoadConfig(path, connector.Default)
+	cfg, diags := load(path, connector.Default)
 	if !explicit && cfg == nil && len(diags) == 1 && diags[0].Line == 0 {
 		return nil, nil // no sous.yaml here: nothing to check
 	}

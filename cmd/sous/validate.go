@@ -38,7 +38,7 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 			if f != recipes.FormatText && f != recipes.FormatJSON && f != recipes.FormatGitHub {
 				return usageError("--format %q: use text, json or github", o.format)
 			}
-			cfg, diags := loadConfig(o.config, cmd.Flags().Changed("config"))
+			cfg, diags := checkConfig(o.config, cmd.Flags().Changed("config"))
 			// the runtime sections (broker, retention, limits, pipeline), as
 			// `sous serve` would read them: parsed only, nothing is opened
 			diags = append(diags, service.CheckSettings(cfg)...)

@@ -135,6 +135,41 @@ func TestValidateConfigSettings(t *testing.T) {
 			"sous: "+all+`:3:18: pipeline.max_in_flight: -3 is not from 1 to 65536`+"\n", r.stderr, "%s", r)
 	})
 
+	t.Run("a config with errors is checked as far as it reads", func(t *testing.T) {
+		// the recipes folder holds a recipe naming a connection the config
+		// could not read, and another naming one it does not have
+		recs := filepath.Join(dir, "partial")
+		writeFile(t, recs, "greet.yaml", greetRecipe)
+		for _, conn := range []string{"broken", "missing"} {
+			writeFile(t, recs, conn+".yaml", `version: 1
+name: via-`+conn+`
+trigger: {type: webhook.received, with: {path: /`+conn+`}}
+steps:
+  - id: call
+    action: http.request
+    connection: `+conn+`
+    with: {url: v1/ping}
+`)
+		}
+		cfg := writeFile(t, dir, "partial.yaml", "recipes: "+recs+"\n"+
+			"api_key: 0123456789abcdef\n"+
+			"broker: {type: postgres, url: \"${SOUS_TEST_UNSET_URL}\"}\n"+
+			"connections:\n  broken: {type: htp}\n"+
+			"pipeline: {gc_percent: 5}\n")
+		r := sous(t, "", "validate", "--config", cfg)
+		require.Equal(t, 1, r.code, "%s", r)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		require.ElementsMatch(t, []string{
+			cfg + `:2:1: error: config: unknown field "api_key" (did you mean "api_keys"?)`,
+			// not also "broker.url is required": the section's error is reported once
+			cfg + `:3:31: error: environment variable SOUS_TEST_UNSET_URL is not set`,
+			cfg + `:5:18: error: connections.broken.type: unknown connection type "htp" (did you mean "http"?)`,
+			cfg + `:6:24: error: pipeline.gc_percent: 5 is not from 25 to 1000`,
+			filepath.Join(recs, "missing.yaml") + `:7:17: error: step call.connection: no connection "missing" in ` + cfg,
+		}, lines, "%s", r)
+		require.Contains(t, r.stderr, "FAIL: 3 files, 2 recipes, 0 tests, 5 errors", "%s", r)
+	})
+
 	t.Run("the config's recipes folder is checked too", func(t *testing.T) {
 		cfg := writeFile(t, dir, "withrecipes.yaml", "recipes: "+recipesDir+"\npipeline: {gc_percent: 5}\n")
 		r := sous(t, "", "validate", "--config", cfg)
