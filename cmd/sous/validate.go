@@ -51,6 +51,9 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 			l := &recipes.Loader{Registry: connector.Default, Config: cfg}
 			set, more := l.LoadPaths(args)
 			diags = append(diags, more...)
+			// the config's own problems and its runtime sections' in the
+			// order of the file
+			diags.Sort()
 			if err := diags.Write(cmd.OutOrStdout(), f, set.Files); err != nil {
 				return err
 			}

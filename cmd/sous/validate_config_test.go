@@ -159,7 +159,7 @@ steps:
 		r := sous(t, "", "validate", "--config", cfg)
 		require.Equal(t, 1, r.code, "%s", r)
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-		require.ElementsMatch(t, []string{
+		require.Equal(t, []string{
 			cfg + `:2:1: error: config: unknown field "api_key" (did you mean "api_keys"?)`,
 			// not also "broker.url is required": the section's error is reported once
 			cfg + `:3:31: error: environment variable SOUS_TEST_UNSET_URL is not set`,
