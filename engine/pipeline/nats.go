@@ -91,13 +91,18 @@ func (c *NATSConfig) setDefaults() {
 //
 // Delivery is at least once, and not atomic with the store: the store
 // and the stream commit separately. Accept claims the dedup key and stores
-// the event, then publishes; when the publish fails it undoes both, so the
-// sender's retry is accepted. A process that dies between its commit and
-// its publish loses the event, and the sender's retry to the same process
-// is then taken for a duplicate (to another process it is accepted). A
-// publish that timed out may still have been stored: the retry is then a
-// duplicate to the stream, and the run goes ahead without its event in
-// the store (it cannot be replayed). A message whose ack was lost, or whose handler outlived AckWait, is
+// the event with an outbox entry, then publishes; when the publish fails
+// it undoes all three, so the sender's retry is accepted. Once the stream
+// confirms, the entry is deleted (in batches). A process that dies between
+// its commit and its publish leaves the entry: when it starts again, it
+// publishes the event before anything else (the sender's retry meanwhile
+// is taken for a duplicate, which the event's run makes true). An entry
+// whose event the stream had already (the process died after the publish,
+// before the entry went) is published again with the same message id,
+// which the stream drops within its duplicate window. A publish that timed
+// out may still have been stored: the retry is then a duplicate to the
+// stream, and the run goes ahead without its event in the store (it
+// cannot be replayed). A message whose ack was lost, or whose handler outlived AckWait, is
 // delivered again, possibly to another process, whose store does not
 // know the run finished: a run can then execute twice. Run ids stay
 // deterministic, and actions get an idempotency key per run and step.
@@ -133,7 +138,12 @@ type NATSBroker struct {
 	subscriber *drainer
 	// raw maps a run message being handled to its JetStream delivery,
 	// for Reschedule
-	raw       sync.Map // *message.Message -> *nats.Msg
+	raw sync.Map // *message.Message -> *nats.Msg
+	// published takes the ids of published events to the relay, which
+	// deletes their outbox entries
+	published chan string
+	stop      chan struct{}
+	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -174,6 +184,9 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 		return nil, fmt.Errorf("nats broker: publisher: %w", err)
 	}
 	b.Writer = sqlqueue.NewWriter(st.Write, 512)
+	b.published, b.stop = make(chan string, 1024), make(chan struct{})
+	b.wg.Add(1)
+	go b.relay(time.Now())
 	b.publisher = &natsPublisher{b: b}
 	subs := &natsSubs{b: b, subs: map[string]*wnats.Subscriber{}}
 	b.subscriber = newDrainer(subs.subscribe, subs.close, cfg.DrainTimeout, cfg.Logger)
@@ -260,40 +273,39 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 	return nil
 }
 
-// Accept implements Broker: claim the dedup key and store the event, then
-// publish with the dedup key as the JetStream message id, so that the
-// stream's duplicate window also catches a key accepted by another
-// process. See NATSBroker for what is not atomic here.
+// Accept implements Broker: claim the dedup key and store the event with
+// an outbox entry, then publish with the dedup key as the JetStream
+// message id, so that the stream's duplicate window also catches a key
+// accepted by another process. See NATSBroker for what is not atomic
+// here.
 func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	msg, err := eventMessage(ev)
-	if err != nil {
-		return false, err
-	}
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, nil)
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return b.Store.AddOutbox(ctx, tx, ev, time.Now())
+	})
 	if err != nil || !fresh {
 		return false, err
 	}
-	msg.Metadata.Set(nats.MsgIdHdr, natsMsgID(ev.DedupKey))
-	nm, err := b.marshaler.Marshal(TopicEvents, msg)
-	if err == nil {
-		nm.Subject = b.subject(TopicEvents)
-		var ack *nats.PubAck
-		// not cancelled with the request: a publish the stream stored must
-		// not be undone here
-		ack, err = b.js.PublishMsg(nm, nats.AckWait(10*time.Second))
-		if err == nil && ack.Duplicate {
-			// another process accepted the key first: keep the claim, so a
-			// later copy is refused here without asking the stream, but drop
-			// the event, which will not run here
-			uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
-				return b.Store.DeleteEvent(ctx, tx, ev.ID)
-			})
-			return false, uerr
-		}
+	// not cancelled with the request: a publish the stream stored must
+	// not be undone here
+	dup, err := b.publishEvent(ev)
+	if err == nil && dup {
+		// another process accepted the key first: keep the claim, so a
+		// later copy is refused here without asking the stream, but drop
+		// the event, which will not run here
+		uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+			if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
+				return err
+			}
+			return b.Store.DeleteEvent(ctx, tx, ev.ID)
+		})
+		return false, uerr
 	}
 	if err != nil {
 		err = fmt.Errorf("publish event: %w", err)
 		uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+			if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
+				return err
+			}
 			return b.Store.ReleaseDedup(ctx, tx, ev.DedupKey, ev.ID)
 		})
 		if uerr != nil {
@@ -301,7 +313,153 @@ func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) 
 		}
 		return false, err
 	}
+	b.sent(ev.ID)
 	return true, nil
+}
+
+// publishEvent publishes ev on the events subject with its dedup key as
+// message id, waiting for the stream's answer: dup when the stream had
+// the id already (within its duplicate window).
+func (b *NATSBroker) publishEvent(ev *store.Event) (dup bool, err error) {
+	msg, err := eventMessage(ev)
+	if err != nil {
+		return false, err
+	}
+	msg.Metadata.Set(nats.MsgIdHdr, natsMsgID(ev.DedupKey))
+	nm, err := b.marshaler.Marshal(TopicEvents, msg)
+	if err != nil {
+		return false, err
+	}
+	nm.Subject = b.subject(TopicEvents)
+	ack, err := b.js.PublishMsg(nm, nats.AckWait(10*time.Second))
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
+}
+
+// sent queues the outbox entry of a published event for deletion; the
+// relay deletes them in batches. An entry whose deletion a crash cut
+// short is published again at the next start, a duplicate the stream
+// drops within its window.
+func (b *NATSBroker) sent(eventID string) {
+	select {
+	case b.published <- eventID:
+	case <-b.stop:
+		// closing: the entry stays, and the next start publishes it
+		// again (a duplicate the stream drops)
+	}
+}
+
+// outboxAge is how old an outbox entry must be before the relay takes it
+// for left behind and publishes it again: longer than any Accept takes.
+const outboxAge = time.Minute
+
+// relay deletes the outbox entries of published events, in batches, and
+// publishes the events whose entries were left behind: at start, every
+// entry older than the start (this store belongs to this process alone,
+// so those come from an earlier life of it, cut short between storing an
+// event and publishing it: the sender was not answered 2xx, and its
+// retry was, or will be, taken for a duplicate), then every minute the
+// entries older than outboxAge.
+func (b *NATSBroker) relay(start time.Time) {
+	defer b.wg.Done()
+	b.republish(start)
+	tick := time.NewTicker(outboxAge)
+	defer tick.Stop()
+	var batch []string
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		err := b.Writer.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
+			return b.Store.DeleteOutbox(ctx, tx, batch...)
+		})
+		if err != nil {
+			b.cfg.Logger.Error("delete published events from the outbox: they will be published again, as duplicates", err, nil)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case id := <-b.published:
+			batch = append(batch, id)
+			// and what else is waiting, up to a batch
+		more:
+			for len(batch) < 256 {
+				select {
+				case id := <-b.published:
+					batch = append(batch, id)
+				default:
+					break more
+				}
+			}
+			flush()
+		case <-tick.C:
+			b.republish(time.Now().Add(-outboxAge))
+		case <-b.stop:
+			for {
+				select {
+				case id := <-b.published:
+					batch = append(batch, id)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// republish publishes the events of the outbox entries created before
+// before, and deletes their entries once the stream has them.
+func (b *NATSBroker) republish(before time.Time) {
+	ctx := context.Background()
+	for {
+		entries, err := b.Store.Outbox(ctx, before, 256)
+		if err != nil {
+			b.cfg.Logger.Error("read the outbox", err, nil)
+			return
+		}
+		var done []string
+		for _, e := range entries {
+			ev, err := b.Store.GetEvent(ctx, e.EventID)
+			if errors.Is(err, store.ErrNotFound) {
+				done = append(done, e.EventID) // pruned: nothing to publish
+				continue
+			}
+			if err == nil {
+				ev.Recipes = e.Recipes
+				var dup bool
+				dup, err = b.publishEvent(ev)
+				if err == nil {
+					b.cfg.Logger.Info("event left unpublished by an earlier process published", watermill.LogFields{"event": ev.ID, "duplicate": dup})
+				}
+			}
+			if err != nil {
+				b.cfg.Logger.Error("publish an event left in the outbox: it is tried again later", err, watermill.LogFields{"event": e.EventID})
+				continue
+			}
+			done = append(done, e.EventID)
+		}
+		if len(done) > 0 {
+			err := b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+				return b.Store.DeleteOutbox(ctx, tx, done...)
+			})
+			if err != nil {
+				b.cfg.Logger.Error("delete republished events from the outbox", err, nil)
+				return
+			}
+		}
+		if len(entries) < 256 || len(done) < len(entries) {
+			return
+		}
+		select {
+		case <-b.stop:
+			return
+		default:
+		}
+	}
 }
 
 // natsMsgID is the JetStream message id of a dedup key: the key itself
@@ -453,6 +611,9 @@ func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
 func (b *NATSBroker) Close() error {
 	b.closeOnce.Do(func() {
 		serr := b.subscriber.Close()
+		// the relay deletes the entries of what was published, then stops
+		close(b.stop)
+		b.wg.Wait()
 		perr := b.pub.Close() // closes b.nc
 		werr := b.Writer.Close()
 		b.closeErr = errors.Join(serr, perr, werr)

@@ -126,6 +126,10 @@ func TestNATSBroker(t *testing.T) {
 		return b.Depth(ctx, pipeline.TopicEvents) == 0 && b.Depth(ctx, pipeline.TopicRuns) == 0
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Zero(t, b.Depth(ctx, pipeline.TopicDeadLetters))
+	require.Eventually(t, func() bool {
+		left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
+		return err == nil && len(left) == 0
+	}, 10*time.Second, 10*time.Millisecond, "the outbox entries of published events are deleted")
 }
 
 // TestNATSBrokerTwoEngines runs two processes, each with its own store,
@@ -177,6 +181,9 @@ func TestNATSBrokerPublishFails(t *testing.T) {
 	require.False(t, fresh)
 	_, err = st.GetEvent(ctx, ev.ID)
 	require.ErrorIs(t, err, store.ErrNotFound, "the event is undone")
+	left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Empty(t, left, "its outbox entry too")
 	require.Equal(t, int64(-1), b.Depth(ctx, pipeline.TopicEvents), "no stream, no depth")
 
 	// once the stream is back, the retry is a new event, not a duplicate
@@ -286,4 +293,78 @@ func TestNATSDurableRetryTwoEngines(t *testing.T) {
 	require.Equal(t, int64(n), d1+d2, "each run finished once")
 	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, pipeline.TopicRuns) == 0 },
 		10*time.Second, 20*time.Millisecond)
+}
+
+// TestNATSOutbox: an event a process stored but did not publish before it
+// died (its outbox entry left behind) is published when a process on the
+// same store starts again, and runs once; an entry whose event the stream
+// had already (the process died after the publish, before the entry went)
+// is a duplicate the stream drops; the sender's retry is a duplicate.
+func TestNATSOutbox(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, read.Close())
+		require.NoError(t, write.Close())
+	})
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	evs := newBrokerLoad(2).events
+	unpublished, published := evs[0], evs[1]
+
+	// the first life: one event published and its entry left behind, the
+	// other stored and never published
+	b0, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	fresh, err := b0.Accept(ctx, published)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	require.NoError(t, b0.Close())
+	tx, err := write.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	claimed, err := st.ClaimDedup(ctx, tx, unpublished.DedupKey, unpublished.ID, unpublished.ReceivedAt)
+	require.NoError(t, err)
+	require.True(t, claimed)
+	require.NoError(t, st.InsertEvent(ctx, tx, unpublished))
+	require.NoError(t, st.AddOutbox(ctx, tx, unpublished, time.Now()))
+	require.NoError(t, st.AddOutbox(ctx, tx, published, time.Now()))
+	require.NoError(t, tx.Commit())
+	left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, left, 2)
+
+	// the next life publishes what was left, before it runs anything
+	time.Sleep(5 * time.Millisecond) // the entries are older than its start
+	b1, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b1.Close()) })
+	require.Eventually(t, func() bool {
+		left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
+		return err == nil && len(left) == 0
+	}, 10*time.Second, 10*time.Millisecond, "the outbox is emptied")
+	require.Equal(t, int64(2), b1.Depth(ctx, pipeline.TopicEvents), "one message per event: the published one is not there twice")
+
+	// the sender of the unpublished event, unanswered, sends it again
+	retry := *unpublished
+	retry.ID = pipeline.NewEventID()
+	fresh, err = b1.Accept(ctx, &retry)
+	require.NoError(t, err)
+	require.False(t, fresh, "the retry is a duplicate")
+
+	sink := newBrokerSink(t, 0)
+	eng := startEngine(t, st, b1, brokerIndex(t, sink.srv.URL), "engine")
+	for _, ev := range evs {
+		run := waitRun(t, st, pipeline.RunID(ev.ID, "broker-load"))
+		require.Equal(t, "succeeded", run.Status, "%s: %s", run.Reason, run.Error)
+	}
+	require.Eventually(t, func() bool {
+		return b1.Depth(ctx, pipeline.TopicEvents) == 0 && b1.Depth(ctx, pipeline.TopicRuns) == 0
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, int64(2), eng.Delivered.Load(), "each event ran once")
+	for key, n := range sink.counts() {
+		require.Equal(t, 1, n, "%s called once", key)
+	}
 }

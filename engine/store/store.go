@@ -180,6 +180,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 			payload ` + blob + ` NOT NULL, metadata TEXT NOT NULL, due_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS {scheduled_due} ON {scheduled} (due_at, id)`,
 		`CREATE INDEX IF NOT EXISTS {scheduled_key} ON {scheduled} (topic, key)`,
+		// events stored but not yet known to be handed to a broker that
+		// commits apart from the store (NATS): see AddOutbox
+		`CREATE TABLE IF NOT EXISTS {outbox} (event_id TEXT PRIMARY KEY, recipes TEXT NOT NULL, created_at BIGINT NOT NULL)` + keyed,
 	}
 	for _, st := range stmts {
 		if _, err := s.w().ExecContext(ctx, s.q(st)); err != nil {

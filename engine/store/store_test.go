@@ -436,6 +436,38 @@ func TestCheckpoints(t *testing.T) {
 	})
 }
 
+func TestOutbox(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		t0 := time.Now().Add(-time.Hour)
+		evs := []*store.Event{{ID: "ev_1", Recipes: []string{"a", "b"}}, {ID: "ev_2"}, {ID: "ev_3", Recipes: []string{"c"}}}
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			for i, ev := range evs {
+				if err := st.AddOutbox(ctx, tx, ev, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		entries, err := st.Outbox(ctx, t0.Add(90*time.Second), 10)
+		require.NoError(t, err)
+		require.Len(t, entries, 2, "only those created before")
+		require.Equal(t, "ev_1", entries[0].EventID, "oldest first")
+		require.Equal(t, []string{"a", "b"}, entries[0].Recipes)
+		require.Nil(t, entries[1].Recipes)
+		require.Equal(t, t0.UnixMilli(), entries[0].CreatedAt.UnixMilli())
+		entries, err = st.Outbox(ctx, time.Now(), 1)
+		require.NoError(t, err)
+		require.Len(t, entries, 1, "at most limit")
+
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.DeleteOutbox(ctx, tx, "ev_1", "ev_3", "ev_9") }))
+		entries, err = st.Outbox(ctx, time.Now(), 10)
+		require.NoError(t, err)
+		require.Len(t, entries, 1)
+		require.Equal(t, "ev_2", entries[0].EventID)
+	})
+}
+
 func TestRunStepIncident(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -461,7 +493,7 @@ func TestSQLiteKeyedTablesWithoutRowid(t *testing.T) {
 	t.Cleanup(func() { read.Close(); write.Close() })
 	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 	require.NoError(t, st.Migrate(ctx))
-	for _, table := range []string{"dedup", "run_steps"} {
+	for _, table := range []string{"dedup", "run_steps", "outbox"} {
 		t.Run(table, func(t *testing.T) {
 			// a table without rowid has no automatic index for its key
 			var n int
