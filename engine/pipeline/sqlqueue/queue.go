@@ -697,7 +697,7 @@ func (q *Queue) nack(topic string, seq int64, msg *message.Message) {
 // (run ids are unique).
 func (q *Queue) ackLoop() {
 	defer q.wg.Done()
-	batch := make([]int64, 0, 1024)
+	batch := make([]int64, 0, maxInList)
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -710,8 +710,8 @@ func (q *Queue) ackLoop() {
 		select {
 		case seq := <-q.acks:
 			batch = append(batch, seq)
-			if len(batch) >= 1000 {
-				flush()
+			if len(batch) >= maxInList {
+				flush() // one full statement (see inList)
 			}
 		default:
 			flush()
