@@ -6,6 +6,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,12 +66,12 @@ type PipelineSettings struct {
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 }
 
-// maxMaxRetryAfter is the most pipeline.max_retry_after may be: 6 days,
+// MaxMaxRetryAfter is the most pipeline.max_retry_after may be: 6 days,
 // below the 7-day MaxAge of the NATS stream, because a durable retry on
 // NATS is a redelivery delayed by the wait and JetStream silently drops a
 // message older than MaxAge: a longer wait would lose the run. A day's
 // margin covers the run's time before the retry and a late redelivery.
-const maxMaxRetryAfter = 6 * 24 * time.Hour
+const MaxMaxRetryAfter = 6 * 24 * time.Hour
 
 // DefaultGCPercent is the garbage collector's default target for `sous
 // serve`: twice Go's. Intake and runs allocate quickly and keep little,
@@ -83,14 +84,16 @@ const DefaultGCPercent = 200
 // The ranges pipeline.gc_percent, pipeline.max_in_flight and
 // limits.max_body may take.
 const (
-	minGCPercent = 25
-	maxGCPercent = 1000
-	// maxMaxInFlight bounds pipeline.max_in_flight: each run in flight
+	MinGCPercent = 25
+	MaxGCPercent = 1000
+	// MaxMaxInFlight bounds pipeline.max_in_flight: each run in flight
 	// holds a worker, a database lease and its memory.
-	maxMaxInFlight = 65536
-	// maxMaxBody bounds limits.max_body: a body is read into memory and
+	MaxMaxInFlight = 65536
+	// MaxMaxBody bounds limits.max_body: a body is read into memory and
 	// stored whole in the events table.
-	maxMaxBody = 64 << 20
+	MaxMaxBody = 64 << 20
+	// MaxCommitDelay bounds pipeline.commit_delay.
+	MaxCommitDelay = time.Second
 )
 
 // GCPercent is the garbage collector's target to set for these settings,
@@ -100,7 +103,7 @@ func (s Settings) GCPercent(getenv func(string) string) (int, bool) {
 	if getenv("GOGC") != "" {
 		return 0, false
 	}
-	if s.Pipeline.GCPercent < minGCPercent || s.Pipeline.GCPercent > maxGCPercent {
+	if s.Pipeline.GCPercent < MinGCPercent || s.Pipeline.GCPercent > MaxGCPercent {
 		return 0, false // not from ParseSettings: leave Go's setting alone
 	}
 	return s.Pipeline.GCPercent, true
@@ -247,6 +250,16 @@ func (p *settingsParser) section(key string, strict bool, fields map[string]any)
 
 // decode decodes one value as YAML would (null leaves it as it is).
 func (p *settingsParser) decode(n *yaml.Node, name string, into any) {
+	if _, str := into.(*string); !str {
+		// YAML decodes 200.5 into a whole number as 200: a fraction is an
+		// error here (a whole number written as 1e6 is fine)
+		if d := deref(n); d != nil && d.Kind == yaml.ScalarNode && d.Tag == "!!float" {
+			if f, err := strconv.ParseFloat(d.Value, 64); err == nil && f != math.Trunc(f) {
+				p.errorf(d, "%s: %s is not a whole number", name, describe(d))
+				return
+			}
+		}
+	}
 	if err := n.Decode(into); err == nil {
 		return
 	}
@@ -323,8 +336,8 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 	var maxBody *int64
 	limits := p.section("limits", false, map[string]any{"max_body": &maxBody})
 	if maxBody != nil {
-		if *maxBody < 1 || *maxBody > maxMaxBody {
-			p.errorf(value(limits, "max_body"), "limits.max_body: %d is not a size in bytes from 1 to %d (64 MiB)", *maxBody, maxMaxBody)
+		if *maxBody < 1 || *maxBody > MaxMaxBody {
+			p.errorf(value(limits, "max_body"), "limits.max_body: %d is not a size in bytes from 1 to %d (64 MiB)", *maxBody, MaxMaxBody)
 		} else {
 			s.Limits.MaxBody = *maxBody
 		}
@@ -343,8 +356,8 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 		"max_retry_after": &pp.maxRetryAfter,
 	})
 	if pp.maxInFlight != nil {
-		if *pp.maxInFlight < 1 || *pp.maxInFlight > maxMaxInFlight {
-			p.errorf(value(pipeline, "max_in_flight"), "pipeline.max_in_flight: %d is not from 1 to %d", *pp.maxInFlight, maxMaxInFlight)
+		if *pp.maxInFlight < 1 || *pp.maxInFlight > MaxMaxInFlight {
+			p.errorf(value(pipeline, "max_in_flight"), "pipeline.max_in_flight: %d is not from 1 to %d", *pp.maxInFlight, MaxMaxInFlight)
 		} else {
 			s.Pipeline.MaxInFlight = *pp.maxInFlight
 		}
@@ -360,22 +373,22 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 	}
 	if pp.commitDelay != "" {
 		d, err := time.ParseDuration(pp.commitDelay)
-		if err != nil || d < 0 || d > time.Second {
+		if err != nil || d < 0 || d > MaxCommitDelay {
 			p.errorf(value(pipeline, "commit_delay"), "pipeline.commit_delay: %q is not a duration from 0s to 1s, such as 2ms", pp.commitDelay)
 		} else {
 			s.Pipeline.CommitDelay = d
 		}
 	}
 	if pp.gcPercent != nil {
-		if *pp.gcPercent < minGCPercent || *pp.gcPercent > maxGCPercent {
-			p.errorf(value(pipeline, "gc_percent"), "pipeline.gc_percent: %d is not from %d to %d", *pp.gcPercent, minGCPercent, maxGCPercent)
+		if *pp.gcPercent < MinGCPercent || *pp.gcPercent > MaxGCPercent {
+			p.errorf(value(pipeline, "gc_percent"), "pipeline.gc_percent: %d is not from %d to %d", *pp.gcPercent, MinGCPercent, MaxGCPercent)
 		} else {
 			s.Pipeline.GCPercent = *pp.gcPercent
 		}
 	}
 	if pp.maxRetryAfter != "" {
 		d, err := parseDays(pp.maxRetryAfter)
-		if err != nil || d <= 0 || d > maxMaxRetryAfter {
+		if err != nil || d <= 0 || d > MaxMaxRetryAfter {
 			p.errorf(value(pipeline, "max_retry_after"), "pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", pp.maxRetryAfter)
 		} else {
 			s.Pipeline.MaxRetryAfter = d

@@ -84,6 +84,11 @@ func TestParseSettings(t *testing.T) {
 		{name: "max body negative", yaml: "limits:\n  max_body: -1\n", err: `sous.yaml:2:13: limits.max_body: -1 is not a size in bytes from 1 to 67108864 (64 MiB)`},
 		{name: "max body too large", yaml: "limits: {max_body: 1000000000}\n", err: `limits.max_body: 1000000000 is not a size in bytes`},
 		{name: "max body a string", yaml: "limits: {max_body: 1MiB}\n", err: `sous.yaml:1:20: limits.max_body: "1MiB" is not a whole number`},
+		{name: "gc percent a fraction", yaml: "pipeline: {gc_percent: 200.5}\n", err: `sous.yaml:1:24: pipeline.gc_percent: "200.5" is not a whole number`},
+		{name: "max in flight a fraction", yaml: "pipeline:\n  max_in_flight: 0.5\n", err: `sous.yaml:2:18: pipeline.max_in_flight: "0.5" is not a whole number`},
+		{name: "max body in exponent form", yaml: "limits: {max_body: 1e6}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, int64(1000000), s.Limits.MaxBody)
+		}},
 		{name: "max in flight a list", yaml: "pipeline:\n  max_in_flight: [1]\n", err: `sous.yaml:2:18: pipeline.max_in_flight: a list is not a whole number`},
 		{name: "broker url a mapping", yaml: "broker:\n  type: nats\n  url: {host: x}\n", err: `sous.yaml:3:8: broker.url: a mapping is not a string`},
 		{name: "pipeline not a mapping", yaml: "pipeline: fast\n", err: `sous.yaml:1:11: pipeline must be a mapping, not "fast"`},
