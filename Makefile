@@ -54,7 +54,7 @@ lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-generate: ## regenerate schemas/recipe.schema.json and docs/connectors.md from the connector specs
+generate: ## regenerate schemas/recipe.schema.json, schemas/config.schema.json and docs/connectors.md from the connector specs
 	$(GO) run ./internal/gen .
 
 bench: build ## benchmarks and the end-to-end load test (figures in docs/performance.md)

@@ -1,6 +1,7 @@
-// Package schemas generates the recipe JSON Schema from the connector specs
-// and embeds the committed copy, recipe.schema.json. `make generate`
-// rewrites it; a test fails when the committed copy is stale.
+// Package schemas generates the JSON Schemas of recipe files and of the
+// config file from the connector specs, and embeds the committed copies,
+// recipe.schema.json and config.schema.json. `make generate` rewrites
+// them; a test fails when a committed copy is stale.
 package schemas
 
 import (

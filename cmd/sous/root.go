@@ -58,17 +58,29 @@ func readConfig(load func(string, *connector.Registry) (*recipes.Config, recipes
 
 func newSchema() *cobra.Command {
 	return &cobra.Command{
-		Use:   "schema",
-		Short: "Print the recipe JSON Schema",
-		Long: `Print the JSON Schema of recipe files, generated from the connector specs.
+		Use:   "schema [recipe|config]",
+		Short: "Print the JSON Schema of recipe files, or of the config file",
+		Long: `Print the JSON Schema of recipe files (the default), or with "config" of the
+config file, sous.yaml, both generated from the connector specs.
 
-Editors use it for completion and checks. In VS Code with the YAML extension,
+Editors use them for completion and checks. In VS Code with the YAML extension,
 put this first line in a recipe:
 
-  # yaml-language-server: $schema=../schemas/recipe.schema.json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := cmd.OutOrStdout().Write(schemas.Recipe)
+  # yaml-language-server: $schema=../schemas/recipe.schema.json
+
+and this one in sous.yaml (paths are relative to the file):
+
+  # yaml-language-server: $schema=schemas/config.schema.json`,
+		Example: `  sous schema
+  sous schema config`,
+		Args:      cobra.MatchAll(cobra.MaximumNArgs(1), cobra.OnlyValidArgs),
+		ValidArgs: []string{"recipe", "config"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			schema := schemas.Recipe
+			if len(args) == 1 && args[0] == "config" {
+				schema = schemas.Config
+			}
+			_, err := cmd.OutOrStdout().Write(schema)
 			return err
 		},
 	}

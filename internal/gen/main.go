@@ -1,5 +1,6 @@
-// Command gen writes the generated files: schemas/recipe.schema.json and
-// docs/connectors.md, from the connector specs. `make generate` runs it.
+// Command gen writes the generated files: schemas/recipe.schema.json,
+// schemas/config.schema.json and docs/connectors.md, from the connector
+// specs. `make generate` runs it.
 package main
 
 import (
@@ -20,8 +21,13 @@ func Files() (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate schema: %w", err)
 	}
+	config, err := schemas.GenerateConfig(connector.Default)
+	if err != nil {
+		return nil, fmt.Errorf("schemas/config.schema.json: %w", err)
+	}
 	return map[string][]byte{
 		"schemas/recipe.schema.json": schema,
+		"schemas/config.schema.json": config,
 		"docs/connectors.md":         catalog.Markdown(connector.Default),
 	}, nil
 }

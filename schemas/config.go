@@ -1,0 +1,440 @@
+package schemas
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/service"
+	"github.com/sous-run/sous/recipes"
+)
+
+// Config is the committed JSON Schema of the config file, sous.yaml.
+//
+//go:embed config.schema.json
+var Config []byte
+
+// ConfigID is the config schema's $id.
+const ConfigID = "https://sous.dev/schemas/config.schema.json"
+
+// The rules of sous.yaml that recipes/config.go keeps unexported. They
+// are written once here, and config_test.go checks each against the
+// parser (recipes.ParseConfig), so that a change there fails a test
+// rather than leaving the schema wrong. The runtime sections' ranges are
+// engine/service's own constants.
+const (
+	// connectionNameRE is recipes.stepIDRE (recipes/load.go), which
+	// parseConnection applies to connection names.
+	connectionNameRE = `^[a-z][a-z0-9_]*$`
+	// minAPIKey is the shortest API key ParseConfigPartial accepts.
+	minAPIKey        = 16
+	minGCPercent     = service.MinGCPercent
+	maxGCPercent     = service.MaxGCPercent
+	maxMaxInFlight   = service.MaxMaxInFlight
+	maxMaxBody       = service.MaxMaxBody
+	maxCommitDelay   = service.MaxCommitDelay
+	maxMaxRetryAfter = service.MaxMaxRetryAfter
+)
+
+// logLevels are the values ParseConfigPartial accepts for log_level.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// brokerTypes are the values parseSettings accepts for broker.type, and
+// urlBrokers those that need broker.url.
+var (
+	brokerTypes = []string{"sqlite", "memory", "postgres", "nats"}
+	urlBrokers  = []string{"postgres", "nats"}
+)
+
+// envRE matches a ${VAR} or ${VAR:-default} reference anywhere in a string
+// (recipes.envRE without its $$ escape).
+const envRE = `\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}`
+
+// durationUnits are the units of time.ParseDuration, largest first.
+var durationUnits = []struct {
+	names []string
+	size  time.Duration
+}{
+	{[]string{"h"}, time.Hour},
+	{[]string{"m"}, time.Minute},
+	{[]string{"s"}, time.Second},
+	{[]string{"ms"}, time.Millisecond},
+	{[]string{"us", "µs", "μs"}, time.Microsecond},
+	{[]string{"ns"}, time.Nanosecond},
+}
+
+// unitRE matches the unit of a duration component.
+func unitRE() string {
+	var names []string
+	for _, u := range durationUnits {
+		names = append(names, u.names...)
+	}
+	return "(" + strings.Join(names, "|") + ")"
+}
+
+// goDurationRE matches what time.ParseDuration reads without a minus sign:
+// "0", or components such as 1h, 1.5m, .5s. The value may be zero.
+func goDurationRE() string {
+	return `\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)` + unitRE() + `)+)`
+}
+
+// nonZeroRE holds on a duration without a minus sign that is not zero.
+const nonZeroRE = `[1-9]`
+
+// GenerateConfig builds the JSON Schema (draft 2020-12) of the config file,
+// sous.yaml, from the connection types of a registry and the runtime's
+// settings. The output is deterministic.
+func GenerateConfig(reg *connector.Registry) ([]byte, error) {
+	if reg == nil {
+		return nil, errors.New("generate config schema: no registry")
+	}
+	// the defaults ParseConfig gives a config that sets nothing
+	base, diags := recipes.ParseConfig("sous.yaml", []byte("{}\n"), func(string) (string, bool) { return "", false }, reg)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("generate config schema: parse an empty config: %w", diags.Err())
+	}
+	defs := obj{
+		"env": obj{"type": "string", "pattern": envRE,
+			"description": "A string holding ${VAR} or ${VAR:-default}, read from the environment when the config loads (the value is then a string)"},
+		"scalar": obj{"type": []string{"string", "number", "boolean"},
+			"description": "A value read as text (a number or boolean is taken as written)"},
+		"duration": obj{"type": "string", "pattern": `^\s*` + goDurationRE() + `\s*$`,
+			"description": "A duration such as 30s, 5m or 1h30m"},
+		"period": obj{"type": "string", "allOf": []any{
+			obj{"pattern": `^(` + goDurationRE() + `|[1-9][0-9]*d)$`},
+			obj{"pattern": nonZeroRE},
+		}, "description": "A positive duration such as 30s, 12h or 7d (whole days)"},
+	}
+	conns := reg.Connections()
+	types := make([]string, len(conns))
+	byType := make([]any, 0, len(conns))
+	for i, c := range conns {
+		types[i] = c.Type
+		defs["connection."+c.Type] = connectionSchema(c)
+		byType = append(byType, obj{
+			"if":   obj{"properties": obj{"type": obj{"const": c.Type}}, "required": []string{"type"}},
+			"then": obj{"$ref": "#/$defs/connection." + c.Type},
+		})
+	}
+	defs["connection"] = obj{
+		"type":        "object",
+		"description": "A named connection: its type and that type's fields",
+		"required":    []string{"type"},
+		"properties": obj{
+			"type": obj{"enum": types, "description": "The connection type"},
+		},
+		"allOf": byType,
+	}
+	d := service.DefaultSettings()
+	defs["broker"] = brokerSchema(d.Broker)
+	defs["retention"] = retentionSchema(d.Retention)
+	defs["limits"] = limitsSchema(d.Limits)
+	defs["pipeline"] = pipelineSchema(d.Pipeline)
+
+	schema := obj{
+		"$schema":              "https://json-schema.org/draft/2020-12/schema",
+		"$id":                  ConfigID,
+		"title":                "Sous config",
+		"description":          "The Sous config file, sous.yaml: where to listen, the data and recipes folders, API keys, connections and the runtime settings. Any value may read the environment with ${VAR} or ${VAR:-default}. Generated from the connector specs by `make generate`.",
+		"type":                 "object",
+		"additionalProperties": false,
+		"properties": obj{
+			"listen": obj{"$ref": "#/$defs/scalar", "default": base.Listen,
+				"description": "The address `sous serve` listens on, host:port (--listen wins)"},
+			"data_dir": obj{"$ref": "#/$defs/scalar", "default": base.DataDir,
+				"description": "The data folder of the embedded store (--data wins)"},
+			"recipes": obj{"$ref": "#/$defs/scalar",
+				"description": "The recipes folder (--recipes wins)"},
+			"log_level": obj{"anyOf": []any{obj{"enum": logLevels}, obj{"$ref": "#/$defs/env"}}, "default": base.LogLevel,
+				"description": "The log level"},
+			"api_keys": obj{"type": []string{"array", "null"},
+				"description": "Keys for the REST API (/api/v1); write ${VAR} to read one from the environment",
+				"items": obj{"anyOf": []any{
+					obj{"type": "string", "minLength": minAPIKey},
+					obj{"$ref": "#/$defs/env"},
+				}, "description": fmt.Sprintf("An API key, at least %d characters", minAPIKey)}},
+			"connections": obj{"type": []string{"object", "null"},
+				"description":          "Named connections that recipe steps use: credentials and base settings of a service",
+				"propertyNames":        obj{"pattern": connectionNameRE},
+				"additionalProperties": obj{"$ref": "#/$defs/connection"}},
+			"broker":    obj{"$ref": "#/$defs/broker"},
+			"retention": obj{"$ref": "#/$defs/retention"},
+			"limits":    obj{"$ref": "#/$defs/limits"},
+			"pipeline":  obj{"$ref": "#/$defs/pipeline"},
+		},
+		"$defs": defs,
+	}
+	out, err := json.MarshalIndent(schema, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("generate config schema: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// connectionSchema is the schema of one type of connection: its type and
+// its fields, nothing else.
+func connectionSchema(c *connector.ConnectionSpec) obj {
+	props := obj{"type": obj{"const": c.Type}}
+	var required []string
+	for _, f := range c.Fields {
+		props[f.Name] = ConfigFieldSchema(f)
+		if f.Required {
+			required = append(required, f.Name)
+		}
+	}
+	sort.Strings(required)
+	out := obj{"type": "object", "additionalProperties": false, "properties": props, "description": c.Summary}
+	if len(required) > 0 {
+		out["required"] = required
+	}
+	return out
+}
+
+// ConfigFieldSchema is the JSON Schema of one field of a connection in the
+// config file. It follows connector.Field.CheckValue: a string converts to
+// a number, a boolean or a duration, and a scalar to a string. Typed fields
+// also take a ${VAR} reference, as the environment gives a string. A
+// secret is a plain value too (the parser only warns about a secret in
+// plain text), and its description says to read it from the environment.
+func ConfigFieldSchema(f connector.Field) obj {
+	env := obj{"$ref": "#/$defs/env"}
+	var out obj
+	switch f.Type {
+	case connector.String:
+		switch {
+		case len(f.Enum) > 0:
+			out = obj{"anyOf": []any{obj{"enum": f.Enum}, env}}
+		case f.Pattern != "":
+			out = obj{"anyOf": []any{obj{"type": "string", "pattern": f.Pattern}, env}}
+		default:
+			out = obj{"type": []string{"string", "number", "boolean"}}
+		}
+	case connector.Int:
+		out = obj{"anyOf": []any{obj{"type": "integer"}, obj{"type": "string", "pattern": `^\s*[+-]?[0-9]+\s*$`}, env}}
+	case connector.Number:
+		out = obj{"anyOf": []any{obj{"type": "number"},
+			obj{"type": "string", "pattern": `^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$`}, env}}
+	case connector.Bool:
+		out = obj{"anyOf": []any{obj{"type": "boolean"},
+			obj{"enum": []string{"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}}, env}}
+	case connector.Duration:
+		out = obj{"anyOf": []any{obj{"$ref": "#/$defs/duration"}, env}}
+	case connector.Object:
+		out = obj{"type": "object"}
+	case connector.StringMap:
+		out = obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
+	case connector.List:
+		out = obj{"type": "array"}
+	case connector.Expression:
+		out = obj{"type": "string"}
+	default: // connector.Any
+		out = obj{}
+	}
+	desc := f.Description
+	if f.Secret {
+		desc += " (secret: write ${VAR} to read it from the environment)"
+	}
+	out["description"] = desc
+	if f.Default != nil {
+		out["default"] = jsonDefault(f.Default)
+	}
+	if f.Example != nil {
+		out["examples"] = []any{f.Example}
+	}
+	return out
+}
+
+// section is the schema of a runtime section: a mapping, or nothing
+// (`pipeline:` with every key commented out).
+func section(desc string, strict bool, props obj) obj {
+	out := obj{"type": []string{"object", "null"}, "description": desc, "properties": props}
+	if strict {
+		out["additionalProperties"] = false
+	}
+	return out
+}
+
+// orEnv is a schema that also takes a ${VAR} reference.
+func orEnv(s obj, desc string, def any) obj {
+	out := obj{"anyOf": []any{s, obj{"$ref": "#/$defs/env"}}, "description": desc}
+	if def != nil {
+		out["default"] = def
+	}
+	return out
+}
+
+func brokerSchema(d service.BrokerSettings) obj {
+	s := section("The message broker between intake and the runs", true, obj{
+		"type": orEnv(obj{"enum": brokerTypes},
+			"sqlite: in the embedded store; memory: in process, lost at exit; postgres or nats: shared by several processes, with url", d.Type),
+		"url":    obj{"$ref": "#/$defs/scalar", "description": "The PostgreSQL DSN or the NATS URL (required for postgres and nats)"},
+		"prefix": obj{"$ref": "#/$defs/scalar", "description": "A prefix for the broker's tables or streams"},
+	})
+	s["if"] = obj{"properties": obj{"type": obj{"enum": urlBrokers}}, "required": []string{"type"}}
+	s["then"] = obj{"required": []string{"url"}, "properties": obj{"url": obj{"minLength": 1}}}
+	return s
+}
+
+func period(desc string, def time.Duration) obj {
+	return orEnv(obj{"$ref": "#/$defs/period"}, desc, formatDuration(def, true))
+}
+
+func retentionSchema(d service.RetentionSettings) obj {
+	return section("How long records are kept", true, obj{
+		"succeeded": period("How long succeeded and filtered runs are kept", d.Succeeded),
+		"failed":    period("How long failed and dead runs are kept", d.Failed),
+		"dedup":     period("How long dedup keys and events are kept (events of kept runs stay, for replay)", d.Dedup),
+		"interval":  period("How often records are pruned", d.Interval),
+	})
+}
+
+func limitsSchema(d service.LimitSettings) obj {
+	return section("Bounds on intake (other keys are ignored)", false, obj{
+		"max_body": obj{"type": "integer", "minimum": 1, "maximum": maxMaxBody, "default": d.MaxBody,
+			"description": fmt.Sprintf("The largest request body in bytes, up to %d (64 MiB); a whole number, not a ${VAR} string", maxMaxBody)},
+	})
+}
+
+func pipelineSchema(d service.PipelineSettings) obj {
+	commitDelay := obj{"anyOf": []any{
+		obj{"type": "string", "pattern": `^` + durationUpToRE(maxCommitDelay) + `$`},
+		obj{"const": 0},
+	}}
+	maxRetryAfter := obj{"anyOf": []any{
+		obj{"type": "string", "pattern": `^` + daysUpToRE(maxMaxRetryAfter) + `$`},
+		obj{"type": "string", "allOf": []any{
+			obj{"pattern": `^` + durationUpToRE(maxMaxRetryAfter) + `$`},
+			obj{"pattern": nonZeroRE},
+		}},
+	}}
+	return section("Tuning of the pipeline that runs the recipes", true, obj{
+		"max_in_flight": obj{"type": "integer", "minimum": 1, "maximum": maxMaxInFlight, "default": d.MaxInFlight,
+			"description": fmt.Sprintf("Runs at once in this process, 1 to %d; a whole number, not a ${VAR} string", maxMaxInFlight)},
+		"run_timeout":      period("How long a run may take", d.RunTimeout),
+		"shutdown_timeout": period("How long in-flight runs may finish at shutdown", d.ShutdownTimeout),
+		"reload_interval":  period("How often the recipes folder is checked for changes", d.ReloadInterval),
+		"commit_delay": orEnv(commitDelay,
+			fmt.Sprintf("How long a busy embedded store gathers writes into one transaction, from 0s (commit at once) to %s", formatDuration(maxCommitDelay, false)),
+			formatDuration(d.CommitDelay, false)),
+		"gc_percent": obj{"type": "integer", "minimum": minGCPercent, "maximum": maxGCPercent, "default": d.GCPercent,
+			"description": fmt.Sprintf("The garbage collector's target (GOGC in the environment wins), %d to %d; a whole number, not a ${VAR} string", minGCPercent, maxGCPercent)},
+		"max_retry_after": orEnv(maxRetryAfter,
+			fmt.Sprintf("The longest Retry-After a step's retry waits for; a longer one fails the step. A positive duration up to %s (a longer wait outlives a NATS stream's 7-day MaxAge)", formatDuration(maxMaxRetryAfter, true)),
+			formatDuration(d.MaxRetryAfter, true)),
+	})
+}
+
+// formatDuration writes a duration as a config would: 7d for whole days
+// (when days is set and d is more than a day), 15m rather than 15m0s.
+func formatDuration(d time.Duration, days bool) string {
+	const day = 24 * time.Hour
+	if days && d > day && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// daysUpToRE matches a whole number of days from 1 to limit, written as
+// parseDays reads it: no sign, no leading zero.
+func daysUpToRE(limit time.Duration) string {
+	return "(" + strings.Join(intAlts(uint64(limit / (24 * time.Hour)))[1:], "|") + ")d"
+}
+
+// durationUpToRE matches a duration time.ParseDuration reads, without a
+// minus sign, each of whose components is at most limit: for 1s it takes
+// 1000ms and 0m but not 2s, 1001ms or 1m. It does not add the components
+// up (1s1ms passes), and a fraction of a unit that limit is not a whole
+// number of (0.5m for 1s) is not checked.
+func durationUpToRE(limit time.Duration) string {
+	var comps []string
+	for _, u := range durationUnits {
+		n := uint64(limit / u.size)
+		exact := limit%u.size == 0
+		frac := `(\.[0-9]*)?`
+		if exact {
+			// limit itself, and a fraction that adds less than the 1ns
+			// that ParseDuration truncates: its first k digits are 0,
+			// where 10^k is at least the unit in ns
+			k := 0
+			for p := time.Duration(1); p < u.size; p *= 10 {
+				k++
+			}
+			if k > 0 {
+				frac = fmt.Sprintf(`(\.(0{%d}[0-9]*|0*))?`, k)
+			}
+		}
+		var num string
+		if n == 0 {
+			zeros := `\.0+`
+			if !exact {
+				zeros = `\.[0-9]+`
+			}
+			num = `(0+` + frac + `|` + zeros + `)`
+		} else {
+			num = `(0*` + intUpToRE(n-1) + `(\.[0-9]*)?|\.[0-9]+|0*` + strconv.FormatUint(n, 10) + frac + `)`
+		}
+		comps = append(comps, num+`(`+strings.Join(u.names, "|")+`)`)
+	}
+	return `\+?(0|(` + strings.Join(comps, "|") + `)+)`
+}
+
+// intUpToRE matches the decimal integers from 0 to limit written without
+// leading zeros.
+func intUpToRE(limit uint64) string {
+	return "(" + strings.Join(intAlts(limit), "|") + ")"
+}
+
+// intAlts are the alternatives of intUpToRE: "0" first, then the positive
+// integers up to limit.
+func intAlts(limit uint64) []string {
+	s := strconv.FormatUint(limit, 10)
+	k := len(s)
+	alts := []string{"0"}
+	switch {
+	case k == 2:
+		alts = append(alts, "[1-9]")
+	case k > 2:
+		alts = append(alts, fmt.Sprintf("[1-9][0-9]{0,%d}", k-2))
+	}
+	// numbers of k digits: the same first i digits as limit, a smaller digit
+	// at i, then any digits
+	for i := 0; i < k; i++ {
+		lo := byte('0')
+		if i == 0 {
+			lo = '1'
+		}
+		if s[i] <= lo {
+			continue
+		}
+		hi := s[i] - 1
+		class := string(lo)
+		if hi > lo {
+			class = "[" + string(lo) + "-" + string(hi) + "]"
+		}
+		rest := ""
+		switch r := k - i - 1; {
+		case r == 1:
+			rest = "[0-9]"
+		case r > 1:
+			rest = fmt.Sprintf("[0-9]{%d}", r)
+		}
+		alts = append(alts, s[:i]+class+rest)
+	}
+	if limit > 0 {
+		alts = append(alts, s)
+	}
+	return alts
+}
