@@ -280,13 +280,18 @@ func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 			}
 			fromEnv = true
 			sub := envRE.FindStringSubmatch(m)
-			if v, ok := lookup(sub[1]); ok && v != "" {
+			v, set := lookup(sub[1])
+			if v != "" {
 				return v
 			}
 			if sub[2] != "" {
 				return sub[2][2:]
 			}
-			f.errorf(n, "environment variable %s is not set", sub[1])
+			if set {
+				f.errorf(n, "environment variable %s is empty (write ${%s:-} to allow that)", sub[1], sub[1])
+			} else {
+				f.errorf(n, "environment variable %s is not set", sub[1])
+			}
 			return ""
 		})
 		if fromEnv {

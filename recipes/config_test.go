@@ -37,7 +37,7 @@ func TestConfigEnv(t *testing.T) {
 		{"double dollar", "api.test/a$$b", "https://api.test/a$b", ""},
 		{"lone dollar", "api.test/a$b", "https://api.test/a$b", ""},
 		{"missing variable", "${NOT_SET}/", "", "environment variable NOT_SET is not set"},
-		{"empty variable without default", "${EMPTY}/", "", "environment variable EMPTY is not set"},
+		{"empty variable without default", "${EMPTY}/", "", "environment variable EMPTY is empty (write ${EMPTY:-} to allow that)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
