@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -180,19 +179,8 @@ func GenerateConfig(reg *connector.Registry) ([]byte, error) {
 // connectionSchema is the schema of one type of connection: its type and
 // its fields, nothing else.
 func connectionSchema(c *connector.ConnectionSpec) obj {
-	props := obj{"type": obj{"const": c.Type}}
-	var required []string
-	for _, f := range c.Fields {
-		props[f.Name] = ConfigFieldSchema(f)
-		if f.Required {
-			required = append(required, f.Name)
-		}
-	}
-	sort.Strings(required)
-	out := obj{"type": "object", "additionalProperties": false, "properties": props, "description": c.Summary}
-	if len(required) > 0 {
-		out["required"] = required
-	}
+	out := fieldsSchema(c.Fields, c.Summary, ConfigFieldSchema)
+	out["properties"].(obj)["type"] = obj{"const": c.Type}
 	return out
 }
 

@@ -137,17 +137,21 @@ func dispatch(key string, specs []*connector.Spec) []any {
 	return out
 }
 
-func withSchema(s *connector.Spec) obj {
+func withSchema(s *connector.Spec) obj { return fieldsSchema(s.Fields, s.Summary, FieldSchema) }
+
+// fieldsSchema is the schema of an object holding fields, each described
+// by field, and nothing else.
+func fieldsSchema(fields []connector.Field, summary string, field func(connector.Field) obj) obj {
 	props := obj{}
 	var required []string
-	for _, f := range s.Fields {
-		props[f.Name] = FieldSchema(f)
+	for _, f := range fields {
+		props[f.Name] = field(f)
 		if f.Required {
 			required = append(required, f.Name)
 		}
 	}
 	sort.Strings(required)
-	out := obj{"type": "object", "additionalProperties": false, "properties": props, "description": s.Summary}
+	out := obj{"type": "object", "additionalProperties": false, "properties": props, "description": summary}
 	if len(required) > 0 {
 		out["required"] = required
 	}

@@ -304,21 +304,29 @@ func TestFieldSchema(t *testing.T) {
 				"template": map[string]any{"type": "string", "pattern": `\{\{.*\}\}`},
 				"duration": map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`},
 			}
-			raw, err := json.Marshal(fs)
-			require.NoError(t, err)
-			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-			require.NoError(t, err)
-			c := jsonschema.NewCompiler()
-			c.DefaultDraft(jsonschema.Draft2020)
-			require.NoError(t, c.AddResource("field.json", doc))
-			s, err := c.Compile("field.json")
-			require.NoError(t, err)
-			for _, v := range tt.accept {
-				require.NoError(t, s.Validate(v), "%#v", v)
-			}
-			for _, v := range tt.reject {
-				require.Error(t, s.Validate(v), "%#v", v)
-			}
+			checkField(t, fs, tt.accept, tt.reject)
 		})
+	}
+}
+
+// checkField compiles a field's schema (with the $defs it refers to) and
+// checks that it accepts every value of accept and refuses every one of
+// reject.
+func checkField(t *testing.T, fs map[string]any, accept, reject []any) {
+	t.Helper()
+	raw, err := json.Marshal(fs)
+	require.NoError(t, err)
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	require.NoError(t, err)
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	require.NoError(t, c.AddResource("field.json", doc))
+	s, err := c.Compile("field.json")
+	require.NoError(t, err)
+	for _, v := range accept {
+		require.NoError(t, s.Validate(v), "%#v", v)
+	}
+	for _, v := range reject {
+		require.Error(t, s.Validate(v), "%#v", v)
 	}
 }
