@@ -224,18 +224,7 @@ func ConfigFieldSchema(f connector.Field) obj {
 	default: // connector.Any
 		out = obj{}
 	}
-	desc := f.Description
-	if f.Secret {
-		desc += " (secret: write ${VAR} to read it from the environment)"
-	}
-	out["description"] = desc
-	if f.Default != nil {
-		out["default"] = jsonDefault(f.Default)
-	}
-	if f.Example != nil {
-		out["examples"] = []any{f.Example}
-	}
-	return out
+	return described(out, f, " (secret: write ${VAR} to read it from the environment)")
 }
 
 // section is the schema of a runtime section: a mapping, or nothing

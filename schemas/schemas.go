@@ -200,9 +200,15 @@ func FieldSchema(f connector.Field) obj {
 	default:
 		out = obj{"anyOf": []any{base, obj{"$ref": "#/$defs/template"}}}
 	}
+	return described(out, f, " (secret: write {{ secrets.NAME }})")
+}
+
+// described adds to a field's schema its description (with secretHint
+// after it for a secret field), default and example.
+func described(out obj, f connector.Field, secretHint string) obj {
 	desc := f.Description
 	if f.Secret {
-		desc += " (secret: write {{ secrets.NAME }})"
+		desc += secretHint
 	}
 	out["description"] = desc
 	if f.Default != nil {
