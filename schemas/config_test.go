@@ -1,7 +1,6 @@
 package schemas_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -54,20 +53,6 @@ import (
 //     given as a string (the schema takes ASCII spaces), hexadecimal floats
 //     (0x1p4), and durations written -0s (zero, which commit_delay takes
 //     too).
-
-// compileConfig compiles a config schema with a draft 2020-12 validator.
-func compileConfig(t *testing.T, raw []byte) *jsonschema.Schema {
-	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	require.NoError(t, err)
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	require.NoError(t, c.AddResource(schemas.ConfigID, doc))
-	s, err := c.Compile(schemas.ConfigID)
-	require.NoError(t, err)
-	return s
-}
 
 // testRegistry holds the registered connection types and test_db, a type
 // with a field of every type, required fields and a secret.
@@ -123,7 +108,7 @@ func newConfigChecker(t *testing.T, reg *connector.Registry) configChecker {
 	t.Helper()
 	raw, err := schemas.GenerateConfig(reg)
 	require.NoError(t, err)
-	return configChecker{reg: reg, schema: compileConfig(t, raw)}
+	return configChecker{reg: reg, schema: compileSchema(t, schemas.ConfigID, raw)}
 }
 
 // check asserts that the schema's verdict is want and the parser's is the
@@ -655,7 +640,7 @@ func TestConfigDefaults(t *testing.T) {
 	require.Contains(t, doc, "listen")
 	src, err := json.Marshal(doc) // JSON is YAML
 	require.NoError(t, err)
-	require.NoError(t, compileConfig(t, schemas.Config).Validate(fromYAML(t, string(src))))
+	require.NoError(t, compileSchema(t, schemas.ConfigID, schemas.Config).Validate(fromYAML(t, string(src))))
 	cfg, diags := recipes.ParseConfig("sous.yaml", src, noEnv, connector.Default)
 	require.NoError(t, diags.Err())
 	empty, diags := recipes.ParseConfig("sous.yaml", []byte("{}"), noEnv, connector.Default)

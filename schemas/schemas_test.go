@@ -22,17 +22,20 @@ import (
 
 var examplesDir = filepath.Join("..", "examples")
 
-// compile compiles the embedded recipe schema with a draft 2020-12
+// compile compiles the embedded recipe schema (see compileSchema).
+func compile(t *testing.T) *jsonschema.Schema { return compileSchema(t, schemas.ID, schemas.Recipe) }
+
+// compileSchema compiles a schema, raw, with its $id with a draft 2020-12
 // validator, asserting formats.
-func compile(t *testing.T) *jsonschema.Schema {
+func compileSchema(t *testing.T, id string, raw []byte) *jsonschema.Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemas.Recipe))
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	require.NoError(t, err)
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
-	require.NoError(t, c.AddResource(schemas.ID, doc))
-	s, err := c.Compile(schemas.ID)
+	require.NoError(t, c.AddResource(id, doc))
+	s, err := c.Compile(id)
 	require.NoError(t, err)
 	return s
 }
