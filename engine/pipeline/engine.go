@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -359,6 +360,10 @@ func (e *Engine) run(msg *message.Message) error {
 		if done, checkpoint, err = e.cfg.Store.RunState(ctx, rm.RunID); err != nil {
 			return err
 		}
+		if !done && !rm.Replay {
+			// a retry paused by another process carries where it stood
+			checkpoint = laterState(checkpoint, carriedState(msg))
+		}
 	}
 	if done && !rm.Replay {
 		return nil // a redelivery of a run that finished: nothing to do
@@ -379,7 +384,7 @@ func (e *Engine) run(msg *message.Message) error {
 	if state != nil && !rm.Replay && time.Now().Before(state.RetryAt) {
 		// a copy of a run that waits for a durable retry, come early (its
 		// event delivered again, say): it goes back until the retry time
-		if handled, err := e.putBack(ctx, msg, state.RetryAt); handled {
+		if handled, err := e.putBack(ctx, msg, state.RetryAt, checkpoint); handled {
 			return err
 		}
 	}
@@ -406,7 +411,7 @@ func (e *Engine) run(msg *message.Message) error {
 			if err != nil {
 				return fmt.Errorf("encode checkpoint: %w", err)
 			}
-			return rs.Reschedule(context.WithoutCancel(ctx), msg, res.RetryAt, func(ctx context.Context, tx sqlqueue.Tx) error {
+			return rs.Reschedule(context.WithoutCancel(ctx), msg, res.RetryAt, raw, func(ctx context.Context, tx sqlqueue.Tx) error {
 				return e.cfg.Store.SaveCheckpoint(ctx, tx, rm.RunID, raw, time.Now())
 			})
 		}
@@ -424,9 +429,10 @@ func (e *Engine) run(msg *message.Message) error {
 
 // putBack arranges for msg to come again at at, on a broker that can
 // delay a delivery; false when it cannot (the run then goes ahead now).
-func (e *Engine) putBack(ctx context.Context, msg *message.Message, at time.Time) (bool, error) {
+// state is the run's checkpoint.
+func (e *Engine) putBack(ctx context.Context, msg *message.Message, at time.Time, state []byte) (bool, error) {
 	if rs, ok := e.cfg.Broker.(rescheduler); ok {
-		return true, rs.Reschedule(context.WithoutCancel(ctx), msg, at, func(context.Context, sqlqueue.Tx) error { return nil })
+		return true, rs.Reschedule(context.WithoutCancel(ctx), msg, at, state, func(context.Context, sqlqueue.Tx) error { return nil })
 	}
 	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
 		retryAt(msg, at)
@@ -442,13 +448,76 @@ func (e *Engine) putBack(ctx context.Context, msg *message.Message, at time.Time
 type delayer interface{ DelayedRedelivery() bool }
 
 // rescheduler is a delayer with its own way to take a paused run back.
-// Reschedule runs save (which stores the run's checkpoint) in a
+// Reschedule runs save (which stores the run's checkpoint, state) in a
 // transaction of the store and arranges for msg to be delivered again at
-// at, in this process or another, not before. It may settle msg itself;
-// the handler returns its error, and acks msg when it returns nil and
-// msg is not settled yet.
+// at, in this process or another, not before. A broker whose processes
+// keep stores of their own (NATS) has the message carry state
+// (carryState), for the process that takes it up. It may settle msg
+// itself; the handler returns its error, and acks msg when it returns nil
+// and msg is not settled yet.
 type rescheduler interface {
-	Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error
+	Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save sqlqueue.Op) error
+}
+
+// checkpointKey is the metadata key of the checkpoint a paused run's
+// message carries (base64 of the runner.State JSON).
+const checkpointKey = "sous_checkpoint"
+
+// maxCarriedState bounds the checkpoint a message carries: a larger one
+// (big step outputs) stays in the store of the process that paused the
+// run, and a retry taken up elsewhere starts the run over.
+const maxCarriedState = 256 << 10
+
+// carryState sets, or clears when it is too large, the checkpoint a run
+// message carries.
+func carryState(set func(key, value string), del func(key string), state []byte) {
+	if len(state) == 0 || len(state) > maxCarriedState {
+		del(checkpointKey)
+		return
+	}
+	set(checkpointKey, base64.StdEncoding.EncodeToString(state))
+}
+
+// carriedState is the checkpoint msg carries, or nil.
+func carriedState(msg *message.Message) []byte {
+	v := msg.Metadata.Get(checkpointKey)
+	if v == "" {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// laterState is, of two checkpoints of one run, the one further along
+// (more steps done, then more attempts of the next one); a, the store's,
+// on a tie. Runs only move forward, so that is the latest: the store's
+// is older when another process paused the run since, the carried one
+// when this process went on with the run after it took it up and then
+// died.
+func laterState(a, b []byte) []byte {
+	if b == nil {
+		return a
+	}
+	if a == nil {
+		return b
+	}
+	var sa, sb struct {
+		Steps    []json.RawMessage `json:"steps"`
+		Attempts []json.RawMessage `json:"attempts"`
+	}
+	if json.Unmarshal(b, &sb) != nil {
+		return a
+	}
+	if json.Unmarshal(a, &sa) != nil {
+		return b
+	}
+	if len(sb.Steps) > len(sa.Steps) || len(sb.Steps) == len(sa.Steps) && len(sb.Attempts) > len(sa.Attempts) {
+		return b
+	}
+	return a
 }
 
 // startState is where a run starts: a checkpoint left by a crash or a

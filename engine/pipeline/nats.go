@@ -119,11 +119,13 @@ func (c *NATSConfig) setDefaults() {
 // holds nothing of the runs consumer's MaxAckPending: were the delayed
 // nak made on the run's own delivery, as many paused runs as
 // MaxAckPending (a Slack outage, say) would stop every recipe's runs
-// until the first retry came due. The checkpoint is in this process's
-// store: a retry delivered to another process starts the run over there
-// (its earlier steps run again, with the same idempotency keys), and the
-// checkpoint stays behind here until Store.Prune drops it (see
-// store.MaxCheckpointWait).
+// until the first retry came due. The copy carries the checkpoint (up to
+// maxCarriedState), so a retry delivered to another process, whose store
+// does not have it, resumes the run there; a larger checkpoint is only in
+// this process's store, and a retry delivered elsewhere starts the run
+// over (its earlier steps run again, with the same idempotency keys).
+// Either way the checkpoint of a run taken up elsewhere stays behind here
+// until Store.Prune drops it (see store.MaxCheckpointWait).
 type NATSBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer
@@ -491,7 +493,7 @@ func (b *NATSBroker) DelayedRedelivery() bool { return true }
 // MaxAckPending meanwhile; should that fail too, msg is nacked the
 // library's way: it comes back after the library's NakDelay (sooner than
 // at), or after AckWait when the server is out of reach. It is not lost.
-func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error {
+func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save sqlqueue.Op) error {
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
 	}
@@ -503,7 +505,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 		return nil
 	}
 	nm := v.(*nats.Msg)
-	err := b.park(nm, runIDOf(msg), at)
+	err := b.park(nm, runIDOf(msg), at, state)
 	if err == nil {
 		return nil
 	}
@@ -521,16 +523,19 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 }
 
 // park publishes a copy of nm, the delivery of run runID's message, on
-// the parked subject with its retry time at. Its message id is made of
-// the run and the time, so that the same pause parked twice (its
-// delivery came again before its ack) is one copy.
-func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time) error {
+// the parked subject with its retry time at and the run's checkpoint,
+// state, so that whichever process takes the retry up resumes the run
+// where it stood. Its message id is made of the run and the time, so that
+// the same pause parked twice (its delivery came again before its ack) is
+// one copy.
+func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time, state []byte) error {
 	ms := strconv.FormatInt(at.UnixMilli(), 10)
 	pm := nats.NewMsg(b.subject(natsParked))
 	pm.Data = nm.Data
 	for k, vs := range nm.Header {
 		pm.Header[k] = vs
 	}
+	carryState(pm.Header.Set, pm.Header.Del, state)
 	pm.Header.Set(natsRetryAtHdr, ms)
 	pm.Header.Del(nats.MsgIdHdr)
 	if runID != "" {

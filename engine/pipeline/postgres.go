@@ -305,7 +305,8 @@ func (b *PostgresBroker) DelayedRedelivery() bool { return true }
 // Reschedule stores msg, a run message, in the scheduled table with the
 // run's checkpoint (save), in one transaction: it is published again at
 // at. The handler then acks msg, which frees its partition.
-func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, save sqlqueue.Op) error {
+// state is in the shared store already: the message does not carry it.
+func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, _ []byte, save sqlqueue.Op) error {
 	return b.sched.schedule(ctx, TopicRuns, runIDOf(msg), msg, at, save)
 }
 
