@@ -42,11 +42,16 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 			// the runtime sections (broker, retention, limits, pipeline), as
 			// `sous serve` would read them: parsed only, nothing is opened
 			diags = append(diags, service.CheckSettings(cfg)...)
-			if len(args) == 0 {
+			switch {
+			case len(args) > 0:
+			case cfg != nil && cfg.Recipes != "":
+				args = []string{cfg.Recipes}
+			case cfg == nil && diags.HasErrors():
+				// a config that is not even YAML does not say where its
+				// recipes are: report it alone rather than check the
+				// working directory in their place
+			default:
 				args = []string{"."}
-				if cfg != nil && cfg.Recipes != "" {
-					args = []string{cfg.Recipes}
-				}
 			}
 			l := &recipes.Loader{Registry: connector.Default, Config: cfg}
 			set, more := l.LoadPaths(args)

@@ -170,6 +170,20 @@ steps:
 		require.Contains(t, r.stderr, "FAIL: 3 files, 2 recipes, 0 tests, 5 errors", "%s", r)
 	})
 
+	t.Run("a config that is not YAML is reported alone", func(t *testing.T) {
+		// the working directory holds a file that is not a recipe
+		wd := t.TempDir()
+		writeFile(t, wd, "workflow.yaml", "on: push\njobs: {}\n")
+		t.Chdir(wd)
+		cfg := writeFile(t, dir, "notyaml.yaml", "recipes: [\n")
+		r := sous(t, "", "validate", "--config", cfg)
+		require.Equal(t, 1, r.code, "%s", r)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		require.Len(t, lines, 1, "%s", r)
+		require.True(t, strings.HasPrefix(lines[0], cfg+":"), "%s", r)
+		require.Contains(t, r.stderr, "FAIL: 0 files, 0 recipes, 0 tests, 1 errors", "%s", r)
+	})
+
 	t.Run("the config's recipes folder is checked too", func(t *testing.T) {
 		cfg := writeFile(t, dir, "withrecipes.yaml", "recipes: "+recipesDir+"\npipeline: {gc_percent: 5}\n")
 		r := sous(t, "", "validate", "--config", cfg)
