@@ -13,7 +13,6 @@ import (
 
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
-	"github.com/sous-run/sous/recipes"
 )
 
 // testNATS returns the URL of the NATS server (SOUS_TEST_NATS overrides
@@ -238,19 +237,7 @@ func TestNATSDurableRetryTwoEngines(t *testing.T) {
 	sink := newRetrySink(t, "1")
 	// the first step succeeds (the sink's /fast), the second meets a 503
 	// with Retry-After: 1 first
-	rec := parseRecipe(t, fmt.Sprintf(`version: 1
-name: retried
-trigger: {type: webhook.received, with: {path: /retry}}
-steps:
-  - id: first
-    action: http.request
-    with: {url: "%[1]s/fast"}
-  - id: second
-    action: http.request
-    with: {url: "%[1]s/retry", json: {first: "{{ steps.first.output.status }}"}}
-`, sink.srv.URL))
-	ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
-	require.Empty(t, errs)
+	ix := twoStepIndex(t, "/retry", sink.srv.URL+"/fast", sink.srv.URL+"/retry")
 	var procs []opened
 	var engines []*engineRun
 	for i := range 2 {

@@ -184,6 +184,26 @@ steps:
 	}
 }
 
+// twoStepIndex holds recipe "retried" on path: step first POSTs to
+// firstURL, then step second to secondURL with first's status.
+func twoStepIndex(t *testing.T, path, firstURL, secondURL string) *pipeline.Index {
+	t.Helper()
+	rec := parseRecipe(t, fmt.Sprintf(`version: 1
+name: retried
+trigger: {type: webhook.received, with: {path: %s}}
+steps:
+  - id: first
+    action: http.request
+    with: {url: "%s"}
+  - id: second
+    action: http.request
+    with: {url: "%s", json: {status: "{{ steps.first.output.status }}"}}
+`, path, firstURL, secondURL))
+	ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
+	require.Empty(t, errs)
+	return ix
+}
+
 func parseRecipe(t *testing.T, src string) *recipes.Recipe {
 	t.Helper()
 	rec, diags := (&recipes.Loader{}).Parse("recipe.yaml", []byte(src))
@@ -245,19 +265,7 @@ func testDurableRetry(t *testing.T, bc brokerCase) {
 		fmt.Fprint(w, `{"ok":true}`)
 	}))
 	defer sink.Close()
-	rec := parseRecipe(t, fmt.Sprintf(`version: 1
-name: retried
-trigger: {type: webhook.received, with: {path: /r}}
-steps:
-  - id: first
-    action: http.request
-    with: {url: "%s/first"}
-  - id: second
-    action: http.request
-    with: {url: "%s/second", json: {status: "{{ steps.first.output.status }}"}}
-`, sink.URL, sink.URL))
-	ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
-	require.Empty(t, errs)
+	ix := twoStepIndex(t, "/r", sink.URL+"/first", sink.URL+"/second")
 
 	first := open(t)
 	er := runEngine(t, first, ix, "first")
