@@ -39,8 +39,9 @@ type NATSConfig struct {
 	MaxAckPending int
 	// MaxParked bounds the runs that wait for their durable retry time
 	// on the parked subject's consumer, across all processes; 100,000 by
-	// default. Beyond it, a paused run waits in the stream, undelivered,
-	// until an earlier one is due: its retry comes late, it is not lost.
+	// default, or the account's bound on pending acks when that is lower.
+	// Beyond it, a paused run waits in the stream, undelivered, until an
+	// earlier one is due: its retry comes late, it is not lost.
 	MaxParked int
 	// DuplicateWindow is how long JetStream remembers a message id: within
 	// it, the same dedup key accepted by two processes yields one event.
@@ -249,11 +250,22 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 			return fmt.Errorf("nats broker: update stream %s: %w", b.stream, err)
 		}
 	}
+	// the account may bound a consumer's pending acks: creating one above
+	// the bound fails
+	limit := 0
+	if ai, err := b.js.AccountInfo(opt); err == nil && ai.Limits.MaxAckPending > 0 {
+		limit = ai.Limits.MaxAckPending
+	}
 	for _, topic := range append(natsTopics, natsParked) {
 		ackWait, pending := b.cfg.AckWait, b.cfg.MaxAckPending
 		if topic == natsParked {
 			// its deliveries are handled at once (a nak or a publish)
 			ackWait, pending = parkedAckWait, b.cfg.MaxParked
+		}
+		if limit > 0 && pending > limit {
+			b.cfg.Logger.Info("the account bounds a consumer's pending acks: the consumer takes that bound", watermill.LogFields{
+				"consumer": b.durable(topic), "wanted": pending, "bound": limit})
+			pending = limit
 		}
 		cc := &nats.ConsumerConfig{
 			Durable:        b.durable(topic),

@@ -3,7 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -376,4 +379,76 @@ func TestNATSOutbox(t *testing.T) {
 	for key, n := range sink.counts() {
 		require.Equal(t, 1, n, "%s called once", key)
 	}
+}
+
+// TestNATSAccountBoundsPendingAcks: on an account whose JetStream limits
+// bound a consumer's pending acks below MaxParked, the broker starts, its
+// parked consumer taking the account's bound (creating it above the bound
+// fails). It runs a nats-server of its own with such an account.
+func TestNATSAccountBoundsPendingAcks(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("NATS test skipped with -short")
+	}
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		bin = "/usr/sbin/nats-server"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no nats-server to run (%v)", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, `listen: 127.0.0.1:%d
+jetstream { store_dir: %q }
+accounts {
+  bounded {
+    jetstream { max_mem: 64MB, max_file: 256MB, max_streams: 10, max_consumers: 100, max_ack_pending: 1000 }
+    users [{user: sous, password: sous}]
+  }
+}
+`, port, filepath.Join(dir, "js")), 0o600))
+	srv := exec.Command(bin, "-c", conf)
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+	})
+	u := fmt.Sprintf("nats://sous:sous@127.0.0.1:%d", port)
+	require.Eventually(t, func() bool {
+		nc, err := nats.Connect(u)
+		if err == nil {
+			nc.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the private nats-server did not start")
+
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, read.Close())
+		require.NoError(t, write.Close())
+	})
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: "t_"})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+
+	nc, err := nats.Connect(u)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	info, err := js.ConsumerInfo("t_sous", "t_sous_parked")
+	require.NoError(t, err)
+	require.Equal(t, 1000, info.Config.MaxAckPending, "the account's bound")
+	info, err = js.ConsumerInfo("t_sous", "t_sous_runs")
+	require.NoError(t, err)
+	require.Equal(t, 4*32, info.Config.MaxAckPending, "below the bound: as configured")
 }
