@@ -54,19 +54,27 @@ func testNATS(t *testing.T) (string, string) {
 // shared stream.
 func openNATSBroker(t *testing.T, u, prefix string) (*store.Store, *pipeline.NATSBroker) {
 	t.Helper()
+	st := openOwnStore(t)
+	b, err := pipeline.NewNATSBroker(context.Background(), st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 16})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return st, b
+}
+
+// openOwnStore opens a process's own SQLite store, migrated, closed when
+// the test ends (after what the test registers later, such as a broker).
+func openOwnStore(t *testing.T) *store.Store {
+	t.Helper()
 	ctx := context.Background()
 	write, read, err := store.OpenSQLite(ctx, t.TempDir())
 	require.NoError(t, err)
-	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
-	require.NoError(t, st.Migrate(ctx))
-	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 16})
-	require.NoError(t, err)
 	t.Cleanup(func() {
-		require.NoError(t, b.Close())
 		require.NoError(t, read.Close())
 		require.NoError(t, write.Close())
 	})
-	return st, b
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	return st
 }
 
 func TestNATSBroker(t *testing.T) {
@@ -316,14 +324,7 @@ func TestNATSOutbox(t *testing.T) {
 	t.Parallel()
 	u, prefix := testNATS(t)
 	ctx := context.Background()
-	write, read, err := store.OpenSQLite(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		require.NoError(t, read.Close())
-		require.NoError(t, write.Close())
-	})
-	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
-	require.NoError(t, st.Migrate(ctx))
+	st := openOwnStore(t)
 	evs := newBrokerLoad(2).events
 	unpublished, published := evs[0], evs[1]
 
@@ -335,7 +336,7 @@ func TestNATSOutbox(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, fresh)
 	require.NoError(t, b0.Close())
-	tx, err := write.BeginTx(ctx, nil)
+	tx, err := st.Write.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	claimed, err := st.ClaimDedup(ctx, tx, unpublished.DedupKey, unpublished.ID, unpublished.ReceivedAt)
 	require.NoError(t, err)
@@ -428,14 +429,7 @@ accounts {
 	}, 10*time.Second, 20*time.Millisecond, "the private nats-server did not start")
 
 	ctx := context.Background()
-	write, read, err := store.OpenSQLite(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		require.NoError(t, read.Close())
-		require.NoError(t, write.Close())
-	})
-	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
-	require.NoError(t, st.Migrate(ctx))
+	st := openOwnStore(t)
 	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: "t_"})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
