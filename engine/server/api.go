@@ -1,11 +1,16 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
@@ -128,6 +133,48 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, run)
+}
+
+// runRecipe runs one recipe now on the event in the body (a JSON object,
+// as the recipe's trigger would deliver it; none is {}).
+func (s *Server) runRecipe(w http.ResponseWriter, r *http.Request) {
+	if !isJSONType(r.Header.Get("Content-Type")) {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the event must be JSON (Content-Type: application/json)")
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_body", "the body could not be read")
+		return
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("{}")
+	}
+	var event map[string]any
+	if err := json.Unmarshal(raw, &event); err != nil || event == nil {
+		writeError(w, http.StatusBadRequest, "bad_body", "the event must be a JSON object")
+		return
+	}
+	eventID, runID, queued, err := s.cfg.Engine.RunNow(r.Context(), r.PathValue("name"), raw)
+	if errors.Is(err, pipeline.ErrNoRecipe) {
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	if err != nil {
+		s.log.Error("run a recipe now", "recipe", r.PathValue("name"), "error", err)
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the run could not be queued: retry")
+		return
+	}
+	if !queued {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "filtered", "event_id": eventID, "run_id": runID})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "event_id": eventID, "run_id": runID})
 }
 
 func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {

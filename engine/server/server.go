@@ -61,6 +61,7 @@ func New(cfg Config) *Server {
 		{http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{})},
 		{http.MethodGet, "/api/v1/recipes", s.auth(s.listRecipes)},
 		{http.MethodGet, "/api/v1/recipes/{name}", s.auth(s.showRecipe)},
+		{http.MethodPost, "/api/v1/recipes/{name}/run", s.auth(s.runRecipe)},
 		{http.MethodGet, "/api/v1/runs", s.auth(s.listRuns)},
 		{http.MethodGet, "/api/v1/runs/{id}", s.auth(s.showRun)},
 		{http.MethodPost, "/api/v1/runs/{id}/replay", s.auth(s.replayRun)},

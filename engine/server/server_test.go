@@ -24,6 +24,7 @@ var apiEndpoints = []struct{ method, path string }{
 	{http.MethodGet, "/api/v1/runs"},
 	{http.MethodGet, "/api/v1/runs/run_1"},
 	{http.MethodPost, "/api/v1/runs/run_1/replay"},
+	{http.MethodPost, "/api/v1/recipes/orders/run"},
 	{http.MethodGet, "/api/v1/stats"},
 	{http.MethodGet, "/api/v1/nope"},
 	// wrong methods: refused for the key before the method
@@ -375,6 +376,90 @@ func TestAPIReplay(t *testing.T) {
 		require.Equal(t, "method_not_allowed", apiErr(t, rec, http.StatusMethodNotAllowed))
 		require.Equal(t, "POST", rec.Header().Get("Allow"))
 		require.Equal(t, before, runsQueued())
+	})
+}
+
+// TestAPIRunRecipe: POST /api/v1/recipes/{name}/run queues a run of that
+// recipe on the event in the body, or records it filtered; bad input is a
+// JSON 4xx and stores nothing.
+func TestAPIRunRecipe(t *testing.T) {
+	e := newEnv(t, testRecipes, testSecrets, func(c *server.Config) { c.MaxBody = 256 })
+	runsQueued := func() int {
+		var n int
+		require.NoError(t, e.st.DB.QueryRow("SELECT COUNT(*) FROM queue WHERE topic = ?", pipeline.TopicRuns).Scan(&n))
+		return n
+	}
+	withJSON := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer key-one"}
+	tests := []struct {
+		name    string
+		target  string
+		body    string
+		headers map[string]string
+		status  int
+		want    string // the answer's status, or its error code
+	}{
+		{name: "queued", target: "/api/v1/recipes/orders/run", body: `{"body": {"order": {"id": "M-1", "total": 250}}}`,
+			headers: withJSON, status: http.StatusAccepted, want: "queued"},
+		{name: "filtered", target: "/api/v1/recipes/orders/run", body: `{"body": {"order": {"id": "M-2", "total": 5}}}`,
+			headers: withJSON, status: http.StatusOK, want: "filtered"},
+		{name: "no body is an empty event", target: "/api/v1/recipes/plain/run", headers: apiKey,
+			status: http.StatusAccepted, want: "queued"},
+		{name: "unknown recipe", target: "/api/v1/recipes/nope/run", body: `{}`, headers: withJSON,
+			status: http.StatusNotFound, want: "not_found"},
+		{name: "not an object", target: "/api/v1/recipes/orders/run", body: `[1, 2]`, headers: withJSON,
+			status: http.StatusBadRequest, want: "bad_body"},
+		{name: "malformed JSON", target: "/api/v1/recipes/orders/run", body: `{"body": `, headers: withJSON,
+			status: http.StatusBadRequest, want: "bad_body"},
+		{name: "null", target: "/api/v1/recipes/orders/run", body: `null`, headers: withJSON,
+			status: http.StatusBadRequest, want: "bad_body"},
+		{name: "not JSON", target: "/api/v1/recipes/orders/run", body: `a=1`,
+			headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer key-one"},
+			status: http.StatusUnsupportedMediaType, want: "unsupported_media_type"},
+		{name: "too large", target: "/api/v1/recipes/orders/run", body: `{"pad": "` + strings.Repeat("x", 300) + `"}`, headers: withJSON,
+			status: http.StatusRequestEntityTooLarge, want: "too_large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before, events := runsQueued(), e.count(t, "events")
+			rec := e.do(t, req{method: http.MethodPost, target: tc.target, body: tc.body, headers: tc.headers})
+			if tc.status >= 400 {
+				require.Equal(t, tc.want, apiErr(t, rec, tc.status))
+				require.Equal(t, before, runsQueued(), "nothing is queued")
+				require.Equal(t, events, e.count(t, "events"), "nothing is stored")
+				return
+			}
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			out := decode(t, rec)
+			require.Equal(t, tc.want, out["status"])
+			eventID, _ := out["event_id"].(string)
+			runID, _ := out["run_id"].(string)
+			require.Equal(t, events+1, e.count(t, "events"), "the event is stored")
+			if tc.want == "filtered" {
+				require.Equal(t, before, runsQueued())
+				run, err := e.st.GetRun(context.Background(), runID)
+				require.NoError(t, err)
+				require.Equal(t, "filtered", run.Status)
+				require.Equal(t, eventID, run.EventID)
+				return
+			}
+			require.Equal(t, before+1, runsQueued())
+			var raw []byte
+			require.NoError(t, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ? ORDER BY seq DESC LIMIT 1", pipeline.TopicRuns).Scan(&raw))
+			var rm pipeline.RunMsg
+			require.NoError(t, json.Unmarshal(raw, &rm))
+			require.Equal(t, runID, rm.RunID)
+			require.Equal(t, eventID, rm.Event.ID)
+			require.Equal(t, pipeline.ManualSource, rm.Event.Source)
+			want := tc.body
+			if want == "" {
+				want = "{}"
+			}
+			require.JSONEq(t, want, string(rm.Event.Payload))
+		})
+	}
+	t.Run("GET is not a run", func(t *testing.T) {
+		rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/recipes/orders/run", headers: apiKey})
+		require.Equal(t, "method_not_allowed", apiErr(t, rec, http.StatusMethodNotAllowed))
 	})
 }
 
