@@ -414,7 +414,7 @@ func TestAPIRunRecipe(t *testing.T) {
 			status: http.StatusBadRequest, want: "bad_body"},
 		{name: "not JSON", target: "/api/v1/recipes/orders/run", body: `a=1`,
 			headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer key-one"},
-			status: http.StatusUnsupportedMediaType, want: "unsupported_media_type"},
+			status:  http.StatusUnsupportedMediaType, want: "unsupported_media_type"},
 		{name: "too large", target: "/api/v1/recipes/orders/run", body: `{"pad": "` + strings.Repeat("x", 300) + `"}`, headers: withJSON,
 			status: http.StatusRequestEntityTooLarge, want: "too_large"},
 	}
