@@ -184,6 +184,24 @@ func (e *env) count(tb testing.TB, table string) int {
 	return n
 }
 
+// runsQueued counts the run messages in the queue table.
+func (e *env) runsQueued(tb testing.TB) int {
+	tb.Helper()
+	var n int
+	require.NoError(tb, e.st.DB.QueryRow("SELECT COUNT(*) FROM queue WHERE topic = ?", pipeline.TopicRuns).Scan(&n))
+	return n
+}
+
+// lastRunMsg decodes the run message queued last.
+func (e *env) lastRunMsg(tb testing.TB) pipeline.RunMsg {
+	tb.Helper()
+	var raw []byte
+	require.NoError(tb, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ? ORDER BY seq DESC LIMIT 1", pipeline.TopicRuns).Scan(&raw))
+	var rm pipeline.RunMsg
+	require.NoError(tb, json.Unmarshal(raw, &rm))
+	return rm
+}
+
 // rows counts what intake writes: events, queued messages, dedup keys.
 type rows struct{ events, queue, dedup int }
 

@@ -322,11 +322,6 @@ func TestAPIReplay(t *testing.T) {
 	saveRun(t, e.st, &store.Run{ID: "busy", Recipe: "orders", EventID: ev.ID, Status: "running", StartedAt: now})
 	saveRun(t, e.st, &store.Run{ID: "pruned", Recipe: "orders", EventID: "ev_pruned", Status: "failed", StartedAt: now})
 	saveRun(t, e.st, &store.Run{ID: "ok", Recipe: "orders", EventID: ev.ID, Status: "succeeded", StartedAt: now})
-	runsQueued := func() int {
-		var n int
-		require.NoError(t, e.st.DB.QueryRow("SELECT COUNT(*) FROM queue WHERE topic = ?", pipeline.TopicRuns).Scan(&n))
-		return n
-	}
 	tests := []struct {
 		name   string
 		target string
@@ -345,11 +340,11 @@ func TestAPIReplay(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := runsQueued()
+			before := e.runsQueued(t)
 			rec := e.do(t, req{method: http.MethodPost, target: tc.target, headers: apiKey})
 			if tc.code != "" {
 				require.Equal(t, tc.code, apiErr(t, rec, tc.status))
-				require.Equal(t, before, runsQueued(), "nothing is queued")
+				require.Equal(t, before, e.runsQueued(t), "nothing is queued")
 				return
 			}
 			require.Equal(t, tc.status, rec.Code, rec.Body.String())
@@ -357,11 +352,8 @@ func TestAPIReplay(t *testing.T) {
 			require.Equal(t, "queued", out["status"])
 			runID, _ := out["run_id"].(string)
 			require.True(t, strings.HasPrefix(runID, "run_"), runID)
-			require.Equal(t, before+1, runsQueued())
-			var raw []byte
-			require.NoError(t, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ? ORDER BY seq DESC LIMIT 1", pipeline.TopicRuns).Scan(&raw))
-			var rm pipeline.RunMsg
-			require.NoError(t, json.Unmarshal(raw, &rm))
+			require.Equal(t, before+1, e.runsQueued(t))
+			rm := e.lastRunMsg(t)
 			require.Equal(t, runID, rm.RunID)
 			require.Equal(t, "orders", rm.Recipe)
 			require.True(t, rm.Replay)
@@ -371,11 +363,11 @@ func TestAPIReplay(t *testing.T) {
 		})
 	}
 	t.Run("GET is not a replay", func(t *testing.T) {
-		before := runsQueued()
+		before := e.runsQueued(t)
 		rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/runs/done/replay", headers: apiKey})
 		require.Equal(t, "method_not_allowed", apiErr(t, rec, http.StatusMethodNotAllowed))
 		require.Equal(t, "POST", rec.Header().Get("Allow"))
-		require.Equal(t, before, runsQueued())
+		require.Equal(t, before, e.runsQueued(t))
 	})
 }
 
@@ -384,11 +376,6 @@ func TestAPIReplay(t *testing.T) {
 // JSON 4xx and stores nothing.
 func TestAPIRunRecipe(t *testing.T) {
 	e := newEnv(t, testRecipes, testSecrets, func(c *server.Config) { c.MaxBody = 256 })
-	runsQueued := func() int {
-		var n int
-		require.NoError(t, e.st.DB.QueryRow("SELECT COUNT(*) FROM queue WHERE topic = ?", pipeline.TopicRuns).Scan(&n))
-		return n
-	}
 	withJSON := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer key-one"}
 	tests := []struct {
 		name    string
@@ -420,11 +407,11 @@ func TestAPIRunRecipe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before, events := runsQueued(), e.count(t, "events")
+			before, events := e.runsQueued(t), e.count(t, "events")
 			rec := e.do(t, req{method: http.MethodPost, target: tc.target, body: tc.body, headers: tc.headers})
 			if tc.status >= 400 {
 				require.Equal(t, tc.want, apiErr(t, rec, tc.status))
-				require.Equal(t, before, runsQueued(), "nothing is queued")
+				require.Equal(t, before, e.runsQueued(t), "nothing is queued")
 				require.Equal(t, events, e.count(t, "events"), "nothing is stored")
 				return
 			}
@@ -435,18 +422,15 @@ func TestAPIRunRecipe(t *testing.T) {
 			runID, _ := out["run_id"].(string)
 			require.Equal(t, events+1, e.count(t, "events"), "the event is stored")
 			if tc.want == "filtered" {
-				require.Equal(t, before, runsQueued())
+				require.Equal(t, before, e.runsQueued(t))
 				run, err := e.st.GetRun(context.Background(), runID)
 				require.NoError(t, err)
 				require.Equal(t, "filtered", run.Status)
 				require.Equal(t, eventID, run.EventID)
 				return
 			}
-			require.Equal(t, before+1, runsQueued())
-			var raw []byte
-			require.NoError(t, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ? ORDER BY seq DESC LIMIT 1", pipeline.TopicRuns).Scan(&raw))
-			var rm pipeline.RunMsg
-			require.NoError(t, json.Unmarshal(raw, &rm))
+			require.Equal(t, before+1, e.runsQueued(t))
+			rm := e.lastRunMsg(t)
 			require.Equal(t, runID, rm.RunID)
 			require.Equal(t, eventID, rm.Event.ID)
 			require.Equal(t, pipeline.ManualSource, rm.Event.Source)
