@@ -194,9 +194,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		runID := RunID(ev.ID, rec.Name)
 		ok, err := r.Filter(rec, rev, runID)
 		if err == nil && !ok {
-			now := time.Now()
-			filtered = append(filtered, &store.Run{ID: runID, Recipe: rec.Name, EventID: ev.ID, Status: string(runner.StatusFiltered),
-				StartedAt: now, FinishedAt: now, Attempt: 1})
+			filtered = append(filtered, filteredRun(runID, rec.Name, ev.ID))
 			continue
 		}
 		// a filter that fails to evaluate is recorded by the runner as a failed run
@@ -222,20 +220,8 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		out = append(out, m)
 	}
 	if len(filtered) > 0 {
-		err := e.cfg.Broker.Write(msg.Context(), func(ctx context.Context, tx sqlqueue.Tx) error {
-			for _, run := range filtered {
-				if err := e.cfg.Store.SaveRunTx(ctx, tx, run); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := e.saveFinished(msg.Context(), filtered, nil); err != nil {
 			return nil, fmt.Errorf("record filtered runs: %w", err)
-		}
-		for _, run := range filtered {
-			e.cfg.Metrics.Runs.WithLabelValues(run.Recipe, run.Status).Inc()
-			e.Delivered.Add(1)
 		}
 	}
 	return out, nil
@@ -269,7 +255,30 @@ func (e *Engine) recordRemoved(ctx context.Context, ev EventMsg, names []string)
 			StartedAt: now, FinishedAt: now, Reason: "recipe_removed", Attempt: 1,
 			Error: fmt.Sprintf("recipe %s no longer listens on %s", name, ev.Source)})
 	}
-	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+	if err := e.saveFinished(context.WithoutCancel(ctx), runs, nil); err != nil {
+		return fmt.Errorf("record runs of removed recipes: %w", err)
+	}
+	return nil
+}
+
+// filteredRun is the record of a run whose recipe's filter refused its
+// event.
+func filteredRun(runID, recipe, eventID string) *store.Run {
+	now := time.Now()
+	return &store.Run{ID: runID, Recipe: recipe, EventID: eventID, Status: string(runner.StatusFiltered),
+		StartedAt: now, FinishedAt: now, Attempt: 1}
+}
+
+// saveFinished records runs that end before any step (filtered, or of a
+// removed recipe) in one transaction, after first (when not nil), and
+// counts them.
+func (e *Engine) saveFinished(ctx context.Context, runs []*store.Run, first sqlqueue.Op) error {
+	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		if first != nil {
+			if err := first(ctx, tx); err != nil {
+				return err
+			}
+		}
 		for _, run := range runs {
 			if err := e.cfg.Store.SaveRunTx(ctx, tx, run); err != nil {
 				return err
@@ -278,7 +287,7 @@ func (e *Engine) recordRemoved(ctx context.Context, ev EventMsg, names []string)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record runs of removed recipes: %w", err)
+		return err
 	}
 	for _, run := range runs {
 		e.cfg.Metrics.Runs.WithLabelValues(run.Recipe, run.Status).Inc()

@@ -31,37 +31,28 @@ func (e *Engine) RunNow(ctx context.Context, name string, payload json.RawMessag
 	if rec == nil {
 		return "", "", false, fmt.Errorf("%w: %q", ErrNoRecipe, name)
 	}
-	var decoded map[string]any
-	if err := json.Unmarshal(payload, &decoded); err != nil || decoded == nil {
+	decoded, err := decodePayload(payload)
+	if err != nil || decoded == nil {
 		return "", "", false, errors.New("the event must be a JSON object")
 	}
 	now := time.Now().UTC()
 	ev := &store.Event{ID: NewEventID(), Type: rec.Trigger.Type, Source: ManualSource, ReceivedAt: now, Payload: payload}
 	ev.DedupKey = ManualSource + ":" + ev.ID
 	runID = RunID(ev.ID, name)
-	var filtered *store.Run
-	ok, ferr := e.filterRunner().Filter(rec, runner.Event{ID: ev.ID, Type: ev.Type, ReceivedAt: now, Payload: decoded}, runID)
-	if ferr == nil && !ok {
-		filtered = &store.Run{ID: runID, Recipe: name, EventID: ev.ID, Status: string(runner.StatusFiltered),
-			StartedAt: now, FinishedAt: now, Attempt: 1}
+	// the event is stored (for replays) with the run's record when the
+	// filter refuses it; a filter that fails to evaluate is recorded by
+	// the runner as a failed run, as for any event
+	var finished []*store.Run
+	if ok, ferr := e.filterRunner().Filter(rec, runner.Event{ID: ev.ID, Type: ev.Type, ReceivedAt: now, Payload: decoded}, runID); ferr == nil && !ok {
+		finished = append(finished, filteredRun(runID, name, ev.ID))
 	}
-	// a filter that fails to evaluate is recorded by the runner as a
-	// failed run, as for any event
-	err = e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
-		if err := e.cfg.Store.InsertEvent(ctx, tx, ev); err != nil {
-			return err
-		}
-		if filtered != nil {
-			return e.cfg.Store.SaveRunTx(ctx, tx, filtered)
-		}
-		return nil
+	err = e.saveFinished(ctx, finished, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return e.cfg.Store.InsertEvent(ctx, tx, ev)
 	})
 	if err != nil {
 		return "", "", false, fmt.Errorf("store the event: %w", err)
 	}
-	if filtered != nil {
-		e.cfg.Metrics.Runs.WithLabelValues(name, filtered.Status).Inc()
-		e.Delivered.Add(1)
+	if len(finished) > 0 {
 		return ev.ID, runID, false, nil
 	}
 	msg, err := newMessage(RunMsg{RunID: runID, Recipe: name,
