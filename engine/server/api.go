@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -142,14 +140,9 @@ func (s *Server) runRecipe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the event must be JSON (Content-Type: application/json)")
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_body", "the body could not be read")
+	raw, bad := s.readBody(w, r)
+	if bad != nil {
+		writeError(w, bad.status, bad.code, bad.msg)
 		return
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {

@@ -49,18 +49,9 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not accepted on "+r.URL.Path)
 		return
 	}
-	if r.ContentLength > s.cfg.MaxBody {
-		s.reject(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody))
-		return
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.reject(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody))
-			return
-		}
-		s.reject(w, http.StatusBadRequest, "bad_body", "the body could not be read")
+	raw, bad := s.readBody(w, r)
+	if bad != nil {
+		s.reject(w, bad.status, bad.code, bad.msg)
 		return
 	}
 	if h.Secret != "" {
@@ -226,6 +217,29 @@ func Sign(secret string, body []byte) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// badBody is why a request's body was refused.
+type badBody struct {
+	status    int
+	code, msg string
+}
+
+// readBody reads a request's body up to MaxBody.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *badBody) {
+	tooLarge := &badBody{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBody)}
+	if r.ContentLength > s.cfg.MaxBody {
+		return nil, tooLarge
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, &badBody{http.StatusBadRequest, "bad_body", "the body could not be read"}
+	}
+	return raw, nil
 }
 
 var errUnsupportedType = errors.New("unsupported content type")
