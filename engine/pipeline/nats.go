@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -542,11 +543,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 // one copy.
 func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time, state []byte) error {
 	ms := strconv.FormatInt(at.UnixMilli(), 10)
-	pm := nats.NewMsg(b.subject(natsParked))
-	pm.Data = nm.Data
-	for k, vs := range nm.Header {
-		pm.Header[k] = vs
-	}
+	pm := b.copyTo(natsParked, nm)
 	carryState(pm.Header.Set, pm.Header.Del, state)
 	pm.Header.Set(natsRetryAtHdr, ms)
 	pm.Header.Del(nats.MsgIdHdr)
@@ -555,6 +552,14 @@ func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time, state []byte
 	}
 	_, err := b.js.PublishMsg(pm, nats.AckWait(10*time.Second))
 	return err
+}
+
+// copyTo is a copy of m, data and headers, to publish on topic's subject.
+func (b *NATSBroker) copyTo(topic string, m *nats.Msg) *nats.Msg {
+	c := nats.NewMsg(b.subject(topic))
+	c.Data = m.Data
+	maps.Copy(c.Header, m.Header)
+	return c
 }
 
 // unpark handles a delivery of the parked consumer: before its retry
@@ -574,11 +579,7 @@ func (b *NATSBroker) unpark(pm *nats.Msg) {
 			return
 		}
 	}
-	rm := nats.NewMsg(b.subject(TopicRuns))
-	rm.Data = pm.Data
-	for k, vs := range pm.Header {
-		rm.Header[k] = vs
-	}
+	rm := b.copyTo(TopicRuns, pm)
 	rm.Header.Del(natsRetryAtHdr)
 	if id, ok := strings.CutPrefix(pm.Header.Get(nats.MsgIdHdr), "park:"); ok {
 		rm.Header.Set(nats.MsgIdHdr, "due:"+id)
