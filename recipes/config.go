@@ -44,18 +44,19 @@ var configKeys = append([]string{"listen", "data_dir", "recipes", "api_keys", "l
 
 // LoadConfig reads and checks a config file, expanding ${VAR} from the
 // environment.
+// The config is nil when there is an error.
 func LoadConfig(path string, reg *connector.Registry) (*Config, Diagnostics) {
-	src, err := readFile(path)
-	if err != nil {
-		return nil, Diagnostics{{Pos: Pos{File: path}, Severity: SevError, Message: err.Error()}}
-	}
-	return ParseConfig(path, src, os.LookupEnv, reg)
+	return whole(LoadConfigPartial(path, reg))
 }
 
 // ParseConfig reads a config from its source; lookup reads the environment.
 // The config is nil when there is an error.
 func ParseConfig(path string, src []byte, lookup func(string) (string, bool), reg *connector.Registry) (*Config, Diagnostics) {
-	cfg, diags := ParseConfigPartial(path, src, lookup, reg)
+	return whole(ParseConfigPartial(path, src, lookup, reg))
+}
+
+// whole keeps a partial config only when it has no error.
+func whole(cfg *Config, diags Diagnostics) (*Config, Diagnostics) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
