@@ -37,6 +37,12 @@ type ConnectionConfig struct {
 	Spec   *connector.ConnectionSpec
 }
 
+// LogLevels are the values of log_level.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// MinAPIKey is the length an API key needs at least.
+const MinAPIKey = 16
+
 // runtimeKeys are sections of sous.yaml read by the runtime.
 var runtimeKeys = []string{"broker", "retention", "limits", "pipeline"}
 
@@ -114,9 +120,8 @@ func ParseConfigPartial(path string, src []byte, lookup func(string) (string, bo
 	}
 	if p, ok := fields["log_level"]; ok {
 		if v, ok := f.str(p.val, "log_level"); ok {
-			levels := []string{"debug", "info", "warn", "error"}
-			if !contains(levels, v) {
-				f.errorf(p.val, "log_level: %q is not one of %s%s", v, strings.Join(levels, ", "), suggest(v, levels))
+			if !contains(LogLevels, v) {
+				f.errorf(p.val, "log_level: %q is not one of %s%s", v, strings.Join(LogLevels, ", "), suggest(v, LogLevels))
 			}
 			cfg.LogLevel = v
 		}
@@ -125,8 +130,8 @@ func ParseConfigPartial(path string, src []byte, lookup func(string) (string, bo
 		items, _ := f.sequence(p.val, "api_keys")
 		for i, n := range items {
 			if k, ok := f.str(n, fmt.Sprintf("api_keys[%d]", i)); ok {
-				if len(k) < 16 {
-					f.errorf(n, "api_keys[%d]: an API key needs at least 16 characters", i)
+				if len(k) < MinAPIKey {
+					f.errorf(n, "api_keys[%d]: an API key needs at least %d characters", i, MinAPIKey)
 				}
 				cfg.APIKeys = append(cfg.APIKeys, k)
 			}

@@ -16,9 +16,12 @@ import (
 	"github.com/sous-run/sous/engine/connector"
 )
 
+// IDPattern is what a step id and a connection name look like.
+const IDPattern = `^[a-z][a-z0-9_]*$`
+
 var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	stepIDRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	stepIDRE = regexp.MustCompile(IDPattern)
 	varRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 )
 

@@ -22,17 +22,11 @@ var Config []byte
 // ConfigID is the config schema's $id.
 const ConfigID = "https://sous.dev/schemas/config.schema.json"
 
-// The rules of sous.yaml that recipes/config.go keeps unexported. They
-// are written once here, and config_test.go checks each against the
-// parser (recipes.ParseConfig), so that a change there fails a test
-// rather than leaving the schema wrong. The runtime sections' ranges are
-// engine/service's own constants.
+// The rules of sous.yaml, as their owners (recipes and engine/service)
+// write them.
 const (
-	// connectionNameRE is recipes.stepIDRE (recipes/load.go), which
-	// parseConnection applies to connection names.
-	connectionNameRE = `^[a-z][a-z0-9_]*$`
-	// minAPIKey is the shortest API key ParseConfigPartial accepts.
-	minAPIKey        = 16
+	connectionNameRE = recipes.IDPattern
+	minAPIKey        = recipes.MinAPIKey
 	minGCPercent     = service.MinGCPercent
 	maxGCPercent     = service.MaxGCPercent
 	maxMaxInFlight   = service.MaxMaxInFlight
@@ -41,14 +35,10 @@ const (
 	maxMaxRetryAfter = service.MaxMaxRetryAfter
 )
 
-// logLevels are the values ParseConfigPartial accepts for log_level.
-var logLevels = []string{"debug", "info", "warn", "error"}
-
-// brokerTypes are the values parseSettings accepts for broker.type, and
-// urlBrokers those that need broker.url.
 var (
-	brokerTypes = []string{"sqlite", "memory", "postgres", "nats"}
-	urlBrokers  = []string{"postgres", "nats"}
+	logLevels   = recipes.LogLevels
+	brokerTypes = service.BrokerTypes
+	urlBrokers  = service.SharedBrokers
 )
 
 // envRE matches a ${VAR} or ${VAR:-default} reference anywhere in a string

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,13 @@ const MaxMaxRetryAfter = 6 * 24 * time.Hour
 // less CPU, for about 10 MB more memory with a few recipes and 30 MB more
 // with 10,000 (docs/performance.md).
 const DefaultGCPercent = 200
+
+// BrokerTypes are the values of broker.type, and SharedBrokers those
+// that several processes share, which need broker.url.
+var (
+	BrokerTypes   = []string{"sqlite", "memory", "postgres", "nats"}
+	SharedBrokers = []string{"postgres", "nats"}
+)
 
 // The ranges pipeline.gc_percent, pipeline.max_in_flight and
 // limits.max_body may take.
@@ -310,13 +318,11 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 
 	// broker
 	broker := p.section("broker", true, map[string]any{"type": &s.Broker.Type, "url": &s.Broker.URL, "prefix": &s.Broker.Prefix})
-	switch s.Broker.Type {
-	case "sqlite", "memory", "postgres", "nats":
-		if (s.Broker.Type == "postgres" || s.Broker.Type == "nats") && s.Broker.URL == "" {
-			p.errorf(broker, "broker.url is required for %s", s.Broker.Type)
-		}
-	default:
-		p.errorf(value(broker, "type"), "broker.type %q is not one of sqlite, memory, postgres, nats", s.Broker.Type)
+	switch {
+	case !slices.Contains(BrokerTypes, s.Broker.Type):
+		p.errorf(value(broker, "type"), "broker.type %q is not one of %s", s.Broker.Type, strings.Join(BrokerTypes, ", "))
+	case slices.Contains(SharedBrokers, s.Broker.Type) && s.Broker.URL == "":
+		p.errorf(broker, "broker.url is required for %s", s.Broker.Type)
 	}
 
 	// retention
