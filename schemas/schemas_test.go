@@ -317,9 +317,6 @@ func checkFresh(t *testing.T, generate func(*connector.Registry) ([]byte, error)
 	onDisk, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.Equal(t, string(embedded), string(onDisk))
-	again, err := generate(connector.Default)
-	require.NoError(t, err)
-	require.Equal(t, got, again, "the output is deterministic")
 }
 
 // checkField compiles a field's schema (with the $defs it refers to) and
