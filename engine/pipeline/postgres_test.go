@@ -549,19 +549,11 @@ func TestDurableRetryHoldsNoWorker(t *testing.T) {
 		}},
 		{"nats", func(t *testing.T) opened {
 			u, prefix := testNATS(t)
-			ctx := context.Background()
-			write, read, err := store.OpenSQLite(ctx, t.TempDir())
-			require.NoError(t, err)
-			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
-			require.NoError(t, st.Migrate(ctx))
-			b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute,
+			st := openOwnStore(t)
+			b, err := pipeline.NewNATSBroker(context.Background(), st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute,
 				Concurrency: 1, MaxAckPending: 2})
 			require.NoError(t, err)
-			return opened{st: st, b: b, close: func() {
-				require.NoError(t, b.Close())
-				require.NoError(t, read.Close())
-				require.NoError(t, write.Close())
-			}}
+			return opened{st: st, b: b, close: func() { require.NoError(t, b.Close()) }}
 		}},
 	}
 	for _, c := range cases {
