@@ -69,3 +69,21 @@ func TestCarryState(t *testing.T) {
 		require.Nil(t, carriedState(msg))
 	})
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://sous:s3cret@127.0.0.1:4222", "nats://sous:xxxxx@127.0.0.1:4222"},
+		{"nats://tok3n@nats.example:4222", "nats://xxxxx@nats.example:4222"},
+		{"nats://a:pw1@h1:4222, nats://b:pw2@h2:4222", "nats://a:xxxxx@h1:4222,nats://b:xxxxx@h2:4222"},
+		{"nats://a:pw@h:4222/%zz", "(an unreadable URL)"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			got := redactURL(tt.in)
+			require.Equal(t, tt.want, got)
+			for _, secret := range []string{"s3cret", "tok3n", "pw1", "pw2", ":pw@"} {
+				require.NotContains(t, got, secret)
+			}
+		})
+	}
+}

@@ -446,3 +446,16 @@ accounts {
 	require.NoError(t, err)
 	require.Equal(t, 4*32, info.Config.MaxAckPending, "below the bound: as configured")
 }
+
+// TestNATSConnectErrorHidesPassword: a broker that cannot reach its
+// server says where it tried, without the password of its URL.
+func TestNATSConnectErrorHidesPassword(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close()) // nothing listens there now
+	_, err = pipeline.NewNATSBroker(context.Background(), openOwnStore(t), pipeline.NATSConfig{URL: "nats://sous:hunter2-pw@" + addr, Prefix: "t_"})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), addr)
+	require.NotContains(t, err.Error(), "hunter2-pw")
+}
