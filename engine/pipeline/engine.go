@@ -369,9 +369,10 @@ func (e *Engine) run(msg *message.Message) error {
 		if done, checkpoint, err = e.cfg.Store.RunState(ctx, rm.RunID); err != nil {
 			return err
 		}
-		if !done && !rm.Replay {
-			// a retry paused by another process carries where it stood
-			checkpoint = laterState(checkpoint, carriedState(msg))
+		if !rm.Replay {
+			if done, checkpoint, err = e.sharedState(ctx, msg, rm.RunID, done, checkpoint); err != nil {
+				return err
+			}
 		}
 	}
 	if done && !rm.Replay {
@@ -433,7 +434,63 @@ func (e *Engine) run(msg *message.Message) error {
 	}
 	run := RecordOf(rm, res)
 	run.Replace = rm.Replay || state != nil
-	return e.save(ctx, run, res)
+	if err := e.save(ctx, run, res); err != nil {
+		return err
+	}
+	if sh, ok := e.cfg.Broker.(sharer); ok {
+		if err := sh.ShareDone(context.WithoutCancel(ctx), rm.RunID); err != nil {
+			// recorded here: should its message come again to another
+			// process, the run would go again there
+			e.log.Warn("the other processes may not learn that the run finished", "run", rm.RunID, "error", err)
+		}
+	}
+	return nil
+}
+
+// sharer is a broker whose processes keep stores of their own (NATS)
+// and share what became of each run: a run message that comes again to
+// another process (an ack lost, a process that died between the run's
+// record and its ack, an event published again) does not run a finished
+// run again, and a run cut short in one process resumes in another after
+// its last finished step.
+type sharer interface {
+	// SharedRun is whether the run finished in any process, else its
+	// latest shared checkpoint (nil when none).
+	SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error)
+	// ShareCheckpoint shares the run's checkpoint.
+	ShareCheckpoint(ctx context.Context, runID string, state []byte) error
+	// ShareDone marks the run finished.
+	ShareDone(ctx context.Context, runID string) error
+}
+
+// sharedState completes what this process's store says of a run (done,
+// checkpoint) with what the message carries and, on a broker whose
+// processes share runs, with what the others know.
+func (e *Engine) sharedState(ctx context.Context, msg *message.Message, runID string, done bool, checkpoint []byte) (bool, []byte, error) {
+	sh, ok := e.cfg.Broker.(sharer)
+	if done {
+		if ok {
+			// finished here: a crash may have come between the record
+			// and telling the others
+			if err := sh.ShareDone(ctx, runID); err != nil {
+				e.log.Warn("the other processes may not learn that the run finished", "run", runID, "error", err)
+			}
+		}
+		return true, nil, nil
+	}
+	// a retry paused by another process carries where it stood
+	checkpoint = laterState(checkpoint, carriedState(msg))
+	if !ok {
+		return false, checkpoint, nil
+	}
+	sdone, shared, err := sh.SharedRun(ctx, runID)
+	if err != nil {
+		return false, nil, err
+	}
+	if sdone {
+		return true, nil, nil // finished in another process
+	}
+	return false, laterState(checkpoint, shared), nil
 }
 
 // putBack arranges for msg to come again at at, on a broker that can
@@ -565,9 +622,21 @@ func (e *Engine) checkpoint(ctx context.Context, runID string, st *runner.State)
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)
 	}
-	return e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+	ctx = context.WithoutCancel(ctx)
+	err = e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
 		return e.cfg.Store.SaveCheckpoint(ctx, tx, runID, raw, time.Now())
 	})
+	if err != nil {
+		return err
+	}
+	if sh, ok := e.cfg.Broker.(sharer); ok {
+		if err := sh.ShareCheckpoint(ctx, runID, raw); err != nil {
+			// kept here: a process that takes the run up elsewhere
+			// resumes from an earlier step
+			e.log.Warn("the other processes may not learn where the run stands", "run", runID, "error", err)
+		}
+	}
+	return nil
 }
 
 // RecordOf turns a runner result into a stored run.

@@ -18,6 +18,7 @@ import (
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
@@ -48,7 +49,12 @@ type NATSConfig struct {
 	// DuplicateWindow is how long JetStream remembers a message id: within
 	// it, the same dedup key accepted by two processes yields one event.
 	DuplicateWindow time.Duration
-	// MaxAge drops messages no process consumed in that time.
+	// DedupTTL is how long the processes share an accepted dedup key
+	// (retention.dedup): within it the same key accepted by any process
+	// yields one event; 7 days by default.
+	DedupTTL time.Duration
+	// MaxAge drops messages no process consumed in that time; the
+	// processes share what became of a run as long.
 	MaxAge time.Duration
 	// DrainTimeout bounds how long closing waits for the messages in
 	// flight to be acknowledged.
@@ -81,6 +87,9 @@ func (c *NATSConfig) setDefaults() {
 	if c.MaxAge <= 0 {
 		c.MaxAge = 7 * 24 * time.Hour
 	}
+	if c.DedupTTL <= 0 {
+		c.DedupTTL = 7 * 24 * time.Hour
+	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
 	}
@@ -94,8 +103,11 @@ func (c *NATSConfig) setDefaults() {
 //
 // Delivery is at least once, and not atomic with the store: the store
 // and the stream commit separately. Accept claims the dedup key and stores
-// the event with an outbox entry, then publishes; when the publish fails
-// it undoes all three, so the sender's retry is accepted. Once the stream
+// the event with an outbox entry, claims the key in the dedup bucket the
+// processes share (natskv.go), then publishes; when the publish fails it
+// undoes all four, so the sender's retry is accepted (when the shared
+// claim cannot be undone, the event is kept and the relay publishes it:
+// the retry is a duplicate). Once the stream
 // confirms, the entry is deleted (in batches). A process that dies between
 // its commit and its publish leaves the entry: when it starts again, it
 // publishes the event before anything else (the sender's retry meanwhile
@@ -105,10 +117,16 @@ func (c *NATSConfig) setDefaults() {
 // which the stream drops within its duplicate window. A publish that timed
 // out may still have been stored: the retry is then a duplicate to the
 // stream, and the run goes ahead without its event in the store (it
-// cannot be replayed). A message whose ack was lost, or whose handler outlived AckWait, is
-// delivered again, possibly to another process, whose store does not
-// know the run finished: a run can then execute twice. Run ids stay
-// deterministic, and actions get an idempotency key per run and step.
+// cannot be replayed). A message whose ack was lost is delivered again,
+// possibly to another process, whose store does not know the run
+// finished: the runs bucket the processes share tells it (a run is
+// marked finished there once it is recorded), and holds each run's
+// latest checkpoint, so a run cut short in one process resumes in
+// another after its last finished step. What is left: a process that
+// dies between a run's last step and its mark has the run go again
+// elsewhere, and two copies delivered at once to two processes (a
+// handler that outlived AckWait) both run. Run ids stay deterministic,
+// and actions get an idempotency key per run and step.
 // The consumers push: messages JetStream pushed to a process that stops
 // before handing them on come back only after AckWait (MaxAckPending
 // bounds how many).
@@ -123,9 +141,10 @@ func (c *NATSConfig) setDefaults() {
 // nak made on the run's own delivery, as many paused runs as
 // MaxAckPending (a Slack outage, say) would stop every recipe's runs
 // until the first retry came due. The copy carries the checkpoint (up to
-// maxCarriedState), so a retry delivered to another process, whose store
-// does not have it, resumes the run there; a larger checkpoint is only in
-// this process's store, and a retry delivered elsewhere starts the run
+// maxCarriedState), as the runs bucket does, so a retry delivered to
+// another process, whose store does not have it, resumes the run there; a
+// larger checkpoint is only in this process's store, and a retry
+// delivered elsewhere resumes from the last one shared, or starts the run
 // over (its earlier steps run again, with the same idempotency keys).
 // Either way the checkpoint of a run taken up elsewhere stays behind here
 // until Store.Prune drops it (see store.MaxCheckpointWait).
@@ -133,12 +152,17 @@ type NATSBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer
 
-	cfg        NATSConfig
-	stream     string
-	nc         *nats.Conn // publishes and manages the stream
-	js         nats.JetStreamContext
-	marshaler  wnats.NATSMarshaler
-	pub        *wnats.Publisher
+	cfg       NATSConfig
+	stream    string
+	nc        *nats.Conn // publishes and manages the stream
+	js        nats.JetStreamContext
+	marshaler wnats.NATSMarshaler
+	pub       *wnats.Publisher
+	// dedup and runs are the key-value buckets the processes share (see
+	// natskv.go)
+	dedup, runs jetstream.KeyValue
+	// release is releaseShared (tests make it fail)
+	release    func(ctx context.Context, ev *store.Event, rev uint64) error
 	publisher  *natsPublisher
 	subscriber *drainer
 	// raw maps a run message being handled to its JetStream delivery,
@@ -165,6 +189,7 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 	}
 	cfg.setDefaults()
 	b := &NATSBroker{Store: st, cfg: cfg, stream: cfg.Prefix + "sous"}
+	b.release = b.releaseShared
 	var err error
 	if b.nc, err = b.connect("publisher"); err != nil {
 		return nil, err
@@ -179,6 +204,16 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 		return nil, fmt.Errorf("nats broker: jetstream: %w", err)
 	}
 	if err := b.provision(ctx); err != nil {
+		return nil, err
+	}
+	njs, err := jetstream.New(b.nc)
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: jetstream: %w", err)
+	}
+	if b.dedup, err = b.keyValue(ctx, njs, natsDedupBucket, cfg.DedupTTL); err != nil {
+		return nil, err
+	}
+	if b.runs, err = b.keyValue(ctx, njs, natsRunsBucket, cfg.MaxAge); err != nil {
 		return nil, err
 	}
 	b.pub, err = wnats.NewPublisherWithNatsConn(b.nc, wnats.PublisherPublishConfig{
@@ -309,11 +344,10 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 	return nil
 }
 
-// Accept implements Broker: claim the dedup key and store the event with
-// an outbox entry, then publish with the dedup key as the JetStream
-// message id, so that the stream's duplicate window also catches a key
-// accepted by another process. See NATSBroker for what is not atomic
-// here.
+// Accept implements Broker: claim the dedup key in this process's store
+// and store the event with an outbox entry, then claim the key in the
+// dedup bucket the processes share, then publish with the dedup key as
+// the JetStream message id. See NATSBroker for what is not atomic here.
 func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
 		return b.Store.AddOutbox(ctx, tx, ev, time.Now())
@@ -321,36 +355,65 @@ func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) 
 	if err != nil || !fresh {
 		return false, err
 	}
-	// not cancelled with the request: a publish the stream stored must
-	// not be undone here
+	// not cancelled with the request: a claim or a publish the server
+	// made must not be undone here
+	ctx = context.WithoutCancel(ctx)
+	rev, err := b.claimShared(ctx, ev)
+	if errors.Is(err, errTakenElsewhere) {
+		return false, b.dropEvent(ctx, ev)
+	}
+	if err != nil {
+		return false, b.undoAccept(ctx, ev, err)
+	}
 	dup, err := b.publishEvent(ev)
 	if err == nil && dup {
-		// another process accepted the key first: keep the claim, so a
-		// later copy is refused here without asking the stream, but drop
-		// the event, which will not run here
-		uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
-			if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
-				return err
-			}
-			return b.Store.DeleteEvent(ctx, tx, ev.ID)
-		})
-		return false, uerr
+		// the stream had the message id (published by an earlier life
+		// of this process whose shared claim has expired since)
+		return false, b.dropEvent(ctx, ev)
 	}
 	if err != nil {
 		err = fmt.Errorf("publish event: %w", err)
-		uerr := b.Writer.Do(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
-			if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
-				return err
-			}
-			return b.Store.ReleaseDedup(ctx, tx, ev.DedupKey, ev.ID)
-		})
-		if uerr != nil {
-			return false, errors.Join(err, fmt.Errorf("undo the dedup claim: %w", uerr))
+		if rerr := b.release(ctx, ev, rev); rerr != nil {
+			// the key stays claimed for every process, so the sender's
+			// retry would be taken for a duplicate: the event must run.
+			// It is stored with its outbox entry, which the relay
+			// publishes (within outboxAge): accepted.
+			b.cfg.Logger.Error("publish an event: it is stored, and published again within a minute", errors.Join(err, rerr),
+				watermill.LogFields{"event": ev.ID})
+			return true, nil
 		}
-		return false, err
+		return false, b.undoAccept(ctx, ev, err)
 	}
 	b.sent(ev.ID)
 	return true, nil
+}
+
+// dropEvent deletes an event that another process accepted first, and
+// its outbox entry; the dedup claim stays, so that a later copy is
+// refused here without asking the others.
+func (b *NATSBroker) dropEvent(ctx context.Context, ev *store.Event) error {
+	return b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
+			return err
+		}
+		return b.Store.DeleteEvent(ctx, tx, ev.ID)
+	})
+}
+
+// undoAccept undoes the accept of ev, which failed with err, so that the
+// sender's retry is accepted: the event, its outbox entry and its dedup
+// claim go. It returns err, with the undo's own error if any.
+func (b *NATSBroker) undoAccept(ctx context.Context, ev *store.Event, err error) error {
+	uerr := b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
+			return err
+		}
+		return b.Store.ReleaseDedup(ctx, tx, ev.DedupKey, ev.ID)
+	})
+	if uerr != nil {
+		return errors.Join(err, fmt.Errorf("undo the dedup claim: %w", uerr))
+	}
+	return err
 }
 
 // publishEvent publishes ev on the events subject with its dedup key as
@@ -531,6 +594,11 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
 	}
+	runID := runIDOf(msg)
+	if err := b.ShareCheckpoint(ctx, runID, state); err != nil {
+		// the parked copy carries it too
+		b.cfg.Logger.Error("share a paused run's checkpoint", err, watermill.LogFields{"uuid": msg.UUID})
+	}
 	v, ok := b.raw.Load(msg)
 	if !ok {
 		b.cfg.Logger.Error("put a run back: the retry may come back before its time", errNotDelivered, watermill.LogFields{"uuid": msg.UUID})
@@ -539,7 +607,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 		return nil
 	}
 	nm := v.(*nats.Msg)
-	err := b.park(nm, runIDOf(msg), at, state)
+	err := b.park(nm, runID, at, state)
 	if err == nil {
 		return nil
 	}

@@ -43,8 +43,11 @@ func testNATS(t *testing.T) (string, string) {
 	prefix := "t" + randomHex(6) + "_"
 	t.Cleanup(func() {
 		defer nc.Close()
-		if err := js.DeleteStream(prefix + "sous"); err != nil && err != nats.ErrStreamNotFound {
-			t.Errorf("delete stream %ssous: %v", prefix, err)
+		// the stream, and the key-value buckets the processes share
+		for _, name := range []string{prefix + "sous", "KV_" + prefix + "sous_dedup", "KV_" + prefix + "sous_runs"} {
+			if err := js.DeleteStream(name); err != nil && err != nats.ErrStreamNotFound {
+				t.Errorf("delete stream %s: %v", name, err)
+			}
 		}
 	})
 	return u, prefix

@@ -176,6 +176,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 				URL:          set.URL,
 				Prefix:       set.Prefix,
 				AckWait:      s.opts.Settings.Pipeline.RunTimeout + time.Minute,
+				DedupTTL:     s.opts.Settings.Retention.Dedup,
 				Concurrency:  s.opts.Settings.Pipeline.MaxInFlight,
 				DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
 				Logger:       pipeline.NewWatermillLogger(s.log.With("component", "broker")),

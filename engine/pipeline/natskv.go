@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sous-run/sous/engine/store"
+)
+
+// The processes on one NATS stream keep stores of their own, so what one
+// of them knows about a dedup key or a run the others learn from two
+// JetStream key-value buckets they share:
+//
+//   - <prefix>sous_dedup holds every dedup key accepted (hashed), for
+//     NATSConfig.DedupTTL (retention.dedup): a key accepted by one
+//     process is a duplicate to every other one for as long as its own
+//     store would say so, not only within the stream's duplicate window.
+//   - <prefix>sous_runs holds, for NATSConfig.MaxAge (as long as the
+//     stream keeps a message that could come again), each run's latest
+//     checkpoint and then its end: a run message that comes again to
+//     another process (its ack was lost, its process died between the
+//     run's record and the ack, its event was published again after the
+//     duplicate window) does not run a finished run again, and a run
+//     cut short in one process resumes in another after its last
+//     finished step.
+
+// Bucket names, after the prefix.
+const (
+	natsDedupBucket = "sous_dedup"
+	natsRunsBucket  = "sous_runs"
+)
+
+// The first byte of a value in the runs bucket.
+const (
+	runValueDone       = 'd' // the run finished; nothing follows
+	runValueCheckpoint = 'c' // the run's checkpoint (runner.State JSON) follows
+)
+
+// errTakenElsewhere: another process accepted the dedup key first.
+var errTakenElsewhere = errors.New("dedup key accepted by another process")
+
+// keyValue opens the bucket named name (after the prefix) with ttl as
+// the age of its entries, creating it, or setting ttl on it when an
+// earlier configuration gave another.
+func (b *NATSBroker) keyValue(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.KeyValue, error) {
+	bucket := b.cfg.Prefix + name
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: ttl, Storage: jetstream.FileStorage,
+		Description: "sous: shared by the processes on stream " + b.stream})
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: key-value bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// dedupKVKey is the key of a dedup key in the dedup bucket: its SHA-256,
+// which fits the bucket's key alphabet whatever the dedup key holds.
+func dedupKVKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// claimShared claims ev's dedup key for every process: the revision of
+// the claim, or errTakenElsewhere when a process (this one in an earlier
+// life, or another) accepted the key first.
+func (b *NATSBroker) claimShared(ctx context.Context, ev *store.Event) (uint64, error) {
+	rev, err := b.dedup.Create(ctx, dedupKVKey(ev.DedupKey), []byte(ev.ID))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, errTakenElsewhere
+	}
+	if err != nil {
+		return 0, fmt.Errorf("claim the dedup key: %w", err)
+	}
+	return rev, nil
+}
+
+// releaseShared undoes claimShared (revision rev), so that the sender's
+// retry of an event that was not published is accepted.
+func (b *NATSBroker) releaseShared(ctx context.Context, ev *store.Event, rev uint64) error {
+	return b.dedup.Delete(ctx, dedupKVKey(ev.DedupKey), jetstream.LastRevision(rev))
+}
+
+// SharedRun implements sharer: whether run runID finished in any process,
+// else its latest checkpoint any process shared (nil when none).
+func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error) {
+	e, err := b.runs.Get(ctx, runID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("read the shared state of run %s: %w", runID, err)
+	}
+	v := e.Value()
+	switch {
+	case len(v) > 0 && v[0] == runValueDone:
+		return true, nil, nil
+	case len(v) > 1 && v[0] == runValueCheckpoint:
+		return false, v[1:], nil
+	}
+	return false, nil, nil
+}
+
+// ShareCheckpoint implements sharer. A checkpoint larger than a message
+// carries (maxCarriedState) is not shared: the one shared before stays,
+// and a process that takes the run up resumes from there.
+func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []byte) error {
+	if runID == "" || len(state) == 0 || len(state) > maxCarriedState {
+		return nil
+	}
+	v := make([]byte, 1+len(state))
+	v[0] = runValueCheckpoint
+	copy(v[1:], state)
+	if _, err := b.runs.Put(ctx, runID, v); err != nil {
+		return fmt.Errorf("share the checkpoint of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// ShareDone implements sharer.
+func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
+	if _, err := b.runs.Put(ctx, runID, []byte{runValueDone}); err != nil {
+		return fmt.Errorf("share the end of run %s: %w", runID, err)
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/engine/store"
+)
+
+// openNATSProcess opens a process's own store and a broker on the shared
+// stream with a duplicate window of shortWindow, so that a test can go
+// past it, and an ack wait of ackWait.
+func openNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration) (*store.Store, *pipeline.NATSBroker) {
+	t.Helper()
+	st := openOwnStore(t)
+	b, err := pipeline.NewNATSBroker(context.Background(), st, pipeline.NATSConfig{URL: u, Prefix: prefix,
+		AckWait: ackWait, Concurrency: 8, DuplicateWindow: shortWindow})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return st, b
+}
+
+// shortWindow is the stream's duplicate window in these tests.
+const shortWindow = 200 * time.Millisecond
+
+// TestNATSSharedDedup: a dedup key accepted by one process is a duplicate
+// to another one long after the stream's duplicate window, for as long as
+// retention.dedup, and nothing of the duplicate is stored.
+func TestNATSSharedDedup(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	_, b1 := openNATSProcess(t, u, prefix, time.Minute)
+	st2, b2 := openNATSProcess(t, u, prefix, time.Minute)
+
+	first := webhookEvent(t, "/hook", map[string]any{"n": 1})
+	fresh, err := b1.Accept(ctx, first)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	time.Sleep(3 * shortWindow) // the stream has forgotten the message id
+
+	again := *first
+	again.ID = pipeline.NewEventID()
+	fresh, err = b2.Accept(ctx, &again)
+	require.NoError(t, err)
+	require.False(t, fresh, "the other process accepted the key first")
+	_, err = st2.GetEvent(ctx, again.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the duplicate is not stored")
+	left, err := st2.Outbox(ctx, time.Now().Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Empty(t, left, "nor left to publish")
+	require.Equal(t, int64(1), b1.Depth(ctx, pipeline.TopicEvents), "one event on the stream")
+
+	// a key of its own is accepted by either
+	other := webhookEvent(t, "/hook", map[string]any{"n": 2})
+	fresh, err = b2.Accept(ctx, other)
+	require.NoError(t, err)
+	require.True(t, fresh)
+}
+
+// TestNATSFinishedRunNotRunAgain: a run message that comes again to a
+// process other than the one that ran it (its event published again after
+// the duplicate window, an ack lost) does not run the finished run again.
+func TestNATSFinishedRunNotRunAgain(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	sink := newBrokerSink(t, 0)
+	ix := brokerIndex(t, sink.srv.URL)
+
+	st1, b1 := openNATSProcess(t, u, prefix, time.Minute)
+	er1 := runEngine(t, opened{st: st1, b: b1}, ix, "engine-1")
+	ev := newBrokerLoad(1).events[0]
+	fresh, err := b1.Accept(ctx, ev)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	runID := pipeline.RunID(ev.ID, "broker-load")
+	run := waitRun(t, st1, runID)
+	require.Equal(t, "succeeded", run.Status)
+	er1.stop(t)
+
+	st2, b2 := openNATSProcess(t, u, prefix, time.Minute)
+	er2 := runEngine(t, opened{st: st2, b: b2}, ix, "engine-2")
+	defer er2.stop(t)
+	time.Sleep(3 * shortWindow)
+	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
+		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
+	require.NoError(t, err)
+	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
+	require.Eventually(t, func() bool { return b2.Depth(ctx, pipeline.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the copy was handled")
+	require.Equal(t, map[string]int{runID + ":notify": 1}, sink.counts(), "the step was called once")
+	_, err = st2.GetRun(ctx, runID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the other process did not run it")
+	require.Zero(t, er2.eng.Delivered.Load())
+}
+
+// TestNATSRunResumesElsewhere: a run cut short in one process (its run
+// timeout, here; a crash alike) after its first step is taken up by
+// another process, which resumes it at the second step: the first is not
+// called again.
+func TestNATSRunResumesElsewhere(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	var (
+		mu       sync.Mutex
+		calls    = map[string]int{}
+		hold     = true
+		released = make(chan struct{})
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.URL.Path]++
+		wait := hold && r.URL.Path == "/second"
+		mu.Unlock()
+		if wait {
+			select { // longer than the first process's run timeout
+			case <-r.Context().Done():
+			case <-released:
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	defer close(released)
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls[path]
+	}
+	ix := twoStepIndex(t, "/two", srv.URL+"/first", srv.URL+"/second")
+
+	// the first process: its runs time out after a second, and a
+	// delivery it does not settle comes back after two
+	st1, b1 := openNATSProcess(t, u, prefix, 2*time.Second)
+	eng1, err := pipeline.New(pipeline.Config{Store: st1, Broker: b1, RunTimeout: time.Second, Logger: testLogger(t),
+		NewRunner: func() *runner.Runner { return &runner.Runner{} }})
+	require.NoError(t, err)
+	eng1.SetIndex(ix)
+	er1 := &engineRun{eng: eng1, done: make(chan error, 1)}
+	go func() { er1.done <- eng1.Run(context.Background()) }()
+	<-eng1.Running()
+
+	ev := webhookEvent(t, "/two", map[string]any{"n": 1})
+	fresh, err := b1.Accept(ctx, ev)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	runID := pipeline.RunID(ev.ID, "retried")
+	require.Eventually(t, func() bool { return count("/second") == 1 }, 10*time.Second, 5*time.Millisecond)
+	er1.stop(t) // waits for the run, cut short by its timeout
+	_, err = st1.GetRun(ctx, runID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the run did not finish in the first process")
+	require.Equal(t, 1, count("/first"))
+
+	mu.Lock()
+	hold = false
+	mu.Unlock()
+	st2, b2 := openNATSProcess(t, u, prefix, 2*time.Second)
+	er2 := runEngine(t, opened{st: st2, b: b2}, ix, "engine-2")
+	defer er2.stop(t)
+	run := waitRun(t, st2, runID)
+	require.Equal(t, "succeeded", run.Status, "%s %s", run.Reason, run.Error)
+	require.Equal(t, 1, count("/first"), "the first step, done in the other process, was not called again")
+	require.GreaterOrEqual(t, count("/second"), 2)
+}
+
+// TestNATSPublishFailsAfterSharedClaim: when an event's publish fails
+// and its shared dedup claim cannot be released either, the sender's
+// retry would be taken for a duplicate, so the event must not be lost:
+// it is accepted, kept with its outbox entry, and published when a
+// process on its store starts again (or the relay's next round); the
+// retry is a duplicate.
+func TestNATSPublishFailsAfterSharedClaim(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	st := openOwnStore(t)
+	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	pipeline.RefuseRelease(b)
+	nc, err := nats.Connect(u)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream(prefix+"sous"))
+
+	ev := newBrokerLoad(1).events[0]
+	fresh, err := b.Accept(ctx, ev)
+	require.NoError(t, err, "accepted: it is stored and will be published")
+	require.True(t, fresh)
+	_, err = st.GetEvent(ctx, ev.ID)
+	require.NoError(t, err, "the event is kept")
+	left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, left, 1, "with its outbox entry")
+	require.NoError(t, b.Close())
+
+	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	defer b2.Close()
+	require.Eventually(t, func() bool { return b2.Depth(ctx, pipeline.TopicEvents) == 1 }, 10*time.Second, 10*time.Millisecond,
+		"published at start")
+	retry := *ev
+	retry.ID = pipeline.NewEventID()
+	fresh, err = b2.Accept(ctx, &retry)
+	require.NoError(t, err)
+	require.False(t, fresh, "the sender's retry is a duplicate")
+}
