@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/engine/store/storetest"
 )
 
 // crashLoad is the number of webhooks the crash test sends.
@@ -77,31 +79,71 @@ func (c *child) output() string {
 	return string(b)
 }
 
+// crashSetup is where a crash test's processes keep their work.
+type crashSetup struct {
+	// procs is how many `sous serve` processes share the load; the
+	// first one is killed and restarted.
+	procs int
+	// config is the sous.yaml's broker lines.
+	config string
+	// open opens the store the processes shared (or the one process's
+	// data directory), once they stopped.
+	open func(t *testing.T, dataDir string) *sql.DB
+}
+
 // TestCrashEveryAcceptedEventRunsOnce: a `sous serve` is killed with
 // SIGKILL in the middle of a load of webhooks and restarted on the same
-// data. Every accepted event has exactly one run, and the sink saw every
-// run (a step cut by the kill may be called again, with the same
-// idempotency key).
+// data: one process on the embedded SQLite, and one of two processes
+// sharing a PostgreSQL database while the other goes on. Every accepted
+// event has exactly one run, and the sink saw every run (a step cut by
+// the kill may be called again, with the same idempotency key).
 func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a sous binary")
 	}
 	began := time.Now()
-	tmp := t.TempDir()
-	bin := buildSous(t, tmp)
+	bin := buildSous(t, t.TempDir())
 	t.Logf("built in %s", time.Since(began).Round(time.Millisecond))
+	t.Run("sqlite", func(t *testing.T) {
+		testCrash(t, bin, crashSetup{procs: 1, open: func(t *testing.T, dataDir string) *sql.DB {
+			write, read, err := store.OpenSQLite(context.Background(), dataDir)
+			require.NoError(t, err)
+			require.NoError(t, write.Close())
+			return read
+		}})
+	})
+	t.Run("postgres, two processes", func(t *testing.T) {
+		dsn := storetest.Postgres(t)
+		testCrash(t, bin, crashSetup{procs: 2, config: fmt.Sprintf("broker: {type: postgres, url: %q}\n", dsn),
+			open: func(t *testing.T, _ string) *sql.DB {
+				db, err := store.OpenPostgres(context.Background(), dsn)
+				require.NoError(t, err)
+				return db
+			}})
+	})
+}
 
+func testCrash(t *testing.T, bin string, setup crashSetup) {
+	began := time.Now()
+	tmp := t.TempDir()
 	sink := &crashSink{keys: map[string]int{}, second: map[string]bool{}}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
-	recipesDir, dataDir := filepath.Join(tmp, "recipes"), filepath.Join(tmp, "data")
+	recipesDir := filepath.Join(tmp, "recipes")
 	require.NoError(t, os.MkdirAll(recipesDir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(recipesDir, "load.yaml"), []byte(fmt.Sprintf(crashRecipe, srv.URL)), 0o644))
-	addr := freeAddr(t)
 	config := filepath.Join(tmp, "sous.yaml")
-	require.NoError(t, os.WriteFile(config, []byte("log_level: warn\npipeline: {shutdown_timeout: 20s}\n"), 0o644))
-	args := []string{"serve", "--recipes", recipesDir, "--data", dataDir, "--listen", addr, "--config", config}
-	base := "http://" + addr
+	require.NoError(t, os.WriteFile(config, []byte("log_level: warn\npipeline: {shutdown_timeout: 20s}\n"+setup.config), 0o644))
+	// each process has its address and data directory, which its
+	// restart takes again
+	var args [][]string
+	var bases []string
+	for i := range setup.procs {
+		addr := freeAddr(t)
+		dataDir := filepath.Join(tmp, fmt.Sprintf("data%d", i+1))
+		args = append(args, []string{"serve", "--recipes", recipesDir, "--data", dataDir, "--listen", addr, "--config", config})
+		bases = append(bases, "http://"+addr)
+	}
 
 	var children []*child
 	defer func() {
@@ -111,8 +153,8 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 			}
 		}
 	}()
-	startChild := func() *child {
-		c := &child{cmd: exec.Command(bin, args...), done: make(chan error, 1), log: filepath.Join(tmp, fmt.Sprintf("child%d.log", len(children)+1))}
+	startChild := func(proc int) *child {
+		c := &child{cmd: exec.Command(bin, args[proc]...), done: make(chan error, 1), log: filepath.Join(tmp, fmt.Sprintf("child%d.log", len(children)+1))}
 		children = append(children, c)
 		f, err := os.Create(c.log)
 		require.NoError(t, err)
@@ -125,12 +167,12 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 			_ = c.cmd.Process.Kill() // an error once it has exited
 			<-exited
 		})
-		waitReady(t, base, c)
+		waitReady(t, bases[proc], c)
 		return c
 	}
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	post := func(id string) (int, error) {
+	post := func(base, id string) (int, error) {
 		resp, err := client.Post(base+"/hooks/load", "application/json", strings.NewReader(`{"id":"`+id+`"}`))
 		if err != nil {
 			return 0, err
@@ -140,7 +182,10 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 		return resp.StatusCode, nil
 	}
 
-	first := startChild()
+	running := make([]*child, setup.procs)
+	for i := range running {
+		running[i] = startChild(i)
+	}
 	var (
 		mu       sync.Mutex
 		accepted = map[string]bool{}
@@ -148,14 +193,16 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 		failed   int
 		sent     atomic.Int64
 	)
-	ids := make(chan string)
+	ids := make(chan int)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range ids {
-				code, err := post(id)
+			for i := range ids {
+				// the processes take turns; the first one is killed
+				id := fmt.Sprintf("ev-%04d", i)
+				code, err := post(bases[i%setup.procs], id)
 				sent.Add(1)
 				mu.Lock()
 				switch {
@@ -185,15 +232,15 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 			if i == crashLoad*4/10 {
 				<-killed
 			}
-			ids <- fmt.Sprintf("ev-%04d", i)
+			ids <- i
 		}
 	}()
 
 	// wait until about 40% were sent, then kill in the middle of the load
 	require.Eventually(t, func() bool { return sent.Load() >= crashLoad*4/10-8 }, 30*time.Second, time.Millisecond)
 	killedAt := sent.Load()
-	require.NoError(t, first.cmd.Process.Kill())
-	<-first.done
+	require.NoError(t, running[0].cmd.Process.Kill())
+	<-running[0].done
 	// what the kill cut short: events accepted but not run to the end
 	mu.Lock()
 	sink.mu.Lock()
@@ -208,7 +255,7 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 	mu.Unlock()
 	close(killed) // the senders go on against the dead server
 	time.Sleep(150 * time.Millisecond)
-	second := startChild()
+	running[0] = startChild(0)
 	t.Logf("restarted at %s", time.Since(began).Round(time.Millisecond))
 	wg.Wait()
 	t.Logf("load sent at %s", time.Since(began).Round(time.Millisecond))
@@ -227,12 +274,16 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 	require.Greater(t, pending, 0, "the kill cut nothing short")
 
 	// resending accepted ids after the restart, from before the kill and
-	// after it: duplicates, no new run
+	// after it, each to a process it was not sent to before when there
+	// are several: duplicates, no new run
 	sort.Strings(acceptedIDs)
 	resend := append(append([]string(nil), acceptedIDs[:10]...), acceptedIDs[len(acceptedIDs)-10:]...)
 	require.Less(t, resend[9], fmt.Sprintf("ev-%04d", killedAt-8), "resent ids from before the kill")
 	for _, id := range resend {
-		code, err := post(id)
+		var n int
+		_, err := fmt.Sscanf(id, "ev-%d", &n)
+		require.NoError(t, err)
+		code, err := post(bases[(n+1)%setup.procs], id)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, code, "a resent accepted id %s", id)
 	}
@@ -251,19 +302,21 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 
 	t.Logf("all ran at %s", time.Since(began).Round(time.Millisecond))
 	// a graceful stop records the runs in flight
-	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-second.done:
-		require.NoError(t, err, "sous serve exits 0 on SIGTERM")
-	case <-time.After(30 * time.Second):
-		t.Fatal("sous serve did not stop on SIGTERM")
+	for _, c := range running {
+		require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
+	}
+	for _, c := range running {
+		select {
+		case err := <-c.done:
+			require.NoError(t, err, "sous serve exits 0 on SIGTERM")
+		case <-time.After(30 * time.Second):
+			t.Fatal("sous serve did not stop on SIGTERM")
+		}
 	}
 
 	t.Logf("stopped at %s", time.Since(began).Round(time.Millisecond))
-	// the store, opened after the child stopped
-	write, read, err := store.OpenSQLite(context.Background(), dataDir)
-	require.NoError(t, err)
-	defer write.Close()
+	// the store, opened after the processes stopped
+	read := setup.open(t, filepath.Join(tmp, "data1"))
 	defer read.Close()
 	type stored struct{ eventID, runID, status string }
 	// the runs, by event
