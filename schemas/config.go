@@ -242,6 +242,8 @@ func brokerSchema(d service.BrokerSettings) obj {
 			"sqlite: in the embedded store; memory: in process, lost at exit; postgres or nats: shared by several processes, with url", d.Type),
 		"url":    obj{"$ref": "#/$defs/scalar", "description": "The PostgreSQL DSN or the NATS URL (required for postgres and nats)"},
 		"prefix": obj{"$ref": "#/$defs/scalar", "description": "A prefix for the broker's tables or streams"},
+		"ack_wait": period(fmt.Sprintf("nats: how long a message delivered to a process that died waits before another process takes it up; at least %s (a process says every third of it that each message it holds is in progress)",
+			formatDuration(service.MinAckWait, false)), d.AckWait),
 	})
 	s["if"] = obj{"properties": obj{"type": obj{"enum": urlBrokers}}, "required": []string{"type"}}
 	s["then"] = obj{"required": []string{"url"}, "properties": obj{"url": obj{"minLength": 1}}}

@@ -35,6 +35,7 @@ import (
 //     (commit_delay: 0.5m);
 //   - a duration that overflows (more than about 290 years), and a positive
 //     duration that rounds down to zero (0.1ns);
+//   - broker.ack_wait under its least, 1s (500ms);
 //   - commit_delay: the number 0 written 00, 0.0 or 0x0 (the parser reads
 //     the text, and only "0" is a duration without a unit);
 //   - a Check function of a connection field (no registered connection
@@ -166,6 +167,7 @@ broker:
   type: postgres
   url: postgres://sous@db.internal/sous
   prefix: sous_
+  ack_wait: 30s
 retention:
   succeeded: 7d
   failed: 30d
@@ -274,6 +276,8 @@ func TestConfigsRejected(t *testing.T) {
 		{name: "max_body -1", old: "max_body: 1048576", new: "max_body: -1"},
 		{name: "max_body 64 MiB + 1", old: "max_body: 1048576", new: "max_body: 67108865"},
 		{name: "max_body a string", old: "max_body: 1048576", new: "max_body: 1MiB"},
+		{name: "ack_wait 0s", old: "ack_wait: 30s", new: "ack_wait: 0s"},
+		{name: "ack_wait not a duration", old: "ack_wait: 30s", new: "ack_wait: soon"},
 		{name: "commit_delay 2s", old: "commit_delay: 2ms", new: "commit_delay: 2s"},
 		{name: "commit_delay 1001ms", old: "commit_delay: 2ms", new: "commit_delay: 1001ms"},
 		{name: "commit_delay negative", old: "commit_delay: 2ms", new: "commit_delay: -1ms"},
@@ -348,6 +352,8 @@ func TestConfigGaps(t *testing.T) {
 			gap: "overflows are not checked"},
 		{name: "a duration that rounds to zero", old: "run_timeout: 15m", new: "run_timeout: 0.1ns",
 			gap: "a positive duration under 1ns is 0"},
+		{name: "ack_wait under 1s", old: "ack_wait: 30s", new: "ack_wait: 500ms",
+			gap: "the least of a duration is not checked"},
 	}
 	refused := []configCase{ // by the schema, taken by the parser
 		{name: "a null runtime field", old: "gc_percent: 200", new: "gc_percent:",

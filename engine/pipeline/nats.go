@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -31,9 +32,17 @@ type NATSConfig struct {
 	// Prefix names the stream, its subjects and its consumers (tests
 	// isolate with it): stream <prefix>sous, subjects <prefix>sous.<topic>.
 	Prefix string
-	// AckWait is how long JetStream waits for a delivery's ack before it
-	// delivers the message again. It must exceed the engine's run timeout.
+	// AckWait is how long JetStream waits for a delivery's ack, or a sign
+	// that it is in progress, before it delivers the message again,
+	// possibly to another process: how soon the work of a process that
+	// died is taken up. A process says so every AckWait/3 for each
+	// message it holds, however long its run takes; 30 s by default.
 	AckWait time.Duration
+	// HandleTimeout bounds how long a process waits for a message it
+	// handed to the router to be settled; then it lets it go (JetStream
+	// delivers it again after AckWait). It must exceed the engine's run
+	// timeout; 16 minutes by default.
+	HandleTimeout time.Duration
 	// Concurrency is how many runs one process handles at once.
 	Concurrency int
 	// MaxAckPending bounds the messages in flight on a topic across all
@@ -67,7 +76,10 @@ func (c *NATSConfig) setDefaults() {
 		c.URL = nats.DefaultURL
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 16 * time.Minute
+		c.AckWait = 30 * time.Second
+	}
+	if c.HandleTimeout <= 0 {
+		c.HandleTimeout = 16 * time.Minute
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 32
@@ -127,9 +139,10 @@ func (c *NATSConfig) setDefaults() {
 // elsewhere, and two copies delivered at once to two processes (a
 // handler that outlived AckWait) both run. Run ids stay deterministic,
 // and actions get an idempotency key per run and step.
-// The consumers push: messages JetStream pushed to a process that stops
-// before handing them on come back only after AckWait (MaxAckPending
-// bounds how many).
+// The consumers push, and a process holds what it is pushed, telling the
+// server that it is in progress (see natsSubs): the messages of a process
+// that stops are nakked, and those of one that dies come back after
+// AckWait (MaxAckPending bounds how many).
 //
 // A durable retry (Reschedule) stores the run's checkpoint, then publishes
 // a copy of the run's message, with its retry time, on the parked subject
@@ -165,9 +178,12 @@ type NATSBroker struct {
 	release    func(ctx context.Context, ev *store.Event, rev uint64) error
 	publisher  *natsPublisher
 	subscriber *drainer
-	// raw maps a run message being handled to its JetStream delivery,
-	// for Reschedule
+	// raw maps each message this process holds to its JetStream
+	// delivery, for the heartbeat and Reschedule
 	raw sync.Map // *message.Message -> *nats.Msg
+	// redelivered counts the deliveries this process took that JetStream
+	// had delivered before
+	redelivered atomic.Int64
 	// published takes the ids of published events to the relay, which
 	// deletes their outbox entries
 	published chan string
@@ -225,10 +241,11 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 	}
 	b.Writer = sqlqueue.NewWriter(st.Write, 512)
 	b.published, b.stop = make(chan string, 1024), make(chan struct{})
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.relay(time.Now())
+	go b.heartbeat()
 	b.publisher = &natsPublisher{b: b}
-	subs := &natsSubs{b: b, subs: map[string]*wnats.Subscriber{}}
+	subs := &natsSubs{b: b}
 	b.subscriber = newDrainer(subs.subscribe, subs.close, cfg.DrainTimeout, cfg.Logger)
 	ok = true
 	return b, nil
@@ -587,9 +604,9 @@ func (b *NATSBroker) DelayedRedelivery() bool { return true }
 // subject (waiting for the server's answer), and the handler acks the
 // delivery. Should the copy not go, msg's delivery is nakked with the
 // delay left until at, as a last resort that holds a place of
-// MaxAckPending meanwhile; should that fail too, msg is nacked the
-// library's way: it comes back after the library's NakDelay (sooner than
-// at), or after AckWait when the server is out of reach. It is not lost.
+// MaxAckPending meanwhile; should that fail too, msg is nacked: it comes
+// back after a second (sooner than at), or after AckWait when the server
+// is out of reach. It is not lost.
 func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save sqlqueue.Op) error {
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
@@ -617,8 +634,8 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 	if err := nm.NakWithDelay(max(time.Until(at), time.Millisecond), nats.AckWait(10*time.Second)); err != nil {
 		b.cfg.Logger.Error("nak with delay: the retry may come back before its time", err, watermill.LogFields{"uuid": msg.UUID})
 	}
-	// when the nak went, the library's own, which this lets it send, is
-	// refused: the delivery is acknowledged already (see natsLogger)
+	// when the nak went, the subscription's own, which this lets it send,
+	// is refused: the delivery is settled already (see natsSubs.hold)
 	retryAt(msg, at)
 	msg.Nack()
 	return nil
@@ -689,6 +706,11 @@ func (b *NATSBroker) unpark(pm *nats.Msg) {
 // deliver.
 var errNotDelivered = errors.New("not a run message delivered by this broker")
 
+// Redelivered is how many deliveries this process took of messages
+// JetStream had delivered before (a nak, a process that died, an ack
+// lost or not sent within AckWait).
+func (b *NATSBroker) Redelivered() int64 { return b.redelivered.Load() }
+
 // Publisher implements Broker.
 func (b *NATSBroker) Publisher() message.Publisher { return b.publisher }
 
@@ -754,150 +776,190 @@ func (p *natsPublisher) Publish(topic string, msgs ...*message.Message) error {
 // Close implements message.Publisher.
 func (p *natsPublisher) Close() error { return nil }
 
-// natsSubs keeps one watermill-nats subscriber, with its own connection,
-// per topic: each binds to the topic's durable consumer and handles as
-// many messages at once as the topic needs.
+// natsSubs keeps one subscription, with its own connection, per topic:
+// each binds to the topic's durable consumer as a member of the queue
+// group. It is not watermill-nats' subscriber, which leaves the messages
+// JetStream pushed to a process in the client's buffer until one of its
+// subscriptions is free: the server's AckWait runs for them meanwhile,
+// and a message that waited longer than AckWait behind slow runs would be
+// delivered again to another process while this one still holds it, so
+// AckWait had to outlast every wait (it was the run timeout plus a
+// minute: 16 minutes by default), which is also how long the runs of a
+// process killed with -9 waited before another process took them up.
+// Here every delivery is taken at once, held, and handed to the router
+// when one of the topic's places is free (Concurrency for runs), and the
+// broker's heartbeat tells the server every AckWait/3 that each delivery
+// held is in progress: AckWait can be short (30 s by default), and the
+// work of a dead process comes back that soon.
 type natsSubs struct {
-	b    *NATSBroker
-	mu   sync.Mutex
-	subs map[string]*wnats.Subscriber
-	conn map[string]*nats.Conn
+	b      *NATSBroker
+	mu     sync.Mutex
+	topics map[string]*natsTopic
+	conn   map[string]*nats.Conn
+}
+
+// natsTopic is one topic's subscription and the deliveries it holds.
+type natsTopic struct {
+	sub   *nats.Subscription
+	out   chan *message.Message
+	slots chan struct{} // a place taken by each message handed on
+	stop  chan struct{} // closed when the subscription closes
+	mu    sync.Mutex
+	shut  bool           // closing: deliveries are nakked
+	held  sync.WaitGroup // deliveries held
+	send  sync.WaitGroup // deliveries that may still be sent on out
 }
 
 func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.subs[topic]; ok {
+	if _, ok := s.topics[topic]; ok {
 		return nil, fmt.Errorf("nats broker: topic %s is subscribed already", topic)
 	}
 	b := s.b
-	count := 1
+	places := 1
 	switch topic {
 	case TopicRuns:
-		count = b.cfg.Concurrency
+		places = b.cfg.Concurrency
 	case TopicEvents:
-		count = min(b.cfg.Concurrency, 8)
+		places = min(b.cfg.Concurrency, 8)
 	}
 	nc, err := b.connect("subscriber " + topic)
 	if err != nil {
 		return nil, err
 	}
-	var unmarshaler wnats.Unmarshaler = &b.marshaler
-	if topic == TopicRuns {
-		unmarshaler = natsRawKeeper{b}
-	}
-	sub, err := wnats.NewSubscriberWithNatsConn(nc, wnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       unmarshaler,
-		SubscribersCount:  count,
-		AckWaitTimeout:    b.cfg.AckWait,
-		CloseTimeout:      30 * time.Second,
-		SubscribeTimeout:  30 * time.Second,
-		SubjectCalculator: b.subjects,
-		NakDelay:          wnats.NewStaticDelay(time.Second),
-		QueueGroupPrefix:  ConsumerGroup,
-		JetStream: wnats.JetStreamConfig{
-			// bound to the consumer provisioned above, which the
-			// subscription therefore does not delete when it ends
-			SubscribeOptions: []nats.SubOpt{nats.Bind(b.stream, b.durable(topic)), nats.ManualAck()},
-			DurablePrefix:    b.durable(topic),
-		},
-	}, natsLogger{b.cfg.Logger})
+	js, err := nc.JetStream()
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("nats broker: subscriber: %w", err)
+		return nil, fmt.Errorf("nats broker: jetstream: %w", err)
 	}
-	// watermill-nats closes its output channel when the subscription's
-	// context ends (or the subscriber closes) while a message callback may
-	// still be sending on it: a panic. So the library never sees the
-	// router's context: messages are forwarded on a channel of ours, which
-	// closes when the router's context ends; what arrives after that is
-	// nacked (it comes back), and close drains the connection, which waits
-	// for the callbacks, before closing the library's subscriber.
-	out, err := sub.Subscribe(context.WithoutCancel(ctx), topic)
+	tp := &natsTopic{out: make(chan *message.Message), slots: make(chan struct{}, places), stop: make(chan struct{})}
+	// bound to the consumer provisioned above, which the subscription
+	// therefore does not delete when it ends
+	tp.sub, err = js.QueueSubscribe(b.subject(topic), ConsumerGroup, func(nm *nats.Msg) { s.deliver(ctx, tp, nm) },
+		nats.Bind(b.stream, b.durable(topic)), nats.ManualAck())
 	if err != nil {
-		_ = sub.Close()
+		nc.Close()
 		return nil, fmt.Errorf("nats broker: subscribe to %s: %w", topic, err)
 	}
-	s.subs[topic] = sub
-	if s.conn == nil {
-		s.conn = map[string]*nats.Conn{}
+	if s.topics == nil {
+		s.topics, s.conn = map[string]*natsTopic{}, map[string]*nats.Conn{}
 	}
-	s.conn[topic] = nc
-	var track func(*message.Message)
+	s.topics[topic], s.conn[topic] = tp, nc
 	if topic == TopicRuns {
 		// the runs waiting for their retry come back by this process too
 		if err := s.subscribeParked(); err != nil {
 			return nil, err
 		}
-		// the library cancels a message's context once it settled the
-		// delivery: the delivery is forgotten then
-		track = func(m *message.Message) { context.AfterFunc(m.Context(), func() { b.raw.Delete(m) }) }
 	}
-	fwd := make(chan *message.Message)
-	go forward(ctx, out, fwd, track)
-	return []<-chan *message.Message{fwd}, nil
+	return []<-chan *message.Message{tp.out}, nil
 }
 
-// natsRawKeeper unmarshals a run message and keeps its delivery in the
-// broker's raw map.
-type natsRawKeeper struct{ b *NATSBroker }
-
-// Unmarshal implements wnats.Unmarshaler.
-func (k natsRawKeeper) Unmarshal(nm *nats.Msg) (*message.Message, error) {
-	m, err := k.b.marshaler.Unmarshal(nm)
-	if err == nil {
-		k.b.raw.Store(m, nm)
-	}
-	return m, err
-}
-
-// natsLogger is the subscribers' logger: it leaves out the error the
-// library logs when it acks or naks a delivery that Reschedule has
-// nacked already, which the nats client refuses, as it should.
-type natsLogger struct{ watermill.LoggerAdapter }
-
-// Error implements watermill.LoggerAdapter.
-func (l natsLogger) Error(msg string, err error, fields watermill.LogFields) {
-	if errors.Is(err, nats.ErrMsgAlreadyAckd) {
+// deliver takes a delivery of tp's consumer (on the client's callback,
+// which must not wait): it is held, and handed on from a goroutine of
+// its own.
+func (s *natsSubs) deliver(ctx context.Context, tp *natsTopic, nm *nats.Msg) {
+	b := s.b
+	m, err := b.marshaler.Unmarshal(nm)
+	if err != nil {
+		// it would be delivered again forever
+		b.cfg.Logger.Error("a message of the stream is not a pipeline message: dropped", err, watermill.LogFields{"subject": nm.Subject})
+		if err := nm.Term(); err != nil {
+			b.cfg.Logger.Error("drop a message", err, nil)
+		}
 		return
 	}
-	l.LoggerAdapter.Error(msg, err, fields)
+	if md, err := nm.Metadata(); err == nil && md.NumDelivered > 1 {
+		b.redelivered.Add(1)
+	}
+	tp.mu.Lock()
+	if tp.shut {
+		tp.mu.Unlock()
+		b.nak(nm) // closing: another process takes it
+		return
+	}
+	tp.held.Add(1)
+	tp.send.Add(1)
+	tp.mu.Unlock()
+	mctx, cancel := context.WithCancel(ctx)
+	m.SetContext(mctx)
+	// the heartbeat keeps it, and Reschedule finds its delivery
+	b.raw.Store(m, nm)
+	go s.hold(ctx, tp, m, nm, cancel)
 }
 
-// With implements watermill.LoggerAdapter.
-func (l natsLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return natsLogger{l.LoggerAdapter.With(fields)}
-}
-
-// forward passes messages from the library's channel to the router's until
-// ctx ends, then nacks the rest until the library closes its channel.
-// track, when set, is called with each message first.
-func forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message, track func(*message.Message)) {
-	defer func() {
-		for m := range in {
-			if track != nil {
-				track(m)
-			}
-			m.Nack()
+// hold hands m (the delivery nm) on once a place is free, then settles
+// nm as the router settles m: an ack (waiting for the server's answer,
+// so that a lost ack is logged), or a nak with a delay of a second. A
+// message the router does not settle within HandleTimeout is left: the
+// heartbeat stops, and JetStream delivers it again after AckWait.
+func (s *natsSubs) hold(ctx context.Context, tp *natsTopic, m *message.Message, nm *nats.Msg, cancel context.CancelFunc) {
+	b := s.b
+	defer tp.held.Done()
+	defer cancel()
+	defer b.raw.Delete(m)
+	handed := false
+	select {
+	case tp.slots <- struct{}{}:
+		select {
+		case tp.out <- m:
+			handed = true
+		case <-tp.stop:
+		case <-ctx.Done():
 		}
-	}()
-	defer close(out)
+		if !handed {
+			<-tp.slots
+		}
+	case <-tp.stop:
+	case <-ctx.Done():
+	}
+	tp.send.Done()
+	if !handed {
+		b.nak(nm)
+		return
+	}
+	defer func() { <-tp.slots }()
+	timeout := time.NewTimer(b.cfg.HandleTimeout)
+	defer timeout.Stop()
+	select {
+	case <-m.Acked():
+		if err := nm.AckSync(nats.AckWait(10 * time.Second)); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
+			b.cfg.Logger.Error("ack a message: it will be delivered again, and found done", err, watermill.LogFields{"uuid": m.UUID})
+		}
+	case <-m.Nacked():
+		b.nak(nm)
+	case <-timeout.C:
+		b.cfg.Logger.Error("a message was not settled in time: it will be delivered again", nil,
+			watermill.LogFields{"uuid": m.UUID, "timeout": b.cfg.HandleTimeout.String()})
+	}
+}
+
+// nak has nm delivered again in a second. A delivery settled already
+// (Reschedule naks with a delay of its own, then the router nacks) is
+// left as it is.
+func (b *NATSBroker) nak(nm *nats.Msg) {
+	if err := nm.NakWithDelay(time.Second); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
+		b.cfg.Logger.Error("nak a message: it will be delivered again after the ack wait", err, nil)
+	}
+}
+
+// heartbeat tells the server, every AckWait/3, that each delivery this
+// process holds is in progress, so that it is not delivered again
+// elsewhere however long it waits or runs here.
+func (b *NATSBroker) heartbeat() {
+	defer b.wg.Done()
+	tick := time.NewTicker(max(b.cfg.AckWait/3, 10*time.Millisecond))
+	defer tick.Stop()
 	for {
 		select {
-		case m, ok := <-in:
-			if !ok {
-				return
-			}
-			if track != nil {
-				track(m)
-			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				m.Nack()
-				return
-			}
-		case <-ctx.Done():
+		case <-tick.C:
+			b.raw.Range(func(_, v any) bool {
+				if err := v.(*nats.Msg).InProgress(); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
+					b.cfg.Logger.Debug("tell the server a message is in progress", watermill.LogFields{"error": err.Error()})
+				}
+				return true
+			})
+		case <-b.stop:
 			return
 		}
 	}
@@ -924,26 +986,42 @@ func (s *natsSubs) subscribeParked() error {
 	return nil
 }
 
+// close stops the subscriptions: no more deliveries (those in the
+// client's buffer come back after AckWait), the ones held but not handed
+// on are nakked, and the ones handed on are waited for (their settling
+// needs the connection) up to DrainTimeout; then the connections drain.
 func (s *natsSubs) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	for topic, tp := range s.topics {
+		if err := tp.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+			errs = append(errs, fmt.Errorf("unsubscribe from %s: %w", topic, err))
+		}
+		tp.mu.Lock()
+		tp.shut = true
+		tp.mu.Unlock()
+		close(tp.stop)
+		tp.send.Wait()
+		close(tp.out)
+	}
+	deadline := time.After(s.b.cfg.DrainTimeout)
+	for _, tp := range s.topics {
+		settled := make(chan struct{})
+		go func() { tp.held.Wait(); close(settled) }()
+		select {
+		case <-settled:
+		case <-deadline:
+		}
+	}
 	for topic, nc := range s.conn {
-		// stop deliveries and wait for the callbacks in flight
 		if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("drain the %s connection: %w", topic, err))
 			continue
 		}
-		deadline := time.Now().Add(s.b.cfg.DrainTimeout + 5*time.Second)
-		for !nc.IsClosed() && time.Now().Before(deadline) {
+		wait := time.Now().Add(5 * time.Second)
+		for !nc.IsClosed() && time.Now().Before(wait) {
 			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	for topic, sub := range s.subs {
-		// the drained connection is closed already, which the library's
-		// Close reports: not a failure
-		if err := sub.Close(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			errs = append(errs, fmt.Errorf("close the %s subscriber: %w", topic, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -222,3 +222,35 @@ func TestNATSPublishFailsAfterSharedClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, fresh, "the sender's retry is a duplicate")
 }
+
+// TestNATSHeldMessagesAreNotDeliveredAgain: a process tells the server
+// that the messages it holds are in progress, so that a run that takes
+// longer than the ack wait, and the runs that wait behind it for a
+// place, are not delivered again (to another process, which would run
+// them at the same time).
+func TestNATSHeldMessagesAreNotDeliveredAgain(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	sink := newBrokerSink(t, 1500*time.Millisecond)
+	st := openOwnStore(t)
+	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Second, Concurrency: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	er := runEngine(t, opened{st: st, b: b}, brokerIndex(t, sink.srv.URL), "one")
+	defer er.stop(t)
+
+	load := newBrokerLoad(3)
+	for _, ev := range load.events {
+		fresh, err := b.Accept(ctx, ev)
+		require.NoError(t, err)
+		require.True(t, fresh)
+	}
+	for _, ev := range load.events {
+		waitRun(t, st, pipeline.RunID(ev.ID, "broker-load"))
+	}
+	require.Zero(t, b.Redelivered(), "messages delivered again")
+	for key, n := range sink.counts() {
+		require.Equal(t, 1, n, "%s called once", key)
+	}
+}

@@ -34,6 +34,9 @@ type BrokerSettings struct {
 	URL string `yaml:"url"`
 	// Prefix names tables or streams (tests isolate with it).
 	Prefix string `yaml:"prefix"`
+	// AckWait is, on NATS, how long a message delivered to a process that
+	// died waits before another process takes it up.
+	AckWait time.Duration `yaml:"ack_wait"`
 }
 
 // RetentionSettings say how long records are kept.
@@ -89,6 +92,10 @@ var (
 	SharedBrokers = []string{"postgres", "nats"}
 )
 
+// MinAckWait is the least broker.ack_wait: a process tells the NATS
+// server every third of it that each message it holds is in progress.
+const MinAckWait = time.Second
+
 // The ranges pipeline.gc_percent, pipeline.max_in_flight and
 // limits.max_body may take.
 const (
@@ -120,7 +127,7 @@ func (s Settings) GCPercent(getenv func(string) string) (int, bool) {
 // DefaultSettings are used for what the config does not set.
 func DefaultSettings() Settings {
 	return Settings{
-		Broker:    BrokerSettings{Type: "sqlite"},
+		Broker:    BrokerSettings{Type: "sqlite", AckWait: 30 * time.Second},
 		Retention: RetentionSettings{Succeeded: 7 * 24 * time.Hour, Failed: 30 * 24 * time.Hour, Dedup: 7 * 24 * time.Hour, Interval: time.Hour},
 		Limits:    LimitSettings{MaxBody: 1 << 20},
 		Pipeline: PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second,
@@ -137,7 +144,7 @@ func (s Settings) withDefaults() Settings {
 	}
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&s.Retention.Succeeded, &d.Retention.Succeeded}, {&s.Retention.Failed, &d.Retention.Failed},
-		{&s.Retention.Dedup, &d.Retention.Dedup}, {&s.Retention.Interval, &d.Retention.Interval},
+		{&s.Retention.Dedup, &d.Retention.Dedup}, {&s.Retention.Interval, &d.Retention.Interval}, {&s.Broker.AckWait, &d.Broker.AckWait},
 		{&s.Pipeline.RunTimeout, &d.Pipeline.RunTimeout}, {&s.Pipeline.ShutdownTimeout, &d.Pipeline.ShutdownTimeout},
 		{&s.Pipeline.ReloadInterval, &d.Pipeline.ReloadInterval}, {&s.Pipeline.MaxRetryAfter, &d.Pipeline.MaxRetryAfter},
 	} {
@@ -317,12 +324,18 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 	p := &settingsParser{cfg: cfg}
 
 	// broker
-	broker := p.section("broker", true, map[string]any{"type": &s.Broker.Type, "url": &s.Broker.URL, "prefix": &s.Broker.Prefix})
+	var ackWait string
+	broker := p.section("broker", true, map[string]any{"type": &s.Broker.Type, "url": &s.Broker.URL, "prefix": &s.Broker.Prefix, "ack_wait": &ackWait})
 	switch {
 	case !slices.Contains(BrokerTypes, s.Broker.Type):
 		p.errorf(value(broker, "type"), "broker.type %q is not one of %s", s.Broker.Type, strings.Join(BrokerTypes, ", "))
 	case slices.Contains(SharedBrokers, s.Broker.Type) && s.Broker.URL == "":
 		p.errorf(broker, "broker.url is required for %s", s.Broker.Type)
+	}
+	if err := parseDur("broker.ack_wait", ackWait, &s.Broker.AckWait); err != nil {
+		p.errorf(value(broker, "ack_wait"), "%v", err)
+	} else if s.Broker.AckWait < MinAckWait {
+		p.errorf(value(broker, "ack_wait"), "broker.ack_wait: %s is less than %s", ackWait, MinAckWait)
 	}
 
 	// retention

@@ -71,13 +71,21 @@ func TestParseSettings(t *testing.T) {
 		{name: "postgres without url", yaml: "broker: {type: postgres}\n", err: "sous.yaml:1:9: broker.url is required for postgres"},
 		{name: "bad retention", yaml: "retention:\n  failed: 30d\n  succeeded: abc\n", err: `sous.yaml:3:14: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`},
 		{name: "unknown pipeline key", yaml: "pipeline:\n  max_inflight: 3\n", err: `sous.yaml:2:3: pipeline: unknown field "max_inflight" (did you mean "max_in_flight"?)`},
-		{name: "unknown broker key", yaml: "broker: {type: memory, topic: x}\n", err: `sous.yaml:1:24: broker: unknown field "topic"; known fields: prefix, type, url`},
+		{name: "unknown broker key", yaml: "broker: {type: memory, topic: x}\n", err: `sous.yaml:1:24: broker: unknown field "topic"; known fields: ack_wait, prefix, type, url`},
 		{name: "unknown retention key", yaml: "retention: {forever: true}\n", err: `sous.yaml:1:13: retention: unknown field "forever"`},
 		{name: "duplicate pipeline key", yaml: "pipeline:\n  gc_percent: 100\n  gc_percent: 300\n", err: `sous.yaml:3:3: pipeline.gc_percent: duplicate key (first at line 2)`},
 		{name: "gc percent a string", yaml: "pipeline: {gc_percent: lots}\n", err: `sous.yaml:1:24: pipeline.gc_percent: "lots" is not a whole number`},
 		{name: "gc percent quoted", yaml: "pipeline: {gc_percent: \"300\"}\n", err: `pipeline.gc_percent: "300" is not a whole number (it is a string`},
 		{name: "max in flight negative", yaml: "pipeline:\n  max_in_flight: -3\n", err: `sous.yaml:2:18: pipeline.max_in_flight: -3 is not from 1 to 65536`},
 		{name: "max in flight zero", yaml: "pipeline: {max_in_flight: 0}\n", err: `pipeline.max_in_flight: 0 is not from 1 to 65536`},
+		{name: "ack wait", yaml: "broker: {type: nats, url: nats://h:4222, ack_wait: 5s}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 5*time.Second, s.Broker.AckWait)
+		}},
+		{name: "ack wait by default", yaml: "broker: {type: nats, url: nats://h:4222}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 30*time.Second, s.Broker.AckWait)
+		}},
+		{name: "ack wait under a second", yaml: "broker:\n  ack_wait: 500ms\n", err: `sous.yaml:2:13: broker.ack_wait: 500ms is less than 1s`},
+		{name: "ack wait not a duration", yaml: "broker: {ack_wait: soon}\n", err: `sous.yaml:1:20: broker.ack_wait: "soon" is not a positive duration`},
 		{name: "max body", yaml: "limits: {max_body: 4096}\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, int64(4096), s.Limits.MaxBody)
 		}},

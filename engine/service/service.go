@@ -173,13 +173,14 @@ func (s *Service) openBroker(ctx context.Context) error {
 			// events and runs in this process's SQLite store, messages on
 			// JetStream, shared by every process
 			b, err := pipeline.NewNATSBroker(ctx, s.Store, pipeline.NATSConfig{
-				URL:          set.URL,
-				Prefix:       set.Prefix,
-				AckWait:      s.opts.Settings.Pipeline.RunTimeout + time.Minute,
-				DedupTTL:     s.opts.Settings.Retention.Dedup,
-				Concurrency:  s.opts.Settings.Pipeline.MaxInFlight,
-				DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
-				Logger:       pipeline.NewWatermillLogger(s.log.With("component", "broker")),
+				URL:           set.URL,
+				Prefix:        set.Prefix,
+				AckWait:       set.AckWait,
+				HandleTimeout: s.opts.Settings.Pipeline.RunTimeout + time.Minute,
+				DedupTTL:      s.opts.Settings.Retention.Dedup,
+				Concurrency:   s.opts.Settings.Pipeline.MaxInFlight,
+				DrainTimeout:  s.opts.Settings.Pipeline.ShutdownTimeout,
+				Logger:        pipeline.NewWatermillLogger(s.log.With("component", "broker")),
 			})
 			if err != nil {
 				return err
