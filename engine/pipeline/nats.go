@@ -135,9 +135,10 @@ func (c *NATSConfig) setDefaults() {
 // marked finished there once it is recorded), and holds each run's
 // latest checkpoint, so a run cut short in one process resumes in
 // another after its last finished step. What is left: a process that
-// dies between a run's last step and its mark has the run go again
-// elsewhere, and two copies delivered at once to two processes (a
-// handler that outlived AckWait) both run. Run ids stay deterministic,
+// dies between a run's record and its mark has the run's last step go
+// again elsewhere (recorded there too), and a handler that outlives
+// HandleTimeout stops being held, so its message goes to another
+// process after AckWait while it still runs. Run ids stay deterministic,
 // and actions get an idempotency key per run and step.
 // The consumers push, and a process holds what it is pushed, telling the
 // server that it is in progress (see natsSubs): the messages of a process
