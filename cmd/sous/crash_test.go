@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/store/storetest"
 )
@@ -148,7 +145,7 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 			}})
 	})
 	t.Run("nats, two processes", func(t *testing.T) {
-		url, prefix := crashNATS(t)
+		url, prefix := natstest.NATS(t)
 		// the killed process's messages come back to the other one
 		// within the ack wait
 		testCrash(t, bin, crashSetup{procs: 2,
@@ -427,35 +424,6 @@ func testCrash(t *testing.T, bin string, setup crashSetup) {
 	unacknowledged := len(byID) - len(acceptedIDs)
 	t.Logf("stored %d events (%d stored though their sender saw an error), %d runs (%d recorded by two processes); sink calls repeated after the kill: %d (in %d runs); took %s",
 		len(byID), unacknowledged, runs, recordedTwice, repeats, len(repeatedRuns), time.Since(began).Round(time.Millisecond))
-}
-
-// crashNATS returns the NATS server's URL (SOUS_TEST_NATS overrides it)
-// and a prefix of the test's own, whose stream and key-value buckets are
-// deleted at cleanup.
-func crashNATS(t *testing.T) (string, string) {
-	t.Helper()
-	u := os.Getenv("SOUS_TEST_NATS")
-	if u == "" {
-		u = nats.DefaultURL
-	}
-	nc, err := nats.Connect(u, nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", u, err)
-	}
-	js, err := nc.JetStream()
-	require.NoError(t, err)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "crash" + hex.EncodeToString(b[:]) + "_"
-	t.Cleanup(func() {
-		defer nc.Close()
-		for _, name := range []string{prefix + "sous", "KV_" + prefix + "sous_dedup", "KV_" + prefix + "sous_runs"} {
-			if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
-				t.Errorf("delete stream %s: %v", name, err)
-			}
-		}
-	})
-	return u, prefix
 }
 
 // buildSous builds the sous binary from the module root.

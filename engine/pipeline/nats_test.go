@@ -15,42 +15,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
 )
 
-// testNATS returns the URL of the NATS server (SOUS_TEST_NATS overrides
-// it) and a random prefix whose stream is deleted at cleanup. It fails
-// when the server is unreachable (CI starts it) and skips with -short.
-func testNATS(t *testing.T) (string, string) {
+// testNATS returns the URL of the NATS server and a prefix of the
+// test's own (see natstest.NATS).
+func testNATS(t *testing.T) (string, string) { return natstest.NATS(t) }
+
+// deleteStream deletes the broker's stream under prefix, so that a
+// publish fails.
+func deleteStream(t *testing.T, u, prefix string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("NATS test skipped with -short")
-	}
-	u := os.Getenv("SOUS_TEST_NATS")
-	if u == "" {
-		u = nats.DefaultURL
-	}
-	nc, err := nats.Connect(u, nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", u, err)
-	}
+	nc, err := nats.Connect(u)
+	require.NoError(t, err)
+	defer nc.Close()
 	js, err := nc.JetStream()
 	require.NoError(t, err)
-	if _, err := js.AccountInfo(); err != nil {
-		nc.Close()
-		t.Fatalf("NATS at %s has no JetStream (start nats-server with -js): %v", u, err)
-	}
-	prefix := "t" + randomHex(6) + "_"
-	t.Cleanup(func() {
-		defer nc.Close()
-		// the stream, and the key-value buckets the processes share
-		for _, name := range []string{prefix + "sous", "KV_" + prefix + "sous_dedup", "KV_" + prefix + "sous_runs"} {
-			if err := js.DeleteStream(name); err != nil && err != nats.ErrStreamNotFound {
-				t.Errorf("delete stream %s: %v", name, err)
-			}
-		}
-	})
-	return u, prefix
+	require.NoError(t, js.DeleteStream(prefix+"sous"))
 }
 
 // openNATSBroker opens a process's own SQLite store and a broker on the
@@ -181,13 +163,7 @@ func TestNATSBrokerPublishFails(t *testing.T) {
 	u, prefix := testNATS(t)
 	ctx := context.Background()
 	st, b := openNATSBroker(t, u, prefix)
-
-	nc, err := nats.Connect(u)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := nc.JetStream()
-	require.NoError(t, err)
-	require.NoError(t, js.DeleteStream(prefix+"sous"))
+	deleteStream(t, u, prefix)
 
 	ev := newBrokerLoad(1).events[0]
 	fresh, err := b.Accept(ctx, ev)

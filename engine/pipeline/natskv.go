@@ -36,6 +36,12 @@ const (
 	natsRunsBucket  = "sous_runs"
 )
 
+// NATSStreams names the JetStream streams a broker with prefix keeps:
+// its stream, and the streams behind its two key-value buckets.
+func NATSStreams(prefix string) []string {
+	return []string{prefix + "sous", "KV_" + prefix + natsDedupBucket, "KV_" + prefix + natsRunsBucket}
+}
+
 // The first byte of a value in the runs bucket.
 const (
 	runValueDone       = 'd' // the run finished; nothing follows

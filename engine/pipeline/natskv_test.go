@@ -11,7 +11,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
@@ -193,12 +192,7 @@ func TestNATSPublishFailsAfterSharedClaim(t *testing.T) {
 	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	pipeline.RefuseRelease(b)
-	nc, err := nats.Connect(u)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := nc.JetStream()
-	require.NoError(t, err)
-	require.NoError(t, js.DeleteStream(prefix+"sous"))
+	deleteStream(t, u, prefix)
 
 	ev := newBrokerLoad(1).events[0]
 	fresh, err := b.Accept(ctx, ev)
