@@ -16,7 +16,9 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
+	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/engine/store/storetest"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -145,6 +147,74 @@ func TestScheduleNoDoubleFireAcrossRestart(t *testing.T) {
 	}
 	for at, n := range seen {
 		require.Equal(t, 1, n, "tick %s called the step %d times", at, n)
+	}
+}
+
+// TestScheduleSeveralProcesses: two processes sharing a broker (and, on
+// PostgreSQL, the store) both fire every tick of a schedule; each tick
+// runs once, and its step is called once.
+func TestScheduleSeveralProcesses(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		broker func(t *testing.T) BrokerSettings
+		// stores opens, once the processes stopped, the stores they
+		// recorded runs in
+		stores func(t *testing.T, set BrokerSettings, dataDirs []string) []*store.Store
+	}{
+		{"postgres", func(t *testing.T) BrokerSettings {
+			return BrokerSettings{Type: "postgres", URL: storetest.Postgres(t)}
+		}, func(t *testing.T, set BrokerSettings, _ []string) []*store.Store {
+			db, err := store.OpenPostgres(context.Background(), set.URL)
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			return []*store.Store{{DB: db, Dialect: store.Postgres}}
+		}},
+		{"nats", func(t *testing.T) BrokerSettings {
+			url, prefix := natstest.NATS(t)
+			return BrokerSettings{Type: "nats", URL: url, Prefix: prefix, AckWait: 30 * time.Second}
+		}, func(t *testing.T, set BrokerSettings, dataDirs []string) []*store.Store {
+			var out []*store.Store
+			for _, dir := range dataDirs {
+				st := openStore(t, dir)
+				st.Prefix = set.Prefix
+				out = append(out, st)
+			}
+			return out
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sk := newSink(t, 0)
+			recipesDir := t.TempDir()
+			writeRecipe(t, recipesDir, "tick.yaml", cronRecipe("tick", "@every 1s", "UTC", sk.srv.URL))
+			set := testSettings()
+			set.Broker = tt.broker(t)
+			var procs []*running
+			var dataDirs []string
+			for range 2 {
+				dataDirs = append(dataDirs, t.TempDir())
+				procs = append(procs, startWith(t, dataDirs[len(dataDirs)-1], recipesDir, set))
+			}
+			time.Sleep(3500 * time.Millisecond)
+			for _, p := range procs {
+				require.NoError(t, p.stop(t))
+			}
+			seen := map[string]int{}
+			for _, c := range sk.snapshot() {
+				seen[c.Body["at"].(string)]++
+			}
+			require.GreaterOrEqual(t, len(seen), 3, "3.5 s of @every 1s")
+			for at, n := range seen {
+				require.Equal(t, 1, n, "tick %s called the step %d times", at, n)
+			}
+			runs := 0
+			for _, st := range tt.stores(t, set.Broker, dataDirs) {
+				for _, run := range runsOf(t, st, "tick") {
+					require.Equal(t, "succeeded", run.Status, "%s %s", run.Reason, run.Error)
+					runs++
+				}
+			}
+			require.Equal(t, len(seen), runs, "one run per tick")
+		})
 	}
 }
 
