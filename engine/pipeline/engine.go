@@ -346,7 +346,7 @@ func (e *Engine) run(msg *message.Message) error {
 	if rec == nil {
 		e.log.Warn("run of a recipe that is no longer loaded", "recipe", rm.Recipe, "run", rm.RunID)
 		return e.save(ctx, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1}, nil)
+			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1}, nil, nil)
 	}
 	// claim the run in this process first, then look whether it is done:
 	// the other order lets a second copy slip in between a finished run's
@@ -434,17 +434,37 @@ func (e *Engine) run(msg *message.Message) error {
 	}
 	run := RecordOf(rm, res)
 	run.Replace = rm.Replay || state != nil
-	if err := e.save(ctx, run, res); err != nil {
-		return err
-	}
 	if sh, ok := e.cfg.Broker.(sharer); ok {
-		if err := sh.ShareDone(context.WithoutCancel(ctx), rm.RunID); err != nil {
-			// recorded here: should its message come again to another
-			// process, the run would go again there
-			e.log.Warn("the other processes may not learn that the run finished", "run", rm.RunID, "error", err)
-		}
+		return e.saveShared(ctx, sh, run, res)
 	}
-	return nil
+	return e.save(ctx, run, res, nil)
+}
+
+// saveShared records a finished run on a broker whose processes share the
+// runs' ends: journalled in this process's store first, then marked
+// finished for the others, then recorded and its journal entry deleted
+// in one transaction. A crash between the mark and the record leaves the
+// journal entry, which the broker records when the process starts again
+// (see NATSBroker); a crash before the mark leaves the run to be taken up
+// again (its last step goes again, with the same idempotency key), here
+// or elsewhere, and the entry is dropped. Either way the run is recorded
+// once.
+func (e *Engine) saveShared(ctx context.Context, sh sharer, run *store.Run, res *runner.Result) error {
+	ctx = context.WithoutCancel(ctx)
+	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return e.cfg.Store.AddFinishing(ctx, tx, run, time.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	if err := sh.ShareDone(ctx, run.ID); err != nil {
+		// recorded here: should its message come again to another
+		// process, the run would go again there
+		e.log.Warn("the other processes may not learn that the run finished", "run", run.ID, "error", err)
+	}
+	return e.save(ctx, run, res, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return e.cfg.Store.DeleteFinishing(ctx, tx, run.ID)
+	})
 }
 
 // sharer is a broker whose processes keep stores of their own (NATS)
@@ -663,9 +683,15 @@ func RecordOf(rm RunMsg, res *runner.Result) *store.Run {
 	return run
 }
 
-func (e *Engine) save(ctx context.Context, run *store.Run, res *runner.Result) error {
+func (e *Engine) save(ctx context.Context, run *store.Run, res *runner.Result, also sqlqueue.Op) error {
 	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
-		return e.cfg.Store.SaveRunTx(ctx, tx, run)
+		if err := e.cfg.Store.SaveRunTx(ctx, tx, run); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(ctx, tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("record run: %w", err)
@@ -703,7 +729,7 @@ func (e *Engine) dead(msg *message.Message) error {
 	}
 	now := time.Now()
 	return e.save(msg.Context(), &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}, nil)
+		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}, nil, nil)
 }
 
 // keepOpen is a publisher whose Close does nothing.

@@ -134,9 +134,10 @@ func (c *NATSConfig) setDefaults() {
 // finished: the runs bucket the processes share tells it (a run is
 // marked finished there once it is recorded), and holds each run's
 // latest checkpoint, so a run cut short in one process resumes in
-// another after its last finished step. What is left: a process that
-// dies between a run's record and its mark has the run's last step go
-// again elsewhere (recorded there too), and a handler that outlives
+// another after its last finished step. The process that marks a run
+// finished alone records it (Engine.saveShared, reconcile), so a run is
+// recorded once. What is left: a process that dies before the mark has
+// the run's last step go again elsewhere, and a handler that outlives
 // HandleTimeout stops being held, so its message goes to another
 // process after AckWait while it still runs. Run ids stay deterministic,
 // and actions get an idempotency key per run and step.
@@ -175,6 +176,9 @@ type NATSBroker struct {
 	// dedup and runs are the key-value buckets the processes share (see
 	// natskv.go)
 	dedup, runs jetstream.KeyValue
+	// instance is the id of this process's store, which names the
+	// process in the runs it marks finished
+	instance string
 	// release is releaseShared (tests make it fail)
 	release    func(ctx context.Context, ev *store.Event, rev uint64) error
 	publisher  *natsPublisher
@@ -233,6 +237,9 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 	if b.runs, err = b.keyValue(ctx, njs, natsRunsBucket, cfg.MaxAge); err != nil {
 		return nil, err
 	}
+	if b.instance, err = st.InstanceID(ctx); err != nil {
+		return nil, fmt.Errorf("nats broker: %w", err)
+	}
 	b.pub, err = wnats.NewPublisherWithNatsConn(b.nc, wnats.PublisherPublishConfig{
 		Marshaler:         &b.marshaler,
 		SubjectCalculator: b.subjects,
@@ -241,6 +248,11 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 		return nil, fmt.Errorf("nats broker: publisher: %w", err)
 	}
 	b.Writer = sqlqueue.NewWriter(st.Write, 512)
+	// before any run message comes: it is the run's record that counts
+	if err := b.reconcile(ctx); err != nil {
+		b.Writer.Close()
+		return nil, err
+	}
 	b.published, b.stop = make(chan string, 1024), make(chan struct{})
 	b.wg.Add(2)
 	go b.relay(time.Now())

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -44,7 +46,7 @@ func NATSStreams(prefix string) []string {
 
 // The first byte of a value in the runs bucket.
 const (
-	runValueDone       = 'd' // the run finished; nothing follows
+	runValueDone       = 'd' // the run finished; the instance id of the process that ran it follows
 	runValueCheckpoint = 'c' // the run's checkpoint (runner.State JSON) follows
 )
 
@@ -127,10 +129,66 @@ func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []
 	return nil
 }
 
-// ShareDone implements sharer.
+// ShareDone implements sharer: the mark names this process (its store's
+// instance id), which alone records the run (see reconcile).
 func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
-	if _, err := b.runs.Put(ctx, runID, []byte{runValueDone}); err != nil {
+	if _, err := b.runs.Put(ctx, runID, append([]byte{runValueDone}, b.instance...)); err != nil {
 		return fmt.Errorf("share the end of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// doneBy is the instance id of the process that marked run runID
+// finished, or "" when none did.
+func (b *NATSBroker) doneBy(ctx context.Context, runID string) (string, error) {
+	e, err := b.runs.Get(ctx, runID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if v := e.Value(); len(v) > 0 && v[0] == runValueDone {
+		return string(v[1:]), nil
+	}
+	return "", nil
+}
+
+// reconcile settles, when the process starts, the runs it journalled as
+// finished (store.AddFinishing) but did not record: it was killed between
+// the two. A run it marked finished for the others is recorded now (no
+// other process will: they skip a finished run). A run it did not mark,
+// or that another process marked (it took the run up and recorded it
+// there), is not recorded here: its entry goes. An entry whose mark
+// cannot be read stays for the next start.
+func (b *NATSBroker) reconcile(ctx context.Context) error {
+	runs, err := b.Store.Finishing(ctx)
+	if err != nil {
+		return fmt.Errorf("nats broker: %w", err)
+	}
+	for _, r := range runs {
+		by, err := b.doneBy(ctx, r.ID)
+		if err != nil {
+			b.cfg.Logger.Error("read whether a journalled run was marked finished: it is looked at again at the next start", err,
+				watermill.LogFields{"run": r.ID})
+			continue
+		}
+		mine := by == b.instance
+		err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+			if mine {
+				r.Replace = true
+				if err := b.Store.SaveRunTx(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			return b.Store.DeleteFinishing(ctx, tx, r.ID)
+		})
+		if err != nil {
+			return fmt.Errorf("nats broker: settle journalled run %s: %w", r.ID, err)
+		}
+		if mine {
+			b.cfg.Logger.Info("recorded a run finished before the process stopped", watermill.LogFields{"run": r.ID})
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -247,4 +248,47 @@ func TestNATSHeldMessagesAreNotDeliveredAgain(t *testing.T) {
 	for key, n := range sink.counts() {
 		require.Equal(t, 1, n, "%s called once", key)
 	}
+}
+
+// TestNATSReconcile: a process killed between marking a run finished and
+// recording it records the run when it starts again; a run it journalled
+// but did not mark, or that another process marked (having taken it up
+// and recorded it there), is not recorded; the journal is empty after.
+func TestNATSReconcile(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	st := openOwnStore(t)
+	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	_, other := openNATSBroker(t, u, prefix)
+
+	now := time.Now().UTC()
+	runs := map[string]*store.Run{}
+	for _, id := range []string{"run_marked_here", "run_not_marked", "run_marked_elsewhere"} {
+		runs[id] = &store.Run{ID: id, Recipe: "r", EventID: "ev_" + id, Status: "succeeded", StartedAt: now, FinishedAt: now, Attempt: 1}
+		require.NoError(t, b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+			return st.AddFinishing(ctx, tx, runs[id], now)
+		}))
+	}
+	require.NoError(t, b.ShareDone(ctx, "run_marked_here"))
+	require.NoError(t, other.ShareDone(ctx, "run_marked_elsewhere"))
+	require.NoError(t, b.Close()) // killed: the journal stays
+
+	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	require.NoError(t, err)
+	defer b2.Close()
+	run, err := st.GetRun(ctx, "run_marked_here")
+	require.NoError(t, err, "the run this process marked is recorded")
+	require.Equal(t, "succeeded", run.Status)
+	for _, id := range []string{"run_not_marked", "run_marked_elsewhere"} {
+		_, err := st.GetRun(ctx, id)
+		require.ErrorIs(t, err, store.ErrNotFound, "%s is not recorded here", id)
+	}
+	left, err := st.Finishing(ctx)
+	require.NoError(t, err)
+	require.Empty(t, left, "the journal is settled")
+	done, _, err := b2.SharedRun(ctx, "run_not_marked")
+	require.NoError(t, err)
+	require.False(t, done, "a run not marked is left for whichever process takes it up")
 }

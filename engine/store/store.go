@@ -183,6 +183,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		// events stored but not yet known to be handed to a broker that
 		// commits apart from the store (NATS): see AddOutbox
 		`CREATE TABLE IF NOT EXISTS {outbox} (event_id TEXT PRIMARY KEY, recipes TEXT NOT NULL, created_at BIGINT NOT NULL)` + keyed,
+		// runs finished but not yet recorded, on such a broker: see
+		// AddFinishing
+		`CREATE TABLE IF NOT EXISTS {finishing} (run_id TEXT PRIMARY KEY, run ` + blob + ` NOT NULL, created_at BIGINT NOT NULL)`,
+		// the id of the process that keeps this store: see InstanceID
+		`CREATE TABLE IF NOT EXISTS {instance} (id TEXT NOT NULL)`,
 	}
 	for _, st := range stmts {
 		if _, err := s.w().ExecContext(ctx, s.q(st)); err != nil {

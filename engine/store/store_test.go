@@ -505,3 +505,51 @@ func TestSQLiteKeyedTablesWithoutRowid(t *testing.T) {
 		})
 	}
 }
+
+// TestFinishing: a journalled run comes back as it was, every field
+// (durations to the nanosecond) included, until its entry is deleted.
+func TestFinishing(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		t0 := time.Now().UTC().Truncate(time.Microsecond)
+		runs := []*store.Run{
+			{ID: "run_1", Recipe: "a", EventID: "ev_1", Status: "succeeded", StartedAt: t0, FinishedAt: t0.Add(time.Second),
+				Duration: 1234567 * time.Nanosecond, Attempt: 1, Record: []byte(`{"steps":[]}`),
+				Steps: []store.RunStep{{Step: "s", Action: "http.request", Status: "succeeded", Attempts: 2, Duration: 5 * time.Millisecond}}},
+			{ID: "run_2", Recipe: "b", EventID: "ev_2", Status: "failed", ErrorStep: "s", Reason: "server_error", Error: "boom", Retries: 2},
+		}
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+			for i, r := range runs {
+				if err := st.AddFinishing(ctx, tx, r, t0.Add(time.Duration(i)*time.Second)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		got, err := st.Finishing(ctx)
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		require.True(t, runs[0].StartedAt.Equal(got[0].StartedAt))
+		got[0].StartedAt, got[0].FinishedAt = runs[0].StartedAt, runs[0].FinishedAt
+		require.Equal(t, runs, got, "oldest first, as they were")
+
+		require.NoError(t, inTx(t, st, func(tx *sql.Tx) error { return st.DeleteFinishing(ctx, tx, "run_1") }))
+		got, err = st.Finishing(ctx)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, "run_2", got[0].ID)
+	})
+}
+
+// TestInstanceID: a store's instance id is made up once and stays.
+func TestInstanceID(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		id, err := st.InstanceID(ctx)
+		require.NoError(t, err)
+		require.NotEmpty(t, id)
+		again, err := st.InstanceID(ctx)
+		require.NoError(t, err)
+		require.Equal(t, id, again)
+	})
+}
