@@ -715,6 +715,10 @@ func (b *NATSBroker) unpark(pm *nats.Msg) {
 	}
 }
 
+// errNotSettled: the router did not settle a message within
+// HandleTimeout.
+var errNotSettled = errors.New("not acked or nacked within the handle timeout")
+
 // errNotDelivered: Reschedule was given a message this broker did not
 // deliver.
 var errNotDelivered = errors.New("not a run message delivered by this broker")
@@ -942,7 +946,7 @@ func (s *natsSubs) hold(ctx context.Context, tp *natsTopic, m *message.Message, 
 	case <-m.Nacked():
 		b.nak(nm)
 	case <-timeout.C:
-		b.cfg.Logger.Error("a message was not settled in time: it will be delivered again", nil,
+		b.cfg.Logger.Error("let a message go: it will be delivered again", errNotSettled,
 			watermill.LogFields{"uuid": m.UUID, "timeout": b.cfg.HandleTimeout.String()})
 	}
 }

@@ -292,3 +292,35 @@ func TestNATSReconcile(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, done, "a run not marked is left for whichever process takes it up")
 }
+
+// TestNATSHandleTimeoutLetsGo: a message the router has not settled
+// within HandleTimeout stops being held: JetStream delivers it again
+// after AckWait.
+func TestNATSHandleTimeoutLetsGo(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	st := openOwnStore(t)
+	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix,
+		AckWait: time.Second, HandleTimeout: 300 * time.Millisecond, DuplicateWindow: shortWindow})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, err := b.Subscriber().Subscribe(subCtx, pipeline.TopicEvents)
+	require.NoError(t, err)
+	sent := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	require.NoError(t, b.Publisher().Publish(pipeline.TopicEvents, sent))
+
+	first := <-msgs // held, never settled
+	require.Equal(t, sent.UUID, first.UUID)
+	select {
+	case again := <-msgs:
+		require.Equal(t, sent.UUID, again.UUID, "the same message, delivered again")
+		again.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("a message not settled within the handle timeout was not delivered again")
+	}
+	require.Equal(t, int64(1), b.Redelivered())
+	first.Ack() // too late: the server has the second delivery's ack
+}
