@@ -25,11 +25,16 @@ import (
 func openNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration) (*store.Store, *pipeline.NATSBroker) {
 	t.Helper()
 	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(context.Background(), st, pipeline.NATSConfig{URL: u, Prefix: prefix,
-		AckWait: ackWait, Concurrency: 8, DuplicateWindow: shortWindow})
+	return st, openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8, DuplicateWindow: shortWindow})
+}
+
+// openNATSWith opens a broker with cfg on st, closed when the test ends.
+func openNATSWith(t *testing.T, st *store.Store, cfg pipeline.NATSConfig) *pipeline.NATSBroker {
+	t.Helper()
+	b, err := pipeline.NewNATSBroker(context.Background(), st, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
-	return st, b
+	return b
 }
 
 // shortWindow is the stream's duplicate window in these tests.
@@ -229,9 +234,7 @@ func TestNATSHeldMessagesAreNotDeliveredAgain(t *testing.T) {
 	ctx := context.Background()
 	sink := newBrokerSink(t, 1500*time.Millisecond)
 	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Second, Concurrency: 1})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	b := openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Second, Concurrency: 1})
 	er := runEngine(t, opened{st: st, b: b}, brokerIndex(t, sink.srv.URL), "one")
 	defer er.stop(t)
 
@@ -301,10 +304,8 @@ func TestNATSHandleTimeoutLetsGo(t *testing.T) {
 	u, prefix := testNATS(t)
 	ctx := context.Background()
 	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix,
+	b := openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix,
 		AckWait: time.Second, HandleTimeout: 300 * time.Millisecond, DuplicateWindow: shortWindow})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, b.Close()) })
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs, err := b.Subscriber().Subscribe(subCtx, pipeline.TopicEvents)

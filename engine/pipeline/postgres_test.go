@@ -2,8 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -228,12 +226,6 @@ func (l *brokerLoad) wait(t *testing.T, sink *brokerSink, stores ...*store.Store
 	}
 	require.Len(t, byEvent, want)
 	require.Len(t, runs, want, "one run per distinct event")
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // testPostgres gives the test a PostgreSQL database of its own.
