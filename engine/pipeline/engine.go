@@ -371,7 +371,13 @@ func (e *Engine) run(msg *message.Message) error {
 		}
 		if !rm.Replay {
 			if done, checkpoint, err = e.sharedState(ctx, msg, rm.RunID, done, checkpoint); err != nil {
-				return err
+				// not a verdict on the run (which a handler error would
+				// become, through the poison queue, after a few tries):
+				// the shared state is out of reach for now
+				e.log.Warn("read what the other processes know of the run: it is tried again in a second", "run", rm.RunID, "error", err)
+				retryAt(msg, time.Now().Add(time.Second))
+				msg.Nack()
+				return nil
 			}
 		}
 	}

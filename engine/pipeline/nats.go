@@ -65,6 +65,9 @@ type NATSConfig struct {
 	// MaxAge drops messages no process consumed in that time; the
 	// processes share what became of a run as long.
 	MaxAge time.Duration
+	// KVTimeout bounds one operation on the key-value buckets the
+	// processes share; 5 s by default.
+	KVTimeout time.Duration
 	// DrainTimeout bounds how long closing waits for the messages in
 	// flight to be acknowledged.
 	DrainTimeout time.Duration
@@ -95,6 +98,9 @@ func (c *NATSConfig) setDefaults() {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.KVTimeout <= 0 {
+		c.KVTimeout = 5 * time.Second
 	}
 	if c.MaxAge <= 0 {
 		c.MaxAge = 7 * 24 * time.Hour

@@ -66,6 +66,13 @@ func (b *NATSBroker) keyValue(ctx context.Context, js jetstream.JetStream, name 
 	return kv, nil
 }
 
+// kvContext bounds one key-value operation by KVTimeout: a bucket out
+// of reach (its stream gone, the server slow) is an error soon, not a
+// wait as long as the caller's context, which for a run is its timeout.
+func (b *NATSBroker) kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.cfg.KVTimeout)
+}
+
 // dedupKVKey is the key of a dedup key in the dedup bucket: its SHA-256,
 // which fits the bucket's key alphabet whatever the dedup key holds.
 func dedupKVKey(key string) string {
@@ -77,6 +84,8 @@ func dedupKVKey(key string) string {
 // the claim, or errTakenElsewhere when a process (this one in an earlier
 // life, or another) accepted the key first.
 func (b *NATSBroker) claimShared(ctx context.Context, ev *store.Event) (uint64, error) {
+	ctx, cancel := b.kvContext(ctx)
+	defer cancel()
 	rev, err := b.dedup.Create(ctx, dedupKVKey(ev.DedupKey), []byte(ev.ID))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, errTakenElsewhere
@@ -90,12 +99,16 @@ func (b *NATSBroker) claimShared(ctx context.Context, ev *store.Event) (uint64, 
 // releaseShared undoes claimShared (revision rev), so that the sender's
 // retry of an event that was not published is accepted.
 func (b *NATSBroker) releaseShared(ctx context.Context, ev *store.Event, rev uint64) error {
+	ctx, cancel := b.kvContext(ctx)
+	defer cancel()
 	return b.dedup.Delete(ctx, dedupKVKey(ev.DedupKey), jetstream.LastRevision(rev))
 }
 
 // SharedRun implements sharer: whether run runID finished in any process,
 // else its latest checkpoint any process shared (nil when none).
 func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error) {
+	ctx, cancel := b.kvContext(ctx)
+	defer cancel()
 	e, err := b.runs.Get(ctx, runID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil, nil
@@ -123,6 +136,8 @@ func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []
 	v := make([]byte, 1+len(state))
 	v[0] = runValueCheckpoint
 	copy(v[1:], state)
+	ctx, cancel := b.kvContext(ctx)
+	defer cancel()
 	if _, err := b.runs.Put(ctx, runID, v); err != nil {
 		return fmt.Errorf("share the checkpoint of run %s: %w", runID, err)
 	}
@@ -132,6 +147,8 @@ func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []
 // ShareDone implements sharer: the mark names this process (its store's
 // instance id), which alone records the run (see reconcile).
 func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
+	ctx, cancel := b.kvContext(ctx)
+	defer cancel()
 	if _, err := b.runs.Put(ctx, runID, append([]byte{runValueDone}, b.instance...)); err != nil {
 		return fmt.Errorf("share the end of run %s: %w", runID, err)
 	}
@@ -141,6 +158,8 @@ func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
 // doneBy is the instance id of the process that marked run runID
 // finished, or "" when none did.
 func (b *NATSBroker) doneBy(ctx context.Context, runID string) (string, error) {
+	ctx, cancel := b.kvContext(ctx)
+	defer cancel()
 	e, err := b.runs.Get(ctx, runID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
@@ -324,4 +325,45 @@ func TestNATSHandleTimeoutLetsGo(t *testing.T) {
 	}
 	require.Equal(t, int64(1), b.Redelivered())
 	first.Ack() // too late: the server has the second delivery's ack
+}
+
+// TestNATSRunsBucketOutOfReach: while the runs bucket cannot be read, a
+// run waits (its message comes back) instead of going to the dead
+// letters or running without knowing whether it ran elsewhere; a read of
+// the bucket gives up after KVTimeout, so once the bucket is back the
+// run goes on within a second or two.
+func TestNATSRunsBucketOutOfReach(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	sink := newBrokerSink(t, 0)
+	ix := brokerIndex(t, sink.srv.URL)
+	st := openOwnStore(t)
+	cfg := pipeline.NATSConfig{URL: u, Prefix: prefix, KVTimeout: 200 * time.Millisecond}
+	b := openNATSWith(t, st, cfg)
+	er := runEngine(t, opened{st: st, b: b}, ix, "one")
+	defer er.stop(t)
+	nc, err := nats.Connect(u)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream("KV_"+prefix+"sous_runs"))
+
+	ev := newBrokerLoad(1).events[0]
+	fresh, err := b.Accept(ctx, ev)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	runID := pipeline.RunID(ev.ID, "broker-load")
+	time.Sleep(3 * time.Second) // more than the handler's retries take
+	_, err = st.GetRun(ctx, runID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the run was not given up")
+	require.Empty(t, sink.counts(), "nor run without knowing whether it ran elsewhere")
+
+	// another process, of the same configuration, brings the bucket back
+	openNATSWith(t, openOwnStore(t), cfg)
+	var run *store.Run
+	require.Eventually(t, func() bool { run, err = st.GetRun(ctx, runID); return err == nil }, 5*time.Second, 10*time.Millisecond,
+		"the run goes on soon: a read of the bucket does not wait as long as the run's timeout")
+	require.Equal(t, "succeeded", run.Status, "%s %s", run.Reason, run.Error)
 }
