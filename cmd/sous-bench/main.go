@@ -3,7 +3,7 @@
 // webhooks over loopback at a set concurrency to a recipe (webhook ->
 // filter -> http.request to a local sink), and reports accepted/s,
 // delivered/s, the CPU the server and the generator each used, latency
-// percentiles at half load, and the server's RSS. The senders and the sink
+// percentiles at half load (or at a set rate), and the server's RSS. The senders and the sink
 // speak a minimal HTTP/1.1 over raw connections (httpwire.go) so that the
 // generator takes little of the machine it shares with the server.
 // `make bench` runs it; docs/performance.md records the figures.
@@ -38,6 +38,7 @@ func main() {
 		keep        = flag.Bool("keep", false, "keep the temporary directory")
 		floorOnly   = flag.Bool("floor", false, "measure the floor instead of sous: a bare net/http server doing only this benchmark's HTTP work (floor.go)")
 		config      = flag.String("config", "", "sous.yaml lines added to the server's config, e.g. \"broker: {type: memory}\"")
+		latRate     = flag.Float64("rate", 0, "events/s of the latency phase (open loop); 0 means half the accepted/s measured")
 	)
 	if len(os.Args) > 1 && os.Args[1] == "serve" { // run as the floor server
 		if err := floor(os.Args[2:]); err != nil {
@@ -55,13 +56,13 @@ func main() {
 		}
 		*bin = self
 	}
-	if err := run(*bin, *concurrency, *duration, *extra, *keep, *config); err != nil {
+	if err := run(*bin, *concurrency, *duration, *extra, *keep, *config, *latRate); err != nil {
 		fmt.Fprintln(os.Stderr, "sous-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, concurrency int, duration time.Duration, extra int, keep bool, config string) error {
+func run(bin string, concurrency int, duration time.Duration, extra int, keep bool, config string, latRate float64) error {
 	dir, err := os.MkdirTemp("", "sous-bench-")
 	if err != nil {
 		return err
@@ -163,8 +164,11 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	}
 	rss1 := rss(pid)
 
-	// phase 2: latency at half the measured load, open loop
+	// phase 2: latency at half the measured load (or at -rate), open loop
 	rate := acceptRate / 2
+	if latRate > 0 {
+		rate = latRate
+	}
 	lat, lt := latency(addr, path, &seq, rate, duration/2, concurrency)
 	refused := ""
 	if n := lt.refused(); n > 0 {
