@@ -734,8 +734,25 @@ func (e *Engine) dead(msg *message.Message) error {
 		return nil // nothing to record: it was unreadable
 	}
 	now := time.Now()
-	return e.save(msg.Context(), &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}, nil, nil)
+	run := &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
+		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}
+	sh, ok := e.cfg.Broker.(sharer)
+	if !ok {
+		return e.save(msg.Context(), run, nil, nil)
+	}
+	// processes with stores of their own: record the dead run once, in
+	// the process that marks it finished, so that neither a dead letter
+	// that comes again to another process nor a late copy of the run's
+	// message records or runs it there
+	done, _, err := sh.SharedRun(msg.Context(), run.ID)
+	if err != nil {
+		return err // the dead letter comes again
+	}
+	if done {
+		e.log.Info("dead letter of a run already recorded", "run", run.ID)
+		return nil
+	}
+	return e.saveShared(msg.Context(), sh, run, nil)
 }
 
 // keepOpen is a publisher whose Close does nothing.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
@@ -366,4 +367,50 @@ func TestNATSRunsBucketOutOfReach(t *testing.T) {
 	require.Eventually(t, func() bool { run, err = st.GetRun(ctx, runID); return err == nil }, 5*time.Second, 10*time.Millisecond,
 		"the run goes on soon: a read of the bucket does not wait as long as the run's timeout")
 	require.Equal(t, "succeeded", run.Status, "%s %s", run.Reason, run.Error)
+}
+
+// TestNATSDeadLetterRecordedOnce: a run given up on (a dead letter) is
+// recorded as dead once across the processes, by the one that took the
+// dead letter first: the same dead letter coming again to another process
+// records nothing there, and a late copy of the run's message does not
+// run the dead run.
+func TestNATSDeadLetterRecordedOnce(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	sink := newBrokerSink(t, 0)
+	ix := brokerIndex(t, sink.srv.URL)
+	ev := newBrokerLoad(1).events[0]
+	runID := pipeline.RunID(ev.ID, "broker-load")
+	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
+		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
+	require.NoError(t, err)
+	deadLetter := func() *message.Message {
+		m := message.NewMessage(watermill.NewUUID(), payload)
+		m.Metadata.Set(middleware.PoisonedTopicKey, pipeline.TopicRuns)
+		m.Metadata.Set(middleware.ReasonForPoisonedKey, "gave up")
+		return m
+	}
+
+	st1, b1 := openNATSProcess(t, u, prefix, time.Minute)
+	er1 := runEngine(t, opened{st: st1, b: b1}, ix, "engine-1")
+	require.NoError(t, b1.Publisher().Publish(pipeline.TopicDeadLetters, deadLetter()))
+	run := waitRun(t, st1, runID)
+	require.Equal(t, "dead", run.Status)
+	er1.stop(t)
+
+	st2, b2 := openNATSProcess(t, u, prefix, time.Minute)
+	er2 := runEngine(t, opened{st: st2, b: b2}, ix, "engine-2")
+	defer er2.stop(t)
+	require.NoError(t, b2.Publisher().Publish(pipeline.TopicDeadLetters, deadLetter()))
+	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
+	require.Eventually(t, func() bool {
+		return b2.Depth(ctx, pipeline.TopicDeadLetters) == 0 && b2.Depth(ctx, pipeline.TopicRuns) == 0
+	}, 10*time.Second, 10*time.Millisecond, "both were handled")
+	_, err = st2.GetRun(ctx, runID)
+	require.ErrorIs(t, err, store.ErrNotFound, "recorded in the first process only")
+	require.Empty(t, sink.counts(), "the dead run did not run")
+	left, err := st1.Finishing(ctx)
+	require.NoError(t, err)
+	require.Empty(t, left, "nothing left in the journal")
 }
