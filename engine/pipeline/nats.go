@@ -833,6 +833,9 @@ type natsTopic struct {
 	send  sync.WaitGroup // deliveries that may still be sent on out
 }
 
+// eventPlaces bounds the events a process matches at once on NATS.
+const eventPlaces = 64
+
 func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -845,7 +848,11 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 	case TopicRuns:
 		places = b.cfg.Concurrency
 	case TopicEvents:
-		places = min(b.cfg.Concurrency, 8)
+		// matching an event waits on the server twice (its runs'
+		// publish, its ack): with 8 places the matcher, not the runs,
+		// bounded delivery (1,288-1,403 delivered/s against 1,596-1,716
+		// with 64, sous-bench, docs/performance.md)
+		places = min(b.cfg.Concurrency, eventPlaces)
 	}
 	nc, err := b.connect("subscriber " + topic)
 	if err != nil {
