@@ -371,6 +371,15 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 			MaxAckPending:  pending,
 			MaxDeliver:     -1,
 		}
+		if ci, err := b.js.ConsumerInfo(b.stream, cc.Durable, opt); err == nil &&
+			(ci.Config.AckWait != cc.AckWait || ci.Config.MaxAckPending != cc.MaxAckPending) {
+			// another process set it up otherwise: it now takes this
+			// one's settings, and the other's held deliveries may time
+			// out (a shorter ack wait than its heartbeat expects)
+			warn(b.cfg.Logger, "a process on this stream has another broker.ack_wait or pipeline.max_in_flight: the stream's consumer now takes this process's; processes on one stream should share one config", watermill.LogFields{
+				"consumer": cc.Durable, "ack_wait": cc.AckWait.String(), "was_ack_wait": ci.Config.AckWait.String(),
+				"max_ack_pending": cc.MaxAckPending, "was_max_ack_pending": ci.Config.MaxAckPending})
+		}
 		if _, err := b.js.AddConsumer(b.stream, cc, opt); err != nil {
 			if _, uerr := b.js.UpdateConsumer(b.stream, cc, opt); uerr != nil {
 				return fmt.Errorf("nats broker: create consumer %s: %w", cc.Durable, errors.Join(err, uerr))

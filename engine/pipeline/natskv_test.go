@@ -1,8 +1,10 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -413,4 +415,46 @@ func TestNATSDeadLetterRecordedOnce(t *testing.T) {
 	left, err := st1.Finishing(ctx)
 	require.NoError(t, err)
 	require.Empty(t, left, "nothing left in the journal")
+}
+
+// TestNATSWarnsOfAnotherConfig: a process whose broker.ack_wait or
+// pipeline.max_in_flight differs from those the stream's consumers were
+// set up with warns, at Warn (Sous logs Watermill's Info at Debug), with
+// both values; a process with the same config does not.
+func TestNATSWarnsOfAnotherConfig(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	open := func(ackWait time.Duration) string {
+		var buf syncBuffer
+		l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		openNATSWith(t, openOwnStore(t), pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8,
+			Logger: pipeline.NewWatermillLogger(l)})
+		return buf.String()
+	}
+	require.NotContains(t, open(time.Minute), "another broker.ack_wait", "the first process")
+	require.NotContains(t, open(time.Minute), "another broker.ack_wait", "the same config")
+	got := open(2 * time.Minute)
+	require.Contains(t, got, "level=WARN")
+	require.Contains(t, got, "another broker.ack_wait")
+	require.Contains(t, got, "ack_wait=2m0s")
+	require.Contains(t, got, "was_ack_wait=1m0s")
+	require.Contains(t, got, "consumer="+prefix)
+}
+
+// syncBuffer is a bytes.Buffer that several goroutines may write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

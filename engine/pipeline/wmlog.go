@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/ThreeDotsLabs/watermill"
 )
@@ -58,5 +59,42 @@ func (w *watermillLogger) Trace(msg string, fields watermill.LogFields) {
 
 // With implements watermill.LoggerAdapter.
 func (w *watermillLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return &watermillLogger{log: w.log, inner: w.inner.With(fields)}
+	return &watermillLogger{log: w.log.With(slogArgs(fields)...), inner: w.inner.With(fields)}
+}
+
+// Warn logs at slog's Warn level, which Watermill's adapter has not: the
+// brokers warn through it (see warn).
+func (w *watermillLogger) Warn(msg string, fields watermill.LogFields) {
+	if w.enabled(slog.LevelWarn) {
+		w.log.Warn(msg, slogArgs(fields)...)
+	}
+}
+
+// slogArgs are fields as slog's key-value arguments, in key order.
+func slogArgs(fields watermill.LogFields) []any {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k, fields[k])
+	}
+	return args
+}
+
+// warner is a Watermill logger that can also warn.
+type warner interface {
+	Warn(msg string, fields watermill.LogFields)
+}
+
+// warn logs msg at Warn on a logger that can (NewWatermillLogger's),
+// else at Error: never at Info, which Sous logs at Debug.
+func warn(l watermill.LoggerAdapter, msg string, fields watermill.LogFields) {
+	if w, ok := l.(warner); ok {
+		w.Warn(msg, fields)
+		return
+	}
+	l.Error(msg, nil, fields)
 }
