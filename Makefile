@@ -43,6 +43,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 	$(GO) test -run='^$$' -fuzz='^FuzzRunRecipe$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
+	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(call fuzzbudget,100000x) ./cmd/sous-bench
 	$(GO) test -run='^$$' -fuzz='^FuzzRecordEncoding$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/pipeline
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSettings$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/service

@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	pathpkg "path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/server"
+	"github.com/sous-run/sous/engine/store"
 )
 
 // validSig in the signature argument stands for a correct signature of the
@@ -140,6 +143,104 @@ func FuzzRunRecipe(f *testing.F) {
 			require.Equal(t, before, e.count(t, "events"), "nothing stored for a refusal")
 		default:
 			t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// FuzzAPI sends arbitrary methods, paths, queries, API keys and bodies to
+// the management API: it never panics and never answers 5xx; without a
+// valid key it answers 401 (or the mux's redirect of an unclean path),
+// never 2xx; every refusal is a JSON error; a GET or HEAD stores nothing;
+// and no answer shows an API key.
+func FuzzAPI(f *testing.F) {
+	e := newEnv(f, testRecipes, testSecrets, func(c *server.Config) { c.MaxBody = 4 << 10 })
+	ev := e.post(f, "/orders", `{"order":{"id":"A-1","total":120}}`, nil)
+	require.Equal(f, http.StatusAccepted, ev.Code)
+	eventID, _ := decode(f, ev)["event_id"].(string)
+	saveRun(f, e.st, &store.Run{ID: "run_1", Recipe: "orders", EventID: eventID, Status: "failed", StartedAt: time.Now(),
+		ErrorStep: "s", Reason: "timeout", Error: "boom", Attempt: 1, Record: json.RawMessage(`{"steps":[]}`)})
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodPatch, "BREW"}
+	const (
+		noKey = iota
+		bearer
+		header
+		wrongKey
+		keyModes
+	)
+	for _, s := range []struct {
+		method uint8
+		path   string
+		query  string
+		key    uint8
+		body   string
+	}{
+		{0, "recipes", "", bearer, ""},
+		{0, "recipes/orders", "", header, ""},
+		{0, "recipes/nope", "", bearer, ""},
+		{1, "recipes/orders/run", "", bearer, `{"body":{"order":{"id":"B"}}}`},
+		{0, "runs", "status=failed&since=24h&until=2026-01-02T03:04:05Z&limit=5&recipe=orders", bearer, ""},
+		{0, "runs", "status=bogus", bearer, ""},
+		{0, "runs", "since=-5h&limit=0", bearer, ""},
+		{0, "runs", "since=1e309h&until=%zz", bearer, ""},
+		{0, "runs/run_1", "", bearer, ""},
+		{0, "runs/nope", "", header, ""},
+		{1, "runs/run_1/replay", "from_failed_step=true", bearer, ""},
+		{1, "runs/nope/replay", "", bearer, ""},
+		{0, "stats", "since=1h&recipe=orders", bearer, ""},
+		{0, "stats", "since=forever", bearer, ""},
+		{0, "runs", "", noKey, ""},
+		{1, "runs/run_1/replay", "", wrongKey, ""},
+		{3, "runs", "", bearer, ""},
+		{2, "recipes", "", noKey, ""},
+		{0, "nowhere", "", noKey, ""},
+		{0, "../hooks/orders", "", bearer, ""},
+		{0, "runs//x", "", bearer, ""},
+		{6, "stats", "", bearer, "x"},
+	} {
+		f.Add(s.method, s.path, s.query, s.key, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, method uint8, path, query string, key uint8, body []byte) {
+		m := methods[int(method)%len(methods)]
+		r := httptest.NewRequest(http.MethodGet, "/", bytes.NewReader(body))
+		r.Method = m
+		r.URL = &url.URL{Path: "/api/v1/" + path, RawQuery: query}
+		r.RequestURI = r.URL.RequestURI()
+		r.Header.Set("Content-Type", "application/json")
+		valid := false
+		switch key % keyModes {
+		case bearer:
+			r.Header.Set("Authorization", "Bearer key-one")
+			valid = true
+		case header:
+			r.Header.Set("X-API-Key", "key-two")
+			valid = true
+		case wrongKey:
+			r.Header.Set("Authorization", "Bearer key-three")
+		}
+		before := e.rows(t)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, r)
+
+		require.Less(t, rec.Code, 500, "%s %s?%s: %s", m, r.URL.Path, query, rec.Body.String())
+		require.NotContains(t, rec.Body.String(), "key-one")
+		require.NotContains(t, rec.Body.String(), "key-two")
+		if rec.Code >= 300 && rec.Code < 400 {
+			p := "/api/v1/" + path
+			clean := pathpkg.Clean(p)
+			if strings.HasSuffix(p, "/") {
+				clean += "/"
+			}
+			require.NotEqual(t, p, clean, "a redirect only for a path the mux cleans")
+			return
+		}
+		if !valid {
+			require.Equal(t, http.StatusUnauthorized, rec.Code, "%s %s without a valid key: %s", m, r.URL.Path, rec.Body.String())
+		}
+		if rec.Code >= 400 && m != http.MethodHead {
+			apiErr(t, rec, rec.Code)
+		}
+		if m == http.MethodGet || m == http.MethodHead {
+			require.Equal(t, before, e.rows(t), "a read stores nothing")
 		}
 	})
 }
