@@ -271,8 +271,9 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 
 var envRE = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 
-// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar; $$ is a
-// literal $. A missing variable without a default is an error naming it.
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value
+// (not in mapping keys); $$ is a literal $. A missing variable without a
+// default is an error naming it.
 func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 	switch n.Kind {
 	case yaml.ScalarNode:
@@ -307,6 +308,12 @@ func (f *file) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 			f.fromEnv[n] = true
 			// a value that came from the environment is a string, whatever it looks like
 			n.Tag = "!!str"
+		}
+	case yaml.MappingNode:
+		// values only: a key is a name the file gives, never read from
+		// the environment (one that looks like ${VAR} is an unknown field)
+		for i := 1; i < len(n.Content); i += 2 {
+			f.expandEnv(n.Content[i], lookup)
 		}
 	default:
 		for _, c := range n.Content {

@@ -68,6 +68,25 @@ func TestConfigEnvIsString(t *testing.T) {
 	require.Equal(t, "8081", cfg.Connections["api"].Values.String("bearer_token"))
 }
 
+// TestConfigEnvNotInKeys: ${VAR} is read in values, not in mapping keys:
+// a key written so is a name of the file's (here an unknown field, with
+// its position), and its environment variable need not be set.
+func TestConfigEnvNotInKeys(t *testing.T) {
+	env := map[string]string{"FIELD": "base_url", "HOST": "api.test"}
+	src := "connections:\n  api:\n    type: http\n    ${FIELD}: https://${HOST}/\n"
+	cfg, diags := recipes.ParseConfig("sous.yaml", []byte(src), envOf(env), nil)
+	require.Nil(t, cfg)
+	require.Len(t, diags, 1, diags.Error())
+	require.Equal(t, recipes.Pos{File: "sous.yaml", Line: 4, Col: 5}, diags[0].Pos)
+	require.Contains(t, diags[0].Message, `unknown field "${FIELD}"`)
+
+	// a header name under a map of values stays as written too
+	src = "connections:\n  api:\n    type: http\n    headers: {\"X-${NOPE}\": \"${HOST}\"}\n"
+	cfg, diags = recipes.ParseConfig("sous.yaml", []byte(src), envOf(env), nil)
+	require.Empty(t, diags, diags.Error())
+	require.Equal(t, map[string]string{"X-${NOPE}": "api.test"}, cfg.Connections["api"].Values["headers"])
+}
+
 func TestConfigDiagnostics(t *testing.T) {
 	tests := []struct {
 		name string
