@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/logbuf"
 )
 
 // openNATSProcess opens a process's own store and a broker on the shared
@@ -425,7 +425,7 @@ func TestNATSWarnsOfAnotherConfig(t *testing.T) {
 	t.Parallel()
 	u, prefix := testNATS(t)
 	open := func(ackWait time.Duration) string {
-		var buf syncBuffer
+		var buf logbuf.Buffer
 		l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		openNATSWith(t, openOwnStore(t), pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8,
 			Logger: pipeline.NewWatermillLogger(l)})
@@ -439,22 +439,4 @@ func TestNATSWarnsOfAnotherConfig(t *testing.T) {
 	require.Contains(t, got, "ack_wait=2m0s")
 	require.Contains(t, got, "was_ack_wait=1m0s")
 	require.Contains(t, got, "consumer="+prefix)
-}
-
-// syncBuffer is a bytes.Buffer that several goroutines may write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

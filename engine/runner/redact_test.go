@@ -1,19 +1,18 @@
 package runner_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/internal/logbuf"
 )
 
 const (
@@ -21,25 +20,7 @@ const (
 	connSecret = "conn_secret_value_77ab" // in Runner.Redact, as a connection's secret
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for slog.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLogger(buf *syncBuffer) *slog.Logger {
+func newLogger(buf *logbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -103,7 +84,7 @@ on_error:
     with: {text: "{{ error.message }}"}
 `)
 	f := newFake(leakyAnswer)
-	buf := &syncBuffer{}
+	buf := &logbuf.Buffer{}
 	r := newRunner(f, &sleeper{})
 	r.Secrets = map[string]string{"API": apiSecret, "SHORT": "abc"}
 	r.Redact = []string{connSecret}
@@ -220,7 +201,7 @@ steps:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			buf := &syncBuffer{}
+			buf := &logbuf.Buffer{}
 			r := newRunner(newFake(leakyAnswer), &sleeper{})
 			r.Secrets = map[string]string{"API": apiSecret}
 			r.Logger = newLogger(buf)

@@ -31,6 +31,7 @@ import (
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/internal/logbuf"
 	"github.com/sous-run/sous/recipes"
 	_ "github.com/sous-run/sous/triggers/all"
 )
@@ -302,7 +303,7 @@ func TestNoConnectorLeaksSecrets(t *testing.T) {
 					srv := newEchoServer(t, sc.status)
 					rec := leakRecipe(t, spec, srv.URL)
 					conn := connectionValues(t, spec, srv.URL)
-					logs := &syncBuffer{}
+					logs := &logbuf.Buffer{}
 					r := &runner.Runner{
 						Secrets: map[string]string{secretName: inputSecret},
 						Redact:  []string{connSecretV}, // as the config's secret values are

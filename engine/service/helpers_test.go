@@ -19,6 +19,7 @@ import (
 
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/logbuf"
 	_ "github.com/sous-run/sous/triggers/all"
 )
 
@@ -85,22 +86,7 @@ func (s *sink) paths() map[string]int {
 }
 
 // logBuffer collects the service's log, for tests that look for a line.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ logbuf.Buffer }
 
 func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
 
