@@ -39,6 +39,8 @@ func main() {
 		floorOnly   = flag.Bool("floor", false, "measure the floor instead of sous: a bare net/http server doing only this benchmark's HTTP work (floor.go)")
 		config      = flag.String("config", "", "sous.yaml lines added to the server's config, e.g. \"broker: {type: memory}\"")
 		latRate     = flag.Float64("rate", 0, "events/s of the latency phase (open loop); 0 means half the accepted/s measured")
+		vs          = flag.String("vs", "", "another sous binary: run the two in turn -n times each and compare them (compare.go)")
+		rounds      = flag.Int("n", 3, "with -vs, how many times each binary runs")
 	)
 	if len(os.Args) > 1 && os.Args[1] == "serve" { // run as the floor server
 		if err := floor(os.Args[2:]); err != nil {
@@ -56,54 +58,70 @@ func main() {
 		}
 		*bin = self
 	}
-	if err := run(*bin, *concurrency, *duration, *extra, *keep, *config, *latRate); err != nil {
+	if *vs != "" {
+		var results [2][]result
+		for i := 0; i < *rounds; i++ {
+			for j, b := range []string{*bin, *vs} {
+				r, err := run(b, *concurrency, *duration, *extra, *keep, *config, *latRate)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "sous-bench:", err)
+					os.Exit(1)
+				}
+				results[j] = append(results[j], r)
+			}
+		}
+		fmt.Print(compare([2]string{*bin, *vs}, results))
+		return
+	}
+	if _, err := run(*bin, *concurrency, *duration, *extra, *keep, *config, *latRate); err != nil {
 		fmt.Fprintln(os.Stderr, "sous-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, concurrency int, duration time.Duration, extra int, keep bool, config string, latRate float64) error {
+func run(bin string, concurrency int, duration time.Duration, extra int, keep bool, config string, latRate float64) (result, error) {
+	var res result
 	dir, err := os.MkdirTemp("", "sous-bench-")
 	if err != nil {
-		return err
+		return res, err
 	}
 	if !keep {
 		defer os.RemoveAll(dir)
 	}
 	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return res, err
 	}
 	sink := startSink(sinkLn)
 	defer sink.Close()
 
 	recipesDir := filepath.Join(dir, "recipes")
 	if err := writeRecipes(recipesDir, "http://"+sinkLn.Addr().String()+"/sink", extra); err != nil {
-		return err
+		return res, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return err
+		return res, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfgPath := filepath.Join(dir, "sous.yaml")
 	if err := os.WriteFile(cfgPath, []byte("log_level: warn\n"+config+"\n"), 0o644); err != nil {
-		return err
+		return res, err
 	}
 	cmd := exec.Command(bin, "serve", "--recipes", recipesDir, "--data", filepath.Join(dir, "data"), "--listen", addr, "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "SOUS_SECRET_BENCH=bench-secret")
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
+		return res, fmt.Errorf("start %s: %w", bin, err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	if err := waitReady("http://"+addr+"/readyz", 20*time.Second); err != nil {
-		return err
+		return res, err
 	}
 	const path = "/hooks/bench"
 	pid := cmd.Process.Pid
@@ -115,7 +133,7 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	var mu sync.Mutex
 	serverCPU0, err := procCPU(pid)
 	if err != nil {
-		return fmt.Errorf("server cpu: %w", err)
+		return res, fmt.Errorf("server cpu: %w", err)
 	}
 	selfCPU0 := selfCPU()
 	start := time.Now()
@@ -152,12 +170,17 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	deliverElapsed := time.Since(start)
 	serverCPU1, err := procCPU(pid)
 	if err != nil {
-		return fmt.Errorf("server cpu: %w", err)
+		return res, fmt.Errorf("server cpu: %w", err)
 	}
 	generatorCPU := selfCPU() - selfCPU0
 	delivered := sink.delivered.Load()
 	fmt.Printf("delivered: %d in %s = %.0f/s end to end\n", delivered, deliverElapsed.Round(time.Millisecond), float64(delivered)/deliverElapsed.Seconds())
 	fmt.Println(cpuLine(serverCPU1-serverCPU0, generatorCPU, deliverElapsed, acc))
+	res = result{accepted: acceptRate, delivered: float64(delivered) / deliverElapsed.Seconds()}
+	if acc > 0 {
+		res.serverUS = float64((serverCPU1 - serverCPU0).Microseconds()) / float64(acc)
+		res.generatorUS = float64(generatorCPU.Microseconds()) / float64(acc)
+	}
 	if txs, writes, ok := storeCounters("http://" + addr + "/metrics"); ok && acc > 0 && txs > 0 {
 		fmt.Printf("store: %.0f transactions, %.0f writes (%.1f writes per transaction, %.3f transactions per event)\n",
 			txs, writes, writes/txs, txs/float64(acc))
@@ -176,7 +199,8 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	}
 	fmt.Printf("latency at %.0f/s: p50 %s, p99 %s, max %s (%d requests%s)\n", rate, pct(lat, 0.50), pct(lat, 0.99), pct(lat, 1), len(lat), refused)
 	fmt.Printf("server RSS: %.1f MB after load, peak %.1f MB\n", float64(rss1)/1e6, float64(peakRSS(pid))/1e6)
-	return nil
+	res.p99 = pct(lat, 0.99)
+	return res, nil
 }
 
 // latency sends at rate for d, open loop: a ticker hands out due times and

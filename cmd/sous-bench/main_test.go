@@ -542,3 +542,24 @@ func TestFloorDelivers(t *testing.T) {
 		t.Fatalf("malformed body: status %d, want 400", resp.StatusCode)
 	}
 }
+
+func TestCompare(t *testing.T) {
+	ms := time.Millisecond
+	got := compare([2]string{"new", "old"}, [2][]result{
+		{{accepted: 5000, delivered: 4990, serverUS: 300, generatorUS: 60, p99: 15 * ms}, {accepted: 6000, delivered: 5990, serverUS: 250, generatorUS: 50, p99: 12 * ms}},
+		{{accepted: 4800, delivered: 4800, serverUS: 330, generatorUS: 60, p99: 20 * ms}, {accepted: 5500, delivered: 5500, serverUS: 275, generatorUS: 50, p99: 18 * ms}},
+	})
+	want := "compare, 2 runs each, taken in turn (ratio: server µs per event / generator µs per event)\n" +
+		"  new: accepted/s 5000–6000, delivered/s 4990–5990, server µs/event 250–300, ratio 5.00–5.00 (mean 5.00), p99 12ms–15ms\n" +
+		"  old: accepted/s 4800–5500, delivered/s 4800–5500, server µs/event 275–330, ratio 5.50–5.50 (mean 5.50), p99 18ms–20ms\n" +
+		"  old against new: +10.0 % server CPU per event (mean ratio)\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+
+	// a run that measured no generator CPU has no ratio, and no change is claimed
+	got = compare([2]string{"a", "b"}, [2][]result{{{accepted: 1}}, {{accepted: 2}}})
+	if strings.Contains(got, "against") {
+		t.Fatalf("a change claimed without ratios:\n%s", got)
+	}
+}
