@@ -555,9 +555,9 @@ type rescheduler interface {
 // message carries (base64 of the runner.State JSON).
 const checkpointKey = "sous_checkpoint"
 
-// maxCarriedState bounds the checkpoint a message carries: a larger one
-// (big step outputs) stays in the store of the process that paused the
-// run, and a retry taken up elsewhere starts the run over.
+// maxCarriedState bounds the checkpoint a message carries or the runs
+// bucket holds: a larger one (big step outputs) is shared through the
+// NATS broker's checkpoints object store (see ShareCheckpoint).
 const maxCarriedState = 256 << 10
 
 // carryState sets, or clears when it is too large, the checkpoint a run

@@ -162,11 +162,10 @@ func (c *NATSConfig) setDefaults() {
 // nak made on the run's own delivery, as many paused runs as
 // MaxAckPending (a Slack outage, say) would stop every recipe's runs
 // until the first retry came due. The copy carries the checkpoint (up to
-// maxCarriedState), as the runs bucket does, so a retry delivered to
-// another process, whose store does not have it, resumes the run there; a
-// larger checkpoint is only in this process's store, and a retry
-// delivered elsewhere resumes from the last one shared, or starts the run
-// over (its earlier steps run again, with the same idempotency keys).
+// maxCarriedState), so a retry delivered to another process, whose store
+// does not have it, resumes the run there; a larger one is in the
+// checkpoints object store, where that process finds it (see
+// ShareCheckpoint).
 // Either way the checkpoint of a run taken up elsewhere stays behind here
 // until Store.Prune drops it (see store.MaxCheckpointWait).
 type NATSBroker struct {
@@ -179,9 +178,14 @@ type NATSBroker struct {
 	js        nats.JetStreamContext
 	marshaler wnats.NATSMarshaler
 	pub       *wnats.Publisher
-	// dedup and runs are the key-value buckets the processes share (see
+	// dedup and runs are the key-value buckets the processes share, and
+	// checkpoints the object store of their large checkpoints (see
 	// natskv.go)
 	dedup, runs jetstream.KeyValue
+	checkpoints jetstream.ObjectStore
+	// stored holds the runs whose checkpoint this process put in the
+	// object store, so that their end deletes it
+	stored sync.Map
 	// instance is the id of this process's store, which names the
 	// process in the runs it marks finished
 	instance string
@@ -241,6 +245,9 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 		return nil, err
 	}
 	if b.runs, err = b.keyValue(ctx, njs, natsRunsBucket, cfg.MaxAge); err != nil {
+		return nil, err
+	}
+	if b.checkpoints, err = b.objectStore(ctx, njs, natsCheckpointsBucket, cfg.MaxAge); err != nil {
 		return nil, err
 	}
 	if b.instance, err = st.InstanceID(ctx); err != nil {

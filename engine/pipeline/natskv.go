@@ -31,23 +31,29 @@ import (
 //     duplicate window) does not run a finished run again, and a run
 //     cut short in one process resumes in another after its last
 //     finished step.
+//   - the object store <prefix>sous_checkpoints holds the checkpoints
+//     larger than a bucket's value may be (maxCarriedState): the runs
+//     bucket then says where it is.
 
 // Bucket names, after the prefix.
 const (
 	natsDedupBucket = "sous_dedup"
 	natsRunsBucket  = "sous_runs"
+	// an object store
+	natsCheckpointsBucket = "sous_checkpoints"
 )
 
 // NATSStreams names the JetStream streams a broker with prefix keeps:
 // its stream, and the streams behind its two key-value buckets.
 func NATSStreams(prefix string) []string {
-	return []string{prefix + "sous", "KV_" + prefix + natsDedupBucket, "KV_" + prefix + natsRunsBucket}
+	return []string{prefix + "sous", "KV_" + prefix + natsDedupBucket, "KV_" + prefix + natsRunsBucket, "OBJ_" + prefix + natsCheckpointsBucket}
 }
 
 // The first byte of a value in the runs bucket.
 const (
 	runValueDone       = 'd' // the run finished; the instance id of the process that ran it follows
 	runValueCheckpoint = 'c' // the run's checkpoint (runner.State JSON) follows
+	runValueObject     = 'o' // the run's checkpoint is in the checkpoints object store, named by the run id
 )
 
 // errTakenElsewhere: another process accepted the dedup key first.
@@ -64,6 +70,18 @@ func (b *NATSBroker) keyValue(ctx context.Context, js jetstream.JetStream, name 
 		return nil, fmt.Errorf("nats broker: key-value bucket %s: %w", bucket, err)
 	}
 	return kv, nil
+}
+
+// objectStore opens the object store named name (after the prefix),
+// whose objects go after ttl, as keyValue does a bucket.
+func (b *NATSBroker) objectStore(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.ObjectStore, error) {
+	bucket := b.cfg.Prefix + name
+	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket, TTL: ttl, Storage: jetstream.FileStorage,
+		Description: "sous: shared by the processes on stream " + b.stream})
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: object store %s: %w", bucket, err)
+	}
+	return obs, nil
 }
 
 // kvContext bounds one key-value operation by KVTimeout: a bucket out
@@ -122,22 +140,39 @@ func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, st
 		return true, nil, nil
 	case len(v) > 1 && v[0] == runValueCheckpoint:
 		return false, v[1:], nil
+	case len(v) > 0 && v[0] == runValueObject:
+		state, err := b.checkpoints.GetBytes(ctx, runID)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return false, nil, nil // gone with its TTL: the run starts over
+		}
+		if err != nil {
+			return false, nil, fmt.Errorf("read the shared checkpoint of run %s: %w", runID, err)
+		}
+		return false, state, nil
 	}
 	return false, nil, nil
 }
 
 // ShareCheckpoint implements sharer. A checkpoint larger than a message
-// carries (maxCarriedState) is not shared: the one shared before stays,
-// and a process that takes the run up resumes from there.
+// carries (maxCarriedState) goes to the checkpoints object store, and the
+// runs bucket says so.
 func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []byte) error {
-	if runID == "" || len(state) == 0 || len(state) > maxCarriedState {
+	if runID == "" || len(state) == 0 {
 		return nil
 	}
-	v := make([]byte, 1+len(state))
-	v[0] = runValueCheckpoint
-	copy(v[1:], state)
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
+	v := []byte{runValueObject}
+	if len(state) <= maxCarriedState {
+		v = make([]byte, 1+len(state))
+		v[0] = runValueCheckpoint
+		copy(v[1:], state)
+	} else {
+		if _, err := b.checkpoints.PutBytes(ctx, runID, state); err != nil {
+			return fmt.Errorf("share the checkpoint of run %s: %w", runID, err)
+		}
+		b.stored.Store(runID, true)
+	}
 	if _, err := b.runs.Put(ctx, runID, v); err != nil {
 		return fmt.Errorf("share the checkpoint of run %s: %w", runID, err)
 	}
@@ -146,11 +181,18 @@ func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []
 
 // ShareDone implements sharer: the mark names this process (its store's
 // instance id), which alone records the run (see reconcile).
+// A checkpoint this process put in the object store goes (one another
+// process put there goes after MaxAge).
 func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
 	if _, err := b.runs.Put(ctx, runID, append([]byte{runValueDone}, b.instance...)); err != nil {
 		return fmt.Errorf("share the end of run %s: %w", runID, err)
+	}
+	if _, ok := b.stored.LoadAndDelete(runID); ok {
+		if err := b.checkpoints.Delete(ctx, runID); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			b.cfg.Logger.Debug("delete the shared checkpoint of a finished run: it goes after MaxAge", watermill.LogFields{"run": runID, "error": err.Error()})
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
@@ -119,9 +121,25 @@ func TestNATSFinishedRunNotRunAgain(t *testing.T) {
 // TestNATSRunResumesElsewhere: a run cut short in one process (its run
 // timeout, here; a crash alike) after its first step is taken up by
 // another process, which resumes it at the second step: the first is not
-// called again.
+// called again. A checkpoint too large for the runs bucket (a step that
+// returned 400 KiB) is shared through the checkpoints object store.
 func TestNATSRunResumesElsewhere(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		pad  int // bytes of padding in the first step's answer
+	}{
+		{"small checkpoint", 0},
+		{"checkpoint over 256 KiB", 400 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testRunResumesElsewhere(t, tc.pad)
+		})
+	}
+}
+
+func testRunResumesElsewhere(t *testing.T, pad int) {
 	u, prefix := testNATS(t)
 	ctx := context.Background()
 	var (
@@ -130,6 +148,7 @@ func TestNATSRunResumesElsewhere(t *testing.T) {
 		hold     = true
 		released = make(chan struct{})
 	)
+	first := []byte(`{"ok":true,"pad":"` + strings.Repeat("x", pad) + `"}`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		calls[r.URL.Path]++
@@ -143,6 +162,10 @@ func TestNATSRunResumesElsewhere(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/first" {
+			_, _ = w.Write(first)
+			return
+		}
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	defer srv.Close()
@@ -439,4 +462,44 @@ func TestNATSWarnsOfAnotherConfig(t *testing.T) {
 	require.Contains(t, got, "ack_wait=2m0s")
 	require.Contains(t, got, "was_ack_wait=1m0s")
 	require.Contains(t, got, "consumer="+prefix)
+}
+
+// TestNATSLargeCheckpoint: a checkpoint over what the runs bucket holds
+// is shared through the object store, read back whole by another
+// process, and deleted when the process that put it marks the run done.
+func TestNATSLargeCheckpoint(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	_, b1 := openNATSProcess(t, u, prefix, time.Minute)
+	_, b2 := openNATSProcess(t, u, prefix, time.Minute)
+	big := []byte(`{"steps":[{"id":"first","output":{"pad":"` + strings.Repeat("y", 300<<10) + `"}}]}`)
+
+	require.NoError(t, b1.ShareCheckpoint(ctx, "run_big", big))
+	done, state, err := b2.SharedRun(ctx, "run_big")
+	require.NoError(t, err)
+	require.False(t, done)
+	require.Equal(t, big, state, "read whole by the other process")
+
+	nc, err := nats.Connect(u)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	obs, err := js.ObjectStore(ctx, prefix+"sous_checkpoints")
+	require.NoError(t, err)
+	_, err = obs.GetInfo(ctx, "run_big")
+	require.NoError(t, err, "in the object store")
+
+	require.NoError(t, b1.ShareDone(ctx, "run_big"))
+	done, _, err = b2.SharedRun(ctx, "run_big")
+	require.NoError(t, err)
+	require.True(t, done)
+	_, err = obs.GetInfo(ctx, "run_big")
+	require.ErrorIs(t, err, jetstream.ErrObjectNotFound, "deleted with the run's end")
+
+	// a small one stays in the runs bucket
+	require.NoError(t, b1.ShareCheckpoint(ctx, "run_small", []byte(`{"steps":[]}`)))
+	_, err = obs.GetInfo(ctx, "run_small")
+	require.ErrorIs(t, err, jetstream.ErrObjectNotFound)
 }
