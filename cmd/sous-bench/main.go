@@ -119,7 +119,15 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start %s: %w", bin, err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if !keep {
+			if err := dropNATSStreams(config); err != nil {
+				fmt.Fprintln(os.Stderr, "sous-bench:", err)
+			}
+		}
+	}()
 	if err := waitReady("http://"+addr+"/readyz", 20*time.Second); err != nil {
 		return res, err
 	}

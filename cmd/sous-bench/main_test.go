@@ -563,3 +563,21 @@ func TestCompare(t *testing.T) {
 		t.Fatalf("a change claimed without ratios:\n%s", got)
 	}
 }
+
+func TestNATSBroker(t *testing.T) {
+	for _, tc := range []struct {
+		config, url, prefix string
+		ok                  bool
+	}{
+		{`broker: {type: nats, url: "nats://127.0.0.1:4222", prefix: X_}`, "nats://127.0.0.1:4222", "X_", true},
+		{"broker:\n  type: nats\n  url: nats://h:1\n", "nats://h:1", "", true},
+		{`broker: {type: postgres, url: "postgres://x"}`, "", "", false},
+		{`pipeline: {max_in_flight: 2}`, "", "", false},
+		{`broker: [`, "", "", false},
+	} {
+		url, prefix, ok := natsBroker(tc.config)
+		if url != tc.url || prefix != tc.prefix || ok != tc.ok {
+			t.Errorf("natsBroker(%q) = %q, %q, %v; want %q, %q, %v", tc.config, url, prefix, ok, tc.url, tc.prefix, tc.ok)
+		}
+	}
+}
