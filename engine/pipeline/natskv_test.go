@@ -43,6 +43,14 @@ func openNATSWith(t *testing.T, st *store.Store, cfg pipeline.NATSConfig) *pipel
 	return b
 }
 
+// startNATSProcess opens a process (openNATSProcess) and runs an engine
+// named name on it with the recipes of ix.
+func startNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration, ix *pipeline.Index, name string) (*store.Store, *pipeline.NATSBroker, *engineRun) {
+	t.Helper()
+	st, b := openNATSProcess(t, u, prefix, ackWait)
+	return st, b, runEngine(t, opened{st: st, b: b}, ix, name)
+}
+
 // shortWindow is the stream's duplicate window in these tests.
 const shortWindow = 200 * time.Millisecond
 
@@ -91,8 +99,7 @@ func TestNATSFinishedRunNotRunAgain(t *testing.T) {
 	sink := newBrokerSink(t, 0)
 	ix := brokerIndex(t, sink.srv.URL)
 
-	st1, b1 := openNATSProcess(t, u, prefix, time.Minute)
-	er1 := runEngine(t, opened{st: st1, b: b1}, ix, "engine-1")
+	st1, b1, er1 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-1")
 	ev := newBrokerLoad(1).events[0]
 	fresh, err := b1.Accept(ctx, ev)
 	require.NoError(t, err)
@@ -102,8 +109,7 @@ func TestNATSFinishedRunNotRunAgain(t *testing.T) {
 	require.Equal(t, "succeeded", run.Status)
 	er1.stop(t)
 
-	st2, b2 := openNATSProcess(t, u, prefix, time.Minute)
-	er2 := runEngine(t, opened{st: st2, b: b2}, ix, "engine-2")
+	st2, b2, er2 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-2")
 	defer er2.stop(t)
 	time.Sleep(3 * shortWindow)
 	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
@@ -202,8 +208,7 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 	mu.Lock()
 	hold = false
 	mu.Unlock()
-	st2, b2 := openNATSProcess(t, u, prefix, 2*time.Second)
-	er2 := runEngine(t, opened{st: st2, b: b2}, ix, "engine-2")
+	st2, _, er2 := startNATSProcess(t, u, prefix, 2*time.Second, ix, "engine-2")
 	defer er2.stop(t)
 	run := waitRun(t, st2, runID)
 	require.Equal(t, "succeeded", run.Status, "%s %s", run.Reason, run.Error)
@@ -417,15 +422,13 @@ func TestNATSDeadLetterRecordedOnce(t *testing.T) {
 		return m
 	}
 
-	st1, b1 := openNATSProcess(t, u, prefix, time.Minute)
-	er1 := runEngine(t, opened{st: st1, b: b1}, ix, "engine-1")
+	st1, b1, er1 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-1")
 	require.NoError(t, b1.Publisher().Publish(pipeline.TopicDeadLetters, deadLetter()))
 	run := waitRun(t, st1, runID)
 	require.Equal(t, "dead", run.Status)
 	er1.stop(t)
 
-	st2, b2 := openNATSProcess(t, u, prefix, time.Minute)
-	er2 := runEngine(t, opened{st: st2, b: b2}, ix, "engine-2")
+	st2, b2, er2 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-2")
 	defer er2.stop(t)
 	require.NoError(t, b2.Publisher().Publish(pipeline.TopicDeadLetters, deadLetter()))
 	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
