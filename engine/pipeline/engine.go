@@ -345,8 +345,8 @@ func (e *Engine) run(msg *message.Message) error {
 	rec := e.index.Load().Recipe(rm.Recipe)
 	if rec == nil {
 		e.log.Warn("run of a recipe that is no longer loaded", "recipe", rm.Recipe, "run", rm.RunID)
-		return e.save(ctx, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1}, nil, nil)
+		return e.recordUnrun(msg, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
+			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1})
 	}
 	// claim the run in this process first, then look whether it is done:
 	// the other order lets a second copy slip in between a finished run's
@@ -371,12 +371,7 @@ func (e *Engine) run(msg *message.Message) error {
 		}
 		if !rm.Replay {
 			if done, checkpoint, err = e.sharedState(ctx, msg, rm.RunID, done, checkpoint); err != nil {
-				// not a verdict on the run (which a handler error would
-				// become, through the poison queue, after a few tries):
-				// the shared state is out of reach for now
-				e.log.Warn("read what the other processes know of the run: it is tried again in a second", "run", rm.RunID, "error", err)
-				retryAt(msg, time.Now().Add(time.Second))
-				msg.Nack()
+				e.later(msg, rm.RunID, err)
 				return nil
 			}
 		}
@@ -471,6 +466,40 @@ func (e *Engine) saveShared(ctx context.Context, sh sharer, run *store.Run, res 
 	return e.save(ctx, run, res, func(ctx context.Context, tx sqlqueue.Tx) error {
 		return e.cfg.Store.DeleteFinishing(ctx, tx, run.ID)
 	})
+}
+
+// recordUnrun records a run the pipeline ends without running it (its dead
+// letter, a recipe no longer loaded). On a broker whose processes share
+// the runs' ends it goes the way of a finished run (saveShared), unless
+// the run finished already in any process: a copy of its message or of
+// its dead letter that comes again to another process records nothing
+// there, and a late copy of its message does not run it.
+func (e *Engine) recordUnrun(msg *message.Message, run *store.Run) error {
+	ctx := msg.Context()
+	sh, ok := e.cfg.Broker.(sharer)
+	if !ok {
+		return e.save(ctx, run, nil, nil)
+	}
+	done, _, err := sh.SharedRun(ctx, run.ID)
+	if err != nil {
+		e.later(msg, run.ID, err)
+		return nil
+	}
+	if done {
+		e.log.Info("a run already finished: not recorded again", "run", run.ID, "status", run.Status, "reason", run.Reason)
+		return nil
+	}
+	return e.saveShared(ctx, sh, run, nil)
+}
+
+// later has msg come again in a second when what the other processes
+// know of its run is out of reach: not a verdict on the run, which a
+// handler error would become, through the poison queue, after a few
+// tries.
+func (e *Engine) later(msg *message.Message, runID string, err error) {
+	e.log.Warn("read what the other processes know of the run: it is tried again in a second", "run", runID, "error", err)
+	retryAt(msg, time.Now().Add(time.Second))
+	msg.Nack()
 }
 
 // sharer is a broker whose processes keep stores of their own (NATS)
@@ -734,25 +763,8 @@ func (e *Engine) dead(msg *message.Message) error {
 		return nil // nothing to record: it was unreadable
 	}
 	now := time.Now()
-	run := &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true}
-	sh, ok := e.cfg.Broker.(sharer)
-	if !ok {
-		return e.save(msg.Context(), run, nil, nil)
-	}
-	// processes with stores of their own: record the dead run once, in
-	// the process that marks it finished, so that neither a dead letter
-	// that comes again to another process nor a late copy of the run's
-	// message records or runs it there
-	done, _, err := sh.SharedRun(msg.Context(), run.ID)
-	if err != nil {
-		return err // the dead letter comes again
-	}
-	if done {
-		e.log.Info("dead letter of a run already recorded", "run", run.ID)
-		return nil
-	}
-	return e.saveShared(msg.Context(), sh, run, nil)
+	return e.recordUnrun(msg, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
+		StartedAt: now, FinishedAt: now, Reason: "pipeline_error", Error: reason, Attempt: 1, Replace: true})
 }
 
 // keepOpen is a publisher whose Close does nothing.

@@ -124,6 +124,38 @@ func TestNATSFinishedRunNotRunAgain(t *testing.T) {
 	require.Zero(t, er2.eng.Delivered.Load())
 }
 
+// TestNATSRemovedRecipeCopyNotRecorded: a copy of a finished run's
+// message that comes to a process where its recipe is not loaded is not
+// recorded there as a dead run of a removed recipe: the run finished.
+func TestNATSRemovedRecipeCopyNotRecorded(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	ctx := context.Background()
+	sink := newBrokerSink(t, 0)
+	st1, b1, er1 := startNATSProcess(t, u, prefix, time.Minute, brokerIndex(t, sink.srv.URL), "engine-1")
+	ev := newBrokerLoad(1).events[0]
+	fresh, err := b1.Accept(ctx, ev)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	runID := pipeline.RunID(ev.ID, "broker-load")
+	require.Equal(t, "succeeded", waitRun(t, st1, runID).Status)
+	er1.stop(t)
+
+	none, errs := pipeline.BuildIndex(nil, nil)
+	require.Empty(t, errs)
+	st2, b2, er2 := startNATSProcess(t, u, prefix, time.Minute, none, "engine-2")
+	defer er2.stop(t)
+	time.Sleep(3 * shortWindow)
+	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
+		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
+	require.NoError(t, err)
+	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
+	require.Eventually(t, func() bool { return b2.Depth(ctx, pipeline.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the copy was handled")
+	_, err = st2.GetRun(ctx, runID)
+	require.ErrorIs(t, err, store.ErrNotFound, "no dead run of a removed recipe for a run that finished")
+}
+
 // TestNATSRunResumesElsewhere: a run cut short in one process (its run
 // timeout, here; a crash alike) after its first step is taken up by
 // another process, which resumes it at the second step: the first is not
