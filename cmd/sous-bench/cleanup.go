@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -43,10 +42,5 @@ func dropNATSStreams(config string) error {
 	if err != nil {
 		return fmt.Errorf("drop the benchmark's streams: %w", err)
 	}
-	for _, name := range pipeline.NATSStreams(prefix) {
-		if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
-			return fmt.Errorf("drop stream %s: %w", name, err)
-		}
-	}
-	return nil
+	return pipeline.DropNATSStreams(js, prefix)
 }

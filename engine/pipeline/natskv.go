@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
@@ -47,6 +48,19 @@ const (
 // its stream, and the streams behind its two key-value buckets.
 func NATSStreams(prefix string) []string {
 	return []string{prefix + "sous", "KV_" + prefix + natsDedupBucket, "KV_" + prefix + natsRunsBucket, "OBJ_" + prefix + natsCheckpointsBucket}
+}
+
+// DropNATSStreams deletes the streams a broker with prefix keeps
+// (NATSStreams), those that exist: for tests and benchmarks that share a
+// server.
+func DropNATSStreams(js nats.JetStreamContext, prefix string) error {
+	var errs []error
+	for _, name := range NATSStreams(prefix) {
+		if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
+			errs = append(errs, fmt.Errorf("delete stream %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // The first byte of a value in the runs bucket.

@@ -1,12 +1,11 @@
 // Package natstest is test support for code that needs a real NATS
-// server with JetStream: each test gets a prefix of its own, whose stream
-// and key-value buckets are deleted at cleanup.
+// server with JetStream: each test gets a prefix of its own, whose stream,
+// key-value buckets and object store are deleted at cleanup.
 package natstest
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"testing"
 	"time"
@@ -47,10 +46,8 @@ func NATS(t *testing.T) (url, prefix string) {
 	prefix = "t" + hex.EncodeToString(b[:]) + "_"
 	t.Cleanup(func() {
 		defer nc.Close()
-		for _, name := range pipeline.NATSStreams(prefix) {
-			if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
-				t.Errorf("delete stream %s: %v", name, err)
-			}
+		if err := pipeline.DropNATSStreams(js, prefix); err != nil {
+			t.Error(err)
 		}
 	})
 	return url, prefix
