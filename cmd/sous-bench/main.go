@@ -59,6 +59,10 @@ func main() {
 		*bin = self
 	}
 	if *vs != "" {
+		if *rounds < 1 {
+			fmt.Fprintln(os.Stderr, "sous-bench: -n must be at least 1")
+			os.Exit(2)
+		}
 		var results [2][]result
 		for i := 0; i < *rounds; i++ {
 			for j, b := range []string{*bin, *vs} {
