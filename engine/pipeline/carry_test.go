@@ -79,7 +79,7 @@ func TestRedactURL(t *testing.T) {
 		{"nats://a:pw@h:4222/%zz", "(an unreadable URL)"},
 	} {
 		t.Run(tt.in, func(t *testing.T) {
-			got := redactURL(tt.in)
+			got := RedactURL(tt.in)
 			require.Equal(t, tt.want, got)
 			for _, secret := range []string{"s3cret", "tok3n", "pw1", "pw2", ":pw@"} {
 				require.NotContains(t, got, secret)

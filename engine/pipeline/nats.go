@@ -280,14 +280,14 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 func (b *NATSBroker) connect(role string) (*nats.Conn, error) {
 	nc, err := nats.Connect(b.cfg.URL, nats.Name("sous "+role), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("nats broker: connect to %s: %w", redactURL(b.cfg.URL), err)
+		return nil, fmt.Errorf("nats broker: connect to %s: %w", RedactURL(b.cfg.URL), err)
 	}
 	return nc, nil
 }
 
-// redactURL is a server URL (or a comma-separated list of them) without
+// RedactURL is a NATS server URL (or a comma-separated list of them) without
 // the passwords or tokens its user parts may hold, for errors and logs.
-func redactURL(servers string) string {
+func RedactURL(servers string) string {
 	parts := strings.Split(servers, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))

@@ -31,7 +31,7 @@ func NATS(t *testing.T) (url, prefix string) {
 	}
 	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
 	if err != nil {
-		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", url, err)
+		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", pipeline.RedactURL(url), err)
 	}
 	js, err := nc.JetStream()
 	if err == nil {
@@ -39,7 +39,7 @@ func NATS(t *testing.T) (url, prefix string) {
 	}
 	if err != nil {
 		nc.Close()
-		t.Fatalf("NATS at %s has no JetStream (start nats-server with -js): %v", url, err)
+		t.Fatalf("NATS at %s has no JetStream (start nats-server with -js): %v", pipeline.RedactURL(url), err)
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
