@@ -13,7 +13,8 @@ import (
 // a goroutine for every message, with a small stack, and a run goes deep
 // (middleware, the runner, templates, an HTTP client): each new goroutine
 // grew its stack by copying it several times, 6 % of the CPU under load.
-// A worker keeps the stack it grew; a handler waits for its worker, so
+// A worker keeps the stack it grew, even across the collector's cycles
+// (see next); a handler waits for its worker, so
 // the router's concurrency bounds the number of workers.
 type workers struct {
 	jobs     chan *job // unbuffered: a send succeeds only to an idle worker
@@ -52,13 +53,34 @@ func (w *workers) loop(j *job) {
 	for {
 		j.f()
 		j.done <- struct{}{}
-		select {
-		case j = <-w.jobs:
-		case <-w.quit:
+		var ok bool
+		if j, ok = w.next(); !ok {
 			return
 		}
 	}
 }
+
+// next waits for the worker's next job with stackHeld bytes of its stack
+// in use: the collector halves the stack of a goroutine that uses less
+// than a quarter of it, at every cycle, and a run then grows it back by
+// copying it again.
+//
+//go:noinline
+func (w *workers) next() (*job, bool) {
+	var held [stackHeld]byte
+	defer hold(&held)
+	select {
+	case j := <-w.jobs:
+		return j, true
+	case <-w.quit:
+		return nil, false
+	}
+}
+
+const stackHeld = 8 << 10
+
+//go:noinline
+func hold(*[stackHeld]byte) {}
 
 // stop ends the idle workers (and each busy one once its job is done).
 func (w *workers) stop() { w.quitOnce.Do(func() { close(w.quit) }) }

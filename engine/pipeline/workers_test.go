@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -43,6 +45,20 @@ func TestWorkers(t *testing.T) {
 		done.Wait()
 		require.EqualValues(t, n, w.started.Load())
 	})
+	t.Run("an idle worker keeps its stack across collections", func(t *testing.T) {
+		w := newWorkers()
+		defer w.stop()
+		// the address of a frame deep in the job's stack moves when the
+		// stack is copied: shrunk by the collector, then grown back
+		var before, after uintptr
+		w.do(func() { before = deepFrame(40) })
+		for range 3 {
+			runtime.GC()
+		}
+		w.do(func() { after = deepFrame(40) })
+		require.EqualValues(t, 1, w.started.Load())
+		require.Equal(t, before, after, "the worker's stack was copied between its jobs")
+	})
 	t.Run("results and errors come back", func(t *testing.T) {
 		w := newWorkers()
 		defer w.stop()
@@ -68,4 +84,17 @@ func TestWorkers(t *testing.T) {
 		w.do(func() { ran = true })
 		require.True(t, ran)
 	})
+}
+
+// deepFrame uses about 200 bytes of stack per level and returns the
+// address of its deepest frame.
+//
+//go:noinline
+func deepFrame(n int) uintptr {
+	var pad [192]byte
+	if n == 0 {
+		return uintptr(unsafe.Pointer(&pad))
+	}
+	pad[n%len(pad)] = byte(n)
+	return deepFrame(n-1) + uintptr(pad[0]&0)
 }
