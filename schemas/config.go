@@ -243,7 +243,11 @@ func brokerSchema(d service.BrokerSettings) obj {
 		"url":    obj{"$ref": "#/$defs/scalar", "description": "The PostgreSQL DSN or the NATS URL (required for postgres and nats)"},
 		"prefix": obj{"$ref": "#/$defs/scalar", "description": "A prefix for the broker's tables or streams"},
 		"ack_wait": period(fmt.Sprintf("nats: how long a message delivered to a process that died waits before another process takes it up; at least %s (a process says every third of it that each message it holds is in progress)",
-			formatDuration(service.MinAckWait, false)), d.AckWait),
+			service.FormatDuration(service.MinAckWait, false)), d.AckWait),
+		"max_age": period(fmt.Sprintf("nats: how long the stream keeps a message no process consumed, and the processes share what became of a run; at least pipeline.max_retry_after and %s more (checked by sous validate, not by this schema)",
+			service.FormatDuration(service.RetryAgeMargin, false)), d.MaxAge),
+		"max_parked": obj{"type": "integer", "minimum": 1, "maximum": service.MaxMaxParked, "default": d.MaxParked,
+			"description": fmt.Sprintf("nats: how many runs may wait for their durable retry time across all processes, 1 to %d (beyond it a retry comes late, not lost); a whole number, not a ${VAR} string", service.MaxMaxParked)},
 	})
 	s["if"] = obj{"properties": obj{"type": obj{"enum": urlBrokers}}, "required": []string{"type"}}
 	s["then"] = obj{"required": []string{"url"}, "properties": obj{"url": obj{"minLength": 1}}}
@@ -251,7 +255,7 @@ func brokerSchema(d service.BrokerSettings) obj {
 }
 
 func period(desc string, def time.Duration) obj {
-	return orEnv(obj{"$ref": "#/$defs/period"}, desc, formatDuration(def, true))
+	return orEnv(obj{"$ref": "#/$defs/period"}, desc, service.FormatDuration(def, true))
 }
 
 func retentionSchema(d service.RetentionSettings) obj {
@@ -289,31 +293,14 @@ func pipelineSchema(d service.PipelineSettings) obj {
 		"shutdown_timeout": period("How long in-flight runs may finish at shutdown", d.ShutdownTimeout),
 		"reload_interval":  period("How often the recipes folder is checked for changes", d.ReloadInterval),
 		"commit_delay": orEnv(commitDelay,
-			fmt.Sprintf("How long a busy embedded store gathers writes into one transaction, from 0s (commit at once) to %s", formatDuration(maxCommitDelay, false)),
-			formatDuration(d.CommitDelay, false)),
+			fmt.Sprintf("How long a busy embedded store gathers writes into one transaction, from 0s (commit at once) to %s", service.FormatDuration(maxCommitDelay, false)),
+			service.FormatDuration(d.CommitDelay, false)),
 		"gc_percent": obj{"type": "integer", "minimum": minGCPercent, "maximum": maxGCPercent, "default": d.GCPercent,
 			"description": fmt.Sprintf("The garbage collector's target (GOGC in the environment wins), %d to %d; a whole number, not a ${VAR} string", minGCPercent, maxGCPercent)},
 		"max_retry_after": orEnv(maxRetryAfter,
-			fmt.Sprintf("The longest Retry-After a step's retry waits for; a longer one fails the step. A positive duration up to %s (a longer wait outlives a NATS stream's 7-day MaxAge)", formatDuration(maxMaxRetryAfter, true)),
-			formatDuration(d.MaxRetryAfter, true)),
+			fmt.Sprintf("The longest Retry-After a step's retry waits for; a longer one fails the step. A positive duration up to %s (a longer wait outlives a NATS stream's 7-day MaxAge)", service.FormatDuration(maxMaxRetryAfter, true)),
+			service.FormatDuration(d.MaxRetryAfter, true)),
 	})
-}
-
-// formatDuration writes a duration as a config would: 7d for whole days
-// (when days is set and d is more than a day), 15m rather than 15m0s.
-func formatDuration(d time.Duration, days bool) string {
-	const day = 24 * time.Hour
-	if days && d > day && d%day == 0 {
-		return fmt.Sprintf("%dd", d/day)
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // daysUpToRE matches a whole number of days from 1 to limit, written as

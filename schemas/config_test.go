@@ -33,9 +33,12 @@ import (
 //     (max_retry_after: 144h1s, commit_delay: 1s1ms; each component is
 //     checked), and a fraction of a unit larger than the bound
 //     (commit_delay: 0.5m);
-//   - a duration that overflows (more than about 290 years), and a positive
+//   - a duration that overflows (more than about 290 years, or 106,751
+//     days written in days), and a positive
 //     duration that rounds down to zero (0.1ns);
 //   - broker.ack_wait under its least, 1s (500ms);
+//   - broker.max_age under pipeline.max_retry_after and a day (a rule
+//     across two fields);
 //   - commit_delay: the number 0 written 00, 0.0 or 0x0 (the parser reads
 //     the text, and only "0" is a duration without a unit);
 //   - a Check function of a connection field (no registered connection
@@ -168,6 +171,8 @@ broker:
   url: postgres://sous@db.internal/sous
   prefix: sous_
   ack_wait: 30s
+  max_age: 7d
+  max_parked: 100000
 retention:
   succeeded: 7d
   failed: 30d
@@ -225,6 +230,9 @@ func TestConfigsAccepted(t *testing.T) {
 		{name: "max_retry_after 6d", src: "pipeline: {max_retry_after: 6d}\n"},
 		{name: "max_retry_after 144h", src: "pipeline: {max_retry_after: 144h}\n"},
 		{name: "max_retry_after 90m30s", src: "pipeline: {max_retry_after: 90m30s}\n"},
+		{name: "max_age 30d", old: "max_age: 7d", new: "max_age: 30d"},
+		{name: "max_age 49h", old: "max_age: 7d", new: "max_age: 49h"},
+		{name: "max_parked 1", old: "max_parked: 100000", new: "max_parked: 1"},
 		{name: "every log level", src: "log_level: warn\n"},
 		{name: "an API key of 16 characters", src: "api_keys: [abcdefghijklmnop]\n"},
 		{name: "connection fields as strings", old: "    port: 5433\n    ratio: 0.5\n    tls: true\n",
@@ -278,6 +286,11 @@ func TestConfigsRejected(t *testing.T) {
 		{name: "max_body a string", old: "max_body: 1048576", new: "max_body: 1MiB"},
 		{name: "ack_wait 0s", old: "ack_wait: 30s", new: "ack_wait: 0s"},
 		{name: "ack_wait not a duration", old: "ack_wait: 30s", new: "ack_wait: soon"},
+		{name: "max_age 0d", old: "max_age: 7d", new: "max_age: 0d"},
+		{name: "max_age not a duration", old: "max_age: 7d", new: "max_age: a week"},
+		{name: "max_parked 0", old: "max_parked: 100000", new: "max_parked: 0"},
+		{name: "max_parked above its bound", old: "max_parked: 100000", new: "max_parked: 10000001"},
+		{name: "max_parked a string", old: "max_parked: 100000", new: "max_parked: lots"},
 		{name: "commit_delay 2s", old: "commit_delay: 2ms", new: "commit_delay: 2s"},
 		{name: "commit_delay 1001ms", old: "commit_delay: 2ms", new: "commit_delay: 1001ms"},
 		{name: "commit_delay negative", old: "commit_delay: 2ms", new: "commit_delay: -1ms"},
@@ -354,6 +367,10 @@ func TestConfigGaps(t *testing.T) {
 			gap: "a positive duration under 1ns is 0"},
 		{name: "ack_wait under 1s", old: "ack_wait: 30s", new: "ack_wait: 500ms",
 			gap: "the least of a duration is not checked"},
+		{name: "max_age under max_retry_after and a day", old: "max_age: 7d", new: "max_age: 47h",
+			gap: "a rule across two fields"},
+		{name: "days that overflow", old: "succeeded: 7d", new: "succeeded: 213504d",
+			gap: "overflows are not checked"},
 	}
 	refused := []configCase{ // by the schema, taken by the parser
 		{name: "a null runtime field", old: "gc_percent: 200", new: "gc_percent:",
@@ -520,7 +537,7 @@ func TestConfigBounds(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 3, n, "max_body, max_in_flight and gc_percent")
+	require.Equal(t, 4, n, "max_body, max_in_flight, gc_percent and max_parked")
 }
 
 // TestConfigDurationBounds compares the schema with the runtime on

@@ -29,7 +29,7 @@ var badSettings = []struct {
 	{name: "unknown key in pipeline", yaml: "pipeline:\n  run_timeout: 5m\n  max_inflight: 8\n", line: 3, col: 3,
 		message: `pipeline: unknown field "max_inflight" (did you mean "max_in_flight"?)`},
 	{name: "unknown key in broker", yaml: "broker: {type: memory, topic: runs}\n", line: 1, col: 24,
-		message: `broker: unknown field "topic"; known fields: ack_wait, prefix, type, url`},
+		message: `broker: unknown field "topic"; known fields: ack_wait, max_age, max_parked, prefix, type, url`},
 	{name: "unknown key in retention", yaml: "retention:\n  kept: 7d\n", line: 2, col: 3,
 		message: `retention: unknown field "kept"; known fields: dedup, failed, interval, succeeded`},
 	{name: "postgres without url", yaml: "broker:\n  type: postgres\n", line: 2, col: 3,

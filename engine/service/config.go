@@ -37,6 +37,12 @@ type BrokerSettings struct {
 	// AckWait is, on NATS, how long a message delivered to a process that
 	// died waits before another process takes it up.
 	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxAge is, on NATS, how long the stream keeps a message no process
+	// consumed, and how long the processes share what became of a run.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxParked bounds, on NATS, the runs that wait for their durable
+	// retry time across all processes.
+	MaxParked int `yaml:"max_parked"`
 }
 
 // RetentionSettings say how long records are kept.
@@ -96,6 +102,16 @@ var (
 // server every third of it that each message it holds is in progress.
 const MinAckWait = time.Second
 
+// RetryAgeMargin is how much longer than pipeline.max_retry_after
+// broker.max_age must be: a durable retry on NATS is a redelivery delayed
+// by the wait, and JetStream drops a message older than MaxAge, so a
+// retry must come due a margin before then (the run's time before its
+// retry, a late redelivery).
+const RetryAgeMargin = 24 * time.Hour
+
+// MaxMaxParked bounds broker.max_parked.
+const MaxMaxParked = 10_000_000
+
 // The ranges pipeline.gc_percent, pipeline.max_in_flight and
 // limits.max_body may take.
 const (
@@ -127,7 +143,7 @@ func (s Settings) GCPercent(getenv func(string) string) (int, bool) {
 // DefaultSettings are used for what the config does not set.
 func DefaultSettings() Settings {
 	return Settings{
-		Broker:    BrokerSettings{Type: "sqlite", AckWait: 30 * time.Second},
+		Broker:    BrokerSettings{Type: "sqlite", AckWait: 30 * time.Second, MaxAge: 7 * 24 * time.Hour, MaxParked: 100_000},
 		Retention: RetentionSettings{Succeeded: 7 * 24 * time.Hour, Failed: 30 * 24 * time.Hour, Dedup: 7 * 24 * time.Hour, Interval: time.Hour},
 		Limits:    LimitSettings{MaxBody: 1 << 20},
 		Pipeline: PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second,
@@ -144,7 +160,7 @@ func (s Settings) withDefaults() Settings {
 	}
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&s.Retention.Succeeded, &d.Retention.Succeeded}, {&s.Retention.Failed, &d.Retention.Failed},
-		{&s.Retention.Dedup, &d.Retention.Dedup}, {&s.Retention.Interval, &d.Retention.Interval}, {&s.Broker.AckWait, &d.Broker.AckWait},
+		{&s.Retention.Dedup, &d.Retention.Dedup}, {&s.Retention.Interval, &d.Retention.Interval}, {&s.Broker.AckWait, &d.Broker.AckWait}, {&s.Broker.MaxAge, &d.Broker.MaxAge},
 		{&s.Pipeline.RunTimeout, &d.Pipeline.RunTimeout}, {&s.Pipeline.ShutdownTimeout, &d.Pipeline.ShutdownTimeout},
 		{&s.Pipeline.ReloadInterval, &d.Pipeline.ReloadInterval}, {&s.Pipeline.MaxRetryAfter, &d.Pipeline.MaxRetryAfter},
 	} {
@@ -157,6 +173,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Pipeline.MaxInFlight <= 0 {
 		s.Pipeline.MaxInFlight = d.Pipeline.MaxInFlight
+	}
+	if s.Broker.MaxParked <= 0 {
+		s.Broker.MaxParked = d.Broker.MaxParked
 	}
 	return s
 }
@@ -324,8 +343,10 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 	p := &settingsParser{cfg: cfg}
 
 	// broker
-	var ackWait string
-	broker := p.section("broker", true, map[string]any{"type": &s.Broker.Type, "url": &s.Broker.URL, "prefix": &s.Broker.Prefix, "ack_wait": &ackWait})
+	var ackWait, maxAge string
+	var maxParked *int
+	broker := p.section("broker", true, map[string]any{"type": &s.Broker.Type, "url": &s.Broker.URL, "prefix": &s.Broker.Prefix,
+		"ack_wait": &ackWait, "max_age": &maxAge, "max_parked": &maxParked})
 	switch {
 	case !slices.Contains(BrokerTypes, s.Broker.Type):
 		p.errorf(value(broker, "type"), "broker.type %q is not one of %s", s.Broker.Type, strings.Join(BrokerTypes, ", "))
@@ -336,6 +357,18 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 		p.errorf(value(broker, "ack_wait"), "%v", err)
 	} else if s.Broker.AckWait < MinAckWait {
 		p.errorf(value(broker, "ack_wait"), "broker.ack_wait: %s is less than %s", ackWait, MinAckWait)
+	}
+	maxAgeOK := true
+	if err := parseDur("broker.max_age", maxAge, &s.Broker.MaxAge); err != nil {
+		p.errorf(value(broker, "max_age"), "%v", err)
+		maxAgeOK = false
+	}
+	if maxParked != nil {
+		if *maxParked < 1 || *maxParked > MaxMaxParked {
+			p.errorf(value(broker, "max_parked"), "broker.max_parked: %d is not from 1 to %d", *maxParked, MaxMaxParked)
+		} else {
+			s.Broker.MaxParked = *maxParked
+		}
 	}
 
 	// retention
@@ -413,6 +446,10 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 			s.Pipeline.MaxRetryAfter = d
 		}
 	}
+	if maxAge != "" && maxAgeOK && s.Broker.MaxAge < s.Pipeline.MaxRetryAfter+RetryAgeMargin {
+		p.errorf(value(broker, "max_age"), "broker.max_age: %s is less than pipeline.max_retry_after (%s) and a day: a durable retry would come after the stream dropped its run",
+			maxAge, FormatDuration(s.Pipeline.MaxRetryAfter, true))
+	}
 	// in the order of the file
 	sort.SliceStable(p.errs, func(i, j int) bool {
 		a, b := p.errs[i].Pos, p.errs[j].Pos
@@ -453,9 +490,31 @@ func parseDur(name, v string, to *time.Duration) error {
 
 // parseDays accepts Go durations and a whole number of days ("7d").
 func parseDays(v string) (time.Duration, error) {
-	var n int
+	const day = 24 * time.Hour
+	var n int64
 	if _, err := fmt.Sscanf(v, "%dd", &n); err == nil && fmt.Sprintf("%dd", n) == v {
-		return time.Duration(n) * 24 * time.Hour, nil
+		if n > math.MaxInt64/int64(day) || n < math.MinInt64/int64(day) {
+			// n days would wrap around, to a duration that can even be short
+			return 0, fmt.Errorf("%q is out of range", v)
+		}
+		return time.Duration(n) * day, nil
 	}
 	return time.ParseDuration(v)
+}
+
+// FormatDuration writes a duration as a config would: 7d for whole days
+// (when days is set and d is more than a day), 15m rather than 15m0s.
+func FormatDuration(d time.Duration, days bool) string {
+	const day = 24 * time.Hour
+	if days && d > day && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -71,7 +71,7 @@ func TestParseSettings(t *testing.T) {
 		{name: "postgres without url", yaml: "broker: {type: postgres}\n", err: "sous.yaml:1:9: broker.url is required for postgres"},
 		{name: "bad retention", yaml: "retention:\n  failed: 30d\n  succeeded: abc\n", err: `sous.yaml:3:14: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`},
 		{name: "unknown pipeline key", yaml: "pipeline:\n  max_inflight: 3\n", err: `sous.yaml:2:3: pipeline: unknown field "max_inflight" (did you mean "max_in_flight"?)`},
-		{name: "unknown broker key", yaml: "broker: {type: memory, topic: x}\n", err: `sous.yaml:1:24: broker: unknown field "topic"; known fields: ack_wait, prefix, type, url`},
+		{name: "unknown broker key", yaml: "broker: {type: memory, topic: x}\n", err: `sous.yaml:1:24: broker: unknown field "topic"; known fields: ack_wait, max_age, max_parked, prefix, type, url`},
 		{name: "unknown retention key", yaml: "retention: {forever: true}\n", err: `sous.yaml:1:13: retention: unknown field "forever"`},
 		{name: "duplicate pipeline key", yaml: "pipeline:\n  gc_percent: 100\n  gc_percent: 300\n", err: `sous.yaml:3:3: pipeline.gc_percent: duplicate key (first at line 2)`},
 		{name: "gc percent a string", yaml: "pipeline: {gc_percent: lots}\n", err: `sous.yaml:1:24: pipeline.gc_percent: "lots" is not a whole number`},
@@ -86,6 +86,28 @@ func TestParseSettings(t *testing.T) {
 		}},
 		{name: "ack wait under a second", yaml: "broker:\n  ack_wait: 500ms\n", err: `sous.yaml:2:13: broker.ack_wait: 500ms is less than 1s`},
 		{name: "ack wait not a duration", yaml: "broker: {ack_wait: soon}\n", err: `sous.yaml:1:20: broker.ack_wait: "soon" is not a positive duration`},
+		{name: "max age and max parked", yaml: "broker: {type: nats, url: nats://h:4222, max_age: 30d, max_parked: 500}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 30*24*time.Hour, s.Broker.MaxAge)
+			require.Equal(t, 500, s.Broker.MaxParked)
+		}},
+		{name: "max age and max parked by default", yaml: "broker: {type: nats, url: nats://h:4222}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 7*24*time.Hour, s.Broker.MaxAge)
+			require.Equal(t, 100_000, s.Broker.MaxParked)
+		}},
+		{name: "max age a day above max retry after", yaml: "broker: {max_age: 3d}\npipeline: {max_retry_after: 2d}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 3*24*time.Hour, s.Broker.MaxAge)
+		}},
+		{name: "max age under max retry after and a day", yaml: "broker:\n  max_age: 47h\n",
+			err: "sous.yaml:2:12: broker.max_age: 47h is less than pipeline.max_retry_after (24h) and a day: a durable retry would come after the stream dropped its run"},
+		{name: "max age against a longer max retry after", yaml: "pipeline: {max_retry_after: 6d}\nbroker: {max_age: 6d}\n",
+			err: "sous.yaml:2:19: broker.max_age: 6d is less than pipeline.max_retry_after (6d) and a day"},
+		{name: "max age not a duration", yaml: "broker: {max_age: forever}\n", err: `sous.yaml:1:19: broker.max_age: "forever" is not a positive duration such as 12h or 7d`},
+		{name: "max parked zero", yaml: "broker: {max_parked: 0}\n", err: `sous.yaml:1:22: broker.max_parked: 0 is not from 1 to 10000000`},
+		{name: "max parked too many", yaml: "broker: {max_parked: 20000000}\n", err: `broker.max_parked: 20000000 is not from 1 to 10000000`},
+		{name: "days that would wrap around", yaml: "retention: {succeeded: 213504d}\n", err: `sous.yaml:1:24: retention.succeeded: "213504d" is not a positive duration`},
+		{name: "the most days", yaml: "retention: {failed: 106751d}\n", check: func(t *testing.T, s Settings) {
+			require.Equal(t, 106751*24*time.Hour, s.Retention.Failed)
+		}},
 		{name: "max body", yaml: "limits: {max_body: 4096}\n", check: func(t *testing.T, s Settings) {
 			require.Equal(t, int64(4096), s.Limits.MaxBody)
 		}},

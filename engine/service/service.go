@@ -176,6 +176,8 @@ func (s *Service) openBroker(ctx context.Context) error {
 				URL:           set.URL,
 				Prefix:        set.Prefix,
 				AckWait:       set.AckWait,
+				MaxAge:        set.MaxAge,
+				MaxParked:     set.MaxParked,
 				HandleTimeout: s.opts.Settings.Pipeline.RunTimeout + time.Minute,
 				DedupTTL:      s.opts.Settings.Retention.Dedup,
 				Concurrency:   s.opts.Settings.Pipeline.MaxInFlight,
