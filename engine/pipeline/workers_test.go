@@ -92,9 +92,13 @@ func TestWorkers(t *testing.T) {
 //go:noinline
 func deepFrame(n int) uintptr {
 	var pad [192]byte
+	pad[n%len(pad)] = byte(n)
 	if n == 0 {
 		return uintptr(unsafe.Pointer(&pad))
 	}
-	pad[n%len(pad)] = byte(n)
-	return deepFrame(n-1) + uintptr(pad[0]&0)
+	at := deepFrame(n - 1)
+	deepSink += pad[n%len(pad)] // pad lives in the frame across the call
+	return at
 }
+
+var deepSink byte
