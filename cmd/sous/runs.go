@@ -15,6 +15,7 @@ import (
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/recipes"
 )
 
 // openStore opens the embedded store of a data dir for the CLI.
@@ -95,7 +96,7 @@ func newRuns() *cobra.Command {
 	}
 	list.Flags().StringVar(&recipe, "recipe", "", "only runs of this recipe")
 	list.Flags().StringVar(&status, "status", "", "only runs with this status: succeeded, failed, filtered, dead")
-	list.Flags().StringVar(&since, "since", "", "only runs started since (RFC 3339, or a duration back such as 24h)")
+	list.Flags().StringVar(&since, "since", "", "only runs started since (RFC 3339, or a duration back such as 24h or 7d)")
 	list.Flags().StringVar(&until, "until", "", "only runs started before (RFC 3339, or a duration back)")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -159,7 +160,7 @@ func newStats() *cobra.Command {
 	f := &serveFlags{}
 	var (
 		recipe string
-		since  time.Duration
+		since  string
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -167,12 +168,16 @@ func newStats() *cobra.Command {
 		Short: "Run analytics: counts by status, success rate, latency percentiles, failures by step and connector",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			window, err := recipes.ParsePeriod(since)
+			if err != nil || window <= 0 {
+				return usageError("--since: %q is not a positive duration such as 24h or 7d", since)
+			}
 			st, closeFn, err := openStore(cmd.Context(), cmd, f)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			s, err := st.Stats(cmd.Context(), recipe, time.Now().Add(-since))
+			s, err := st.Stats(cmd.Context(), recipe, time.Now().Add(-window))
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -204,7 +209,7 @@ func newStats() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&recipe, "recipe", "", "only this recipe")
-	cmd.Flags().DurationVar(&since, "since", 24*time.Hour, "the window, back from now")
+	cmd.Flags().StringVar(&since, "since", "24h", "the window, back from now (a duration such as 24h or 7d)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	f.bind(cmd, false)
 	return cmd

@@ -87,8 +87,19 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			require.Equal(t, 250*time.Millisecond, st.P50)
 		}},
 		{name: "stats", args: []string{"stats", "--data", data}, check: func(t *testing.T, out string) {
-			require.Contains(t, out, "all recipes, last 24h0m0s: 3 runs, 2 succeeded, 1 failed, 0 filtered, 0 dead\n")
+			require.Contains(t, out, "all recipes, last 24h: 3 runs, 2 succeeded, 1 failed, 0 filtered, 0 dead\n")
 			require.Contains(t, out, "duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 0 rate-limited\n")
+		}},
+		{name: "stats --since in days", args: []string{"stats", "--data", data, "--since", "1d"}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "all recipes, last 1d: 3 runs")
+		}},
+		{name: "stats --since 90m", args: []string{"stats", "--data", data, "--since", "90m", "--recipe", "orders"}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "orders, last 90m: 1 runs, 1 succeeded")
+		}},
+		{name: "runs list --since in days", args: []string{"runs", "list", "--data", data, "--since", "1d", "--json"}, check: func(t *testing.T, out string) {
+			var runs []map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &runs))
+			require.Len(t, runs, 3)
 		}},
 	}
 	for _, tc := range tests {
@@ -96,6 +107,13 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			r := sous(t, "", tc.args...)
 			require.Equal(t, 0, r.code, "%s", r)
 			tc.check(t, r.stdout)
+		})
+	}
+	for _, since := range []string{"soon", "0d", "-1h", "213504d"} {
+		t.Run("stats --since "+since, func(t *testing.T) {
+			r := sous(t, "", "stats", "--data", data, "--since", since)
+			require.Equal(t, 2, r.code, "%s", r)
+			require.Contains(t, r.stderr, "--since: \""+since+"\" is not a positive duration such as 24h or 7d")
 		})
 	}
 }

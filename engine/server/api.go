@@ -58,8 +58,8 @@ func (s *Server) showRecipe(w http.ResponseWriter, r *http.Request) {
 }
 
 // ParseFilter reads run filters from query parameters: recipe, status,
-// since and until (RFC 3339 or a duration back from now, such as 24h),
-// limit.
+// since and until (RFC 3339 or a duration back from now, such as 24h or
+// 7d), limit.
 func ParseFilter(q map[string][]string, now time.Time) (store.RunFilter, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
@@ -94,12 +94,12 @@ func parseTime(v string, now time.Time) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(v); err == nil {
+	if d, err := recipes.ParsePeriod(v); err == nil {
 		return now.Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, errors.New("want RFC 3339 or a duration such as 24h")
+		return time.Time{}, errors.New("want RFC 3339 or a duration such as 24h or 7d")
 	}
 	return t, nil
 }
@@ -187,9 +187,9 @@ func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	since := 24 * time.Hour
 	if v := r.URL.Query().Get("since"); v != "" {
-		d, err := time.ParseDuration(v)
+		d, err := recipes.ParsePeriod(v)
 		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "bad_filter", "since must be a duration such as 24h")
+			writeError(w, http.StatusBadRequest, "bad_filter", "since must be a positive duration such as 24h or 7d")
 			return
 		}
 		since = d

@@ -240,6 +240,8 @@ func TestAPIRuns(t *testing.T) {
 		{query: "recipe=b&status=dead", want: []string{"r4"}},
 		{query: "since=24h", want: []string{"r5", "r4", "r1", "r2"}},
 		{query: "since=90m", want: []string{"r5", "r4", "r1"}},
+		{query: "since=1d", want: []string{"r5", "r4", "r1", "r2"}},
+		{query: "since=3d&until=1d", want: []string{"r3"}},
 		{query: "since=" + url.QueryEscape(now.Add(-90*time.Minute).Format(time.RFC3339)), want: []string{"r5", "r4", "r1"}},
 		{query: "until=24h", want: []string{"r3"}},
 		{query: "since=3h&until=30m", want: []string{"r1", "r2"}},
@@ -272,7 +274,7 @@ func TestAPIRuns(t *testing.T) {
 			require.NotContains(t, got.Runs[i], "duration", "one duration field, in milliseconds")
 		}
 	})
-	for _, q := range []string{"status=running", "status=ok", "since=yesterday", "since=2024-01-01", "until=x",
+	for _, q := range []string{"status=running", "status=ok", "since=yesterday", "since=2024-01-01", "until=x", "since=213504d", "since=1.5d",
 		"limit=0", "limit=-1", "limit=1001", "limit=ten", "limit=1.5"} {
 		t.Run("bad filter "+q, func(t *testing.T) {
 			rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/runs?" + q, headers: apiKey})
@@ -474,6 +476,8 @@ func TestAPIStats(t *testing.T) {
 			p50: 2000, p95: 2000, p99: 2000},
 		{query: "since=48h", runs: 6, byStatus: map[string]int64{"succeeded": 3, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.6, retries: 7,
 			p50: 2000, p95: 5000, p99: 5000},
+		{query: "since=2d", runs: 6, byStatus: map[string]int64{"succeeded": 3, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.6, retries: 7,
+			p50: 2000, p95: 5000, p99: 5000},
 		{query: "recipe=a", runs: 3, byStatus: map[string]int64{"succeeded": 2, "failed": 1}, rate: 2.0 / 3, retries: 3,
 			p50: 2000, p95: 2000, p99: 2000},
 		{query: "recipe=b&since=90m", runs: 2, byStatus: map[string]int64{"dead": 1, "filtered": 1}, rate: 0, retries: 4},
@@ -499,7 +503,7 @@ func TestAPIStats(t *testing.T) {
 			}
 		})
 	}
-	for _, q := range []string{"since=yesterday", "since=0s", "since=-1h", "since=2024-01-01T00:00:00Z"} {
+	for _, q := range []string{"since=yesterday", "since=0s", "since=-1h", "since=2024-01-01T00:00:00Z", "since=0d", "since=213504d"} {
 		t.Run("bad "+q, func(t *testing.T) {
 			rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/stats?" + q, headers: apiKey})
 			require.Equal(t, "bad_filter", apiErr(t, rec, http.StatusBadRequest))

@@ -439,7 +439,7 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 		}
 	}
 	if pp.maxRetryAfter != "" {
-		d, err := parseDays(pp.maxRetryAfter)
+		d, err := recipes.ParsePeriod(pp.maxRetryAfter)
 		if err != nil || d <= 0 || d > MaxMaxRetryAfter {
 			p.errorf(value(pipeline, "max_retry_after"), "pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", pp.maxRetryAfter)
 		} else {
@@ -480,26 +480,12 @@ func parseDur(name, v string, to *time.Duration) error {
 	if v == "" {
 		return nil
 	}
-	d, err := parseDays(v)
+	d, err := recipes.ParsePeriod(v)
 	if err != nil || d <= 0 {
 		return fmt.Errorf("%s: %q is not a positive duration such as 12h or 7d", name, v)
 	}
 	*to = d
 	return nil
-}
-
-// parseDays accepts Go durations and a whole number of days ("7d").
-func parseDays(v string) (time.Duration, error) {
-	const day = 24 * time.Hour
-	var n int64
-	if _, err := fmt.Sscanf(v, "%dd", &n); err == nil && fmt.Sprintf("%dd", n) == v {
-		if n > math.MaxInt64/int64(day) || n < math.MinInt64/int64(day) {
-			// n days would wrap around, to a duration that can even be short
-			return 0, fmt.Errorf("%q is out of range", v)
-		}
-		return time.Duration(n) * day, nil
-	}
-	return time.ParseDuration(v)
 }
 
 // FormatDuration writes a duration as a config would: 7d for whole days
