@@ -467,15 +467,27 @@ func (s *Service) acceptTick(ctx context.Context, ev *store.Event) error {
 }
 
 // registerWriterMetrics exports the group-commit writer's transactions
-// and writes: their ratio is the batch size, what an fsync is shared by.
+// and writes (their ratio is the batch size, what an fsync is shared by),
+// and each transaction's duration and size: a webhook's answer waits for
+// the end of the transaction under way, then for the next one.
 func (s *Service) registerWriterMetrics(w *sqlqueue.Writer) {
 	txs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_transactions_total",
 		Help: "Transactions of the embedded store's group-commit writer."}, func() float64 { n, _ := w.Stats(); return float64(n) })
 	ops := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_writes_total",
 		Help: "Writes (intake, queue, run records) grouped into those transactions."}, func() float64 { _, n := w.Stats(); return float64(n) })
-	for _, c := range []prometheus.Collector{txs, ops} {
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sous_store_transaction_seconds",
+		Help:    "How long each transaction of the group-commit writer took, from its begin to its commit (fsync included).",
+		Buckets: prometheus.ExponentialBuckets(0.00025, 2, 12)})
+	size := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sous_store_transaction_writes",
+		Help:    "Writes in each transaction of the group-commit writer.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10)})
+	for _, c := range []prometheus.Collector{txs, ops, took, size} {
 		if err := s.Metrics.Registry.Register(c); err != nil {
 			s.log.Warn("register writer metrics", "error", err)
 		}
+	}
+	w.Observe = func(n int, d time.Duration) {
+		took.Observe(d.Seconds())
+		size.Observe(float64(n))
 	}
 }

@@ -72,6 +72,11 @@ type Writer struct {
 	// where the context is what ends a statement that hangs. Set it
 	// before the first Do.
 	Detached bool
+	// Observe, when set, is called by the writer's goroutine after each
+	// transaction, committed or not, with the number of Ops in it and how
+	// long it took from its begin to its commit: what an Op waits for
+	// once its transaction started. Set it before the first Do.
+	Observe func(ops int, took time.Duration)
 }
 
 // lingerAbove is the batch size from which the writer counts as busy: an
@@ -311,6 +316,9 @@ func (w *Writer) try(batch []*pending) ([]error, error) {
 	ctx := context.Background()
 	w.txs.Add(1)
 	w.done.Add(int64(len(batch)))
+	if w.Observe != nil {
+		defer func(began time.Time) { w.Observe(len(batch), time.Since(began)) }(time.Now())
+	}
 	errs := make([]error, len(batch))
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
