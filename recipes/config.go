@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -130,7 +131,7 @@ func ParseConfigPartial(path string, src []byte, lookup func(string) (string, bo
 		items, _ := f.sequence(p.val, "api_keys")
 		for i, n := range items {
 			if k, ok := f.str(n, fmt.Sprintf("api_keys[%d]", i)); ok {
-				if len(k) < MinAPIKey {
+				if utf8.RuneCountInString(k) < MinAPIKey {
 					f.errorf(n, "api_keys[%d]: an API key needs at least %d characters", i, MinAPIKey)
 				}
 				cfg.APIKeys = append(cfg.APIKeys, k)
