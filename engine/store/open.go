@@ -38,6 +38,11 @@ func OpenSQLite(ctx context.Context, dataDir string) (write, read *sql.DB, err e
 		write.Close()
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// kept open (database/sql keeps 2 idle by default): a connection
+	// closed after a burst of reads costs a file open and the statements
+	// prepared again on the next, which doubled the CPU per event of a
+	// backlog draining
 	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
 	return write, read, nil
 }

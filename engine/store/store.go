@@ -234,8 +234,12 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*Event, error) {
 	ev := &Event{}
 	var at int64
 	var payload []byte
-	err := s.DB.QueryRowContext(ctx, s.q(`SELECT id, type, source, dedup_key, received_at, payload FROM {events} WHERE id = $1`), id).
-		Scan(&ev.ID, &ev.Type, &ev.Source, &ev.DedupKey, &at, &payload)
+	// prepared once: a backlog drains with one read per event
+	st, err := s.prepared(ctx, `SELECT id, type, source, dedup_key, received_at, payload FROM {events} WHERE id = $1`)
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", err)
+	}
+	err = st.QueryRowContext(ctx, id).Scan(&ev.ID, &ev.Type, &ev.Source, &ev.DedupKey, &at, &payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
