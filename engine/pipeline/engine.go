@@ -209,9 +209,11 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 			return nil, err
 		}
 		m.Metadata.Set("recipe", rec.Name)
-		// an event delivered for the first time has no runs yet
+		// an event delivered for the first time has no runs yet: handed
+		// over in memory, or claimed from its row for the first time (a
+		// backlog draining)
 		lr := &localRun{msg: rm, payload: payload}
-		lr.fresh.Store(local != nil)
+		lr.fresh.Store(local != nil || sqlqueue.FirstDelivery(msg))
 		sqlqueue.WithLocal(m, lr)
 		// on the embedded queue, the run waits in memory while the
 		// event's row stays: a crash brings the event back, and the
