@@ -19,11 +19,8 @@ import (
 // event read per event).
 func TestSQLiteReadPoolKeepsConnections(t *testing.T) {
 	ctx := context.Background()
-	write, read, err := store.OpenSQLite(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { read.Close(); write.Close() })
-	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
-	require.NoError(t, st.Migrate(ctx))
+	st := openSQLite(t)
+	write, read := st.Write, st.DB
 	const readers = 8
 	for i := range readers {
 		ev := &store.Event{ID: fmt.Sprintf("ev%d", i), Type: "webhook.received", Source: "/hooks/x", DedupKey: fmt.Sprint(i),

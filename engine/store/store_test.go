@@ -487,12 +487,8 @@ func TestRunStepIncident(t *testing.T) {
 // TestSQLiteKeyedTablesWithoutRowid: the dedup keys and run steps, small
 // rows written for every event, live in their key's b-tree alone.
 func TestSQLiteKeyedTablesWithoutRowid(t *testing.T) {
-	ctx := context.Background()
-	write, read, err := store.OpenSQLite(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(func() { read.Close(); write.Close() })
-	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
-	require.NoError(t, st.Migrate(ctx))
+	st := openSQLite(t)
+	read := st.DB
 	for _, table := range []string{"dedup", "run_steps", "outbox"} {
 		t.Run(table, func(t *testing.T) {
 			// a table without rowid has no automatic index for its key
@@ -552,4 +548,16 @@ func TestInstanceID(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, id, again)
 	})
+}
+
+// openSQLite opens and migrates a fresh embedded store, with no prefix.
+func openSQLite(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { read.Close(); write.Close() })
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.Migrate(ctx))
+	return st
 }

@@ -109,14 +109,8 @@ func childQueue(t *testing.T, childWait time.Duration) (db *sql.DB, q *sqlqueue.
 	t.Helper()
 	db = openDB(t)
 	q = newQueue(t, db, sqlqueue.Config{Poll: time.Hour, MaxInFlight: 1, LocalLimit: 1, ChildWait: childWait})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	parents, err := q.Subscribe(ctx, "parents")
-	require.NoError(t, err)
-	children, err = q.Subscribe(ctx, "children")
-	require.NoError(t, err)
-	require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
-	return db, q, children, receive(t, parents, 5*time.Second)
+	_, children, parent = heldParent(t, q)
+	return db, q, children, parent
 }
 
 // publishChild publishes a child of parent in the background.

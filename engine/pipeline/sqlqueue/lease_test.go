@@ -281,6 +281,17 @@ func TestQueueAbandonedChildGivesItsParentBack(t *testing.T) {
 // is not acked yet.
 func parentWithChild(t *testing.T, q *sqlqueue.Queue) (parents, children <-chan *message.Message, parent *message.Message) {
 	t.Helper()
+	parents, children, parent = heldParent(t, q)
+	child := message.NewMessage("child", []byte("c"))
+	sqlqueue.Derive(child, parent)
+	require.NoError(t, q.Publish("children", child))
+	return parents, children, parent
+}
+
+// heldParent subscribes to parents and children and returns a parent
+// delivered and still held.
+func heldParent(t *testing.T, q *sqlqueue.Queue) (parents, children <-chan *message.Message, parent *message.Message) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	parents, err := q.Subscribe(ctx, "parents")
@@ -288,9 +299,5 @@ func parentWithChild(t *testing.T, q *sqlqueue.Queue) (parents, children <-chan 
 	children, err = q.Subscribe(ctx, "children")
 	require.NoError(t, err)
 	require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
-	parent = receive(t, parents, 5*time.Second)
-	child := message.NewMessage("child", []byte("c"))
-	sqlqueue.Derive(child, parent)
-	require.NoError(t, q.Publish("children", child))
-	return parents, children, parent
+	return parents, children, receive(t, parents, 5*time.Second)
 }
