@@ -205,3 +205,35 @@ func TestFirstDelivery(t *testing.T) {
 	again.Ack()
 	require.False(t, sqlqueue.FirstDelivery(message.NewMessage("other", nil)), "a message of another publisher")
 }
+
+// TestQueueChildWaitEndsWithItsSubscription: when the subscription of the
+// children stops (a shutdown), a child waiting for room stops waiting and
+// is stored in a row of its own, rather than holding the shutdown up.
+func TestQueueChildWaitEndsWithItsSubscription(t *testing.T) {
+	db := openDB(t)
+	q := newQueue(t, db, sqlqueue.Config{Poll: time.Hour, MaxInFlight: 1, LocalLimit: 1, ChildWait: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	parents, err := q.Subscribe(ctx, "parents")
+	require.NoError(t, err)
+	childCtx, stopChildren := context.WithCancel(context.Background())
+	defer stopChildren()
+	children, err := q.Subscribe(childCtx, "children")
+	require.NoError(t, err)
+	require.NoError(t, q.Publish("parents", message.NewMessage("parent", []byte("p"))))
+	parent := receive(t, parents, 5*time.Second)
+
+	require.NoError(t, <-publishChild(q, parent, "c1"))
+	receive(t, children, 5*time.Second) // held
+	require.NoError(t, <-publishChild(q, parent, "c2"))
+	third := publishChild(q, parent, "c3")
+	time.Sleep(50 * time.Millisecond)
+	stopChildren()
+	select {
+	case err := <-third:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the child still waits for a subscription that stopped")
+	}
+	require.Equal(t, []string{"c3:false:0"}, rowsOf(t, db, "children"))
+}

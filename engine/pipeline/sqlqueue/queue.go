@@ -103,9 +103,11 @@ type localQueue struct {
 	// unleased and the subscription claims them from the table
 	limit  int
 	signal chan struct{}
-	// roomed is closed when the queue falls below its limit, for the
-	// publishers waiting for room (nil when none waits)
+	// roomed is closed when the queue falls below its limit or loses its
+	// last subscription, for the publishers waiting for room (nil when
+	// none waits)
 	roomed chan struct{}
+	subs   int // subscriptions taking from the queue
 }
 
 // handedOver is a message for a subscription: handed over in memory
@@ -249,8 +251,21 @@ func (l *localQueue) take(n int) []handedOver {
 	return out
 }
 
+// subscribed counts a subscription in (+1) or out (-1); the last one out
+// wakes the publishers waiting for room, which no one will make.
+func (l *localQueue) subscribed(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.subs += n
+	if l.subs == 0 && l.roomed != nil {
+		close(l.roomed)
+		l.roomed = nil
+	}
+}
+
 // waitRoom waits until the queue is below its limit, for at most d;
-// false when it is still full then, or when stop is closed first.
+// false when it is still full then, or when stop is closed or the last
+// subscription stops first.
 func (l *localQueue) waitRoom(d time.Duration, stop <-chan struct{}) bool {
 	var timeout <-chan time.Time
 	for {
@@ -258,6 +273,10 @@ func (l *localQueue) waitRoom(d time.Duration, stop <-chan struct{}) bool {
 		if len(l.items) < l.limit {
 			l.mu.Unlock()
 			return true
+		}
+		if l.subs == 0 {
+			l.mu.Unlock()
+			return false
 		}
 		if l.roomed == nil {
 			l.roomed = make(chan struct{})
@@ -588,6 +607,7 @@ func (q *Queue) Subscribe(ctx context.Context, topic string) (<-chan *message.Me
 		q.locals[topic] = lq
 	}
 	q.mu.Unlock()
+	lq.subscribed(1)
 	q.wg.Add(1)
 	go q.consume(ctx, topic, lq, out)
 	return out, nil
@@ -602,6 +622,9 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 	defer ticker.Stop()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	// no more taken from the local queue once the loop stops, even while
+	// the messages in flight finish
+	defer lq.subscribed(-1)
 	// the table may hold messages for this topic: at start, after a
 	// Notify, on every poll tick, and after a full batch
 	tableDue := true
