@@ -438,15 +438,20 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 			s.Pipeline.GCPercent = *pp.gcPercent
 		}
 	}
+	retryOK := true
 	if pp.maxRetryAfter != "" {
 		d, err := recipes.ParsePeriod(pp.maxRetryAfter)
 		if err != nil || d <= 0 || d > MaxMaxRetryAfter {
+			retryOK = false
 			p.errorf(value(pipeline, "max_retry_after"), "pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", pp.maxRetryAfter)
 		} else {
 			s.Pipeline.MaxRetryAfter = d
 		}
 	}
-	if maxAge != "" && maxAgeOK && s.Broker.MaxAge < s.Pipeline.MaxRetryAfter+RetryAgeMargin {
+	// against a max_retry_after refused above, it would be checked
+	// against the default, which the file did not say: one mistake, one
+	// error
+	if maxAge != "" && maxAgeOK && retryOK && s.Broker.MaxAge < s.Pipeline.MaxRetryAfter+RetryAgeMargin {
 		p.errorf(value(broker, "max_age"), "broker.max_age: %s is less than pipeline.max_retry_after (%s) and a day: a durable retry would come after the stream dropped its run",
 			maxAge, FormatDuration(s.Pipeline.MaxRetryAfter, true))
 	}
