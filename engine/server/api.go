@@ -95,6 +95,9 @@ func parseTime(v string, now time.Time) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	if d, err := recipes.ParsePeriod(v); err == nil {
+		if d < 0 {
+			return time.Time{}, errors.New("want a duration back from now, not a negative one")
+		}
 		return now.Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, v)

@@ -274,7 +274,7 @@ func TestAPIRuns(t *testing.T) {
 			require.NotContains(t, got.Runs[i], "duration", "one duration field, in milliseconds")
 		}
 	})
-	for _, q := range []string{"status=running", "status=ok", "since=yesterday", "since=2024-01-01", "until=x", "since=213504d", "since=1.5d",
+	for _, q := range []string{"status=running", "status=ok", "since=yesterday", "since=2024-01-01", "until=x", "since=213504d", "since=1.5d", "since=-1d", "until=-1h",
 		"limit=0", "limit=-1", "limit=1001", "limit=ten", "limit=1.5"} {
 		t.Run("bad filter "+q, func(t *testing.T) {
 			rec := e.do(t, req{method: http.MethodGet, target: "/api/v1/runs?" + q, headers: apiKey})
