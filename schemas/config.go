@@ -304,7 +304,7 @@ func pipelineSchema(d service.PipelineSettings) obj {
 }
 
 // daysUpToRE matches a whole number of days from 1 to limit, written as
-// parseDays reads it: no sign, no leading zero.
+// recipes.ParsePeriod reads it: no sign, no leading zero.
 func daysUpToRE(limit time.Duration) string {
 	return "(" + strings.Join(intAlts(uint64(limit / (24 * time.Hour)))[1:], "|") + ")d"
 }

@@ -45,7 +45,8 @@ const (
 )
 
 // NATSStreams names the JetStream streams a broker with prefix keeps:
-// its stream, and the streams behind its two key-value buckets.
+// its stream, and the streams behind its two key-value buckets and its
+// object store.
 func NATSStreams(prefix string) []string {
 	return []string{prefix + "sous", "KV_" + prefix + natsDedupBucket, "KV_" + prefix + natsRunsBucket, "OBJ_" + prefix + natsCheckpointsBucket}
 }
