@@ -263,8 +263,8 @@ func (l *localQueue) subscribed(n int) {
 	}
 }
 
-// waitRoom waits until the queue is below its limit, for at most d;
-// false when it is still full then, or when stop is closed or the last
+// waitRoom reports whether the queue is below its limit, waiting for it
+// for at most d: false when it is still full then, or when stop is closed or the last
 // subscription stops first.
 func (l *localQueue) waitRoom(d time.Duration, stop <-chan struct{}) bool {
 	var timeout <-chan time.Time
@@ -469,20 +469,20 @@ func (q *Queue) Delivered(ins *Inserted) {
 // at the cost of running it.
 func (q *Queue) handOverChildren(topic string, msgs []*message.Message) []*message.Message {
 	lq := q.local(topic)
-	if lq == nil || !slices.ContainsFunc(msgs, q.isChild) {
+	if lq == nil || !slices.ContainsFunc(msgs, func(m *message.Message) bool { return q.parentOf(m) != nil }) {
 		return msgs
 	}
-	if !lq.room() && !lq.waitRoom(q.cfg.ChildWait, q.closed) {
+	if !lq.waitRoom(q.cfg.ChildWait, q.closed) {
 		return msgs
 	}
 	var rest []*message.Message
 	var items []handedOver
 	for _, m := range msgs {
-		if !q.isChild(m) {
+		p := q.parentOf(m)
+		if p == nil {
 			rest = append(rest, m)
 			continue
 		}
-		p := m.Context().Value(holderKey{}).(*holder)
 		if at, err := strconv.ParseInt(m.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > time.Now().UnixMilli() {
 			rest = append(rest, m) // delayed: it waits in the table
 			continue
@@ -496,10 +496,13 @@ func (q *Queue) handOverChildren(topic string, msgs []*message.Message) []*messa
 	return rest
 }
 
-// isChild reports whether m is a child of a message of this queue.
-func (q *Queue) isChild(m *message.Message) bool {
-	p, ok := m.Context().Value(holderKey{}).(*holder)
-	return ok && p.q == q
+// parentOf returns the holder of m's parent when m is a child of a
+// message of this queue, else nil.
+func (q *Queue) parentOf(m *message.Message) *holder {
+	if p, ok := m.Context().Value(holderKey{}).(*holder); ok && p.q == q {
+		return p
+	}
+	return nil
 }
 
 // ownCopy copies a message for a subscriber: the publisher keeps its own.
