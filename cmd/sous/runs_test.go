@@ -116,4 +116,11 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			require.Contains(t, r.stderr, "--since: \""+since+"\" is not a positive duration such as 24h or 7d")
 		})
 	}
+	for _, flag := range []string{"--since=-1d", "--until=-2h"} {
+		t.Run("runs list "+flag, func(t *testing.T) {
+			r := sous(t, "", "runs", "list", "--data", data, flag)
+			require.Equal(t, 2, r.code, "%s", r)
+			require.Contains(t, r.stderr, "not a negative one")
+		})
+	}
 }
