@@ -174,6 +174,11 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 	acc := total.accepted()
 	acceptRate := float64(acc) / sendElapsed.Seconds()
 	fmt.Printf("accepted:  %d in %s = %.0f/s (%d refused%s)\n", acc, sendElapsed.Round(time.Millisecond), acceptRate, total.refused(), total.refusedDetail())
+	// what is left to deliver drains now: its own figures tell whether a
+	// backlog costs more than keeping pace
+	drainFrom, drained0 := time.Now(), sink.delivered.Load()
+	drainCPU0, drainCPUErr := procCPU(pid)
+	drainStore0, _ := storeCounters("http://" + addr + "/metrics")
 	// wait for every accepted event to reach the sink (each passes the filter)
 	drainDeadline := time.Now().Add(5 * time.Minute)
 	for sink.delivered.Load() < acc && time.Now().Before(drainDeadline) {
@@ -193,9 +198,16 @@ func run(bin string, concurrency int, duration time.Duration, extra int, keep bo
 		res.serverUS = float64((serverCPU1 - serverCPU0).Microseconds()) / float64(acc)
 		res.generatorUS = float64(generatorCPU.Microseconds()) / float64(acc)
 	}
-	if txs, writes, ok := storeCounters("http://" + addr + "/metrics"); ok && acc > 0 && txs > 0 {
-		fmt.Printf("store: %.0f transactions, %.0f writes (%.1f writes per transaction, %.3f transactions per event)\n",
-			txs, writes, writes/txs, txs/float64(acc))
+	sc, ok := storeCounters("http://" + addr + "/metrics")
+	if ok && acc > 0 {
+		fmt.Printf("store: %.0f transactions, %.0f writes (%.1f writes per transaction, %.3f transactions per event), writer busy %.0f%% of the time (%.0f µs per event)\n",
+			sc.txs, sc.writes, sc.writes/sc.txs, sc.txs/float64(acc), 100*sc.busy/deliverElapsed.Seconds(), 1e6*sc.busy/float64(acc))
+	}
+	if left := acc - drained0; left > acc/20 && ok && drainCPUErr == nil {
+		window := start.Add(deliverElapsed).Sub(drainFrom)
+		fmt.Printf("drain: %d left when sending stopped, delivered in %s = %.0f/s, server %.2f cores, %.0f transactions (%.1f writes each), writer busy %.0f%%\n",
+			left, window.Round(time.Millisecond), float64(delivered-drained0)/window.Seconds(), (serverCPU1-drainCPU0).Seconds()/window.Seconds(),
+			sc.txs-drainStore0.txs, (sc.writes-drainStore0.writes)/max(1, sc.txs-drainStore0.txs), 100*(sc.busy-drainStore0.busy)/window.Seconds())
 	}
 	rss1 := rss(pid)
 
@@ -332,19 +344,29 @@ func writeRecipes(dir, sink string, extra int) error {
 	return nil
 }
 
+// writerCounters are the group-commit writer's counters: transactions,
+// writes in them, and the seconds spent from their begins to their commits.
+type writerCounters struct{ txs, writes, busy float64 }
+
 // storeCounters reads the group-commit writer's counters from the
 // server's Prometheus metrics.
-func storeCounters(url string) (txs, writes float64, ok bool) {
+func storeCounters(url string) (writerCounters, bool) {
 	resp, err := http.Get(url) //nolint:gosec,noctx // the child server, on loopback
 	if err != nil {
-		return 0, 0, false
+		return writerCounters{}, false
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, false
+		return writerCounters{}, false
 	}
-	for _, line := range strings.Split(string(body), "\n") {
+	return parseWriterCounters(string(body))
+}
+
+// parseWriterCounters reads the writer's counters from Prometheus' text
+// format; ok is false when it has no transactions.
+func parseWriterCounters(text string) (c writerCounters, ok bool) {
+	for _, line := range strings.Split(text, "\n") {
 		name, value, found := strings.Cut(line, " ")
 		if !found {
 			continue
@@ -355,10 +377,12 @@ func storeCounters(url string) (txs, writes float64, ok bool) {
 		}
 		switch name {
 		case "sous_store_transactions_total":
-			txs = v
+			c.txs = v
 		case "sous_store_writes_total":
-			writes = v
+			c.writes = v
+		case "sous_store_transaction_seconds_sum":
+			c.busy = v
 		}
 	}
-	return txs, writes, txs > 0
+	return c, c.txs > 0
 }

@@ -581,3 +581,27 @@ func TestNATSBroker(t *testing.T) {
 		}
 	}
 }
+
+func TestParseWriterCounters(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want writerCounters
+		ok   bool
+	}{
+		{name: "all three", in: "# HELP sous_store_transactions_total x\n# TYPE sous_store_transactions_total counter\nsous_store_transactions_total 2136\nsous_store_writes_total 112519\nsous_store_transaction_seconds_bucket{le=\"0.001\"} 12\nsous_store_transaction_seconds_sum 5.625\nsous_store_transaction_seconds_count 2136\n",
+			want: writerCounters{txs: 2136, writes: 112519, busy: 5.625}, ok: true},
+		{name: "exponent form", in: "sous_store_transactions_total 1.5e+06\nsous_store_writes_total 3e+07\n", want: writerCounters{txs: 1.5e6, writes: 3e7}, ok: true},
+		{name: "no transactions yet", in: "sous_store_transactions_total 0\nsous_store_writes_total 0\n", want: writerCounters{}, ok: false},
+		{name: "another server", in: "go_goroutines 12\n", ok: false},
+		{name: "garbage values", in: "sous_store_transactions_total lots\nsous_store_transaction_seconds_sum\n", ok: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseWriterCounters(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("parseWriterCounters = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
