@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/sous-run/sous/engine/store"
 )
@@ -12,3 +13,13 @@ import (
 func RefuseRelease(b *NATSBroker) {
 	b.release = func(context.Context, *store.Event, uint64) error { return errors.New("release refused") }
 }
+
+// RemembersRun reports whether b remembers run runID as having a
+// checkpoint in the object store.
+func RemembersRun(b *NATSBroker, runID string) bool {
+	_, ok := b.stored.Load(runID)
+	return ok
+}
+
+// SweepStored runs b's sweep of the runs it remembers as if it were now.
+func SweepStored(b *NATSBroker, now time.Time) { b.sweepStored(now) }

@@ -183,9 +183,13 @@ type NATSBroker struct {
 	// natskv.go)
 	dedup, runs jetstream.KeyValue
 	checkpoints jetstream.ObjectStore
-	// stored holds the runs whose checkpoint this process put in the
-	// object store, so that their end deletes it
+	// stored holds the runs whose checkpoint in the object store this
+	// process put there or read, with when (a time.Time), so that their
+	// end here deletes it; see remember
 	stored sync.Map
+	// remembered counts the calls to remember, which sweeps stored
+	// every sweepStoredEvery of them
+	remembered atomic.Int64
 	// instance is the id of this process's store, which names the
 	// process in the runs it marks finished
 	instance string

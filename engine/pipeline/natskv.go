@@ -163,6 +163,9 @@ func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, st
 		if err != nil {
 			return false, nil, fmt.Errorf("read the shared checkpoint of run %s: %w", runID, err)
 		}
+		// the run is taken up here, from another process's checkpoint:
+		// its end here deletes the object
+		b.remember(runID, time.Now())
 		return false, state, nil
 	}
 	return false, nil, nil
@@ -186,7 +189,7 @@ func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []
 		if _, err := b.checkpoints.PutBytes(ctx, runID, state); err != nil {
 			return fmt.Errorf("share the checkpoint of run %s: %w", runID, err)
 		}
-		b.stored.Store(runID, true)
+		b.remember(runID, time.Now())
 	}
 	if _, err := b.runs.Put(ctx, runID, v); err != nil {
 		return fmt.Errorf("share the checkpoint of run %s: %w", runID, err)
@@ -194,10 +197,39 @@ func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []
 	return nil
 }
 
+// sweepStoredEvery is how many calls to remember make a sweep of the
+// runs remembered for longer than the object store keeps a checkpoint.
+const sweepStoredEvery = 1024
+
+// remember notes that run runID has a checkpoint in the object store,
+// put there or read by this process at now, so that the run's end here
+// deletes it. A run that ends in another process instead (taken up
+// after this one stopped holding it) would stay in stored for the life
+// of the process: every sweepStoredEvery calls, the runs remembered for
+// longer than MaxAge, the object store's TTL, go (their objects are gone
+// too).
+func (b *NATSBroker) remember(runID string, now time.Time) {
+	b.stored.Store(runID, now)
+	if b.remembered.Add(1)%sweepStoredEvery == 0 {
+		b.sweepStored(now)
+	}
+}
+
+// sweepStored forgets the runs remembered before now less MaxAge.
+func (b *NATSBroker) sweepStored(now time.Time) {
+	horizon := now.Add(-b.cfg.MaxAge)
+	b.stored.Range(func(k, v any) bool {
+		if at, ok := v.(time.Time); !ok || at.Before(horizon) {
+			b.stored.CompareAndDelete(k, v)
+		}
+		return true
+	})
+}
+
 // ShareDone implements sharer: the mark names this process (its store's
 // instance id), which alone records the run (see reconcile).
-// A checkpoint this process put in the object store goes (one another
-// process put there goes after MaxAge).
+// A checkpoint in the object store that this process put there, or read
+// to take the run up, goes (one it never saw goes after MaxAge).
 func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()

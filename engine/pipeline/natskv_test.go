@@ -537,4 +537,27 @@ func TestNATSLargeCheckpoint(t *testing.T) {
 	require.NoError(t, b1.ShareCheckpoint(ctx, "run_small", []byte(`{"steps":[]}`)))
 	_, err = obs.GetInfo(ctx, "run_small")
 	require.ErrorIs(t, err, jetstream.ErrObjectNotFound)
+
+	// a run taken up in another process from its large checkpoint ends
+	// there: that process deletes the object
+	require.NoError(t, b1.ShareCheckpoint(ctx, "run_moved", big))
+	_, state, err = b2.SharedRun(ctx, "run_moved")
+	require.NoError(t, err)
+	require.Equal(t, big, state)
+	require.NoError(t, b2.ShareDone(ctx, "run_moved"))
+	_, err = obs.GetInfo(ctx, "run_moved")
+	require.ErrorIs(t, err, jetstream.ErrObjectNotFound, "deleted by the process the run ended in")
+	require.False(t, pipeline.RemembersRun(b2, "run_moved"))
+
+	// the first process, where it did not end, forgets it once the object
+	// store's TTL is past, not before; so does the second the run it read
+	// but did not end (run_big)
+	require.True(t, pipeline.RemembersRun(b1, "run_moved"))
+	require.True(t, pipeline.RemembersRun(b2, "run_big"))
+	pipeline.SweepStored(b1, time.Now())
+	require.True(t, pipeline.RemembersRun(b1, "run_moved"), "within the TTL: kept")
+	pipeline.SweepStored(b1, time.Now().Add(7*24*time.Hour+time.Minute))
+	require.False(t, pipeline.RemembersRun(b1, "run_moved"), "past the TTL: forgotten")
+	pipeline.SweepStored(b2, time.Now().Add(7*24*time.Hour+time.Minute))
+	require.False(t, pipeline.RemembersRun(b2, "run_big"))
 }
