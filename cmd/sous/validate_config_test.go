@@ -19,7 +19,7 @@ var badSettings = []struct {
 	message   string
 }{
 	{name: "max retry after beyond 6 days", yaml: "listen: 127.0.0.1:9000\npipeline: {max_retry_after: 10d}\n", line: 2, col: 29,
-		message: `pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)`},
+		message: `pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait would outlive a NATS stream's default 7-day broker.max_age)`},
 	{name: "unknown broker", yaml: "broker:\n  type: kafka\n", line: 2, col: 9,
 		message: `broker.type "kafka" is not one of sqlite, memory, postgres, nats`},
 	{name: "gc percent out of range", yaml: "pipeline:\n  max_in_flight: 64\n  gc_percent: 5\n", line: 3, col: 15,
@@ -122,7 +122,7 @@ func TestValidateConfigSettings(t *testing.T) {
 			all + `:1:16: error: broker.type "kafka" is not one of sqlite, memory, postgres, nats`,
 			all + `:2:24: error: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`,
 			all + `:4:15: error: pipeline.gc_percent: 5 is not from 25 to 1000`,
-			all + `:5:20: error: pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)`,
+			all + `:5:20: error: pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait would outlive a NATS stream's default 7-day broker.max_age)`,
 		}, lines, "%s", r)
 		require.Contains(t, r.stderr, "FAIL: 1 files, 1 recipes, 0 tests, 4 errors, 0 warnings", "%s", r)
 	})

@@ -77,10 +77,13 @@ type PipelineSettings struct {
 }
 
 // MaxMaxRetryAfter is the most pipeline.max_retry_after may be: 6 days,
-// below the 7-day MaxAge of the NATS stream, because a durable retry on
-// NATS is a redelivery delayed by the wait and JetStream silently drops a
-// message older than MaxAge: a longer wait would lose the run. A day's
-// margin covers the run's time before the retry and a late redelivery.
+// below the NATS stream's default broker.max_age of 7 days, because a
+// durable retry on NATS is a redelivery delayed by the wait and JetStream
+// silently drops a message older than MaxAge: a longer wait would lose the
+// run. A day's margin covers the run's time before the retry and a late
+// redelivery. The bound is fixed, not derived from broker.max_age, so that
+// the JSON Schema can state it; a shorter broker.max_age is checked
+// against pipeline.max_retry_after when the config is read.
 const MaxMaxRetryAfter = 6 * 24 * time.Hour
 
 // DefaultGCPercent is the garbage collector's default target for `sous
@@ -443,7 +446,7 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 		d, err := recipes.ParsePeriod(pp.maxRetryAfter)
 		if err != nil || d <= 0 || d > MaxMaxRetryAfter {
 			retryOK = false
-			p.errorf(value(pipeline, "max_retry_after"), "pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)", pp.maxRetryAfter)
+			p.errorf(value(pipeline, "max_retry_after"), "pipeline.max_retry_after: %q is not a positive duration up to 6d, such as 24h (a longer wait would outlive a NATS stream's default 7-day broker.max_age)", pp.maxRetryAfter)
 		} else {
 			s.Pipeline.MaxRetryAfter = d
 		}

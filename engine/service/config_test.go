@@ -58,7 +58,7 @@ func TestParseSettings(t *testing.T) {
 			require.Equal(t, 6*24*time.Hour, s.Pipeline.MaxRetryAfter)
 		}},
 		{name: "zero max retry after", yaml: "pipeline: {max_retry_after: 0s}\n",
-			err: "sous.yaml:1:29: pipeline.max_retry_after: \"0s\" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)"},
+			err: "sous.yaml:1:29: pipeline.max_retry_after: \"0s\" is not a positive duration up to 6d, such as 24h (a longer wait would outlive a NATS stream's default 7-day broker.max_age)"},
 		{name: "negative max retry after", yaml: "pipeline: {max_retry_after: -1h}\n",
 			err: "sous.yaml:1:29: pipeline.max_retry_after: \"-1h\" is not a positive duration up to 6d"},
 		{name: "max retry after beyond 6 days", yaml: "pipeline: {max_retry_after: 7d}\n",
@@ -158,7 +158,7 @@ func TestSettingsErrors(t *testing.T) {
 		`ops/sous.yaml:1:16: broker.type "kafka" is not one of sqlite, memory, postgres, nats`,
 		`ops/sous.yaml:3:14: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`,
 		`ops/sous.yaml:5:15: pipeline.gc_percent: 5 is not from 25 to 1000`,
-		`ops/sous.yaml:6:20: pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait outlives a NATS stream's 7-day MaxAge)`,
+		`ops/sous.yaml:6:20: pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait would outlive a NATS stream's default 7-day broker.max_age)`,
 		`ops/sous.yaml:7:3: pipeline: unknown field "bogus"; known fields: commit_delay, gc_percent, max_in_flight, max_retry_after, reload_interval, run_timeout, shutdown_timeout`,
 	}
 
