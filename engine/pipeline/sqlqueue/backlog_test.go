@@ -194,6 +194,7 @@ func TestFirstDelivery(t *testing.T) {
 	sqlqueue.Derive(child, handed)
 	require.NoError(t, q.Publish("c", child))
 	gotChild := receive(t, children, 5*time.Second)
+	require.Same(t, child, gotChild, "a child is handed over as published, not copied (see Derive)")
 	require.False(t, sqlqueue.FirstDelivery(gotChild), "a child")
 	gotChild.Ack()
 	handed.Ack()

@@ -210,6 +210,11 @@ func FirstDelivery(msg *message.Message) bool {
 // is done (acked, or nacked and then stored). After a crash, parent is
 // delivered again and its handler publishes child again. A message that
 // is not a child is stored as usual.
+//
+// A child handed over in memory is delivered as the very message
+// published, not a copy: its publisher must not use or change it once
+// Publish returned (Watermill's router, publishing what a handler
+// returned, does not).
 func Derive(child, parent *message.Message) {
 	if h, ok := parent.Context().Value(holderKey{}).(*holder); ok {
 		child.SetContext(context.WithValue(child.Context(), holderKey{}, h))
@@ -488,7 +493,9 @@ func (q *Queue) handOverChildren(topic string, msgs []*message.Message) []*messa
 			continue
 		}
 		p.add()
-		items = append(items, handedOver{msg: ownCopy(m), value: m.Context().Value(localKey{}), deliveries: 1, local: true, parent: p})
+		// the very message: a child's publisher leaves it to the queue
+		// (see Derive), so no copy is made for the subscriber
+		items = append(items, handedOver{msg: m, value: m.Context().Value(localKey{}), deliveries: 1, local: true, parent: p})
 	}
 	if len(items) > 0 {
 		lq.push(items)
