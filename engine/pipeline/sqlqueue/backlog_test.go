@@ -238,3 +238,46 @@ func TestQueueChildWaitEndsWithItsSubscription(t *testing.T) {
 	}
 	require.Equal(t, []string{"c3:false:0"}, rowsOf(t, db, "children"))
 }
+
+type subscriptionKey struct{}
+
+// TestDeliveredContext: a delivered message's context carries its
+// subscription's values and what was handed over with it, outlives the
+// subscription (a graceful shutdown lets handlers finish), and ends once
+// the message is acked.
+func TestDeliveredContext(t *testing.T) {
+	db := openDB(t)
+	q := newQueue(t, db, sqlqueue.Config{Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), subscriptionKey{}, "sub"))
+	defer cancel()
+	parents, err := q.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	children, err := q.Subscribe(ctx, "c")
+	require.NoError(t, err)
+
+	require.NoError(t, q.Publish("t", message.NewMessage("parent", []byte("x"))))
+	parent := receive(t, parents, 5*time.Second)
+	require.Equal(t, "sub", parent.Context().Value(subscriptionKey{}), "the subscription's values")
+	require.Nil(t, sqlqueue.Local(parent), "nothing handed over with it")
+	child := message.NewMessage("child", []byte("y"))
+	sqlqueue.WithLocal(child, 42)
+	sqlqueue.Derive(child, parent)
+	require.NoError(t, q.Publish("c", child))
+	got := receive(t, children, 5*time.Second)
+	require.Equal(t, 42, sqlqueue.Local(got), "the value handed over with it")
+	require.Equal(t, "sub", got.Context().Value(subscriptionKey{}))
+
+	cancel() // the subscriptions stop
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, got.Context().Err(), "a delivered message outlives its subscription")
+	_, has := got.Context().Deadline()
+	require.False(t, has)
+
+	got.Ack()
+	select {
+	case <-got.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the context of an acked message did not end")
+	}
+	parent.Ack()
+}
