@@ -112,16 +112,29 @@ func TestNATSFinishedRunNotRunAgain(t *testing.T) {
 	st2, b2, er2 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-2")
 	defer er2.stop(t)
 	time.Sleep(3 * shortWindow)
-	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
-	require.NoError(t, err)
-	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
-	require.Eventually(t, func() bool { return b2.Depth(ctx, pipeline.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
-		"the copy was handled")
+	handleRunCopy(t, b2, runMsg(t, ev))
 	require.Equal(t, map[string]int{runID + ":notify": 1}, sink.counts(), "the step was called once")
 	_, err = st2.GetRun(ctx, runID)
 	require.ErrorIs(t, err, store.ErrNotFound, "the other process did not run it")
 	require.Zero(t, er2.eng.Delivered.Load())
+}
+
+// runMsg is the run message of the broker-load recipe for ev.
+func runMsg(t *testing.T, ev *store.Event) []byte {
+	t.Helper()
+	payload, err := json.Marshal(pipeline.RunMsg{RunID: pipeline.RunID(ev.ID, "broker-load"), Recipe: "broker-load",
+		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
+	require.NoError(t, err)
+	return payload
+}
+
+// handleRunCopy publishes a copy of a run message through b and waits
+// until a process handled it.
+func handleRunCopy(t *testing.T, b *pipeline.NATSBroker, payload []byte) {
+	t.Helper()
+	require.NoError(t, b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
+	require.Eventually(t, func() bool { return b.Depth(context.Background(), pipeline.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the copy was handled")
 }
 
 // TestNATSRemovedRecipeCopyNotRecorded: a copy of a finished run's
@@ -146,12 +159,7 @@ func TestNATSRemovedRecipeCopyNotRecorded(t *testing.T) {
 	st2, b2, er2 := startNATSProcess(t, u, prefix, time.Minute, none, "engine-2")
 	defer er2.stop(t)
 	time.Sleep(3 * shortWindow)
-	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
-	require.NoError(t, err)
-	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
-	require.Eventually(t, func() bool { return b2.Depth(ctx, pipeline.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
-		"the copy was handled")
+	handleRunCopy(t, b2, runMsg(t, ev))
 	_, err = st2.GetRun(ctx, runID)
 	require.ErrorIs(t, err, store.ErrNotFound, "no dead run of a removed recipe for a run that finished")
 }
@@ -444,9 +452,7 @@ func TestNATSDeadLetterRecordedOnce(t *testing.T) {
 	ix := brokerIndex(t, sink.srv.URL)
 	ev := newBrokerLoad(1).events[0]
 	runID := pipeline.RunID(ev.ID, "broker-load")
-	payload, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
-	require.NoError(t, err)
+	payload := runMsg(t, ev)
 	deadLetter := func() *message.Message {
 		m := message.NewMessage(watermill.NewUUID(), payload)
 		m.Metadata.Set(middleware.PoisonedTopicKey, pipeline.TopicRuns)
@@ -467,7 +473,7 @@ func TestNATSDeadLetterRecordedOnce(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return b2.Depth(ctx, pipeline.TopicDeadLetters) == 0 && b2.Depth(ctx, pipeline.TopicRuns) == 0
 	}, 10*time.Second, 10*time.Millisecond, "both were handled")
-	_, err = st2.GetRun(ctx, runID)
+	_, err := st2.GetRun(ctx, runID)
 	require.ErrorIs(t, err, store.ErrNotFound, "recorded in the first process only")
 	require.Empty(t, sink.counts(), "the dead run did not run")
 	left, err := st1.Finishing(ctx)
