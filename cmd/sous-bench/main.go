@@ -26,6 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/sous-run/sous/internal/benchrecipes"
 )
 
@@ -364,25 +368,21 @@ func storeCounters(url string) (writerCounters, bool) {
 }
 
 // parseWriterCounters reads the writer's counters from Prometheus' text
-// format; ok is false when it has no transactions.
+// format; ok is false when the text does not parse or has no transactions.
 func parseWriterCounters(text string) (c writerCounters, ok bool) {
-	for _, line := range strings.Split(text, "\n") {
-		name, value, found := strings.Cut(line, " ")
-		if !found {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "sous_store_transactions_total":
-			c.txs = v
-		case "sous_store_writes_total":
-			c.writes = v
-		case "sous_store_transaction_seconds_sum":
-			c.busy = v
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return c, false
 	}
+	first := func(name string) *dto.Metric {
+		if f := families[name]; f != nil && len(f.GetMetric()) > 0 {
+			return f.GetMetric()[0]
+		}
+		return nil
+	}
+	c.txs = first("sous_store_transactions_total").GetCounter().GetValue()
+	c.writes = first("sous_store_writes_total").GetCounter().GetValue()
+	c.busy = first("sous_store_transaction_seconds").GetHistogram().GetSampleSum()
 	return c, c.txs > 0
 }

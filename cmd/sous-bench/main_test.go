@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // next follows every input in the parser tables: a parse that succeeds must
@@ -582,6 +586,26 @@ func TestNATSBroker(t *testing.T) {
 	}
 }
 
+// exposition is what a registry holding the writer's metrics, as the
+// service registers them, serves on /metrics.
+func exposition(t *testing.T, txs, writes float64, took []float64) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_transactions_total", Help: "t"}, func() float64 { return txs }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_writes_total", Help: "w"}, func() float64 { return writes }),
+		prometheus.NewGauge(prometheus.GaugeOpts{Name: "go_goroutines_like", Help: "another metric"}))
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sous_store_transaction_seconds", Help: "d",
+		Buckets: prometheus.ExponentialBuckets(0.00025, 2, 12)})
+	for _, d := range took {
+		h.Observe(d)
+	}
+	reg.MustRegister(h)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return rec.Body.String()
+}
+
 func TestParseWriterCounters(t *testing.T) {
 	tests := []struct {
 		name string
@@ -589,17 +613,17 @@ func TestParseWriterCounters(t *testing.T) {
 		want writerCounters
 		ok   bool
 	}{
-		{name: "all three", in: "# HELP sous_store_transactions_total x\n# TYPE sous_store_transactions_total counter\nsous_store_transactions_total 2136\nsous_store_writes_total 112519\nsous_store_transaction_seconds_bucket{le=\"0.001\"} 12\nsous_store_transaction_seconds_sum 5.625\nsous_store_transaction_seconds_count 2136\n",
-			want: writerCounters{txs: 2136, writes: 112519, busy: 5.625}, ok: true},
-		{name: "exponent form", in: "sous_store_transactions_total 1.5e+06\nsous_store_writes_total 3e+07\n", want: writerCounters{txs: 1.5e6, writes: 3e7}, ok: true},
-		{name: "no transactions yet", in: "sous_store_transactions_total 0\nsous_store_writes_total 0\n", want: writerCounters{}, ok: false},
-		{name: "another server", in: "go_goroutines 12\n", ok: false},
-		{name: "garbage values", in: "sous_store_transactions_total lots\nsous_store_transaction_seconds_sum\n", ok: false},
+		{name: "served by a registry", in: exposition(t, 2136, 112519, []float64{0.002, 0.003, 0.0005}),
+			want: writerCounters{txs: 2136, writes: 112519, busy: 0.0055}, ok: true},
+		{name: "no transactions yet", in: exposition(t, 0, 0, nil), want: writerCounters{}, ok: false},
+		{name: "another server", in: "# TYPE go_goroutines gauge\ngo_goroutines 12\n", ok: false},
+		{name: "not the text format", in: "<html>not found</html>\n", ok: false},
+		{name: "empty", in: "", ok: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := parseWriterCounters(tt.in)
-			if got != tt.want || ok != tt.ok {
+			if ok != tt.ok || got.txs != tt.want.txs || got.writes != tt.want.writes || math.Abs(got.busy-tt.want.busy) > 1e-9 {
 				t.Errorf("parseWriterCounters = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
