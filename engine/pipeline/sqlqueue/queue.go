@@ -298,8 +298,8 @@ func (l *localQueue) subscribed(n int) {
 }
 
 // waitRoom reports whether the queue is below its limit, waiting for it
-// for at most d: false when it is still full then, or when stop is closed or the last
-// subscription stops first.
+// for at most d: false when it is still full then, or when stop is closed
+// or the last subscription stops first.
 func (l *localQueue) waitRoom(d time.Duration, stop <-chan struct{}) bool {
 	var timeout <-chan time.Time
 	for {
