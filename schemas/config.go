@@ -218,13 +218,52 @@ func ConfigFieldSchema(f connector.Field) obj {
 }
 
 // section is the schema of a runtime section: a mapping, or nothing
-// (`pipeline:` with every key commented out).
+// (`pipeline:` with every key commented out). Each of its fields also
+// takes null (`gc_percent:` with no value), which the runtime reads as
+// unset, as it does the section.
 func section(desc string, strict bool, props obj) obj {
+	for k, p := range props {
+		props[k] = nullable(p.(obj))
+	}
 	out := obj{"type": []string{"object", "null"}, "description": desc, "properties": props}
 	if strict {
 		out["additionalProperties"] = false
 	}
 	return out
+}
+
+// null is the schema of an unset runtime field.
+var null = obj{"type": "null"}
+
+// unsetDuration is the schema of a duration field left empty: "" (often
+// from ${VAR:-}) is unset, as null is, and the field takes its default.
+var unsetDuration = obj{"const": ""}
+
+// nullable adds null to the values a runtime field's schema takes, keeping
+// its description and default where editors look for them, and its
+// bounds beside its type (TestConfigBounds reads them there).
+func nullable(s obj) obj {
+	switch t := s["type"].(type) {
+	case string:
+		s["type"] = []string{t, "null"}
+		return s
+	case []string:
+		s["type"] = append(t, "null")
+		return s
+	}
+	if alts, ok := s["anyOf"].([]any); ok {
+		s["anyOf"] = append(alts, null)
+		return s
+	}
+	inner := obj{}
+	for k, v := range s {
+		if k != "description" && k != "default" {
+			inner[k] = v
+			delete(s, k)
+		}
+	}
+	s["anyOf"] = []any{inner, null}
+	return s
 }
 
 // orEnv is a schema that also takes a ${VAR} reference.
@@ -250,12 +289,12 @@ func brokerSchema(d service.BrokerSettings) obj {
 			"description": fmt.Sprintf("nats: how many runs may wait for their durable retry time across all processes, 1 to %d (beyond it a retry comes late, not lost); a whole number, not a ${VAR} string", service.MaxMaxParked)},
 	})
 	s["if"] = obj{"properties": obj{"type": obj{"enum": urlBrokers}}, "required": []string{"type"}}
-	s["then"] = obj{"required": []string{"url"}, "properties": obj{"url": obj{"minLength": 1}}}
+	s["then"] = obj{"required": []string{"url"}, "properties": obj{"url": obj{"minLength": 1, "not": null}}}
 	return s
 }
 
 func period(desc string, def time.Duration) obj {
-	return orEnv(obj{"$ref": "#/$defs/period"}, desc, service.FormatDuration(def, true))
+	return orEnv(obj{"anyOf": []any{obj{"$ref": "#/$defs/period"}, unsetDuration}}, desc, service.FormatDuration(def, true))
 }
 
 func retentionSchema(d service.RetentionSettings) obj {
@@ -278,6 +317,7 @@ func pipelineSchema(d service.PipelineSettings) obj {
 	commitDelay := obj{"anyOf": []any{
 		obj{"type": "string", "pattern": `^` + durationUpToRE(maxCommitDelay) + `$`},
 		obj{"const": 0},
+		unsetDuration,
 	}}
 	maxRetryAfter := obj{"anyOf": []any{
 		obj{"type": "string", "pattern": `^` + daysUpToRE(maxMaxRetryAfter) + `$`},
@@ -285,6 +325,7 @@ func pipelineSchema(d service.PipelineSettings) obj {
 			obj{"pattern": `^` + durationUpToRE(maxMaxRetryAfter) + `$`},
 			obj{"pattern": nonZeroRE},
 		}},
+		unsetDuration,
 	}}
 	return section("Tuning of the pipeline that runs the recipes", true, obj{
 		"max_in_flight": obj{"type": "integer", "minimum": 1, "maximum": maxMaxInFlight, "default": d.MaxInFlight,

@@ -372,10 +372,6 @@ func TestConfigGaps(t *testing.T) {
 			gap: "overflows are not checked"},
 	}
 	refused := []configCase{ // by the schema, taken by the parser
-		{name: "a null runtime field", old: "gc_percent: 200", new: "gc_percent:",
-			gap: "null is unset for the runtime"},
-		{name: "an empty duration", old: "succeeded: 7d", new: `succeeded: ""`,
-			gap: "an empty string is unset for the runtime"},
 		{name: "a connection type from the environment", old: "type: http", new: "type: ${CONN_TYPE:-http}",
 			gap: "the connection type is not read from the environment by the schema"},
 	}
@@ -518,7 +514,8 @@ func TestConfigBounds(t *testing.T) {
 	n := 0
 	for _, section := range []string{"broker", "retention", "limits", "pipeline"} {
 		for key, p := range s.Defs[section].Properties {
-			if p.Type != "integer" {
+			// an integer field also takes null (unset)
+			if !reflect.DeepEqual(p.Type, []any{"integer", "null"}) {
 				continue
 			}
 			require.NotNil(t, p.Minimum, "%s.%s has a minimum", section, key)
@@ -535,6 +532,58 @@ func TestConfigBounds(t *testing.T) {
 		}
 	}
 	require.Equal(t, 4, n, "max_body, max_in_flight, gc_percent and max_parked")
+}
+
+// TestConfigUnsetFields checks every field of the runtime sections left
+// without a value (null) or empty (""), as `${VAR:-}` leaves it: the
+// schema and the parser agree. Null leaves every field at its default; ""
+// does so for a duration, a URL or a prefix, and is an error for a number
+// or the broker type.
+func TestConfigUnsetFields(t *testing.T) {
+	c := newConfigChecker(t, connector.Default)
+	var s struct {
+		Defs map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"$defs"`
+	}
+	require.NoError(t, json.Unmarshal(schemas.Config, &s))
+	emptyRefused := map[string]bool{"broker.type": true, "broker.max_parked": true, "limits.max_body": true,
+		"pipeline.max_in_flight": true, "pipeline.gc_percent": true}
+	n := 0
+	for _, section := range []string{"broker", "retention", "limits", "pipeline"} {
+		for key := range s.Defs[section].Properties {
+			name := section + "." + key
+			n++
+			t.Run(name+" null", func(t *testing.T) {
+				src := fmt.Sprintf("%s:\n  %s:\n", section, key)
+				c.check(t, src, true, "")
+				cfg, diags := recipes.ParseConfig("sous.yaml", []byte(src), noEnv, connector.Default)
+				require.NoError(t, diags.Err())
+				got, err := service.ParseSettings(cfg)
+				require.NoError(t, err)
+				require.Equal(t, service.DefaultSettings(), got, "null is the default")
+			})
+			for _, v := range []string{`""`, `"${SOUS_TEST_UNSET_VAR:-}"`} {
+				t.Run(name+" "+v, func(t *testing.T) {
+					src := fmt.Sprintf("%s:\n  %s: %s\n", section, key, v)
+					if v != `""` && name == "broker.type" {
+						// the schema takes a ${VAR} for the type, and
+						// cannot know the environment: a gap
+						c.check(t, src, true, "the environment is not known")
+						return
+					}
+					c.check(t, src, !emptyRefused[name], "")
+				})
+			}
+		}
+	}
+	require.Equal(t, 18, n, "the fields of the runtime sections")
+	t.Run("a null url of a shared broker", func(t *testing.T) {
+		c.check(t, "broker:\n  type: nats\n  url:\n", false, "")
+	})
+	t.Run("an empty url of a shared broker", func(t *testing.T) {
+		c.check(t, "broker:\n  type: postgres\n  url: \"\"\n", false, "")
+	})
 }
 
 // TestConfigDurationBounds compares the schema with the runtime on
