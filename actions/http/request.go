@@ -39,6 +39,12 @@ var defaultClient = &http.Client{Transport: func() *http.Transport {
 	return t
 }()}
 
+// endsWithin reports whether ctx has a deadline at most d from now.
+func endsWithin(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) <= d
+}
+
 // Run sends the request.
 func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]any, error) {
 	in := req.With
@@ -65,7 +71,9 @@ func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]an
 	case in.Has(FieldBody):
 		body, contentType = strings.NewReader(in.String(FieldBody)), "text/plain; charset=utf-8"
 	}
-	if d := in.Duration(FieldTimeout); d > 0 {
+	// the runner's step timeout (also 30 s by default) is usually sooner:
+	// a context of its own would only cost a timer
+	if d := in.Duration(FieldTimeout); d > 0 && !endsWithin(ctx, d) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()

@@ -369,23 +369,44 @@ func TestRequestStatusErrors(t *testing.T) {
 	}
 }
 
+// TestRequestTimeout: a call ends at the sooner of with.timeout and the
+// caller's deadline (the runner's step timeout), whichever is set.
 func TestRequestTimeout(t *testing.T) {
 	release := make(chan struct{})
 	srv := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
+		case <-time.After(3 * time.Second): // a call nothing ended succeeds, late
 		}
 	})
 	t.Cleanup(func() { close(release) }) // runs before the server's Close
-	start := time.Now()
-	_, err := run(t.Context(), values(t, map[string]any{"url": srv.URL + "/slow?token=" + queryToken, "timeout": "50ms"}), nil, "")
-	require.Less(t, time.Since(start), 5*time.Second, "the timeout bounded the call")
-	ce := connector.Classify(err)
-	require.NotNil(t, ce)
-	require.Equal(t, connector.ReasonTimeout, ce.Reason)
-	require.True(t, ce.Retryable)
-	require.NotContains(t, err.Error(), queryToken)
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // of the caller's context; 0: none
+		timeout  string
+	}{
+		{"with.timeout, no deadline", 0, "50ms"},
+		{"with.timeout before a later deadline", time.Hour, "50ms"},
+		{"a deadline before with.timeout", 50 * time.Millisecond, "1h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err := run(ctx, values(t, map[string]any{"url": srv.URL + "/slow?token=" + queryToken, "timeout": tc.timeout}), nil, "")
+			require.Less(t, time.Since(start), 3*time.Second, "the sooner end bounded the call")
+			ce := connector.Classify(err)
+			require.NotNil(t, ce)
+			require.Equal(t, connector.ReasonTimeout, ce.Reason)
+			require.True(t, ce.Retryable)
+			require.NotContains(t, err.Error(), queryToken)
+		})
+	}
 }
 
 func TestRequestCanceled(t *testing.T) {
