@@ -40,6 +40,12 @@ type Store struct {
 	Dialect  Dialect
 	// Prefix is put before every table name (tests use it to isolate).
 	Prefix string
+	// PruneBatch is the most rows of a table one transaction of Prune
+	// deletes (0: DefaultPruneBatch).
+	PruneBatch int
+	// pruned, when set (tests), is told what each of Prune's transactions
+	// deleted.
+	pruned func(table string, n int64)
 }
 
 // Event is an accepted trigger event.
@@ -479,53 +485,3 @@ type Retention struct {
 // for its retry: a retry waits at most pipeline.max_retry_after, 6 days at
 // most (a NATS stream keeps a message 7 days).
 const MaxCheckpointWait = 7 * 24 * time.Hour
-
-// Prune deletes records older than the retention allows and returns how
-// many runs it removed.
-func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, error) {
-	var total int64
-	del := func(query string, args ...any) error {
-		res, err := s.w().ExecContext(ctx, s.q(query), args...)
-		if err != nil {
-			return fmt.Errorf("prune: %w", err)
-		}
-		if strings.HasPrefix(query, "DELETE FROM {runs} ") {
-			n, _ := res.RowsAffected()
-			total += n
-		}
-		return nil
-	}
-	okBefore := now.Add(-r.Succeeded).UnixMicro()
-	failBefore := now.Add(-r.Failed).UnixMicro()
-	steps := `DELETE FROM {run_steps} WHERE run_id IN (SELECT id FROM {runs} WHERE status IN ('succeeded', 'filtered') AND started_at < $1)`
-	if err := del(steps, okBefore); err != nil {
-		return 0, err
-	}
-	if err := del(`DELETE FROM {run_steps} WHERE run_id IN (SELECT id FROM {runs} WHERE status IN ('failed', 'dead') AND started_at < $1)`, failBefore); err != nil {
-		return 0, err
-	}
-	if err := del(`DELETE FROM {runs} WHERE status IN ('succeeded', 'filtered') AND started_at < $1`, okBefore); err != nil {
-		return 0, err
-	}
-	if err := del(`DELETE FROM {runs} WHERE status IN ('failed', 'dead') AND started_at < $1`, failBefore); err != nil {
-		return 0, err
-	}
-	// a checkpoint is dropped when its run is saved, but one can stay
-	// behind (a NATS retry delivered to another process finishes the run
-	// there): one untouched for longer than any retry waits (at most
-	// MaxCheckpointWait) and than failures are kept is stale
-	if err := del(`DELETE FROM {checkpoints} WHERE updated_at < $1`, now.Add(-max(r.Failed, MaxCheckpointWait)).UnixMilli()); err != nil {
-		return 0, err
-	}
-	if r.Dedup > 0 {
-		before := now.Add(-r.Dedup)
-		if err := del(`DELETE FROM {dedup} WHERE created_at < $1`, before.UnixMilli()); err != nil {
-			return 0, err
-		}
-		// events still referenced by a kept failed run stay, for replay
-		if err := del(`DELETE FROM {events} WHERE received_at < $1 AND id NOT IN (SELECT event_id FROM {runs})`, before.UnixMicro()); err != nil {
-			return 0, err
-		}
-	}
-	return total, nil
-}

@@ -43,7 +43,7 @@ func backends(t *testing.T, test func(t *testing.T, st *store.Store)) {
 }
 
 // inTx runs fn in a transaction on the store's write handle.
-func inTx(t *testing.T, st *store.Store, fn func(tx *sql.Tx) error) error {
+func inTx(t testing.TB, st *store.Store, fn func(tx *sql.Tx) error) error {
 	t.Helper()
 	db := st.Write
 	if db == nil {
@@ -551,7 +551,7 @@ func TestInstanceID(t *testing.T) {
 }
 
 // openSQLite opens and migrates a fresh embedded store, with no prefix.
-func openSQLite(t *testing.T) *store.Store {
+func openSQLite(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	write, read, err := store.OpenSQLite(ctx, t.TempDir())

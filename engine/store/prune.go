@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// DefaultPruneBatch is how many rows of a table one transaction of Prune
+// deletes at most. On SQLite the writer has a single connection, which
+// intake needs for every webhook: a prune holds it for one batch (a few
+// milliseconds), not for the whole backlog. A single DELETE of 300,000
+// runs, their events and dedup keys held it for 6 s, and one after a
+// retention change, for as long as its days of records took.
+const DefaultPruneBatch = 1000
+
+// Prune deletes records older than the retention allows and returns how
+// many runs it removed. It deletes in batches, each in a transaction of
+// its own, so that the writes of intake and of the runs go on meanwhile;
+// a prune cut short by ctx leaves consistent records and resumes at the
+// next one.
+func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, error) {
+	batch := s.PruneBatch
+	if batch <= 0 {
+		batch = DefaultPruneBatch
+	}
+	var total int64
+	for _, c := range []struct {
+		statuses string
+		before   time.Time
+	}{
+		{`'succeeded', 'filtered'`, now.Add(-r.Succeeded)},
+		{`'failed', 'dead'`, now.Add(-r.Failed)},
+	} {
+		runs := `SELECT id FROM {runs} WHERE status IN (` + c.statuses + `) AND started_at < $1 LIMIT $2`
+		before := c.before.UnixMicro()
+		n, err := s.pruneBatches(ctx, "runs", func(tx *sql.Tx) (int64, bool, error) {
+			// the steps of the runs deleted, by id: on PostgreSQL another
+			// process may save an old run between two statements
+			ids, err := deletedIDs(tx.QueryContext(ctx, s.q(`DELETE FROM {runs} WHERE id IN (`+runs+`) RETURNING id`), before, batch))
+			if err != nil || len(ids) == 0 {
+				return 0, false, err
+			}
+			if err := s.deleteSteps(ctx, tx, ids); err != nil {
+				return 0, false, err
+			}
+			return int64(len(ids)), len(ids) == batch, nil
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	// a checkpoint is dropped when its run is saved, but one can stay
+	// behind (a NATS retry delivered to another process finishes the run
+	// there): one untouched for longer than any retry waits (at most
+	// MaxCheckpointWait) and than failures are kept is stale. The table
+	// holds unfinished runs only: one statement.
+	if _, err := s.w().ExecContext(ctx, s.q(`DELETE FROM {checkpoints} WHERE updated_at < $1`),
+		now.Add(-max(r.Failed, MaxCheckpointWait)).UnixMilli()); err != nil {
+		return total, fmt.Errorf("prune checkpoints: %w", err)
+	}
+	if r.Dedup <= 0 {
+		return total, nil
+	}
+	before := now.Add(-r.Dedup)
+	if _, err := s.pruneBatches(ctx, "dedup", func(tx *sql.Tx) (int64, bool, error) {
+		n, err := rowsAffected(tx.ExecContext(ctx, s.q(`DELETE FROM {dedup} WHERE key IN
+			(SELECT key FROM {dedup} WHERE created_at < $1 ORDER BY created_at LIMIT $2)`), before.UnixMilli(), batch))
+		return n, n == int64(batch), err
+	}); err != nil {
+		return total, err
+	}
+	// events still referenced by a kept run stay, for replay. They would
+	// be met again by every batch taken from the oldest, so the batches
+	// are windows of received_at, each of about batch events, walked once.
+	from, end := int64(math.MinInt64), before.UnixMicro()
+	_, err := s.pruneBatches(ctx, "events", func(tx *sql.Tx) (int64, bool, error) {
+		to := end
+		err := tx.QueryRowContext(ctx, s.q(`SELECT received_at FROM {events} WHERE received_at >= $1 AND received_at < $2
+			ORDER BY received_at LIMIT 1 OFFSET $3`), from, end, batch).Scan(&to)
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // the last window
+		case err != nil:
+			return 0, false, err
+		case to == from: // more than a batch received in the same microsecond
+			to = from + 1
+		}
+		n, err := rowsAffected(tx.ExecContext(ctx, s.q(`DELETE FROM {events} WHERE received_at >= $1 AND received_at < $2
+			AND NOT EXISTS (SELECT 1 FROM {runs} WHERE {runs}.event_id = {events}.id)`), from, to))
+		from = to
+		return n, to < end, err
+	})
+	return total, err
+}
+
+// pruneBatches runs del, each time in a transaction of its own, as long as
+// it says there is more, and returns the rows it deleted.
+func (s *Store) pruneBatches(ctx context.Context, table string, del func(tx *sql.Tx) (n int64, more bool, err error)) (int64, error) {
+	var total int64
+	for {
+		tx, err := s.w().BeginTx(ctx, nil)
+		if err != nil {
+			return total, fmt.Errorf("prune %s: %w", table, err)
+		}
+		n, more, err := del(tx)
+		if err != nil {
+			_ = tx.Rollback()
+			return total, fmt.Errorf("prune %s: %w", table, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return total, fmt.Errorf("prune %s: %w", table, err)
+		}
+		total += n
+		if s.pruned != nil {
+			s.pruned(table, n)
+		}
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// deletedIDs reads the ids a DELETE ... RETURNING id gives.
+func deletedIDs(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// deleteSteps deletes the step rows of the runs ids, up to maxStepIDs
+// ids a statement (SQLite takes 32,766 parameters at most).
+func (s *Store) deleteSteps(ctx context.Context, tx *sql.Tx, ids []string) error {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxStepIDs)]
+		ids = ids[len(chunk):]
+		var b strings.Builder
+		b.WriteString(s.q(`DELETE FROM {run_steps} WHERE run_id IN (`))
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", i+1)
+			args[i] = id
+		}
+		b.WriteByte(')')
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxStepIDs is how many runs' steps one statement of deleteSteps deletes.
+const maxStepIDs = 1000
+
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

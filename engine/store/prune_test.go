@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/store"
+)
+
+// pruneFixture stores, at now minus their age, runs of each status with a
+// step row each, events that no run references (some received in the same
+// microsecond, more than a batch of them), and a dedup key per event.
+type pruneFixture struct {
+	oldOK, oldFailed, fresh, orphans int
+}
+
+func (f pruneFixture) store(t *testing.T, st *store.Store, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	day := 24 * time.Hour
+	require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
+		add := func(id, status string, at time.Time, withRun bool) error {
+			ev := &store.Event{ID: "ev_" + id, Type: "webhook.received", Source: "/x", DedupKey: "key_" + id, ReceivedAt: at, Payload: []byte(`{}`)}
+			if _, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, at); err != nil {
+				return err
+			}
+			if err := st.InsertEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+			if !withRun {
+				return nil
+			}
+			// a retried step: the run_steps table keeps it
+			return st.SaveRunTx(ctx, tx, &store.Run{ID: "run_" + id, Recipe: "r", EventID: ev.ID, Status: status,
+				StartedAt: at, FinishedAt: at, Attempt: 1, Steps: []store.RunStep{{Step: "s", Action: "http.request", Status: "succeeded", Attempts: 2}}})
+		}
+		old := now.Add(-3 * day)
+		for i := range f.oldOK + f.oldFailed {
+			// failed runs among the succeeded ones, in time: their events
+			// stay in the windows the succeeded runs' events go from
+			status, id := "succeeded", fmt.Sprintf("ok_%02d", i)
+			if i%((f.oldOK+f.oldFailed)/f.oldFailed) == 0 && i/((f.oldOK+f.oldFailed)/f.oldFailed) < f.oldFailed {
+				status, id = "failed", fmt.Sprintf("failed_%02d", i)
+			}
+			if err := add(id, status, old.Add(time.Duration(i)*time.Second), true); err != nil {
+				return err
+			}
+		}
+		for i := range f.fresh {
+			if err := add(fmt.Sprintf("new_%02d", i), "succeeded", now.Add(-time.Hour), true); err != nil {
+				return err
+			}
+		}
+		tie := old.Add(-time.Hour)
+		for i := range f.orphans {
+			if err := add(fmt.Sprintf("orphan_%02d", i), "", tie, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+func count(t *testing.T, st *store.Store, query string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, st.DB.QueryRow(fmt.Sprintf(query, st.Prefix)).Scan(&n))
+	return n
+}
+
+// TestPruneInBatches: Prune deletes at most PruneBatch rows of a table per
+// transaction, and in batches deletes what one statement did: the old
+// succeeded runs and their steps, the events no kept run references (a
+// batch's worth and more received in one microsecond included), and the
+// old dedup keys.
+func TestPruneInBatches(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		f := pruneFixture{oldOK: 22, oldFailed: 6, fresh: 3, orphans: 9}
+		f.store(t, st, now)
+		require.Equal(t, f.oldFailed, count(t, st, `SELECT count(*) FROM %sruns WHERE status = 'failed'`), "the fixture")
+		const batch = 4
+		st.PruneBatch = batch
+		batches := map[string][]int64{}
+		store.SetPruned(st, func(table string, n int64) { batches[table] = append(batches[table], n) })
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		day := 24 * time.Hour
+		n, err := st.Prune(ctx, now, store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day})
+		require.NoError(t, err)
+		require.EqualValues(t, f.oldOK, n, "the old succeeded runs")
+
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %srun_steps`), "the steps of the kept runs, no other")
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`), "the events of the kept runs")
+		require.Equal(t, f.fresh, count(t, st, `SELECT count(*) FROM %sdedup`), "the keys within the dedup window")
+
+		for _, table := range []string{"runs", "dedup"} {
+			require.GreaterOrEqual(t, len(batches[table]), 2, "%s: more than one transaction", table)
+			for _, m := range batches[table] {
+				require.LessOrEqual(t, m, int64(batch), "%s: %v", table, batches[table])
+			}
+		}
+		// the orphans share a microsecond: their window holds them all
+		require.GreaterOrEqual(t, len(batches["events"]), (f.oldOK+f.orphans)/batch, "events: %v", batches["events"])
+		for _, m := range batches["events"] {
+			require.LessOrEqual(t, m, int64(max(batch, f.orphans)), "events: %v", batches["events"])
+		}
+	})
+}
+
+// TestPruneCutShort: a prune ended by its context between batches leaves
+// no step without its run, and the next prune finishes the work.
+func TestPruneCutShort(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		f := pruneFixture{oldOK: 10, oldFailed: 2, fresh: 1, orphans: 1}
+		f.store(t, st, now)
+		st.PruneBatch = 3
+		ctx, cancel := context.WithCancel(context.Background())
+		store.SetPruned(st, func(string, int64) { cancel() })
+		day := 24 * time.Hour
+		ret := store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day}
+		n, err := st.Prune(ctx, now, ret)
+		require.ErrorIs(t, err, context.Canceled)
+		require.EqualValues(t, 3, n, "one batch of runs")
+		require.Zero(t, count(t, st, `SELECT count(*) FROM %srun_steps WHERE run_id NOT IN (SELECT id FROM %[1]sruns)`), "no step without its run")
+
+		store.SetPruned(st, nil)
+		n, err = st.Prune(context.Background(), now, ret)
+		require.NoError(t, err)
+		require.EqualValues(t, f.oldOK-3, n, "the rest")
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`))
+	})
+}
