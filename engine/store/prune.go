@@ -28,6 +28,12 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 	if batch <= 0 {
 		batch = DefaultPruneBatch
 	}
+	// on PostgreSQL, processes pruning at the same time share the rows
+	// rather than wait for each other's
+	lock := ""
+	if s.Dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
 	var total int64
 	for _, c := range []struct {
 		statuses string
@@ -36,7 +42,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 		{`'succeeded', 'filtered'`, now.Add(-r.Succeeded)},
 		{`'failed', 'dead'`, now.Add(-r.Failed)},
 	} {
-		runs := `SELECT id FROM {runs} WHERE status IN (` + c.statuses + `) AND started_at < $1 LIMIT $2`
+		runs := `SELECT id FROM {runs} WHERE status IN (` + c.statuses + `) AND started_at < $1 LIMIT $2` + lock
 		before := c.before.UnixMicro()
 		n, err := s.pruneBatches(ctx, "runs", func(tx *sql.Tx) (int64, bool, error) {
 			// the steps of the runs deleted, by id: on PostgreSQL another
@@ -70,7 +76,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 	before := now.Add(-r.Dedup)
 	if _, err := s.pruneBatches(ctx, "dedup", func(tx *sql.Tx) (int64, bool, error) {
 		n, err := rowsAffected(tx.ExecContext(ctx, s.q(`DELETE FROM {dedup} WHERE key IN
-			(SELECT key FROM {dedup} WHERE created_at < $1 ORDER BY created_at LIMIT $2)`), before.UnixMilli(), batch))
+			(SELECT key FROM {dedup} WHERE created_at < $1 ORDER BY created_at LIMIT $2`+lock+`)`), before.UnixMilli(), batch))
 		return n, n == int64(batch), err
 	}); err != nil {
 		return total, err

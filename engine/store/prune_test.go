@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,5 +138,37 @@ func TestPruneCutShort(t *testing.T) {
 		require.EqualValues(t, f.oldOK-3, n, "the rest")
 		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
 		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`))
+	})
+}
+
+// TestPruneTwoAtOnce: two prunes of one store at the same time (on
+// PostgreSQL, as two processes would) both end without an error, and
+// between them delete what one would.
+func TestPruneTwoAtOnce(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		f := pruneFixture{oldOK: 40, oldFailed: 4, fresh: 2, orphans: 3}
+		f.store(t, st, now)
+		st.PruneBatch = 3
+		day := 24 * time.Hour
+		ret := store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day}
+		var wg sync.WaitGroup
+		counts := make([]int64, 2)
+		errs := make([]error, 2)
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				counts[i], errs[i] = st.Prune(context.Background(), now, ret)
+			}()
+		}
+		wg.Wait()
+		require.NoError(t, errs[0])
+		require.NoError(t, errs[1])
+		require.EqualValues(t, f.oldOK, counts[0]+counts[1], "each run deleted once")
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %srun_steps`))
+		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`))
+		require.Equal(t, f.fresh, count(t, st, `SELECT count(*) FROM %sdedup`))
 	})
 }
