@@ -13,9 +13,10 @@ import (
 // DefaultPruneBatch is how many rows of a table one transaction of Prune
 // deletes at most. On SQLite the writer has a single connection, which
 // intake needs for every webhook: a prune holds it for one batch (a few
-// milliseconds), not for the whole backlog. A single DELETE of 300,000
-// runs, their events and dedup keys held it for 6 s, and one after a
-// retention change, for as long as its days of records took.
+// milliseconds), not for the whole backlog. Pruning 100,000 runs with
+// their events and dedup keys in a statement per table held it for up to
+// 1.8 s (BenchmarkPruneStall), and the first prune after a retention
+// change for as long as its days of records took.
 const DefaultPruneBatch = 1000
 
 // Prune deletes records older than the retention allows and returns how
