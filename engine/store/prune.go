@@ -74,18 +74,12 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 	if r.Dedup <= 0 {
 		return total, nil
 	}
-	before := now.Add(-r.Dedup)
-	if _, err := s.pruneBatches(ctx, "dedup", func(tx *sql.Tx) (int64, bool, error) {
-		n, err := rowsAffected(tx.ExecContext(ctx, s.q(`DELETE FROM {dedup} WHERE key IN
-			(SELECT key FROM {dedup} WHERE created_at < $1 ORDER BY created_at LIMIT $2`+lock+`)`), before.UnixMilli(), batch))
-		return n, n == int64(batch), err
-	}); err != nil {
-		return total, err
-	}
-	// events still referenced by a kept run stay, for replay. They would
-	// be met again by every batch taken from the oldest, so the batches
-	// are windows of received_at, each of about batch events, walked once.
-	from, end := int64(math.MinInt64), before.UnixMicro()
+	// dedup keys go with their events (each is stored with one, at the
+	// same time), those of events still referenced by a kept run too.
+	// Events that kept runs reference stay, for replay. They would be met
+	// again by every batch taken from the oldest, so the batches are
+	// windows of received_at, each of about batch events, walked once.
+	from, end := int64(math.MinInt64), now.Add(-r.Dedup).UnixMicro()
 	_, err := s.pruneBatches(ctx, "events", func(tx *sql.Tx) (int64, bool, error) {
 		to := end
 		err := tx.QueryRowContext(ctx, s.q(`SELECT received_at FROM {events} WHERE received_at >= $1 AND received_at < $2
@@ -96,6 +90,12 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 			return 0, false, err
 		case to == from: // more than a batch received in the same microsecond
 			to = from + 1
+		}
+		// by key and event: a key pruned with a kept event's may have been
+		// claimed again since, by a newer event
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {dedup} WHERE (key, event_id) IN
+			(SELECT dedup_key, id FROM {events} WHERE received_at >= $1 AND received_at < $2)`), from, to); err != nil {
+			return 0, false, err
 		}
 		n, err := rowsAffected(tx.ExecContext(ctx, s.q(`DELETE FROM {events} WHERE received_at >= $1 AND received_at < $2
 			AND NOT EXISTS (SELECT 1 FROM {runs} WHERE {runs}.event_id = {events}.id)`), from, to))
