@@ -74,6 +74,31 @@ func count(t *testing.T, st *store.Store, query string) int {
 	return n
 }
 
+// pruneRetention is what the prune tests keep: succeeded runs a day,
+// failed ones a week, dedup keys and events two days.
+var pruneRetention = store.Retention{Succeeded: 24 * time.Hour, Failed: 7 * 24 * time.Hour, Dedup: 48 * time.Hour}
+
+// setUp stores the fixture, has st prune batch rows at a time and returns
+// the time the fixture's ages count from.
+func (f pruneFixture) setUp(t *testing.T, st *store.Store, batch int) time.Time {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	f.store(t, st, now)
+	st.PruneBatch = batch
+	return now
+}
+
+// requirePruned checks what a whole prune of the fixture leaves: the
+// kept runs, their steps and events, and the fresh dedup keys.
+func (f pruneFixture) requirePruned(t *testing.T, st *store.Store) {
+	t.Helper()
+	kept := f.oldFailed + f.fresh
+	require.Equal(t, kept, count(t, st, `SELECT count(*) FROM %sruns`))
+	require.Equal(t, kept, count(t, st, `SELECT count(*) FROM %srun_steps`), "the steps of the kept runs, no other")
+	require.Equal(t, kept, count(t, st, `SELECT count(*) FROM %sevents`), "the events of the kept runs")
+	require.Equal(t, f.fresh, count(t, st, `SELECT count(*) FROM %sdedup`), "the keys within the dedup window")
+}
+
 // TestPruneInBatches: Prune deletes at most PruneBatch runs, or a window
 // of about as many events, per transaction, and in batches deletes what
 // one statement did: the old succeeded runs and their steps, the events
@@ -81,25 +106,18 @@ func count(t *testing.T, st *store.Store, query string) int {
 // microsecond included), and the old dedup keys.
 func TestPruneInBatches(t *testing.T) {
 	backends(t, func(t *testing.T, st *store.Store) {
-		now := time.Now().UTC().Truncate(time.Microsecond)
 		f := pruneFixture{oldOK: 22, oldFailed: 6, fresh: 3, orphans: 9}
-		f.store(t, st, now)
-		require.Equal(t, f.oldFailed, count(t, st, `SELECT count(*) FROM %sruns WHERE status = 'failed'`), "the fixture")
 		const batch = 4
-		st.PruneBatch = batch
+		now := f.setUp(t, st, batch)
+		require.Equal(t, f.oldFailed, count(t, st, `SELECT count(*) FROM %sruns WHERE status = 'failed'`), "the fixture")
 		batches := map[string][]int64{}
 		store.SetPruned(st, func(table string, n int64) { batches[table] = append(batches[table], n) })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		day := 24 * time.Hour
-		n, err := st.Prune(ctx, now, store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day})
+		n, err := st.Prune(ctx, now, pruneRetention)
 		require.NoError(t, err)
 		require.EqualValues(t, f.oldOK, n, "the old succeeded runs")
-
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %srun_steps`), "the steps of the kept runs, no other")
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`), "the events of the kept runs")
-		require.Equal(t, f.fresh, count(t, st, `SELECT count(*) FROM %sdedup`), "the keys within the dedup window")
+		f.requirePruned(t, st)
 
 		require.GreaterOrEqual(t, len(batches["runs"]), 2, "runs: more than one transaction")
 		for _, m := range batches["runs"] {
@@ -117,25 +135,20 @@ func TestPruneInBatches(t *testing.T) {
 // no step without its run, and the next prune finishes the work.
 func TestPruneCutShort(t *testing.T) {
 	backends(t, func(t *testing.T, st *store.Store) {
-		now := time.Now().UTC().Truncate(time.Microsecond)
 		f := pruneFixture{oldOK: 10, oldFailed: 2, fresh: 1, orphans: 1}
-		f.store(t, st, now)
-		st.PruneBatch = 3
+		now := f.setUp(t, st, 3)
 		ctx, cancel := context.WithCancel(context.Background())
 		store.SetPruned(st, func(string, int64) { cancel() })
-		day := 24 * time.Hour
-		ret := store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day}
-		n, err := st.Prune(ctx, now, ret)
+		n, err := st.Prune(ctx, now, pruneRetention)
 		require.ErrorIs(t, err, context.Canceled)
 		require.EqualValues(t, 3, n, "one batch of runs")
 		require.Zero(t, count(t, st, `SELECT count(*) FROM %srun_steps WHERE run_id NOT IN (SELECT id FROM %[1]sruns)`), "no step without its run")
 
 		store.SetPruned(st, nil)
-		n, err = st.Prune(context.Background(), now, ret)
+		n, err = st.Prune(context.Background(), now, pruneRetention)
 		require.NoError(t, err)
 		require.EqualValues(t, f.oldOK-3, n, "the rest")
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`))
+		f.requirePruned(t, st)
 	})
 }
 
@@ -144,12 +157,8 @@ func TestPruneCutShort(t *testing.T) {
 // between them delete what one would.
 func TestPruneTwoAtOnce(t *testing.T) {
 	backends(t, func(t *testing.T, st *store.Store) {
-		now := time.Now().UTC().Truncate(time.Microsecond)
 		f := pruneFixture{oldOK: 40, oldFailed: 4, fresh: 2, orphans: 3}
-		f.store(t, st, now)
-		st.PruneBatch = 3
-		day := 24 * time.Hour
-		ret := store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day}
+		now := f.setUp(t, st, 3)
 		var wg sync.WaitGroup
 		counts := make([]int64, 2)
 		errs := make([]error, 2)
@@ -157,17 +166,14 @@ func TestPruneTwoAtOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				counts[i], errs[i] = st.Prune(context.Background(), now, ret)
+				counts[i], errs[i] = st.Prune(context.Background(), now, pruneRetention)
 			}()
 		}
 		wg.Wait()
 		require.NoError(t, errs[0])
 		require.NoError(t, errs[1])
 		require.EqualValues(t, f.oldOK, counts[0]+counts[1], "each run deleted once")
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sruns`))
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %srun_steps`))
-		require.Equal(t, f.oldFailed+f.fresh, count(t, st, `SELECT count(*) FROM %sevents`))
-		require.Equal(t, f.fresh, count(t, st, `SELECT count(*) FROM %sdedup`))
+		f.requirePruned(t, st)
 	})
 }
 
@@ -179,7 +185,6 @@ func TestPruneReclaimedKey(t *testing.T) {
 		ctx := context.Background()
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		day := 24 * time.Hour
-		ret := store.Retention{Succeeded: day, Failed: 7 * day, Dedup: 2 * day}
 		claim := func(eventID string, at time.Time, withRun bool) bool {
 			t.Helper()
 			var fresh bool
@@ -199,12 +204,12 @@ func TestPruneReclaimedKey(t *testing.T) {
 			return fresh
 		}
 		require.True(t, claim("ev_old", now.Add(-3*day), true), "the old event, its run failed: kept for replay")
-		_, err := st.Prune(ctx, now, ret)
+		_, err := st.Prune(ctx, now, pruneRetention)
 		require.NoError(t, err)
 		_, err = st.GetEvent(ctx, "ev_old")
 		require.NoError(t, err, "kept for its failed run")
 		require.True(t, claim("ev_new", now, false), "its key went after the dedup window")
-		_, err = st.Prune(ctx, now, ret)
+		_, err = st.Prune(ctx, now, pruneRetention)
 		require.NoError(t, err)
 		require.False(t, claim("ev_dup", now, false), "the new event's claim stays")
 	})
