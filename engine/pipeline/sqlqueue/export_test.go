@@ -5,11 +5,6 @@ import "context"
 // ClaimQuery is claimQuery, for the plan test.
 var ClaimQuery = claimQuery
 
-// InList is inList, and MaxInList maxInList, for the shape test.
-var InList = inList
-
-const MaxInList = maxInList
-
 // HeldRows counts the rows whose leases the queue renews.
 func (q *Queue) HeldRows() int {
 	q.heldMu.Lock()

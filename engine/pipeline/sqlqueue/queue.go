@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/sous-run/sous/internal/sqlin"
 )
 
 // RetryAtKey is the metadata key a handler sets (unix milliseconds) before
@@ -841,7 +842,7 @@ func (q *Queue) nack(topic string, seq int64, msg *message.Message) {
 // (run ids are unique).
 func (q *Queue) ackLoop() {
 	defer q.wg.Done()
-	batch := make([]int64, 0, maxInList)
+	batch := make([]int64, 0, sqlin.Max)
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -854,8 +855,8 @@ func (q *Queue) ackLoop() {
 		select {
 		case seq := <-q.acks:
 			batch = append(batch, seq)
-			if len(batch) >= maxInList {
-				flush() // one full statement (see inList)
+			if len(batch) >= sqlin.Max {
+				flush() // one full statement (see sqlin.List)
 			}
 		default:
 			flush()
@@ -882,8 +883,8 @@ func (q *Queue) ackLoop() {
 // lease runs out and the message is delivered again).
 func (q *Queue) deleteAcked(ids []int64) {
 	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
-		for chunk := range slices.Chunk(ids, maxInList) {
-			list, args := inList(nil, chunk)
+		for chunk := range slices.Chunk(ids, sqlin.Max) {
+			list, args := sqlin.List(nil, chunk)
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+q.cfg.Table+` WHERE seq IN `+list, args...); err != nil {
 				return err
 			}
@@ -891,37 +892,6 @@ func (q *Queue) deleteAcked(ids []int64) {
 		return nil
 	})
 	q.untrack(ids...)
-}
-
-// maxInList bounds the ids of an IN list (see inList).
-const maxInList = 512
-
-// inList returns the IN list "($k,...)" of ids, numbered on from args (k
-// is len(args)+1), and args with the ids appended. The list is padded to
-// a power of two by repeating its last id, which changes nothing for IN:
-// whatever the number of ids, the statement is one of a few texts (lists
-// of 1, 2, 4, ... maxInList), each prepared and cached once by the writer
-// (see cachedTx), rather than one text per length. ids holds 1 to
-// maxInList ids: split a longer list with slices.Chunk.
-func inList(args []any, ids []int64) (string, []any) {
-	n := 1
-	for n < len(ids) {
-		n *= 2
-	}
-	args = slices.Grow(args, n)
-	var b strings.Builder
-	b.Grow(n * 5)
-	b.WriteByte('(')
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(len(args) + 1))
-		args = append(args, ids[min(i, len(ids)-1)])
-	}
-	b.WriteByte(')')
-	return b.String(), args
 }
 
 // track records rows leased to this process until the unix millisecond
@@ -980,7 +950,7 @@ func (q *Queue) renew() {
 		return
 	}
 	slices.Sort(due)
-	for seqs := range slices.Chunk(due, maxInList) {
+	for seqs := range slices.Chunk(due, sqlin.Max) {
 		select {
 		case <-q.closed:
 			return
@@ -1008,8 +978,8 @@ func (q *Queue) renewRows(seqs []int64) {
 		if len(renewed) == 0 {
 			return nil
 		}
-		// padded to few shapes: see inList
-		list, args := inList([]any{until}, renewed)
+		// padded to few shapes: see sqlin.List
+		list, args := sqlin.List([]any{until}, renewed)
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET leased_until = $1, available_at = $1 WHERE seq IN `+list, args...)
 		return err
 	})

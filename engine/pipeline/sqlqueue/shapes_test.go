@@ -124,36 +124,6 @@ func TestQueueAcksInFewShapes(t *testing.T) {
 	requireFewShapes(t, deleteShapes(t, w))
 }
 
-// TestInList: an IN list of n ids has the next power of two of
-// placeholders (the last id repeated), numbered after the args given: a
-// few texts for every length up to MaxInList.
-func TestInList(t *testing.T) {
-	list, args := sqlqueue.InList([]any{"until"}, []int64{7, 8, 9})
-	require.Equal(t, "($2,$3,$4,$5)", list)
-	require.Equal(t, []any{"until", int64(7), int64(8), int64(9), int64(9)}, args)
-
-	list, args = sqlqueue.InList(nil, []int64{5})
-	require.Equal(t, "($1)", list)
-	require.Equal(t, []any{int64(5)}, args)
-
-	texts := map[string]bool{}
-	for n := 1; n <= sqlqueue.MaxInList; n++ {
-		ids := make([]int64, n)
-		for i := range ids {
-			ids[i] = int64(100 + i)
-		}
-		list, args := sqlqueue.InList(nil, ids)
-		texts[list] = true
-		size := strings.Count(list, "$")
-		require.Len(t, args, size)
-		require.True(t, size >= n && size < 2*n, "%d ids in a list of %d", n, size)
-		for i, a := range args {
-			require.Equal(t, ids[min(i, n-1)], a)
-		}
-	}
-	require.Len(t, texts, bits.Len(uint(sqlqueue.MaxInList)), "one text per power of two up to MaxInList")
-}
-
 // TestQueueClaimsInOneShape: claims of any size (the free slots of the
 // moment) share one statement: the limit is an argument. With the limit
 // in the text, each size was a statement of its own.
