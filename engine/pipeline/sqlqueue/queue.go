@@ -51,6 +51,14 @@ type Config struct {
 	// for room in their subscription's in-memory queue before it stores
 	// them in rows of their own (10s when zero).
 	ChildWait time.Duration
+	// Claimed, when set, is called with the messages of each claim from
+	// the table, outside the writer's transaction, before any is
+	// delivered. The value it gives for a message (nil for none) is what
+	// Local returns for it, as for a message handed over in memory: a
+	// consumer that reads something for each message (a row the message
+	// names) can read it for the whole claim in one query. It returns
+	// nil, or one value per message.
+	Claimed func(ctx context.Context, topic string, msgs []*message.Message) []any
 }
 
 // Queue is a Watermill Publisher and Subscriber over a SQL table.
@@ -634,6 +642,17 @@ func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, e
 	q.track(until, out)
 	// RETURNING gives no order guarantee
 	slices.SortFunc(out, func(a, b handedOver) int { return cmp.Compare(a.seq, b.seq) })
+	if q.cfg.Claimed != nil && len(out) > 0 {
+		msgs := make([]*message.Message, len(out))
+		for i, c := range out {
+			msgs[i] = c.msg
+		}
+		if values := q.cfg.Claimed(ctx, topic, msgs); len(values) == len(out) {
+			for i, v := range values {
+				out[i].value = v
+			}
+		}
+	}
 	return out, nil
 }
 
