@@ -10,10 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sous-run/sous/internal/sqlin"
 )
 
 // Dialect names a SQL engine.
@@ -257,6 +260,48 @@ func (s *Store) GetEvent(ctx context.Context, id string) (*Event, error) {
 	}
 	ev.ReceivedAt, ev.Payload = time.UnixMicro(at).UTC(), payload
 	return ev, nil
+}
+
+// EventPayloads reads the payloads of the events with the given ids, in
+// one query per sqlin.Max of them: a backlog of events claimed together
+// is read at once rather than one query each. An id not stored (pruned)
+// is left out of the map.
+func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(ids))
+	for chunk := range slices.Chunk(ids, sqlin.Max) {
+		list, args := sqlin.List(nil, chunk)
+		// one of a few texts (see sqlin.List), each prepared once
+		st, err := s.prepared(ctx, `SELECT id, payload FROM {events} WHERE id IN `+list)
+		if err != nil {
+			return nil, fmt.Errorf("read event payloads: %w", err)
+		}
+		if err := s.scanPayloads(ctx, st, args, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) scanPayloads(ctx context.Context, st *sql.Stmt, args []any, out map[string]json.RawMessage) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("read event payloads: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id      string
+			payload []byte
+		)
+		if err := rows.Scan(&id, &payload); err != nil {
+			return fmt.Errorf("read event payloads: %w", err)
+		}
+		out[id] = payload
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read event payloads: %w", err)
+	}
+	return nil
 }
 
 // RunState reads, in one prepared query, whether a run reached a final
