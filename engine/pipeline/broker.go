@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -35,6 +37,8 @@ type SQLBroker struct {
 	Store  *store.Store
 	Writer *sqlqueue.Writer
 	Queue  *sqlqueue.Queue
+
+	claimedPayloads atomic.Int64 // events read with their claim, for tests
 }
 
 // NewSQLBroker builds the queue over the store's write handle.
@@ -45,7 +49,12 @@ func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 	if cfg.Table == "" {
 		cfg.Table = st.Prefix + "queue"
 	}
-	return &SQLBroker{Store: st, Writer: w, Queue: sqlqueue.New(st.Write, w, cfg)}
+	b := &SQLBroker{Store: st, Writer: w}
+	if cfg.Claimed == nil {
+		cfg.Claimed = b.claimed
+	}
+	b.Queue = sqlqueue.New(st.Write, w, cfg)
+	return b
 }
 
 // Accept implements Broker. The queued message leaves the payload out
@@ -71,6 +80,46 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 		b.Queue.Delivered(ins)
 	}
 	return fresh, nil
+}
+
+// claimed reads the payloads of a claim of event messages (a backlog
+// draining) in one query, rather than one each when matched: a
+// localEvent per message, nil for one that is not a lean event message
+// (the matcher then decodes it, or reports it, as it does any). When the
+// read fails, it gives nothing and each event is read when matched.
+func (b *SQLBroker) claimed(ctx context.Context, topic string, msgs []*message.Message) []any {
+	if topic != TopicEvents {
+		return nil
+	}
+	values := make([]any, len(msgs))
+	events := make([]*localEvent, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for i, m := range msgs {
+		var em EventMsg
+		if err := json.Unmarshal(m.Payload, &em); err != nil || em.ID == "" || len(em.Payload) > 0 {
+			continue
+		}
+		events[i] = &localEvent{msg: em, claimed: true}
+		ids = append(ids, em.ID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	payloads, err := b.Store.EventPayloads(ctx, ids)
+	if err != nil {
+		return nil
+	}
+	b.claimedPayloads.Add(int64(len(payloads)))
+	for i, le := range events {
+		if le == nil {
+			continue
+		}
+		// an event no longer stored keeps an empty payload: the matcher
+		// looks it up again and reports it gone
+		le.payload = payloads[le.msg.ID]
+		values[i] = le
+	}
+	return values
 }
 
 // Lean reports that messages need not carry event payloads: the

@@ -213,7 +213,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		// over in memory, or claimed from its row for the first time (a
 		// backlog draining)
 		lr := &localRun{msg: rm, payload: payload}
-		lr.fresh.Store(local != nil || sqlqueue.FirstDelivery(msg))
+		lr.fresh.Store((local != nil && !local.claimed) || sqlqueue.FirstDelivery(msg))
 		sqlqueue.WithLocal(m, lr)
 		// on the embedded queue, the run waits in memory while the
 		// event's row stays: a crash brings the event back, and the

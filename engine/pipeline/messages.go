@@ -35,11 +35,14 @@ type EventMsg struct {
 
 // localEvent is what intake hands over in memory with an event message:
 // the message as sent (not decoded again), the payload, and the payload
-// decoded when intake had it so.
+// decoded when intake had it so. For an event claimed from the queue
+// table with others (claimed), it is the message decoded and the payload
+// read with theirs: such an event may have been delivered before.
 type localEvent struct {
 	msg     EventMsg
 	payload json.RawMessage
 	decoded map[string]any
+	claimed bool
 }
 
 // localRun is what the matcher hands over in memory with a run message:
