@@ -193,8 +193,16 @@ func newStats() *cobra.Command {
 			for _, k := range []string{"succeeded", "failed", "filtered", "dead"} {
 				fmt.Fprintf(out, ", %d %s", s.ByStatus[k], k)
 			}
-			fmt.Fprintf(out, "\nsuccess rate %.1f%%; duration p50 %s, p95 %s, p99 %s; %d retries, %d rate-limited\n",
-				100*s.SuccessRate, s.P50.Round(time.Millisecond), s.P95.Round(time.Millisecond), s.P99.Round(time.Millisecond), s.Retries, s.RateLimited)
+			rate := "n/a (no run succeeded, failed or went dead)"
+			if s.Finished() > 0 {
+				rate = fmt.Sprintf("%.1f%%", 100*s.SuccessRate)
+			}
+			durations := "no succeeded run to time"
+			if s.Timed() {
+				durations = fmt.Sprintf("duration p50 %s, p95 %s, p99 %s",
+					s.P50.Round(time.Millisecond), s.P95.Round(time.Millisecond), s.P99.Round(time.Millisecond))
+			}
+			fmt.Fprintf(out, "\nsuccess rate %s; %s; %d retries, %d rate-limited\n", rate, durations, s.Retries, s.RateLimited)
 			if len(s.StepFailures) > 0 {
 				fmt.Fprintln(out, "failures by step:")
 				for _, fc := range s.StepFailures {

@@ -88,7 +88,19 @@ func TestRunsAndStatsOutput(t *testing.T) {
 		}},
 		{name: "stats", args: []string{"stats", "--data", data}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "all recipes, last 24h: 3 runs, 2 succeeded, 1 failed, 0 filtered, 0 dead\n")
-			require.Contains(t, out, "duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 0 rate-limited\n")
+			require.Contains(t, out, "success rate 66.7%; duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 0 rate-limited\n")
+		}},
+		{name: "stats of no run", args: []string{"stats", "--data", empty}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "all recipes, last 24h: 0 runs")
+			require.Contains(t, out, "success rate n/a (no run succeeded, failed or went dead); no succeeded run to time; 0 retries")
+		}},
+		{name: "stats --json of no run", args: []string{"stats", "--data", empty, "--json"}, check: func(t *testing.T, out string) {
+			var s map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &s))
+			for _, k := range []string{"success_rate", "p50_ms", "p95_ms", "p99_ms"} {
+				require.Contains(t, s, k)
+				require.Nil(t, s[k], k)
+			}
 		}},
 		{name: "stats --since in days", args: []string{"stats", "--data", data, "--since", "1d"}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "all recipes, last 1d: 3 runs")

@@ -467,21 +467,24 @@ func TestAPIStats(t *testing.T) {
 		query    string
 		runs     int64
 		byStatus map[string]int64
-		rate     float64
+		rate     any // null when no run succeeded, failed or went dead
 		retries  int64
-		// percentiles of the succeeded runs' durations, in milliseconds
-		p50, p95, p99 float64
+		// percentiles of the succeeded runs' durations, in milliseconds;
+		// null (nil) when none succeeded
+		p50, p95, p99 any
 	}{
 		{query: "", runs: 5, byStatus: map[string]int64{"succeeded": 2, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.5, retries: 7,
-			p50: 2000, p95: 2000, p99: 2000},
+			p50: 2000.0, p95: 2000.0, p99: 2000.0},
 		{query: "since=48h", runs: 6, byStatus: map[string]int64{"succeeded": 3, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.6, retries: 7,
-			p50: 2000, p95: 5000, p99: 5000},
+			p50: 2000.0, p95: 5000.0, p99: 5000.0},
 		{query: "since=2d", runs: 6, byStatus: map[string]int64{"succeeded": 3, "failed": 1, "dead": 1, "filtered": 1}, rate: 0.6, retries: 7,
-			p50: 2000, p95: 5000, p99: 5000},
+			p50: 2000.0, p95: 5000.0, p99: 5000.0},
 		{query: "recipe=a", runs: 3, byStatus: map[string]int64{"succeeded": 2, "failed": 1}, rate: 2.0 / 3, retries: 3,
-			p50: 2000, p95: 2000, p99: 2000},
-		{query: "recipe=b&since=90m", runs: 2, byStatus: map[string]int64{"dead": 1, "filtered": 1}, rate: 0, retries: 4},
-		{query: "recipe=none", runs: 0, byStatus: map[string]int64{}, rate: 0},
+			p50: 2000.0, p95: 2000.0, p99: 2000.0},
+		// a dead run and no succeeded one: 0 %, and no duration to measure
+		{query: "recipe=b&since=90m", runs: 2, byStatus: map[string]int64{"dead": 1, "filtered": 1}, rate: 0.0, retries: 4},
+		{query: "recipe=b&since=5m", runs: 1, byStatus: map[string]int64{"filtered": 1}, rate: nil},
+		{query: "recipe=none", runs: 0, byStatus: map[string]int64{}, rate: nil},
 	}
 	for _, tc := range tests {
 		t.Run("stats "+tc.query, func(t *testing.T) {
@@ -489,12 +492,20 @@ func TestAPIStats(t *testing.T) {
 			e.get(t, "/api/v1/stats?"+tc.query, http.StatusOK, &got)
 			require.Equal(t, tc.runs, got.Runs)
 			require.Equal(t, tc.byStatus, got.ByStatus)
-			require.InDelta(t, tc.rate, got.SuccessRate, 1e-9)
 			require.Equal(t, tc.retries, got.Retries)
-			require.Equal(t, time.Duration(tc.p99)*time.Millisecond, got.P99, "a client reads the duration back")
+			if tc.p99 != nil {
+				require.Equal(t, time.Duration(tc.p99.(float64))*time.Millisecond, got.P99, "a client reads the duration back")
+			}
 
 			var raw map[string]any
 			e.get(t, "/api/v1/stats?"+tc.query, http.StatusOK, &raw)
+			if tc.rate == nil {
+				require.Nil(t, raw["success_rate"])
+			} else {
+				require.InDelta(t, tc.rate, raw["success_rate"], 1e-9)
+			}
+			require.Contains(t, raw, "success_rate")
+			require.Contains(t, raw, "p50_ms")
 			require.Equal(t, tc.p50, raw["p50_ms"])
 			require.Equal(t, tc.p95, raw["p95_ms"])
 			require.Equal(t, tc.p99, raw["p99_ms"])

@@ -11,13 +11,16 @@ import (
 
 // Stats are the analytics of runs in a window.
 type Stats struct {
-	Recipe      string           `json:"recipe,omitempty"`
-	Since       time.Time        `json:"since"`
-	Runs        int64            `json:"runs"`
-	ByStatus    map[string]int64 `json:"by_status"`
-	SuccessRate float64          `json:"success_rate"` // succeeded / (succeeded + failed + dead)
+	Recipe   string           `json:"recipe,omitempty"`
+	Since    time.Time        `json:"since"`
+	Runs     int64            `json:"runs"`
+	ByStatus map[string]int64 `json:"by_status"`
+	// SuccessRate is succeeded / (succeeded + failed + dead). JSON writes
+	// null when no run ended so (see Finished): unknown, not 0 %.
+	SuccessRate float64 `json:"success_rate"`
 	// P50, P95 and P99 are percentiles of the succeeded runs' durations.
-	// JSON writes them in milliseconds, as p50_ms, p95_ms and p99_ms.
+	// JSON writes them in milliseconds, as p50_ms, p95_ms and p99_ms, and
+	// null when no run succeeded (see Timed).
 	P50         time.Duration `json:"-"`
 	P95         time.Duration `json:"-"`
 	P99         time.Duration `json:"-"`
@@ -29,35 +32,67 @@ type Stats struct {
 	ConnectorFailures []FailureCount `json:"connector_failures"`
 }
 
-// statsMS are the durations of Stats as JSON writes them.
-type statsMS struct {
-	P50 float64 `json:"p50_ms"`
-	P95 float64 `json:"p95_ms"`
-	P99 float64 `json:"p99_ms"`
+// Finished counts the runs of the window that succeeded, failed or went
+// dead: those the success rate is a share of (a filtered run did no
+// work to succeed at).
+func (s *Stats) Finished() int64 {
+	return s.ByStatus["succeeded"] + s.ByStatus["failed"] + s.ByStatus["dead"]
+}
+
+// Timed reports whether a run succeeded in the window, so that the
+// percentiles of durations measure something.
+func (s *Stats) Timed() bool { return s.ByStatus["succeeded"] > 0 }
+
+// statsJSON is what Stats' JSON writes apart from its plain fields: the
+// durations in milliseconds, and null where there is nothing to measure.
+type statsJSON struct {
+	P50 *float64 `json:"p50_ms"`
+	P95 *float64 `json:"p95_ms"`
+	P99 *float64 `json:"p99_ms"`
 }
 
 // MarshalJSON writes the percentiles in milliseconds (p50_ms, p95_ms,
-// p99_ms) rather than as Go's nanoseconds.
+// p99_ms) rather than as Go's nanoseconds, and null for a success rate
+// or percentiles of no run.
 func (s Stats) MarshalJSON() ([]byte, error) {
 	type plain Stats // without the methods
-	return json.Marshal(struct {
+	out := struct {
 		plain
-		statsMS
-	}{plain(s), statsMS{P50: Milliseconds(s.P50), P95: Milliseconds(s.P95), P99: Milliseconds(s.P99)}})
+		statsJSON
+		// shallower than plain's field of the same name, so it wins
+		SuccessRate *float64 `json:"success_rate"`
+	}{plain: plain(s)}
+	if s.Finished() > 0 {
+		out.SuccessRate = &s.SuccessRate
+	}
+	if s.Timed() {
+		p50, p95, p99 := Milliseconds(s.P50), Milliseconds(s.P95), Milliseconds(s.P99)
+		out.statsJSON = statsJSON{P50: &p50, P95: &p95, P99: &p99}
+	}
+	return json.Marshal(out)
 }
 
-// UnmarshalJSON reads what MarshalJSON writes.
+// UnmarshalJSON reads what MarshalJSON writes (null as zero).
 func (s *Stats) UnmarshalJSON(b []byte) error {
 	type plain Stats
 	w := struct {
 		*plain
-		statsMS
+		statsJSON
+		SuccessRate *float64 `json:"success_rate"`
 	}{plain: (*plain)(s)}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	s.P50, s.P95, s.P99 = fromMilliseconds(w.statsMS.P50), fromMilliseconds(w.statsMS.P95), fromMilliseconds(w.statsMS.P99)
+	s.SuccessRate = deref(w.SuccessRate)
+	s.P50, s.P95, s.P99 = fromMilliseconds(deref(w.statsJSON.P50)), fromMilliseconds(deref(w.statsJSON.P95)), fromMilliseconds(deref(w.statsJSON.P99))
 	return nil
+}
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
 }
 
 // Milliseconds is d in milliseconds, the unit of every duration the API
@@ -102,7 +137,7 @@ func (s *Store) Stats(ctx context.Context, recipe string, since time.Time) (*Sta
 		st.Retries += retries
 	}
 	rows.Close()
-	if done := st.ByStatus["succeeded"] + st.ByStatus["failed"] + st.ByStatus["dead"]; done > 0 {
+	if done := st.Finished(); done > 0 {
 		st.SuccessRate = float64(st.ByStatus["succeeded"]) / float64(done)
 	}
 	durWhere, durArgs := RunFilter{Recipe: recipe, Since: since, Status: "succeeded"}.where()

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -49,9 +50,46 @@ func TestStatsJSON(t *testing.T) {
 			require.Equal(t, st, back)
 		})
 	}
+	// what is unknown is null, not 0: a success rate of no run that
+	// succeeded, failed or went dead, percentiles of no succeeded run
+	unknown := []struct {
+		name     string
+		byStatus map[string]int64
+		rate     float64
+		want     string
+	}{
+		{name: "no run", byStatus: map[string]int64{},
+			want: `"success_rate": null, "p50_ms": null, "p95_ms": null, "p99_ms": null`},
+		{name: "filtered runs only", byStatus: map[string]int64{"filtered": 2},
+			want: `"success_rate": null, "p50_ms": null, "p95_ms": null, "p99_ms": null`},
+		{name: "failed and dead runs only", byStatus: map[string]int64{"failed": 1, "dead": 1},
+			want: `"success_rate": 0, "p50_ms": null, "p95_ms": null, "p99_ms": null`},
+		{name: "a succeeded run", byStatus: map[string]int64{"succeeded": 1, "failed": 1}, rate: 0.5,
+			want: `"success_rate": 0.5, "p50_ms": 0, "p95_ms": 0, "p99_ms": 0`},
+	}
+	for _, tc := range unknown {
+		t.Run(tc.name, func(t *testing.T) {
+			var runs int64
+			for _, n := range tc.byStatus {
+				runs += n
+			}
+			st := store.Stats{Since: since, Runs: runs, ByStatus: tc.byStatus, SuccessRate: tc.rate,
+				StepFailures: []store.FailureCount{}, ConnectorFailures: []store.FailureCount{}}
+			raw, err := json.Marshal(st)
+			require.NoError(t, err)
+			byStatus, err := json.Marshal(tc.byStatus)
+			require.NoError(t, err)
+			require.JSONEq(t, `{"since": "2026-03-01T12:00:00Z", "runs": `+fmt.Sprint(runs)+`, "by_status": `+string(byStatus)+`,
+				`+tc.want+`, "retries": 0, "rate_limited": 0, "step_failures": [], "connector_failures": []}`, string(raw))
+			var back store.Stats
+			require.NoError(t, json.Unmarshal(raw, &back))
+			require.Equal(t, st, back)
+		})
+	}
 	t.Run("bad JSON is an error", func(t *testing.T) {
 		var s store.Stats
 		require.Error(t, json.Unmarshal([]byte(`{"p50_ms": "fast"}`), &s))
+		require.Error(t, json.Unmarshal([]byte(`{"success_rate": "all"}`), &s))
 	})
 }
 
