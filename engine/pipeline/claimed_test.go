@@ -87,6 +87,9 @@ func TestClaimedRedeliveryDoesNotRunAgain(t *testing.T) {
 		require.NoError(t, second.st.Write.QueryRow(`SELECT COUNT(*) FROM queue`).Scan(&n))
 		return n == 0
 	}, 30*time.Second, 10*time.Millisecond, "the row left behind was not taken and acked")
-	require.Equal(t, int64(1), pipeline.ClaimedPayloads(second.b.(*pipeline.SQLBroker)), "the event was not read with its claim")
+	// at least once: should the first process's own ack of the event's row
+	// have been lost in its shutdown, that row comes back too (the same
+	// event, whose run does not run again either)
+	require.GreaterOrEqual(t, pipeline.ClaimedPayloads(second.b.(*pipeline.SQLBroker)), int64(1), "the event was not read with its claim")
 	require.Equal(t, map[string]int{runID + ":notify": 1}, sink.counts(), "the finished run ran again")
 }
