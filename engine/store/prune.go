@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
+	"slices"
 	"time"
+
+	"github.com/sous-run/sous/internal/sqlin"
 )
 
 // DefaultPruneBatch is how many rows of a table one transaction of Prune
@@ -149,32 +151,17 @@ func deletedIDs(rows *sql.Rows, err error) ([]string, error) {
 	return ids, rows.Err()
 }
 
-// deleteSteps deletes the step rows of the runs ids, up to maxStepIDs
-// ids a statement (SQLite takes 32,766 parameters at most).
+// deleteSteps deletes the step rows of the runs ids, sqlin.Max ids a
+// statement (SQLite takes 32,766 parameters at most).
 func (s *Store) deleteSteps(ctx context.Context, tx *sql.Tx, ids []string) error {
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), maxStepIDs)]
-		ids = ids[len(chunk):]
-		var b strings.Builder
-		b.WriteString(s.q(`DELETE FROM {run_steps} WHERE run_id IN (`))
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "$%d", i+1)
-			args[i] = id
-		}
-		b.WriteByte(')')
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+	for chunk := range slices.Chunk(ids, sqlin.Max) {
+		list, args := sqlin.List(nil, chunk)
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {run_steps} WHERE run_id IN `+list), args...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
-
-// maxStepIDs is how many runs' steps one statement of deleteSteps deletes.
-const maxStepIDs = 1000
 
 func rowsAffected(res sql.Result, err error) (int64, error) {
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/sqlin"
 )
 
 // pruneFixture stores, at now minus their age, runs of each status with a
@@ -238,5 +239,18 @@ func TestMigrateDropsDedupIndex(t *testing.T) {
 		require.NoError(t, st.Migrate(ctx))
 		require.NoError(t, db.QueryRowContext(ctx, indexes, name).Scan(&n))
 		require.Zero(t, n, "dropped")
+	})
+}
+
+// TestPruneStepsOfALargeBatch: the steps of a batch of runs longer than
+// one IN list takes are deleted, every list of them.
+func TestPruneStepsOfALargeBatch(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		f := pruneFixture{oldOK: sqlin.Max + 10, oldFailed: 2, fresh: 1}
+		now := f.setUp(t, st, 2*sqlin.Max)
+		n, err := st.Prune(context.Background(), now, pruneRetention)
+		require.NoError(t, err)
+		require.EqualValues(t, f.oldOK, n)
+		f.requirePruned(t, st)
 	})
 }
