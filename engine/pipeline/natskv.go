@@ -219,7 +219,7 @@ func (b *NATSBroker) remember(runID string, now time.Time) {
 func (b *NATSBroker) sweepStored(now time.Time) {
 	horizon := now.Add(-b.cfg.MaxAge)
 	b.stored.Range(func(k, v any) bool {
-		if at, ok := v.(time.Time); !ok || at.Before(horizon) {
+		if at, _ := v.(time.Time); at.Before(horizon) { // remember stores a time.Time
 			b.stored.CompareAndDelete(k, v)
 		}
 		return true
