@@ -16,9 +16,13 @@ const Max = 512
 // to a power of two by repeating its last value, which changes nothing
 // for IN: whatever the number of values, the statement is one of a few
 // texts (lists of 1, 2, 4, ... Max), each prepared and cached once,
-// rather than one text per length. values holds 1 to Max values: split a
-// longer list with slices.Chunk.
+// rather than one text per length. values holds up to Max values: split
+// a longer list with slices.Chunk. No values give "(NULL)", which no
+// value is IN.
 func List[T any](args []any, values []T) (string, []any) {
+	if len(values) == 0 {
+		return "(NULL)", args
+	}
 	n := 1
 	for n < len(values) {
 		n *= 2

@@ -23,6 +23,10 @@ func TestList(t *testing.T) {
 	require.Equal(t, "($1)", list)
 	require.Equal(t, []any{"a"}, args)
 
+	list, args = sqlin.List([]any{"until"}, []int64{})
+	require.Equal(t, "(NULL)", list, "no values: a list nothing is in")
+	require.Equal(t, []any{"until"}, args)
+
 	for _, kind := range []string{"int64", "string"} {
 		t.Run(kind, func(t *testing.T) {
 			texts := map[string]bool{}
