@@ -13,15 +13,27 @@ import (
 // a goroutine for every message, with a small stack, and a run goes deep
 // (middleware, the runner, templates, an HTTP client): each new goroutine
 // grew its stack by copying it several times, 6 % of the CPU under load.
-// A worker keeps the stack it grew, even across the collector's cycles
-// (see next); a handler waits for its worker, so
-// the router's concurrency bounds the number of workers.
+// A handler waits for its worker, so the router's concurrency bounds the
+// number of workers.
+//
+// The idle workers are a stack: a job goes to the worker that finished
+// last. A load keeps a few workers hot, busy or idle for microseconds, and
+// their stacks stay grown; the workers only a peak needed wait at the
+// bottom, where the collector shrinks their stacks (it halves, at each
+// cycle, the stack of a goroutine that uses less than a quarter of it). A
+// goroutine's stack counts in the collector's heap goal, so that with a
+// gc_percent of 200 each byte of it costs three of RSS: idle workers that
+// held 32 KiB each (a queue of idle workers took turns, so that every one
+// had to keep its stack) cost 8–9 MB of RSS with 10,000 recipes loaded.
 type workers struct {
-	jobs     chan *job // unbuffered: a send succeeds only to an idle worker
-	quit     chan struct{}
-	quitOnce sync.Once
-	started  atomic.Int64 // workers started, for tests
+	mu      sync.Mutex
+	idle    []*worker // the last went idle most recently
+	stopped bool
+	started atomic.Int64 // workers started, for tests
 }
+
+// worker is one goroutine's mailbox: buffered 1, a nil job lets it go.
+type worker struct{ jobs chan *job }
 
 type job struct {
 	f    func()
@@ -30,60 +42,67 @@ type job struct {
 
 var jobs = sync.Pool{New: func() any { return &job{done: make(chan struct{}, 1)} }}
 
-func newWorkers() *workers {
-	return &workers{jobs: make(chan *job), quit: make(chan struct{})}
-}
+func newWorkers() *workers { return &workers{} }
 
-// do runs f on an idle worker, or a new one, and waits for it.
+// do runs f on the worker idle last, or a new one, and waits for it.
 func (w *workers) do(f func()) {
 	j := jobs.Get().(*job)
 	j.f = f
-	select {
-	case w.jobs <- j:
-	default:
+	var wk *worker
+	w.mu.Lock()
+	if n := len(w.idle); n > 0 {
+		wk = w.idle[n-1]
+		w.idle[n-1] = nil
+		w.idle = w.idle[:n-1]
+	}
+	w.mu.Unlock()
+	if wk != nil {
+		wk.jobs <- j
+	} else {
 		w.started.Add(1)
-		go w.loop(j)
+		go w.loop(&worker{jobs: make(chan *job, 1)}, j)
 	}
 	<-j.done
 	j.f = nil
 	jobs.Put(j)
 }
 
-func (w *workers) loop(j *job) {
-	for {
+func (w *workers) loop(wk *worker, j *job) {
+	for j != nil {
 		j.f()
+		// idle before its job is done, so that the job's handler, if it
+		// asks for a worker again at once, finds this one
+		idle := w.push(wk)
 		j.done <- struct{}{}
-		var ok bool
-		if j, ok = w.next(); !ok {
+		if !idle {
 			return
 		}
+		j = <-wk.jobs
 	}
 }
 
-// next waits for the worker's next job with stackHeld bytes of its stack
-// in use: the collector halves the stack of a goroutine that uses less
-// than a quarter of it, at every cycle, and a run then grows it back by
-// copying it again.
-//
-//go:noinline
-func (w *workers) next() (*job, bool) {
-	var held [stackHeld]byte
-	defer hold(&held)
-	select {
-	case j := <-w.jobs:
-		return j, true
-	case <-w.quit:
-		return nil, false
+// push puts wk on top of the idle stack; false once the workers stopped.
+func (w *workers) push(wk *worker) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return false
 	}
+	w.idle = append(w.idle, wk)
+	return true
 }
 
-const stackHeld = 8 << 10
-
-//go:noinline
-func hold(*[stackHeld]byte) {}
-
-// stop ends the idle workers (and each busy one once its job is done).
-func (w *workers) stop() { w.quitOnce.Do(func() { close(w.quit) }) }
+// stop lets the idle workers go, and each busy one once its job is done;
+// a job given after it runs on a goroutine of its own.
+func (w *workers) stop() {
+	w.mu.Lock()
+	idle := w.idle
+	w.idle, w.stopped = nil, true
+	w.mu.Unlock()
+	for _, wk := range idle {
+		wk.jobs <- nil
+	}
+}
 
 // workerPanic carries a handler's panic, with the worker's stack, back to
 // the handler's goroutine, where the router's recoverer takes it.

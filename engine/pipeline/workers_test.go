@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"unsafe"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -21,43 +21,46 @@ func TestWorkers(t *testing.T) {
 			w.do(func() { n++ })
 		}
 		require.Equal(t, 100, n, "do waits for its job")
-		// a worker is idle again just after its job is done: the next job
-		// can come first (and start a worker), but seldom
-		require.Less(t, w.started.Load(), int64(50))
+		// a worker is idle again before its job is done
+		require.EqualValues(t, 1, w.started.Load())
 	})
 	t.Run("concurrent jobs get workers of their own", func(t *testing.T) {
 		w := newWorkers()
 		defer w.stop()
 		const n = 8
-		var ready, release sync.WaitGroup
-		ready.Add(n)
-		release.Add(1)
-		var done sync.WaitGroup
-		for range n {
-			done.Add(1)
-			go func() {
-				defer done.Done()
-				w.do(func() { ready.Done(); release.Wait() })
-			}()
-		}
-		ready.Wait() // all n run at once: none waits for another
-		release.Done()
-		done.Wait()
+		release := hold(t, w, n)
+		release()
 		require.EqualValues(t, n, w.started.Load())
 	})
-	t.Run("an idle worker keeps its stack across collections", func(t *testing.T) {
+	t.Run("the worker idle last takes the next job", func(t *testing.T) {
 		w := newWorkers()
 		defer w.stop()
-		// the address of a frame deep in the job's stack moves when the
-		// stack is copied: shrunk by the collector, then grown back
-		var before, after uintptr
-		w.do(func() { before = deepFrame(40) })
-		for range 3 {
-			runtime.GC()
+		hold(t, w, 4)()
+		before := idleWorkers(w)
+		require.Len(t, before, 4)
+		// the top of the stack runs the job and goes back on top: a queue
+		// would have taken the bottom and put it on top
+		for range 10 {
+			w.do(func() {})
 		}
-		w.do(func() { after = deepFrame(40) })
-		require.EqualValues(t, 1, w.started.Load())
-		require.Equal(t, before, after, "the worker's stack was copied between its jobs")
+		require.Equal(t, before, idleWorkers(w))
+		require.EqualValues(t, 4, w.started.Load())
+	})
+	t.Run("stop lets the idle workers go", func(t *testing.T) {
+		base := runtime.NumGoroutine()
+		w := newWorkers()
+		hold(t, w, 5)()
+		require.Len(t, idleWorkers(w), 5)
+		w.stop()
+		require.Empty(t, idleWorkers(w))
+		// (not require.Eventually: it checks in a goroutine of its own)
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > base; time.Sleep(time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "the idle workers' goroutines did not end")
+		}
+		ran := false
+		w.do(func() { ran = true })
+		require.True(t, ran, "a job given after stop still runs")
+		require.Empty(t, idleWorkers(w), "nor does its worker stay")
 	})
 	t.Run("results and errors come back", func(t *testing.T) {
 		w := newWorkers()
@@ -86,19 +89,36 @@ func TestWorkers(t *testing.T) {
 	})
 }
 
-// deepFrame uses about 200 bytes of stack per level and returns the
-// address of its deepest frame.
-//
-//go:noinline
-func deepFrame(n int) uintptr {
-	var pad [192]byte
-	pad[n%len(pad)] = byte(n)
-	if n == 0 {
-		return uintptr(unsafe.Pointer(&pad))
+// hold starts n jobs at once, each on a worker of its own, and returns
+// what lets them finish, in order, and waits for them.
+func hold(t *testing.T, w *workers, n int) (release func()) {
+	t.Helper()
+	var ready sync.WaitGroup
+	ready.Add(n)
+	gates := make([]chan struct{}, n)
+	finished := make([]chan struct{}, n)
+	for i := range n {
+		gates[i], finished[i] = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(finished[i])
+			w.do(func() {
+				ready.Done()
+				<-gates[i]
+			})
+		}()
 	}
-	at := deepFrame(n - 1)
-	deepSink += pad[n%len(pad)] // pad lives in the frame across the call
-	return at
+	ready.Wait() // all n run at once: none waits for another
+	return func() {
+		for i := range n {
+			close(gates[i])
+			<-finished[i]
+		}
+	}
 }
 
-var deepSink byte
+// idleWorkers is a copy of the idle stack, bottom first.
+func idleWorkers(w *workers) []*worker {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*worker(nil), w.idle...)
+}
