@@ -146,3 +146,20 @@ func TestReloadKeptVersionKeepsItsName(t *testing.T) {
 	require.Equal(t, map[string]string{"1": "/a", "2": "/b"}, calls, "each path runs its own recipe")
 	require.NoError(t, r.stop(t))
 }
+
+// TestReloadTestFileDiagnostics: a test file that no longer matches the
+// recipes (its recipe renamed or removed) is reported as a test file's
+// problem, not as a recipe left unloaded, and nothing served changes.
+func TestReloadTestFileDiagnostics(t *testing.T) {
+	sk := newSink(t, 0)
+	recipesDir, dataDir := t.TempDir(), t.TempDir()
+	writeRecipe(t, recipesDir, "a.yaml", hookRecipe("a", "/a", sk.srv.URL, "/a"))
+	writeRecipe(t, recipesDir, "gone.test.yaml", "recipe: gone\ncases:\n  - name: x\n    event: {body: {}}\n")
+	r := start(t, dataDir, recipesDir)
+	require.Equal(t, 1, r.log.count("recipe test file not valid"), "the test file's diagnostic is logged:\n%s", r.log.String())
+	require.Contains(t, r.log.String(), "gone.test.yaml")
+	require.Zero(t, r.log.count("recipe not loaded"), "a test file is not a recipe:\n%s", r.log.String())
+	require.Equal(t, http.StatusAccepted, r.post(t, "/a", map[string]any{"id": "1"}))
+	require.Eventually(t, func() bool { return sk.paths()["/a"] == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.stop(t))
+}
