@@ -30,6 +30,7 @@ type workers struct {
 	idle    []*worker // the last went idle most recently
 	stopped bool
 	started atomic.Int64 // workers started, for tests
+	live    atomic.Int64 // workers running, for tests
 }
 
 // worker is one goroutine's mailbox: buffered 1, a nil job lets it go.
@@ -60,6 +61,7 @@ func (w *workers) do(f func()) {
 		wk.jobs <- j
 	} else {
 		w.started.Add(1)
+		w.live.Add(1)
 		go w.loop(&worker{jobs: make(chan *job, 1)}, j)
 	}
 	<-j.done
@@ -68,6 +70,7 @@ func (w *workers) do(f func()) {
 }
 
 func (w *workers) loop(wk *worker, j *job) {
+	defer w.live.Add(-1)
 	for j != nil {
 		j.f()
 		// idle before its job is done, so that the job's handler, if it

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"errors"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -47,20 +46,20 @@ func TestWorkers(t *testing.T) {
 		require.EqualValues(t, 4, w.started.Load())
 	})
 	t.Run("stop lets the idle workers go", func(t *testing.T) {
-		base := runtime.NumGoroutine()
 		w := newWorkers()
 		hold(t, w, 5)()
 		require.Len(t, idleWorkers(w), 5)
+		require.EqualValues(t, 5, w.live.Load())
 		w.stop()
 		require.Empty(t, idleWorkers(w))
-		// (not require.Eventually: it checks in a goroutine of its own)
-		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > base; time.Sleep(time.Millisecond) {
-			require.True(t, time.Now().Before(deadline), "the idle workers' goroutines did not end")
-		}
+		require.Eventually(t, func() bool { return w.live.Load() == 0 }, 5*time.Second, time.Millisecond,
+			"the idle workers did not end")
 		ran := false
 		w.do(func() { ran = true })
 		require.True(t, ran, "a job given after stop still runs")
 		require.Empty(t, idleWorkers(w), "nor does its worker stay")
+		require.Eventually(t, func() bool { return w.live.Load() == 0 }, 5*time.Second, time.Millisecond,
+			"the worker of a job given after stop did not end")
 	})
 	t.Run("results and errors come back", func(t *testing.T) {
 		w := newWorkers()
