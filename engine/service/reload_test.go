@@ -156,7 +156,7 @@ func TestReloadTestFileDiagnostics(t *testing.T) {
 	writeRecipe(t, recipesDir, "a.yaml", hookRecipe("a", "/a", sk.srv.URL, "/a"))
 	writeRecipe(t, recipesDir, "gone.test.yaml", "recipe: gone\ncases:\n  - name: x\n    event: {body: {}}\n")
 	r := start(t, dataDir, recipesDir)
-	require.Equal(t, 1, r.log.count("recipe test file not valid"), "the test file's diagnostic is logged:\n%s", r.log.String())
+	require.Positive(t, r.log.count("recipe test file not valid"), "the test file's diagnostic is logged:\n%s", r.log.String())
 	require.Contains(t, r.log.String(), "gone.test.yaml")
 	require.Zero(t, r.log.count("recipe not loaded"), "a test file is not a recipe:\n%s", r.log.String())
 	require.Equal(t, http.StatusAccepted, r.post(t, "/a", map[string]any{"id": "1"}))
