@@ -68,6 +68,7 @@ bench: build ## benchmarks and the end-to-end load test (figures in docs/perform
 	$(GO) test -run='^$$' -bench=PruneStall -benchtime=1x ./engine/store/
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -rate 4500
+	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 128 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 256 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -recipes 10000
 	$(GO) run ./cmd/sous-bench -floor -c 64 -d 10s
