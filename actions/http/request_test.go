@@ -560,11 +560,67 @@ func TestConnectionBaseURLPattern(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// The JSON an http.request output marshals to is what the run record keeps.
+// The JSON an http.request output marshals to is what the run record keeps
+// and what a replay reads back: every field of the output's shape, each
+// as a recipe sees it (headers as single strings, the parsed JSON body).
 func TestOutputMarshals(t *testing.T) {
-	srv := newRecorder(t, nil)
-	out, err := run(t.Context(), values(t, map[string]any{"url": srv.URL}), nil, "")
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		want        string // the output as JSON, without the Date header
+	}{
+		{
+			name: "json", contentType: "application/json", body: `{"id":7,"tags":["a","b"],"ok":true}`,
+			want: `{"status":201,"body":"{\"id\":7,\"tags\":[\"a\",\"b\"],\"ok\":true}",
+				"json":{"id":7,"tags":["a","b"],"ok":true},
+				"headers":{"Content-Type":"application/json","Content-Length":"35","X-Test":"one"}}`,
+		},
+		{
+			name: "text", contentType: "text/plain", body: "plain",
+			want: `{"status":201,"body":"plain","json":null,
+				"headers":{"Content-Type":"text/plain","Content-Length":"5","X-Test":"one"}}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", tc.contentType)
+				w.Header().Add("X-Test", "one")
+				w.Header().Add("X-Test", "two") // the first value is kept
+				w.WriteHeader(http.StatusCreated)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			out, err := run(t.Context(), values(t, map[string]any{"url": srv.URL}), nil, "")
+			require.NoError(t, err)
+			b, err := json.Marshal(out)
+			require.NoError(t, err)
+			var got map[string]any
+			require.NoError(t, json.Unmarshal(b, &got))
+			var keys []string
+			for _, p := range httpaction.Request.Shape.Props {
+				keys = append(keys, p.Name)
+			}
+			require.ElementsMatch(t, keys, mapKeys(got), "the output's fields are those of its shape")
+			headers, ok := got["headers"].(map[string]any)
+			require.Truef(t, ok, "headers marshal as an object, got %T", got["headers"])
+			delete(headers, "Date")
+			require.JSONEq(t, tc.want, mustJSON(t, got))
+		})
+	}
+}
+
+func mapKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
 	require.NoError(t, err)
-	_, err = json.Marshal(out)
-	require.NoError(t, err)
+	return string(b)
 }
