@@ -41,6 +41,12 @@ type Loader struct {
 	Registry *connector.Registry
 	// Config, when set, is used to check connection names and types.
 	Config *Config
+	// EventFilesAnywhere lets a test's event_file name a file outside the
+	// folder being tested (the path given to LoadPaths, or a given file's
+	// own folder), symlinks resolved. Without it such a file is an error
+	// and is not read: a test in a pull request could otherwise print any
+	// file a CI job can read.
+	EventFilesAnywhere bool
 }
 
 func (l *Loader) registry() *connector.Registry {
@@ -91,14 +97,21 @@ func SkippedDir(name string) bool { return strings.HasPrefix(name, ".") || skipD
 // directories walked recursively (skipping hidden, fixtures and testdata
 // directories and the config file sous.yaml).
 func Files(paths []string) ([]string, error) {
-	var out []string
+	out, _, err := files(paths)
+	return out, err
+}
+
+// files is Files, with the folder each file was found under: the path it
+// was given, or a given file's own folder.
+func files(paths []string) (out, roots []string, err error) {
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", p, err)
+			return nil, nil, fmt.Errorf("read %s: %w", p, err)
 		}
 		if !info.IsDir() {
 			out = append(out, p)
+			roots = append(roots, filepath.Dir(p))
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
@@ -114,34 +127,39 @@ func Files(paths []string) ([]string, error) {
 			}
 			if isYAML(name) && name != "sous.yaml" && name != "sous.yml" {
 				out = append(out, path)
+				roots = append(roots, p)
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("walk %s: %w", p, err)
+			return nil, nil, fmt.Errorf("walk %s: %w", p, err)
 		}
 	}
-	return out, nil
+	return out, roots, nil
 }
 
 // LoadPaths loads every recipe and test under paths and checks them as a
 // set: names are unique and tests name existing recipes and steps.
 func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
-	files, err := Files(paths)
+	files, roots, err := files(paths)
 	if err != nil {
 		return &Set{}, Diagnostics{{Pos: Pos{File: firstOr(paths)}, Severity: SevError, Message: err.Error()}}
 	}
 	set := &Set{Files: len(files)}
 	var diags Diagnostics
 	progs := programs{}
-	for _, path := range files {
+	for i, path := range files {
 		src, err := readFile(path)
 		if err != nil {
 			diags = append(diags, Diagnostic{Pos: Pos{File: path}, Severity: SevError, Message: err.Error()})
 			continue
 		}
 		if IsTestFile(path) {
-			t, ds := parseTestFile(path, src)
+			root := roots[i]
+			if l.EventFilesAnywhere {
+				root = ""
+			}
+			t, ds := parseTestFile(path, src, root)
 			diags = append(diags, ds...)
 			if t != nil {
 				set.Tests = append(set.Tests, t)

@@ -62,7 +62,13 @@ type StepExpect struct {
 // Statuses a run can end in.
 var runStatuses = []string{"succeeded", "failed", "filtered", "dead"}
 
-func parseTestFile(path string, src []byte) (t *TestFile, diags Diagnostics) {
+// EventFilesFlag is the flag of sous test and sous validate that lets an
+// event_file name a file outside the folder being tested.
+const EventFilesFlag = "--allow-outside-event-files"
+
+// parseTestFile parses a test file; its cases' event_file must be inside
+// eventRoot, symlinks resolved, unless eventRoot is empty.
+func parseTestFile(path string, src []byte, eventRoot string) (t *TestFile, diags Diagnostics) {
 	f := newFile(path, src)
 	defer func() {
 		if p := recover(); p != nil {
@@ -96,7 +102,7 @@ func parseTestFile(path string, src []byte) (t *TestFile, diags Diagnostics) {
 	}
 	names := map[string]int{}
 	for i, n := range items {
-		c := f.parseCase(n, fmt.Sprintf("cases[%d]", i), filepath.Dir(path))
+		c := f.parseCase(n, fmt.Sprintf("cases[%d]", i), filepath.Dir(path), eventRoot)
 		if c == nil {
 			continue
 		}
@@ -112,7 +118,7 @@ func parseTestFile(path string, src []byte) (t *TestFile, diags Diagnostics) {
 	return t, f.diags
 }
 
-func (f *file) parseCase(n *yaml.Node, what, dir string) *TestCase {
+func (f *file) parseCase(n *yaml.Node, what, dir, root string) *TestCase {
 	fields, ok := f.fields(n, what, "name", "event", "event_file", "trigger", "secrets", "mocks", "expect")
 	if !ok {
 		return nil
@@ -140,7 +146,7 @@ func (f *file) parseCase(n *yaml.Node, what, dir string) *TestCase {
 		}
 	case hasFile:
 		if name, ok := f.str(evf.val, what+".event_file"); ok {
-			c.Event = f.readEventFile(evf.val, filepath.Join(dir, name), what)
+			c.Event = f.readEventFile(evf.val, filepath.Join(dir, name), root, what)
 		}
 	}
 	if p, ok := fields["trigger"]; ok {
@@ -189,8 +195,18 @@ func (f *file) parseCase(n *yaml.Node, what, dir string) *TestCase {
 	return c
 }
 
-func (f *file) readEventFile(n *yaml.Node, path, what string) map[string]any {
-	src, err := readFile(path)
+func (f *file) readEventFile(n *yaml.Node, path, root, what string) map[string]any {
+	read := path
+	if root != "" {
+		real, ok := inside(root, path)
+		if !ok {
+			f.errorf(n, "%s.event_file: %s is outside %s, the folder being tested (symlinks resolved), and is not read; %s allows it",
+				what, path, root, EventFilesFlag)
+			return nil
+		}
+		read = real
+	}
+	src, err := readFile(read)
 	if err != nil {
 		f.errorf(n, "%s.event_file: %v", what, err)
 		return nil
@@ -210,6 +226,35 @@ func (f *file) readEventFile(n *yaml.Node, path, what string) map[string]any {
 		f.errorf(n, "%s.event_file: %s must hold an object", what, path)
 	}
 	return m
+}
+
+// inside reports whether path, its symlinks resolved, is inside the folder
+// root (its own symlinks resolved too), and returns the path to read: the
+// resolved one, which is the file checked. A path that does not resolve
+// (no such file) is judged as written, and returned as is for the read to
+// report.
+func inside(root, path string) (string, bool) {
+	dir, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		dir = root
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		real = path
+	}
+	absDir, err1 := filepath.Abs(dir)
+	absReal, err2 := filepath.Abs(real)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(absDir, absReal)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", false
+	}
+	if real == path {
+		return path, true
+	}
+	return absReal, true
 }
 
 func (f *file) parseExpect(n *yaml.Node, what string, e *Expect) {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ func newTest() *cobra.Command {
 	var (
 		verbose bool
 		run     string
+		outside bool
 	)
 	cmd := &cobra.Command{
 		Use:   "test [PATH...]",
@@ -23,6 +25,10 @@ func newTest() *cobra.Command {
 		Long: `Run the cases of recipe tests offline: each feeds an event to its recipe,
 with action outputs mocked by step id, and checks the filter, the status,
 vars and each step's rendered inputs (a subset match). No network is used.
+
+A case's event_file must be inside the folder being tested (the PATH given,
+or a file's own folder), symlinks resolved, unless
+--allow-outside-event-files is given.
 
 Exit status: 0 when every case passes, 1 on a failing case or an invalid
 file, 2 on bad usage.`,
@@ -41,7 +47,7 @@ file, 2 on bad usage.`,
 				args = []string{"."}
 			}
 			start := time.Now()
-			l := &recipes.Loader{Registry: connector.Default}
+			l := &recipes.Loader{Registry: connector.Default, EventFilesAnywhere: outside}
 			set, diags := l.LoadPaths(args)
 			out := cmd.OutOrStdout()
 			if err := diags.Write(out, recipes.FormatText, set.Files); err != nil {
@@ -71,5 +77,7 @@ file, 2 on bad usage.`,
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every case, not only failures")
 	cmd.Flags().StringVar(&run, "run", "", "run only cases whose recipe/case name matches this regular expression")
+	cmd.Flags().BoolVar(&outside, strings.TrimPrefix(recipes.EventFilesFlag, "--"), false,
+		"let a case's event_file read a file outside the folder being tested")
 	return cmd
 }

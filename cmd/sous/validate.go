@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,8 @@ type validateOpts struct {
 	format string
 	config string
 	strict bool
+	// outside lets a test's event_file name a file outside the folder
+	outside bool
 }
 
 func newValidate() *cobra.Command {
@@ -53,7 +56,7 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 			default:
 				args = []string{"."}
 			}
-			l := &recipes.Loader{Registry: connector.Default, Config: cfg}
+			l := &recipes.Loader{Registry: connector.Default, Config: cfg, EventFilesAnywhere: o.outside}
 			set, more := l.LoadPaths(args)
 			diags = append(diags, more...)
 			// the config's own problems and its runtime sections' in the
@@ -80,5 +83,7 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text, json or github")
 	cmd.Flags().StringVar(&o.config, "config", "", "a config file (sous.yaml) to check, and to check connection names against")
 	cmd.Flags().BoolVar(&o.strict, "strict", false, "treat warnings as errors")
+	cmd.Flags().BoolVar(&o.outside, strings.TrimPrefix(recipes.EventFilesFlag, "--"), false,
+		"let a recipe test's event_file name a file outside the folder being checked")
 	return cmd
 }
