@@ -254,6 +254,10 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 			if plain := f.plainScalar(kv.val); plain != nil {
 				f.warnf(plain, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, key)
 			}
+			if short := shortSecretValues(v); len(short) > 0 {
+				f.errorf(kv.val, "%s.%s: %v", what, key, ShortSecretError("", short))
+				continue
+			}
 		}
 		c.Values[key] = v
 	}
@@ -347,6 +351,18 @@ func (f *file) plainScalar(n *yaml.Node) *yaml.Node {
 				return p
 			}
 		}
+	}
+	return nil
+}
+
+// shortSecretValues names the values of a secret field too short to be
+// redacted: "value" for a text, the keys of a map.
+func shortSecretValues(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return ShortSecrets(map[string]string{"value": x})
+	case map[string]string:
+		return ShortSecrets(x)
 	}
 	return nil
 }

@@ -124,6 +124,15 @@ func TestConfigDiagnostics(t *testing.T) {
 		{"secret from the environment",
 			"connections:\n  api: {type: http, bearer_token: \"${TOKEN}\", headers: {X-Key: \"${TOKEN}\"}}\n",
 			nil, true},
+		{"short secret from the environment",
+			"connections:\n  api: {type: http, bearer_token: \"${SHORT}\"}\n",
+			[]string{`sous.yaml:2:35: error: connections.api.bearer_token: secret value is shorter than 4 characters: so short a secret cannot be redacted from run records and logs; use a longer one`}, false},
+		{"short secrets in a map",
+			"connections:\n  api: {type: http, headers: {X-B: \"${SHORT}\", X-A: \"a${SHORT}\", X-C: \"${TOKEN}\"}}\n",
+			[]string{`sous.yaml:2:30: error: connections.api.headers: secrets X-A, X-B are shorter than 4 characters: so short a secret cannot be redacted from run records and logs; use a longer one`}, false},
+		{"empty secret",
+			"connections:\n  api: {type: http, bearer_token: \"${UNSET:-}\"}\n",
+			nil, true},
 		{"unknown top-level field",
 			"listen: 127.0.0.1:1\nconections: {}\n",
 			[]string{`sous.yaml:2:1: error: config: unknown field "conections" (did you mean "connections"?)`}, false},
@@ -142,7 +151,7 @@ func TestConfigDiagnostics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, diags := recipes.ParseConfig("sous.yaml", []byte(tt.src), envOf(map[string]string{"TOKEN": "tok", "HOST": "h.test"}), nil)
+			cfg, diags := recipes.ParseConfig("sous.yaml", []byte(tt.src), envOf(map[string]string{"TOKEN": "tok-0123", "SHORT": "ab", "HOST": "h.test"}), nil)
 			var got []string
 			for _, d := range diags {
 				got = append(got, d.String())

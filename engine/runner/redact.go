@@ -13,17 +13,23 @@ import (
 	"unsafe"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/recipes"
 )
 
-// redactor replaces secret values in everything the runner records.
+// redactor replaces secret values, in every form a record may hold them
+// in (see encodings), in everything the runner records.
 type redactor struct {
-	values []string // longest first, so that a secret containing another is replaced whole
+	values []string // every form of every value, longest first, so that a secret containing another is replaced whole
 	repl   *strings.Replacer
+	// heads is set when there are more than maxScanned forms: has then
+	// looks for all of them in one pass
+	heads *headSet
 }
 
-// minSecretLen keeps very short values (which would mangle ordinary text)
-// from being treated as secrets.
-const minSecretLen = 4
+// minSecretLen is the length under which a value is not treated as a
+// secret: so short a value would mangle ordinary text. Secrets this short
+// are refused where they are loaded (recipes.CheckSecrets).
+const minSecretLen = recipes.MinSecretLen
 
 // redactors caches redactors by their secret values: the runner makes
 // one per run, and a replacer is costly to build.
@@ -89,13 +95,16 @@ func cachedRedactor(secrets map[string]string, more []string) *redactor {
 	if r, ok := redactors.m[key]; ok {
 		return r
 	}
-	r := &redactor{values: keep}
-	if len(keep) > 0 {
-		args := make([]string, 0, 2*len(keep))
-		for _, v := range keep {
+	r := &redactor{values: allForms(keep)}
+	if len(r.values) > 0 {
+		args := make([]string, 0, 2*len(r.values))
+		for _, v := range r.values {
 			args = append(args, v, Redacted)
 		}
 		r.repl = strings.NewReplacer(args...)
+	}
+	if len(r.values) > maxScanned {
+		r.heads = newHeadSet(r.values)
 	}
 	if redactors.m == nil || len(redactors.m) >= maxCachedRedactors {
 		redactors.m = map[string]*redactor{}
@@ -129,8 +138,8 @@ func secretValues(secrets map[string]string, more []string) []string {
 	return keep
 }
 
-// maxScanned is the most secret values has looks for one by one; with more,
-// the replacer's single pass is cheaper.
+// maxScanned is the most forms of secret values has looks for one by one;
+// with more, a single pass over the text (headSet) is cheaper.
 const maxScanned = 8
 
 func (r *redactor) str(s string) string {
@@ -140,11 +149,10 @@ func (r *redactor) str(s string) string {
 	return r.repl.Replace(s)
 }
 
-// has reports whether s may hold a secret value (with many values, it
-// says yes: the replacer tells).
+// has reports whether s holds a secret value in one of its forms.
 func (r *redactor) has(s string) bool {
-	if len(r.values) > maxScanned {
-		return true
+	if r.heads != nil {
+		return r.heads.has(s, r.values)
 	}
 	for _, v := range r.values {
 		if len(s) >= len(v) && strings.Contains(s, v) {

@@ -1,9 +1,14 @@
 package runner
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,7 +60,7 @@ func TestRedactorCopies(t *testing.T) {
 			map[string]any{"a": "x", "t": "a value-07 here"}, false,
 			map[string]any{"a": "x", "t": "a " + Redacted + " here"}},
 		{"many secrets, none inside", many,
-			map[string]any{"a": "x"}, false,
+			map[string]any{"a": "x"}, true,
 			map[string]any{"a": "x"}},
 	}
 	for _, tt := range tests {
@@ -106,4 +111,98 @@ func TestRedactorSameSources(t *testing.T) {
 	other := []string{"delta-secret"}
 	require.Equal(t, Redacted, newRedactor(a, other).str("delta-secret"))
 	require.Equal(t, Redacted, newRedactor(nil, nil).input(&connector.Spec{Fields: []connector.Field{{Name: "token", Secret: true}}}, map[string]any{"token": "x"})["token"])
+}
+
+// TestRedactorEncodedForms: a secret is redacted in every form a record
+// may hold it in: percent-escaped, base64 (alone, and inside a longer text
+// at each alignment), hex and JSON-escaped; it is also the case with more
+// secrets than has looks for one by one.
+func TestRedactorEncodedForms(t *testing.T) {
+	b64 := func(enc *base64.Encoding, s string) string { return enc.EncodeToString([]byte(s)) }
+	jsonOf := func(s string, html bool) string {
+		var buf strings.Builder
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(html)
+		require.NoError(t, enc.Encode(s))
+		return strings.TrimSuffix(buf.String(), "\n")
+	}
+	secrets := []string{
+		"tok en-42xyz",
+		`pä<ss>&"wörd\+/?=🔑x`,
+		"abcd",
+		"abcde",
+		"abcdef",
+	}
+	for _, secret := range secrets {
+		forms := map[string]string{
+			"as it is":              secret,
+			"query":                 url.QueryEscape(secret),
+			"query, %20":            strings.ReplaceAll(url.QueryEscape(secret), "+", "%20"),
+			"path segment":          url.PathEscape(secret),
+			"path":                  (&url.URL{Path: secret}).EscapedPath(),
+			"url":                   (&url.URL{Scheme: "https", Host: "x.test", Path: "/a/" + secret, RawQuery: url.Values{"q": {secret}}.Encode()}).String(),
+			"lower-case escapes":    strings.ToLower(url.QueryEscape(secret)),
+			"base64":                b64(base64.StdEncoding, secret),
+			"base64 raw":            b64(base64.RawStdEncoding, secret),
+			"base64 url":            b64(base64.URLEncoding, secret),
+			"base64 url raw":        b64(base64.RawURLEncoding, secret),
+			"basic auth":            "Basic " + b64(base64.StdEncoding, "user:"+secret),
+			"base64, 1 byte before": b64(base64.StdEncoding, "u"+secret+"tail"),
+			"base64, 2 bytes after": b64(base64.StdEncoding, "us"+secret+"ta"),
+			"base64 url, 3 before":  b64(base64.RawURLEncoding, "use"+secret+"t"),
+			"hex":                   hex.EncodeToString([]byte(secret)),
+			"hex upper":             strings.ToUpper(hex.EncodeToString([]byte(secret))),
+			"json":                  jsonOf(secret, true),
+			"json, html as it is":   jsonOf(secret, false),
+			"json, ascii only":      strconv.QuoteToASCII(secret), // \u escapes like Python's json for these characters
+		}
+		for name, form := range forms {
+			t.Run(secret+"/"+name, func(t *testing.T) {
+				if name == "json, ascii only" && strings.ContainsAny(secret, `<>&"\`) {
+					t.Skip("strconv quotes these otherwise than JSON")
+				}
+				if name == "base64, 1 byte before" && len(secret) < 5 {
+					t.Skip("no group of three bytes of a 4-byte secret is its own at this alignment")
+				}
+				text := "before " + form + " after"
+				for _, red := range []*redactor{
+					newRedactor(map[string]string{"S": secret}, nil),
+					newRedactor(nil, append(manyValues(), secret)),
+				} {
+					got := red.str(text)
+					require.Contains(t, got, Redacted)
+					require.NotEqual(t, text, got)
+					require.True(t, strings.HasPrefix(got, "before ") && strings.HasSuffix(got, " after"), got)
+					require.NotContains(t, got, secret)
+					if !strings.Contains(name, "before") && !strings.Contains(name, "basic") {
+						require.NotContains(t, got, form)
+					}
+				}
+			})
+		}
+	}
+	// the ASCII-only JSON of a secret with characters JSON escapes otherwise
+	red := newRedactor(map[string]string{"S": `p<ä>"\`}, nil)
+	require.Equal(t, "x "+Redacted+" y", red.str(`x p<\u00e4>\"\\ y`))
+	require.Equal(t, "x "+Redacted+" y", red.str(`x p\u003c\u00e4\u003e\"\\ y`))
+}
+
+// TestRedactorNoFalseForms: text holding none of a secret's forms is left
+// as it is, with few secrets and with many.
+func TestRedactorNoFalseForms(t *testing.T) {
+	for _, red := range []*redactor{newRedactor(map[string]string{"S": "tok en-42xyz"}, nil), newRedactor(nil, manyValues())} {
+		for _, text := range []string{"", "abc", "tok en-42xy", "dG9rIGVuLTQyeHl", "a plain sentence with tok and en-42", strings.Repeat("x", 1000)} {
+			require.Equal(t, text, red.str(text))
+			require.False(t, red.has(text))
+		}
+	}
+}
+
+// manyValues are more secret values than has looks for one by one.
+func manyValues() []string {
+	var values []string
+	for i := range maxScanned + 2 {
+		values = append(values, fmt.Sprintf("value-%02d", i))
+	}
+	return values
 }

@@ -1,0 +1,178 @@
+package runner
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// allForms lists every form (encodings) of every value, distinct, longest
+// first (then in order, so that equal sets give equal lists).
+func allForms(values []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range values {
+		for _, f := range encodings(v) {
+			if len(f) >= minSecretLen && !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) > len(out[j])
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// encodings lists the forms in which a record may hold the secret s: an
+// action puts it in a URL, or a remote echoes it back encoded. They are s
+// itself;
+//   - percent-escaped as in a query (space as +, or as %20), as in a path
+//     segment and as in a path, with upper- or lower-case hex digits;
+//   - base64, standard and URL alphabets, padded and not: of s alone, and
+//     of the part of s that is encoded on its own when s is inside a longer
+//     text (user:secret in a Basic auth header), at each of the three
+//     alignments (the groups of four characters shared with the bytes
+//     around s are left: they hold up to two bytes of s each, and a 4-byte
+//     s at one alignment has no group of its own);
+//   - hex, lower and upper case;
+//   - JSON-escaped, as Go's encoding/json writes it (<, > and & escaped as
+//     \u003c and so on) and without escaping those, each also with every
+//     non-ASCII character escaped as \uXXXX (as Python's json and .NET's
+//     do).
+func encodings(s string) []string {
+	out := []string{s}
+	path := (&url.URL{Path: s}).EscapedPath() // as a URL's path holds it: / is kept
+	for _, e := range []string{url.QueryEscape(s), strings.ReplaceAll(url.QueryEscape(s), "+", "%20"), url.PathEscape(s), path} {
+		out = append(out, e, lowerEscapes(e))
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		out = append(out, enc.EncodeToString([]byte(s)))
+	}
+	// s inside a longer text starts at offset k of a group of three bytes:
+	// its bytes from the next group on, in whole groups, encode on their own
+	for k := range 3 {
+		from := (3 - k) % 3
+		if n := (len(s) - from) / 3 * 3; n >= 3 {
+			part := []byte(s[from : from+n])
+			out = append(out, base64.RawStdEncoding.EncodeToString(part), base64.RawURLEncoding.EncodeToString(part))
+		}
+	}
+	h := hex.EncodeToString([]byte(s))
+	out = append(out, h, strings.ToUpper(h))
+	for _, html := range []bool{true, false} {
+		out = append(out, jsonEscaped(s, html), asciiJSONEscaped(s, html))
+	}
+	return out
+}
+
+// lowerEscapes is a percent-escaped text with lower-case hex digits.
+func lowerEscapes(e string) string {
+	if !strings.Contains(e, "%") {
+		return e
+	}
+	b := []byte(e)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = lowerHex(b[i+1]), lowerHex(b[i+2])
+			i += 2
+		}
+	}
+	return string(b)
+}
+
+func lowerHex(c byte) byte {
+	if 'A' <= c && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// jsonEscaped is s as encoding/json writes it in a string, without the
+// quotes; html escapes <, > and & too (json.Marshal does).
+func jsonEscaped(s string, html bool) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(html)
+	if err := enc.Encode(s); err != nil {
+		return s // a string always encodes
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return string(b[1 : len(b)-1])
+}
+
+// asciiJSONEscaped is s JSON-escaped with every non-ASCII character as
+// \uXXXX (a pair of them past U+FFFF).
+func asciiJSONEscaped(s string, html bool) string {
+	plain := jsonEscaped(s, html)
+	var b strings.Builder
+	for _, r := range plain {
+		switch {
+		case r < utf8.RuneSelf:
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			r -= 0x10000
+			fmt.Fprintf(&b, `\u%04x\u%04x`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+// headSet tells in one pass over a text whether one of many values is in
+// it: the first four bytes of each value (each has at least minSecretLen)
+// set a bit of a bitmap, the four bytes at each position of the text are
+// looked up in it, and only where a bit is set are the values compared.
+type headSet struct {
+	bits [headSlots / 64]uint64
+}
+
+const (
+	headBits  = 14
+	headSlots = 1 << headBits
+)
+
+// every value has the four bytes headSet looks up
+var _ [minSecretLen - 4]struct{}
+
+func newHeadSet(values []string) *headSet {
+	h := &headSet{}
+	for _, v := range values {
+		x := headSlot(v, 0)
+		h.bits[x>>6] |= 1 << (x & 63)
+	}
+	return h
+}
+
+// headSlot is the bit of the four bytes of s at i.
+func headSlot(s string, i int) uint32 {
+	w := uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+	return w * 0x9E3779B1 >> (32 - headBits)
+}
+
+// has reports whether s holds one of values (those the set was made of).
+func (h *headSet) has(s string, values []string) bool {
+	for i := 0; i+4 <= len(s); i++ {
+		if x := headSlot(s, i); h.bits[x>>6]&(1<<(x&63)) == 0 {
+			continue
+		}
+		rest := s[i:]
+		for _, v := range values {
+			if strings.HasPrefix(rest, v) {
+				return true
+			}
+		}
+	}
+	return false
+}
