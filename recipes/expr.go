@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -37,6 +38,7 @@ type Expr struct {
 	Pos    Pos
 	prog   *vm.Program
 	reads  reads // the environment it may read
+	loops  bool  // it has loops, which count their time (see budget.go)
 }
 
 // Reads reports whether the expression may read a top-level name of its
@@ -86,14 +88,46 @@ func readBit(name string) (reads, bool) {
 }
 
 // Eval runs the expression against an environment.
+// An evaluation is bounded in memory and work (see ErrBudget).
 func (e *Expr) Eval(env map[string]any) (any, error) {
 	m := vms.Get().(*vm.VM)
+	m.MemoryBudget = ExprBudget
+	var b *evalBudget
+	if e.loops && env != nil {
+		b = evalBudgets.Get().(*evalBudget)
+		b.start, b.ticks = time.Now(), 0
+		env[budgetKey] = b
+	}
 	out, err := m.Run(e.prog, env)
 	vms.Put(m)
+	if b != nil {
+		delete(env, budgetKey)
+		evalBudgets.Put(b)
+	}
+	if err == nil {
+		err = checkResult(out)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", e.Pos, flatten(err))
+		return nil, fmt.Errorf("%s: %w", e.Pos, budgetOrFlat(err))
 	}
 	return out, nil
+}
+
+// budgetOrFlat is flatten(err), keeping ErrBudget for an evaluation that
+// went over budget (the machine's own check panics with a string).
+func budgetOrFlat(err error) error {
+	if errors.Is(err, ErrBudget) {
+		var be *budgetError
+		if errors.As(err, &be) {
+			return be
+		}
+		return err
+	}
+	flat := flatten(err)
+	if strings.Contains(flat.Error(), "memory budget exceeded") {
+		return overBudget("expression went over its budget of %d units (a unit is an element, an iteration or %d bytes of string)", ExprBudget, bytesPerUnit)
+	}
+	return flat
 }
 
 // vms reuses expr's virtual machines: a run allocates less, which matters
@@ -148,7 +182,10 @@ type scope struct {
 
 // baseConfig is expr's default configuration, shared read-only by every
 // compile (a copy of it gets the environment).
-var baseConfig = conf.CreateNew()
+var baseConfig = func() *conf.Config {
+	guardBuiltins()
+	return conf.CreateNew()
+}()
 
 type scopeCache struct {
 	owner       *scope
@@ -168,6 +205,7 @@ type scopeCache struct {
 type compiled struct {
 	prog  *vm.Program
 	reads reads
+	loops bool
 }
 
 // config returns the expr configuration of the scope as it is now.
@@ -356,7 +394,7 @@ func (f *file) compile(src string, sc *scope, asBool bool, what string, at func(
 		f.exprError(src, err, sc, sc.types(), at)
 		return nil
 	}
-	return &Expr{Source: src, Pos: at(0), prog: c.prog, reads: c.reads}
+	return &Expr{Source: src, Pos: at(0), prog: c.prog, reads: c.reads, loops: c.loops}
 }
 
 // exprTypeName names an expr-lang type for a user.
@@ -411,6 +449,13 @@ func compileExpr(src string, cfg *conf.Config, shared programs) (compiled, error
 	// before the optimizer, which folds parts of the tree into places
 	// that ast.Walk does not visit
 	rd := readsOf(&tree.Node)
+	// then guarded, and checked again for the nodes the guards add
+	changed, loops := guard(&tree.Node)
+	if changed {
+		if _, err := checker.Check(tree, cfg); err != nil {
+			return compiled{}, fmt.Errorf("guard expression: %w", err)
+		}
+	}
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 			var fe *exprfile.Error
@@ -430,7 +475,7 @@ func compileExpr(src string, cfg *conf.Config, shared programs) (compiled, error
 	if shared != nil {
 		if key, share = programKey(buf[:0], prog); share {
 			if p, ok := shared[string(key)]; ok {
-				return compiled{prog: p, reads: rd}, nil
+				return compiled{prog: p, reads: rd, loops: loops}, nil
 			}
 		}
 	}
@@ -439,7 +484,7 @@ func compileExpr(src string, cfg *conf.Config, shared programs) (compiled, error
 	if share {
 		shared[string(key)] = prog
 	}
-	return compiled{prog: prog, reads: rd}, nil
+	return compiled{prog: prog, reads: rd, loops: loops}, nil
 }
 
 // programs are the compiled programs of a load, by programKey: the

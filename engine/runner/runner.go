@@ -213,7 +213,7 @@ func (r *Runner) Resume(ctx context.Context, rec *recipes.Recipe, ev Event, runI
 		ok, err := rec.Filter.Bool(env)
 		if err != nil {
 			res.Status = StatusFailed
-			res.Error = &RunError{Message: red.str("filter: " + err.Error()), Reason: "filter_error"}
+			res.Error = &RunError{Message: red.str("filter: " + err.Error()), Reason: exprReason(err, "filter_error")}
 			return res
 		}
 		if !ok {
@@ -225,7 +225,7 @@ func (r *Runner) Resume(ctx context.Context, rec *recipes.Recipe, ev Event, runI
 		val, err := v.Value.Render(env)
 		if err != nil {
 			res.Status = StatusFailed
-			res.Error = &RunError{Message: red.str(fmt.Sprintf("vars.%s: %v", v.Name, err)), Reason: "template_error"}
+			res.Error = &RunError{Message: red.str(fmt.Sprintf("vars.%s: %v", v.Name, err)), Reason: exprReason(err, "template_error")}
 			return res
 		}
 		res.Vars[v.Name] = val
@@ -305,7 +305,7 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 	if step.If != nil {
 		ok, err := step.If.Bool(env)
 		if err != nil {
-			return fail("if_error", err)
+			return fail(exprReason(err, "if_error"), err)
 		}
 		if !ok {
 			sr.Status = StatusSkipped
@@ -314,7 +314,7 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 	}
 	raw, err := step.RenderRaw(env)
 	if err != nil {
-		return fail("template_error", err)
+		return fail(exprReason(err, "template_error"), err)
 	}
 	sr.Input = red.input(step.Spec, raw)
 	with, err := step.Render(env)
@@ -494,4 +494,18 @@ func secretsEnv(s map[string]string) map[string]any {
 func conform(shape *connector.Shape, m map[string]any) map[string]any {
 	filled, _ := shape.Fill(nilMap(m)).(map[string]any)
 	return nilMap(filled)
+}
+
+// ReasonExprBudget is the reason of a run that failed because one of its
+// expressions went over its budget of memory or work (recipes.ErrBudget):
+// a failure of the recipe on this event, never retried.
+const ReasonExprBudget = "expression_budget"
+
+// exprReason is the reason of a failed evaluation: ReasonExprBudget for
+// one over budget, else reason.
+func exprReason(err error, reason string) string {
+	if errors.Is(err, recipes.ErrBudget) {
+		return ReasonExprBudget
+	}
+	return reason
 }
