@@ -31,7 +31,7 @@ type Options struct {
 	Listen     string // host:port; port 0 picks one
 	DataDir    string
 	Settings   Settings
-	Secrets    map[string]string
+	Secrets    map[string]string // secrets.NAME; one set but shorter than recipes.MinSecretLen fails Open
 	Logger     *slog.Logger
 	Registry   *connector.Registry
 }
@@ -68,6 +68,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		opts.Registry = connector.Default
 	}
 	opts.Settings = opts.Settings.withDefaults()
+	if err := recipes.ShortSecretError("secrets.", recipes.ShortSecrets(opts.Secrets)); err != nil {
+		return nil, err
+	}
 	s := &Service{opts: opts, log: opts.Logger, Metrics: metrics.New(), redact: opts.Config.SecretValues()}
 	ok := false
 	defer func() {

@@ -84,8 +84,8 @@ func TestServeEndToEnd(t *testing.T) {
 	require.Len(t, fast.snapshot(), 1)
 }
 
-// TestOpenErrors: a missing recipes folder and a taken address fail Open
-// and leave nothing open.
+// TestOpenErrors: a missing recipes folder, a taken address and a short
+// secret fail Open and leave nothing open.
 func TestOpenErrors(t *testing.T) {
 	_, err := Open(context.Background(), Options{RecipesDir: t.TempDir() + "/missing", Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: testSettings()})
 	require.ErrorContains(t, err, "recipes")
@@ -101,6 +101,11 @@ func TestOpenErrors(t *testing.T) {
 
 	_, err = Open(context.Background(), Options{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: Settings{Broker: BrokerSettings{Type: "kafka"}}})
 	require.ErrorContains(t, err, "not available")
+
+	// a secret too short to be redacted is refused, named but not shown
+	_, err = Open(context.Background(), Options{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: testSettings(),
+		Secrets: map[string]string{"LONG": "long-enough", "PIN": "q7z", "EMPTY": ""}})
+	require.EqualError(t, err, "secret secrets.PIN is shorter than 4 characters: so short a secret cannot be redacted from run records and logs; use a longer one")
 }
 
 // TestZeroSettingsUseDefaults: a caller that leaves Settings (or some of
