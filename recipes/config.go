@@ -131,7 +131,13 @@ func ParseConfigPartial(path string, src []byte, lookup func(string) (string, bo
 		items, _ := f.sequence(p.val, "api_keys")
 		for i, n := range items {
 			if k, ok := f.str(n, fmt.Sprintf("api_keys[%d]", i)); ok {
-				if utf8.RuneCountInString(k) < MinAPIKey {
+				switch {
+				case strings.TrimSpace(k) == "":
+					// also when ${VAR} expands to spaces alone
+					f.errorf(n, "api_keys[%d]: an API key may not be blank", i)
+				case strings.TrimSpace(k) != k:
+					f.errorf(n, "api_keys[%d]: an API key may not start or end with white space: HTTP drops it from a header, so the key could never match", i)
+				case utf8.RuneCountInString(k) < MinAPIKey:
 					f.errorf(n, "api_keys[%d]: an API key needs at least %d characters", i, MinAPIKey)
 				}
 				cfg.APIKeys = append(cfg.APIKeys, k)

@@ -145,9 +145,10 @@ func GenerateConfig(reg *connector.Registry) ([]byte, error) {
 			"api_keys": obj{"type": []string{"array", "null"},
 				"description": "Keys for the REST API (/api/v1); write ${VAR} to read one from the environment",
 				"items": obj{"anyOf": []any{
-					obj{"type": "string", "minLength": minAPIKey},
+					// not blank, no white space at an end (HTTP drops it from a header)
+					obj{"type": "string", "minLength": minAPIKey, "pattern": `^\S(.*\S)?$`},
 					obj{"$ref": "#/$defs/env"},
-				}, "description": fmt.Sprintf("An API key, at least %d characters", minAPIKey)}},
+				}, "description": fmt.Sprintf("An API key, at least %d characters, not starting or ending with white space", minAPIKey)}},
 			"connections": obj{"type": []string{"object", "null"},
 				"description":          "Named connections that recipe steps use: credentials and base settings of a service",
 				"propertyNames":        obj{"pattern": connectionNameRE},

@@ -309,6 +309,8 @@ func TestConfigsRejected(t *testing.T) {
 		{name: "listen null", old: "listen: 0.0.0.0:9090", new: "listen:"},
 		{name: "an API key of 15 characters", old: "0123456789abcdef,", new: "0123456789abcde,"},
 		{name: "an API key of 18 bytes but 9 characters", old: "0123456789abcdef,", new: "ééééééééé,"},
+		{name: "an API key of 16 spaces", old: "0123456789abcdef,", new: "\"                \","},
+		{name: "an API key ending with a space", old: "0123456789abcdef,", new: "\"0123456789abcdef \","},
 		{name: "api_keys not a list", old: "api_keys: [0123456789abcdef, another-key-of-sixteen]", new: "api_keys: 0123456789abcdef"},
 		{name: "a connection with an unknown type", old: "type: http", new: "type: https"},
 		{name: "a connection without a type", old: "    type: http\n", new: ""},
