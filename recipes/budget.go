@@ -72,6 +72,8 @@ func tooLarge(what string, n int) error {
 // byteSize writes a number of bytes for a person.
 func byteSize(n int) string {
 	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 	case n >= 1<<20:
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	case n >= 1<<10:
