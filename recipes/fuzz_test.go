@@ -93,6 +93,11 @@ func FuzzParseRecipe(f *testing.F) {
 	f.Add([]byte("---\n---\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("version: 1\nname: x\ntrigger: {type: webhook.received, with: {path: /x}}\nfilter: \"{{\"\nsteps: [{id: a, action: http.request, with: {url: \"{{ event.body[0] }}\"}}]\n"))
+	// declared webhook bodies: a schema inline (with a reference, a
+	// recursive one) and a sample inline, read by the expressions
+	f.Add([]byte("version: 1\nname: x\ntrigger:\n  type: webhook.received\n  with:\n    path: /x\n    id: event.body.a.b\n    body_schema: {properties: {a: {$ref: \"#/$defs/t\"}}, $defs: {t: {properties: {b: {type: [string, \"null\"]}, c: {items: {$ref: \"#/$defs/t\"}}}}}}\nfilter: event.body.a.c[0].b == \"\"\nsteps: [{id: a, action: http.request, with: {url: \"{{ event.body.a.b }}\"}}]\n"))
+	f.Add([]byte("version: 1\nname: x\ntrigger: {type: webhook.received, with: {path: /x, body_sample: [{n: 1}, {n: null, m: [true]}]}}\nfilter: event.body[0].m[0]\nsteps: [{id: a, action: http.request, with: {url: https://x.test/}}]\n"))
+	f.Add([]byte("version: 1\nname: x\ntrigger: {type: webhook.received, with: {path: /x, body_schema: testdata/none.json}}\nsteps: [{id: a, action: http.request, with: {url: https://x.test/}}]\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		r, diags := (&recipes.Loader{}).Parse("fuzz.yaml", src)
 		checkDiags(t, src, diags)

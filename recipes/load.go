@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -308,14 +309,11 @@ func (l *Loader) parseRecipe(f *file, root *yaml.Node) *Recipe {
 	if p, ok := fields["enabled"]; ok {
 		r.Enabled, _ = f.boolean(p.val, "enabled")
 	}
-	var event *connector.Shape
+	var event types.Type = types.Any
 	if p, ok := need("trigger"); ok {
-		l.parseTrigger(f, r, p.val)
-		if r.Trigger.Spec != nil {
-			event = r.Trigger.Spec.Shape
-		}
+		event = l.parseTrigger(f, r, p.val)
 	}
-	sc := &scope{event: shapeType(event), later: map[string][]string{}, natures: f.natures(), programs: f.programs}
+	sc := &scope{event: event, later: map[string][]string{}, natures: f.natures(), programs: f.programs}
 	// read once: reading again would report its problems twice
 	var varPairs []pair
 	if p, ok := fields["vars"]; ok {
@@ -400,38 +398,47 @@ func (f *file) compileExprNode(n *yaml.Node, what string, sc *scope) *Expr {
 	return f.compile(src, sc, true, what, func(off int) Pos { return f.locate(n, off) })
 }
 
-func (l *Loader) parseTrigger(f *file, r *Recipe, n *yaml.Node) {
+// parseTrigger reads the trigger and returns the type of the events it
+// emits for this recipe (any when the trigger is unknown).
+func (l *Loader) parseTrigger(f *file, r *Recipe, n *yaml.Node) types.Type {
 	fields, ok := f.fields(n, "trigger", triggerKeys...)
 	if !ok {
-		return
+		return types.Any
 	}
 	t := &r.Trigger
 	t.Pos = f.pos(n)
 	tp, ok := fields["type"]
 	if !ok {
 		f.errorf(n, "trigger: missing required field \"type\"")
-		return
+		return types.Any
 	}
 	typ, ok := f.str(tp.val, "trigger.type")
 	if !ok {
-		return
+		return types.Any
 	}
 	t.Type = typ
 	spec := l.lookup(f, tp.val, typ, connector.KindTrigger, "trigger.type")
 	if spec == nil {
-		return
+		return types.Any
 	}
 	t.Spec = spec
 	t.Type = spec.ID // the same text, shared by every recipe
 	t.Connection = l.parseConnection(f, fields, spec, n, "trigger")
 	sc := &scope{only: []string{"secrets"}, hint: "trigger options are read once, when the recipe loads, and may use only secrets.NAME",
 		programs: f.programs}
-	eventScope := &scope{event: shapeType(spec.Shape), natures: f.natures(), programs: f.programs}
 	var withNode *yaml.Node
 	if p, ok := fields["with"]; ok {
 		withNode = p.val
 	}
+	// a declared body is this recipe's own: its type is not cached with
+	// the spec's shapes, which live as long as the program
+	event := shapeType(spec.Shape)
+	if t.Event = f.declareEvent(spec, withNode, "trigger.with"); t.Event != nil {
+		event = t.Event.ExprType()
+	}
+	eventScope := &scope{event: event, natures: f.natures(), programs: f.programs}
 	t.with, t.Exprs = l.parseWith(f, spec, withNode, n, "trigger.with", sc, eventScope)
+	return event
 }
 
 // lookup finds a connector by ID, reporting unknown IDs and the wrong kind.
@@ -439,7 +446,7 @@ func (l *Loader) lookup(f *file, n *yaml.Node, id string, kind connector.Kind, w
 	reg := l.registry()
 	spec, ok := reg.Lookup(id)
 	if !ok {
-		f.errorf(n, "%s: unknown %s %q%s", what, kind, id, suggest(id, reg.IDs(kind)))
+		f.errorf(n, "%s: unknown %s %q%s", what, kind, id, suggestID(id, reg.IDs(kind)))
 		return nil
 	}
 	if spec.Kind != kind {
@@ -447,6 +454,31 @@ func (l *Loader) lookup(f *file, n *yaml.Node, id string, kind connector.Kind, w
 		return nil
 	}
 	return spec
+}
+
+// suggestID is suggest for connector IDs, which also completes a prefix:
+// "webhook" suggests "webhook.received", "zoom" the zoom triggers.
+func suggestID(got string, ids []string) string {
+	if s := suggest(got, ids); s != "" {
+		return s
+	}
+	prefix := strings.ToLower(got)
+	if prefix == "" {
+		return ""
+	}
+	var cands []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix) {
+			cands = append(cands, strconv.Quote(id))
+		}
+	}
+	switch {
+	case len(cands) == 1:
+		return fmt.Sprintf(" (did you mean %s?)", cands[0])
+	case len(cands) > 1 && len(cands) <= 6:
+		return fmt.Sprintf(" (did you mean one of %s?)", strings.Join(cands, ", "))
+	}
+	return ""
 }
 
 func article(s string) string {

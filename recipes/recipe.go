@@ -54,6 +54,10 @@ type Trigger struct {
 	// Exprs are the options of type expression (such as webhook `id`),
 	// compiled against the event.
 	Exprs map[string]*Expr
+	// Event is the shape of the events when the recipe declares a part of
+	// it (a webhook's body_schema or body_sample), nil otherwise: see
+	// EventShape.
+	Event *connector.Shape
 }
 
 // Options renders the trigger options with the given secrets, coerces them

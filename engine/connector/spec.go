@@ -51,6 +51,9 @@ type Field struct {
 	PatternHelp string // what Pattern means, for the error ("must start with /")
 	// Check validates a literal value (already coerced to Type) at load time.
 	Check func(v any) error
+	// Declares, on a trigger's field, makes its value declare the shape of
+	// a key of the event for the recipe that sets it (see Declaration).
+	Declares *Declaration
 
 	re *regexp.Regexp
 }

@@ -8,11 +8,12 @@ import (
 )
 
 // Env builds the expression environment of a run before its first step:
-// event (conformed to the trigger's shape), trigger, run, secrets, and
-// empty vars and steps.
+// event (conformed to the recipe's event shape: the trigger's, with the
+// body the recipe declares), trigger, run, secrets, and empty vars and
+// steps.
 func (r *Runner) Env(rec *recipes.Recipe, ev Event, runID string) map[string]any {
 	return map[string]any{
-		"event": conform(rec.Trigger.Spec.Shape, ev.Payload),
+		"event": conform(rec.Trigger.EventShape(), ev.Payload),
 		"trigger": map[string]any{
 			"type": ev.Type, "id": ev.ID, "received_at": ev.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		},
@@ -44,7 +45,7 @@ func (r *Runner) Filter(rec *recipes.Recipe, ev Event, runID string) (bool, erro
 	fe := filterEnvs.Get().(*filterEnv)
 	env := fe.env
 	if f.Reads("event") {
-		env["event"] = conform(rec.Trigger.Spec.Shape, ev.Payload)
+		env["event"] = conform(rec.Trigger.EventShape(), ev.Payload)
 	}
 	if f.Reads("trigger") {
 		t := fe.trigger

@@ -15,6 +15,8 @@ const (
 	FieldSignatureHeader = "signature_header"
 	FieldID              = "id"
 	FieldMethods         = "methods"
+	FieldBodySchema      = "body_schema"
+	FieldBodySample      = "body_sample"
 )
 
 // DefaultSignatureHeader carries `sha256=<hex>` of the raw body.
@@ -28,7 +30,8 @@ var Received = &connector.Spec{
 	Description: "Starts a run for each request to `POST /hooks<path>`. With `secret`, the request must carry " +
 		"an HMAC-SHA256 of its raw body as `sha256=<hex>` in `signature_header`; a bad signature is answered 401 " +
 		"and nothing is stored. `id` is an expression for the delivery's dedup key: the same key within the " +
-		"retention window yields one run.",
+		"retention window yields one run. `body_schema` or `body_sample` declares the body's shape, so that " +
+		"expressions reading `event.body` are type-checked.",
 	Fields: []connector.Field{
 		{Name: FieldPath, Type: connector.String, Required: true, Pattern: `^/[A-Za-z0-9._~/-]*$`,
 			PatternHelp: "must start with / and hold only letters, digits and . _ ~ / -",
@@ -42,9 +45,17 @@ var Received = &connector.Spec{
 		{Name: FieldMethods, Type: connector.List, Default: []any{"POST"},
 			Description: "The HTTP methods accepted", Example: []any{"POST", "PUT"},
 			Check: checkMethods},
+		{Name: FieldBodySchema, Type: connector.Any, Declares: &connector.Declaration{Key: "body"},
+			Description: "A JSON Schema of the body, which types event.body: a path to a JSON file, relative to the " +
+				"recipe's folder and inside it, or the schema inline as a mapping. An object that lists properties " +
+				"has only those unless additionalProperties opens it; a misspelt field is an error at validation"},
+		{Name: FieldBodySample, Type: connector.Any, Declares: &connector.Declaration{Key: "body", Sample: true},
+			Description: "A sample body, which types event.body by its shape: a path to a JSON file, relative to the " +
+				"recipe's folder and inside it, or the sample inline. Only the keys of its objects exist; numbers are numbers"},
 	},
 	Shape: connector.Obj(
-		connector.P("body", connector.Leaf(connector.Any, "The request body, parsed as JSON (or a string when it is not JSON)")),
+		connector.P("body", connector.Leaf(connector.Any, "The request body, parsed as JSON (or a string when it is not JSON); "+
+			"typed by body_schema or body_sample when the recipe declares one, untyped otherwise")),
 		connector.P("headers", connector.Leaf(connector.StringMap, "The request headers, canonical names, first value")),
 		connector.P("query", connector.Leaf(connector.StringMap, "The query parameters, first value")),
 		connector.P("method", connector.Leaf(connector.String, "The HTTP method")),
