@@ -104,7 +104,7 @@ func New(cfg Config) (*Engine, error) {
 			ShouldRetry: func(p middleware.RetryParams) bool {
 				return !errors.Is(p.Err, errPermanent) && !errors.Is(p.Err, context.Canceled)
 			}}),
-		middleware.Timeout(cfg.RunTimeout),
+		runDeadline(cfg.RunTimeout),
 		e.workers.middleware,
 	)
 	router.AddHandler("match", TopicEvents, sub, TopicRuns, pub, e.match)
@@ -144,6 +144,43 @@ func (e *Engine) Close() error {
 	err := e.router.Close()
 	e.workers.stop()
 	return err
+}
+
+// errRunTimeout is the cause of a run message's context that ended at
+// pipeline.run_timeout (see runDeadline), which a shutdown's does not
+// have.
+var errRunTimeout = errors.New("the run timeout ended the run")
+
+// runDeadline is Watermill's Timeout middleware with a cause: a handler
+// tells the run timeout (timedOut) from any other end of its context.
+func runDeadline(d time.Duration) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx, cancel := context.WithTimeoutCause(msg.Context(), d, errRunTimeout)
+			defer cancel()
+			msg.SetContext(ctx)
+			return h(msg)
+		}
+	}
+}
+
+// timedOut reports whether ctx ended at the run timeout.
+func timedOut(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), errRunTimeout)
+}
+
+// timeoutVerdict makes res, a run that failed once its run timeout d
+// passed, a failure of reason timeout, at the step it stood at.
+func timeoutVerdict(res *runner.Result, d time.Duration) {
+	msg := fmt.Sprintf("the run took longer than pipeline.run_timeout (%s)", d)
+	step := ""
+	if res.Error != nil {
+		step = res.Error.Step
+		if res.Error.Message != "" {
+			msg += ": " + res.Error.Message
+		}
+	}
+	res.Error = &runner.RunError{Step: step, Message: msg, Reason: string(connector.ReasonTimeout)}
 }
 
 // errPermanent marks a message that can never be handled: it goes to the
@@ -404,14 +441,27 @@ func (e *Engine) run(msg *message.Message) error {
 	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
 		r.MaxInlineDelay = e.cfg.MaxInlineDelay
 	}
+	// a run that stored a checkpoint, or found one, deletes it when it
+	// is recorded; a single-step run stores none
+	checkpointed := checkpoint != nil
 	if len(rec.Steps) > 1 {
-		r.Checkpoint = func(st *runner.State) error { return e.checkpoint(ctx, rm.RunID, st) }
+		r.Checkpoint = func(st *runner.State) error {
+			checkpointed = true
+			return e.checkpoint(ctx, rm.RunID, r.RedactState(st))
+		}
 	}
 	res := r.Resume(ctx, rec, ev, rm.RunID, state)
-	if ctx.Err() != nil && res.Status != runner.StatusSucceeded {
-		// cut short (shutdown or the run timeout): not a verdict on the
-		// run; the message comes back and the run resumes from its
-		// checkpoint
+	switch {
+	case timedOut(ctx):
+		// past pipeline.run_timeout: a verdict on the run, which would
+		// take as long again if it came back (a pause goes on as one)
+		if res.Status == runner.StatusFailed {
+			timeoutVerdict(res, e.cfg.RunTimeout)
+			e.log.Warn("run timed out", "run", rm.RunID, "recipe", rm.Recipe, "run_timeout", e.cfg.RunTimeout)
+		}
+	case ctx.Err() != nil && res.Status != runner.StatusSucceeded:
+		// cut short by shutdown: not a verdict on the run; the message
+		// comes back and the run resumes from its checkpoint
 		e.log.Warn("run interrupted: it will be taken up again", "run", rm.RunID, "error", ctx.Err())
 		msg.Nack()
 		return nil
@@ -420,7 +470,7 @@ func (e *Engine) run(msg *message.Message) error {
 		// a durable retry: store where the run stands and take the message
 		// back at its retry time, here or in another process
 		if rs, ok := e.cfg.Broker.(rescheduler); ok {
-			raw, err := json.Marshal(res.State)
+			raw, err := json.Marshal(r.RedactState(res.State))
 			if err != nil {
 				return fmt.Errorf("encode checkpoint: %w", err)
 			}
@@ -428,7 +478,7 @@ func (e *Engine) run(msg *message.Message) error {
 				return e.cfg.Store.SaveCheckpoint(ctx, tx, rm.RunID, raw, time.Now())
 			})
 		}
-		if err := e.checkpoint(ctx, rm.RunID, res.State); err != nil {
+		if err := e.checkpoint(ctx, rm.RunID, r.RedactState(res.State)); err != nil {
 			return err
 		}
 		retryAt(msg, res.RetryAt)
@@ -437,6 +487,7 @@ func (e *Engine) run(msg *message.Message) error {
 	}
 	run := RecordOf(rm, res)
 	run.Replace = rm.Replay || state != nil
+	run.Checkpointed = checkpointed
 	if sh, ok := e.cfg.Broker.(sharer); ok {
 		return e.saveShared(ctx, sh, run, res)
 	}

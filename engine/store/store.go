@@ -89,6 +89,9 @@ type Run struct {
 	// Replace makes SaveRunTx clear what an earlier save of the same run
 	// left (steps, checkpoint); a run's first save skips that work.
 	Replace bool `json:"-"`
+	// Checkpointed makes SaveRunTx delete the run's checkpoint (a
+	// multi-step run stored one after a step): a finished run keeps none.
+	Checkpointed bool `json:"-"`
 }
 
 // RunStep is the summary of one step of a run, for analytics.
@@ -359,6 +362,8 @@ func (s *Store) SaveRunTx(ctx context.Context, tx Execer, r *Run) error {
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {run_steps} WHERE run_id = $1`), r.ID); err != nil {
 			return fmt.Errorf("save run: %w", err)
 		}
+	}
+	if r.Replace || r.Checkpointed {
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM {checkpoints} WHERE run_id = $1`), r.ID); err != nil {
 			return fmt.Errorf("save run: %w", err)
 		}

@@ -1,0 +1,160 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/recipes"
+)
+
+// startSecretEngine runs an engine over o with a run timeout and runners that
+// hold secrets.
+func startSecretEngine(t *testing.T, o opened, ix *pipeline.Index, runTimeout time.Duration, secrets map[string]string) *engineRun {
+	t.Helper()
+	eng, err := pipeline.New(pipeline.Config{Store: o.st, Broker: o.b, RunTimeout: runTimeout, Logger: testLogger(t),
+		MaxInlineDelay: 500 * time.Millisecond,
+		NewRunner:      func() *runner.Runner { return &runner.Runner{Secrets: secrets} }})
+	require.NoError(t, err)
+	eng.SetIndex(ix)
+	er := &engineRun{eng: eng, done: make(chan error, 1)}
+	go func() { er.done <- eng.Run(context.Background()) }()
+	select {
+	case <-eng.Running():
+	case err := <-er.done:
+		t.Fatalf("engine stopped at start: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("engine did not start")
+	}
+	return er
+}
+
+// TestFinishedRunDropsItsCheckpoint: on every broker, a two-step run
+// stores a checkpoint after its first step with the secrets in the
+// step's output redacted, and deletes it when it is recorded.
+func TestFinishedRunDropsItsCheckpoint(t *testing.T) {
+	const secret = "tok-3f9a1c7e55"
+	for _, bc := range suiteBrokers() {
+		t.Run(bc.name, func(t *testing.T) {
+			ctx := context.Background()
+			o := bc.backing(t)(t)
+			defer o.close()
+			release := make(chan struct{})
+			sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if r.URL.Path == "/second" {
+					<-release
+				}
+				// a service that echoes the credential it was given
+				fmt.Fprintf(w, `{"echo":%q}`, r.Header.Get("Authorization"))
+			}))
+			defer sink.Close()
+			defer func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			}()
+			rec := parseRecipe(t, fmt.Sprintf(`version: 1
+name: twostep
+trigger: {type: webhook.received, with: {path: /two}}
+steps:
+  - id: first
+    action: http.request
+    with: {url: "%[1]s/first", headers: {Authorization: "{{ secrets.TOKEN }}"}}
+  - id: second
+    action: http.request
+    with: {url: "%[1]s/second", json: {seen: "{{ steps.first.output.json.echo }}"}}
+`, sink.URL))
+			ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
+			require.Empty(t, errs)
+			er := startSecretEngine(t, o, ix, 30*time.Second, map[string]string{"TOKEN": secret})
+			defer er.stop(t)
+			ev := webhookEvent(t, "/two", map[string]any{})
+			fresh, err := o.b.Accept(ctx, ev)
+			require.NoError(t, err)
+			require.True(t, fresh)
+			runID := pipeline.RunID(ev.ID, "twostep")
+
+			var cp []byte
+			require.Eventually(t, func() bool {
+				cp, err = o.st.Checkpoint(ctx, runID)
+				return err == nil && cp != nil
+			}, 10*time.Second, 5*time.Millisecond, "no checkpoint after the first step")
+			require.NotContains(t, string(cp), secret, "the checkpoint holds a secret in clear")
+			var st runner.State
+			require.NoError(t, json.Unmarshal(cp, &st))
+			require.Equal(t, 1, st.Next)
+			require.Equal(t, runner.Redacted, st.Outputs["first"]["json"].(map[string]any)["echo"])
+			close(release)
+
+			run := waitRun(t, o.st, runID)
+			require.Equal(t, "succeeded", run.Status, "%s: %s", run.Reason, run.Error)
+			require.NotContains(t, string(run.Record), secret)
+			cp, err = o.st.Checkpoint(ctx, runID)
+			require.NoError(t, err)
+			require.Nil(t, cp, "a finished run keeps its checkpoint")
+		})
+	}
+}
+
+// TestRunTimeoutEndsTheRun: on every broker, a run that outlasts
+// pipeline.run_timeout is recorded failed with reason timeout and its
+// attempt, once: it is not taken up again.
+func TestRunTimeoutEndsTheRun(t *testing.T) {
+	for _, bc := range suiteBrokers() {
+		t.Run(bc.name, func(t *testing.T) {
+			o := bc.backing(t)(t)
+			defer o.close()
+			var calls atomic.Int32
+			sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				select {
+				case <-time.After(4 * time.Second):
+				case <-r.Context().Done():
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"ok":true}`)
+			}))
+			defer sink.Close()
+			rec := parseRecipe(t, fmt.Sprintf(`version: 1
+name: slow
+trigger: {type: webhook.received, with: {path: /slow}}
+steps:
+  - id: call
+    action: http.request
+    timeout: 10s
+    retry: {max_attempts: 1}
+    with: {url: "%s/slow"}
+`, sink.URL))
+			ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
+			require.Empty(t, errs)
+			er := startSecretEngine(t, o, ix, time.Second, nil)
+			defer er.stop(t)
+			ev := webhookEvent(t, "/slow", map[string]any{})
+			fresh, err := o.b.Accept(context.Background(), ev)
+			require.NoError(t, err)
+			require.True(t, fresh)
+			run := waitRun(t, o.st, pipeline.RunID(ev.ID, "slow"))
+			require.Equal(t, "failed", run.Status)
+			require.Equal(t, "timeout", run.Reason)
+			require.Equal(t, "call", run.ErrorStep)
+			require.Contains(t, run.Error, "pipeline.run_timeout (1s)")
+			var res runner.Result
+			require.NoError(t, json.Unmarshal(run.Record, &res))
+			require.Len(t, res.Steps, 1)
+			require.Len(t, res.Steps[0].Attempts, 1, "the attempt is recorded")
+			require.Equal(t, int32(1), calls.Load(), "the run was taken up again")
+		})
+	}
+}
