@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -93,6 +94,25 @@ const MaxMaxRetryAfter = 6 * 24 * time.Hour
 // less CPU, for about 10 MB more memory with a few recipes and 30 MB more
 // with 10,000 (docs/performance.md).
 const DefaultGCPercent = 200
+
+// DevAPIKey is the API key examples/sous.yaml (and so `make run`) falls
+// back to when SOUS_API_KEY is not set. It is published: `sous serve`
+// warns when it is in use and refuses it on an address other hosts can
+// reach.
+const DevAPIKey = "dev-only-api-key-change-me"
+
+// checkDevKey reports whether the development API key is among keys, and
+// refuses it unless the service listens on a loopback address only.
+func checkDevKey(keys []string, addr net.Addr) (inUse bool, err error) {
+	if !slices.Contains(keys, DevAPIKey) {
+		return false, nil
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return true, nil
+	}
+	return true, fmt.Errorf("api_keys: the development API key (%s, from examples/sous.yaml) is refused on %s, which other hosts can reach: "+
+		"set SOUS_API_KEY or api_keys to a key of your own, or listen on 127.0.0.1", DevAPIKey, addr)
+}
 
 // BrokerTypes are the values of broker.type, and SharedBrokers those
 // that several processes share, which need broker.url.

@@ -111,6 +111,13 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if len(apiKeys) == 0 {
 		s.log.Warn("no api_keys in the config: the REST API refuses every request")
 	}
+	if dev, err := checkDevKey(apiKeys, ln.Addr()); err != nil {
+		ln.Close()
+		return nil, err
+	} else if dev {
+		s.log.Warn("the development API key is in use: it is published in examples/sous.yaml, so anyone on this machine can call the REST API; set SOUS_API_KEY or api_keys to a key of your own",
+			"listen", ln.Addr().String())
+	}
 	var running sync.Once
 	ready := make(chan struct{})
 	go func() {
