@@ -33,6 +33,13 @@ func secretsFromEnv(environ []string) map[string]string {
 	return out
 }
 
+// envSecrets reads SOUS_SECRET_* variables and refuses those too short to
+// be redacted (naming them, not their values).
+func envSecrets(environ []string) (map[string]string, error) {
+	secrets := secretsFromEnv(environ)
+	return secrets, recipes.ShortSecretError(SecretPrefix, recipes.ShortSecrets(secrets))
+}
+
 func newRun() *cobra.Command {
 	var (
 		eventPath string
@@ -75,7 +82,10 @@ Exit status: 0 when the run succeeded or was filtered, 1 when it failed,
 			if err != nil {
 				return usageError("--event: %v", err)
 			}
-			secrets := secretsFromEnv(os.Environ())
+			secrets, err := envSecrets(os.Environ())
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			out := cmd.OutOrStdout()
 			r := &runner.Runner{
 				Secrets: secrets,

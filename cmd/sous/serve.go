@@ -96,12 +96,16 @@ runs; after a crash, accepted events and unfinished runs resume.`,
 				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)
 			}
 			log := slog.New(handler)
+			secrets, err := envSecrets(os.Environ())
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			setGC(settings, os.Getenv)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			svc, err := service.Open(ctx, service.Options{
 				Config: cfg, RecipesDir: cfg.Recipes, Listen: cfg.Listen, DataDir: cfg.DataDir,
-				Settings: settings, Secrets: secretsFromEnv(os.Environ()), Logger: log, Registry: connector.Default,
+				Settings: settings, Secrets: secrets, Logger: log, Registry: connector.Default,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,6 +46,12 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 			// the runtime sections (broker, retention, limits, pipeline), as
 			// `sous serve` would read them: parsed only, nothing is opened
 			diags = append(diags, service.CheckSettings(cfg)...)
+			if o.config != "" {
+				// the secrets `sous serve` would read here
+				if _, err := envSecrets(os.Environ()); err != nil {
+					diags = append(diags, recipes.Diagnostic{Pos: recipes.Pos{File: "environment"}, Severity: recipes.SevError, Message: err.Error()})
+				}
+			}
 			switch {
 			case len(args) > 0:
 			case cfg != nil && cfg.Recipes != "":
