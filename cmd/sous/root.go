@@ -29,7 +29,7 @@ Write a recipe, check it with 'sous validate', test it offline with
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
-	root.AddCommand(newValidate(), newTest(), newRun(), newServe(), newRuns(), newStats(), newSchema(), newConnectors(), newVersion())
+	root.AddCommand(newInit(), newValidate(), newTest(), newRun(), newServe(), newRuns(), newStats(), newSchema(), newConnectors(), newVersion())
 	return root
 }
 
