@@ -13,14 +13,19 @@ STATICCHECK_VERSION ?= v0.8.2
 .PHONY: build run test unit fuzz examples check-tidy check-fmt lint generate bench clean
 
 build: ## build bin/sous
+	@[ -e $(BIN) ] || echo "Building $(BIN) for the first time: compiling the dependencies may take a few minutes, with no output until it is done."
 	$(GO) build -o $(BIN) ./cmd/sous
 
 # Signing secrets for the example webhooks, for trying Sous locally only.
 DEV_SECRETS := SOUS_SECRET_SHOP_WEBHOOK=dev-only SOUS_SECRET_WEBSITE_FORMS_WEBHOOK=dev-only SOUS_SECRET_GITHUB_WEBHOOK=dev-only
 
-run: build ## serve the example recipes on http://127.0.0.1:8080 with the embedded store (data/)
-	$(BIN) validate --config examples/sous.yaml examples/
-	$(DEV_SECRETS) $(BIN) serve --config examples/sous.yaml
+# The address `make run` serves on (make run LISTEN=127.0.0.1:9090): examples/sous.yaml
+# reads it from SOUS_LISTEN, for `listen` and for the hello recipe's connection.
+LISTEN ?= 127.0.0.1:8080
+
+run: build ## serve the example recipes on http://$(LISTEN) with the embedded store (data/)
+	SOUS_LISTEN=$(LISTEN) $(BIN) validate --config examples/sous.yaml examples/
+	SOUS_LISTEN=$(LISTEN) $(DEV_SECRETS) $(BIN) serve --config examples/sous.yaml
 
 test: check-tidy check-fmt lint unit fuzz examples ## everything CI checks
 
