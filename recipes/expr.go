@@ -797,7 +797,8 @@ func (f *file) exprError(src string, err error, sc *scope, env types.Map, at fun
 				break
 			}
 		}
-		where := strings.Join(path, ".")
+		// an element of a list reads lines[].sku
+		where := strings.ReplaceAll(strings.Join(path, "."), ".[]", "[]")
 		if where != "" {
 			msg = fmt.Sprintf("unknown field %s in %s", name, where)
 		}
@@ -835,6 +836,9 @@ func fieldContext(src string, off int, name string, env types.Map) ([]string, []
 	if !ok {
 		return nil, nil
 	}
+	if slices.Contains(path, "[]") {
+		return path, natureKeys(env.Nature(), path)
+	}
 	var cur types.Type = env
 	for _, p := range path {
 		m, ok := unwrapType(cur).(types.Map)
@@ -857,18 +861,50 @@ func fieldContext(src string, off int, name string, env types.Map) ([]string, []
 	return path, keys
 }
 
+// natureKeys walks path ("[]" for an element of a list or a value of a
+// map) through expr natures, which know the elements of lists, and returns
+// the sorted keys of the object at its end.
+func natureKeys(nt nature.Nature, path []string) []string {
+	for _, p := range path {
+		switch {
+		case p == "[]" && nt.Ref != nil:
+			nt = *nt.Ref
+		case p == "[]" && nt.TypeData != nil && nt.DefaultMapValue != nil:
+			nt = *nt.DefaultMapValue
+		case p != "[]" && nt.TypeData != nil && nt.Fields != nil:
+			f, ok := nt.Fields[p]
+			if !ok {
+				return nil
+			}
+			nt = f
+		default:
+			return nil
+		}
+	}
+	if nt.TypeData == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(nt.Fields))
+	for k := range nt.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // a tie always gives the same suggestion
+	return keys
+}
+
 func memberPath(n ast.Node) ([]string, bool) {
 	switch x := n.(type) {
 	case *ast.IdentifierNode:
 		return []string{x.Value}, true
 	case *ast.MemberNode:
-		s, ok := x.Property.(*ast.StringNode)
-		if !ok {
-			return nil, false
-		}
 		p, ok := memberPath(x.Node)
 		if !ok {
 			return nil, false
+		}
+		s, ok := x.Property.(*ast.StringNode)
+		if !ok {
+			// an index, lines[0]: the element
+			return append(p, "[]"), true
 		}
 		return append(p, s.Value), true
 	}
