@@ -15,6 +15,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -108,9 +109,13 @@ Exit status: 0 when the run succeeded or was filtered, 1 when it failed,
 			ev := runner.Event{ID: fmt.Sprintf("cli-%d", time.Now().UnixNano()), Type: rec.Trigger.Type, ReceivedAt: time.Now(), Payload: payload}
 			res := r.Run(cmd.Context(), rec, ev, ev.ID)
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				raw, err := json.Marshal(res)
+				if err != nil {
+					return err
+				}
+				// as runs show --json and the API show a record: durations
+				// in milliseconds, no unset time
+				if err := writeJSONOut(out, store.RecordView(raw)); err != nil {
 					return err
 				}
 			} else {

@@ -14,6 +14,7 @@ import (
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/server"
+	"github.com/sous-run/sous/engine/service"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
@@ -24,6 +25,11 @@ func openStore(ctx context.Context, cmd *cobra.Command, f *serveFlags) (*store.S
 	if err != nil {
 		return nil, nil, err
 	}
+	return openResolved(ctx, cfg, settings)
+}
+
+// openResolved is openStore for a config already resolved.
+func openResolved(ctx context.Context, cfg *recipes.Config, settings service.Settings) (*store.Store, func(), error) {
 	if settings.Broker.Type != "sqlite" && settings.Broker.Type != "memory" {
 		return nil, nil, &exitError{code: 1, err: fmt.Errorf("runs and stats read the embedded store; for %s use the REST API", settings.Broker.Type)}
 	}
@@ -103,10 +109,15 @@ func newRuns() *cobra.Command {
 	f.bind(list, false)
 
 	fs := &serveFlags{}
+	var showJSON bool
 	show := &cobra.Command{
 		Use:   "show RUN_ID",
 		Short: "Show a run: every step and attempt, with inputs (secrets redacted) and outputs",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a run: its status, recipe, event, times and duration, then each step
+with its status, attempts, error, and inputs and outputs as compact JSON
+(cut at 300 characters). --json prints the run as the REST API does, its
+durations in milliseconds (duration_ms, delay_ms) and no time that is not set.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, closeFn, err := openStore(cmd.Context(), cmd, fs)
 			if err != nil {
@@ -117,9 +128,13 @@ func newRuns() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
 			}
-			return writeJSONOut(cmd.OutOrStdout(), r)
+			if showJSON {
+				return writeJSONOut(cmd.OutOrStdout(), r)
+			}
+			return writeRun(cmd.OutOrStdout(), r)
 		},
 	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON, as GET /api/v1/runs/{id} does")
 	fs.bind(show, false)
 
 	fr := &serveFlags{}
@@ -130,10 +145,22 @@ func newRuns() *cobra.Command {
 		Long: `Queue a new run of the recipe for the event of a finished run. With
 --from-failed-step, the steps before the one that failed are not called again:
 their recorded outputs are reused. A running 'sous serve' on the same data
-picks the run up.`,
+picks the run up.
+
+On the memory broker the queue is in the memory of the running 'sous serve':
+the replay is sent to it, through the REST API at the config's listen
+address with its first API key (POST /api/v1/runs/RUN_ID/replay), and fails
+when no server answers there.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, closeFn, err := openStore(cmd.Context(), cmd, fr)
+			cfg, settings, err := fr.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			if settings.Broker.Type == "memory" {
+				return replayThroughServer(cmd.Context(), cmd.OutOrStdout(), cfg, args[0], fromFailed)
+			}
+			st, closeFn, err := openResolved(cmd.Context(), cfg, settings)
 			if err != nil {
 				return err
 			}

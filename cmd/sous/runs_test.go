@@ -65,7 +65,7 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			require.Regexp(t, `run_b +orders +succeeded +\S+ \S+ +250ms`, out)
 			require.Regexp(t, `run_c +orders +failed +\S+ \S+ +2s +call \(timeout\): no answer`, out)
 		}},
-		{name: "runs show", args: []string{"runs", "show", "--data", data, "run_c"}, check: func(t *testing.T, out string) {
+		{name: "runs show --json", args: []string{"runs", "show", "--data", data, "--json", "run_c"}, check: func(t *testing.T, out string) {
 			var run map[string]any
 			require.NoError(t, json.Unmarshal([]byte(out), &run))
 			require.Equal(t, 2000.0, run["duration_ms"])
