@@ -46,6 +46,13 @@ func TestInit(t *testing.T) {
 	}
 }
 
+func TestInitInHelp(t *testing.T) {
+	r := sous(t, "", "--help")
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "  init ")
+	require.Contains(t, r.stdout, "sous init NAME")
+}
+
 func TestInitRefuses(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "orders.test.yaml", "recipe: orders\ncases: []\n")

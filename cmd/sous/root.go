@@ -19,12 +19,12 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sous",
 		Short: "Sous: automations as code",
-		Long: `Sous runs recipes: YAML files that bind a trigger (a webhook, a cron tick,
-a Zoom meeting ending, a new email...) through an expression filter to
-action steps (post to Slack, call an API, file a Jira issue...).
+		Long: `Sous runs recipes: YAML files that bind a trigger (a webhook or a cron
+tick) through an expression filter to action steps (HTTP calls: post to
+Slack, call an API, file a Jira issue...). 'sous connectors' lists them.
 
-Write a recipe, check it with 'sous validate', test it offline with
-'sous test', try it once with 'sous run --dry-run'.`,
+Start one with 'sous init NAME', check it with 'sous validate', test it
+offline with 'sous test', try it once with 'sous run --dry-run'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
