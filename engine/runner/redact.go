@@ -21,8 +21,7 @@ import (
 type redactor struct {
 	values []string // every form of every value, longest first, so that a secret containing another is replaced whole
 	repl   *strings.Replacer
-	// heads is set when there are more than maxScanned forms: has then
-	// looks for all of them in one pass
+	// heads looks for all the forms in one pass (nil: there are none)
 	heads *headSet
 }
 
@@ -103,7 +102,7 @@ func cachedRedactor(secrets map[string]string, more []string) *redactor {
 		}
 		r.repl = strings.NewReplacer(args...)
 	}
-	if len(r.values) > maxScanned {
+	if len(r.values) > 0 {
 		r.heads = newHeadSet(r.values)
 	}
 	if redactors.m == nil || len(redactors.m) >= maxCachedRedactors {
@@ -138,10 +137,6 @@ func secretValues(secrets map[string]string, more []string) []string {
 	return keep
 }
 
-// maxScanned is the most forms of secret values has looks for one by one;
-// with more, a single pass over the text (headSet) is cheaper.
-const maxScanned = 8
-
 func (r *redactor) str(s string) string {
 	if r.repl == nil || !r.has(s) {
 		return s // the replacer would copy it
@@ -151,15 +146,7 @@ func (r *redactor) str(s string) string {
 
 // has reports whether s holds a secret value in one of its forms.
 func (r *redactor) has(s string) bool {
-	if r.heads != nil {
-		return r.heads.has(s, r.values)
-	}
-	for _, v := range r.values {
-		if len(s) >= len(v) && strings.Contains(s, v) {
-			return true
-		}
-	}
-	return false
+	return r.heads != nil && r.heads.has(s, r.values)
 }
 
 // touches reports whether redacting the plain value v could change it: a

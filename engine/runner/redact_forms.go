@@ -131,11 +131,23 @@ func asciiJSONEscaped(s string, html bool) string {
 }
 
 // headSet tells in one pass over a text whether one of many values is in
-// it: the first four bytes of each value (each has at least minSecretLen)
-// set a bit of a bitmap, the four bytes at each position of the text are
-// looked up in it, and only where a bit is set are the values compared.
+// it. Every value is at least min bytes long, so that an occurrence of one
+// spans min-3 positions where four bytes of it start: looking at every
+// (min-3)th position of the text finds each occurrence at one of them. The
+// four bytes at each of those positions of every value set a bit of a
+// bitmap (and are listed, with the value and the position, in cands); the
+// four bytes at each position looked at in the text are looked up in the
+// bitmap, and only where a bit is set are the values listed compared.
 type headSet struct {
-	bits [headSlots / 64]uint64
+	min   int // the length of the shortest value
+	step  int // min-3: the distance between the positions looked at
+	bits  [headSlots / 64]uint64
+	cands map[uint32][]headCand
+}
+
+// headCand is a value with four bytes at off.
+type headCand struct {
+	value, off int32
 }
 
 const (
@@ -146,30 +158,43 @@ const (
 // every value has the four bytes headSet looks up
 var _ [minSecretLen - 4]struct{}
 
+// newHeadSet is the set of values, sorted longest first.
 func newHeadSet(values []string) *headSet {
-	h := &headSet{}
-	for _, v := range values {
-		x := headSlot(v, 0)
-		h.bits[x>>6] |= 1 << (x & 63)
+	h := &headSet{min: len(values[len(values)-1]), cands: map[uint32][]headCand{}}
+	h.step = h.min - 3
+	for vi, v := range values {
+		for off := range h.step {
+			w := word(v, off)
+			x := headSlot(w)
+			h.bits[x>>6] |= 1 << (x & 63)
+			h.cands[w] = append(h.cands[w], headCand{value: int32(vi), off: int32(off)})
+		}
 	}
 	return h
 }
 
-// headSlot is the bit of the four bytes of s at i.
-func headSlot(s string, i int) uint32 {
-	w := uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+// word is the four bytes of s at i.
+func word(s string, i int) uint32 {
+	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
+}
+
+// headSlot is the bit of a word.
+func headSlot(w uint32) uint32 {
 	return w * 0x9E3779B1 >> (32 - headBits)
 }
 
 // has reports whether s holds one of values (those the set was made of).
 func (h *headSet) has(s string, values []string) bool {
-	for i := 0; i+4 <= len(s); i++ {
-		if x := headSlot(s, i); h.bits[x>>6]&(1<<(x&63)) == 0 {
+	if len(s) < h.min {
+		return false
+	}
+	for i := 0; i+4 <= len(s); i += h.step {
+		w := word(s, i)
+		if x := headSlot(w); h.bits[x>>6]&(1<<(x&63)) == 0 {
 			continue
 		}
-		rest := s[i:]
-		for _, v := range values {
-			if strings.HasPrefix(rest, v) {
+		for _, c := range h.cands[w] {
+			if start := i - int(c.off); start >= 0 && strings.HasPrefix(s[start:], values[c.value]) {
 				return true
 			}
 		}

@@ -24,7 +24,7 @@ func TestRedactorCopies(t *testing.T) {
 	some := newRedactor(map[string]string{"API": secret}, nil)
 	pin := newRedactor(nil, []string{"1234567"})
 	var values []string
-	for i := range maxScanned + 2 {
+	for i := range 10 {
 		values = append(values, fmt.Sprintf("value-%02d", i))
 	}
 	many := newRedactor(nil, values)
@@ -115,8 +115,7 @@ func TestRedactorSameSources(t *testing.T) {
 
 // TestRedactorEncodedForms: a secret is redacted in every form a record
 // may hold it in: percent-escaped, base64 (alone, and inside a longer text
-// at each alignment), hex and JSON-escaped; it is also the case with more
-// secrets than has looks for one by one.
+// at each alignment), hex and JSON-escaped; alone and among many secrets.
 func TestRedactorEncodedForms(t *testing.T) {
 	b64 := func(enc *base64.Encoding, s string) string { return enc.EncodeToString([]byte(s)) }
 	jsonOf := func(s string, html bool) string {
@@ -198,11 +197,55 @@ func TestRedactorNoFalseForms(t *testing.T) {
 	}
 }
 
-// manyValues are more secret values than has looks for one by one.
+// manyValues are many secret values.
 func manyValues() []string {
 	var values []string
-	for i := range maxScanned + 2 {
+	for i := range 10 {
 		values = append(values, fmt.Sprintf("value-%02d", i))
 	}
 	return values
+}
+
+// TestHeadSetFindsEveryOccurrence: the one-pass look-up finds every value
+// at every offset of a text, whatever the lengths of the values, and
+// nothing where a look for each value one by one finds nothing.
+func TestHeadSetFindsEveryOccurrence(t *testing.T) {
+	sets := map[string][]string{
+		"a short value among long ones": {"abcd", "a-much-longer-secret-value-0123456789", "another/secret+value=="},
+		"long values":                   {"s3cr3t_api_value_81c2", "conn_secret_value_77ab"},
+	}
+	for i := 4; i <= 24; i += 5 {
+		sets[fmt.Sprintf("one value of %d bytes", i)] = []string{strings.Repeat("q", i-1) + "z"}
+	}
+	for name, values := range sets {
+		t.Run(name, func(t *testing.T) {
+			forms := allForms(values)
+			h := newHeadSet(forms)
+			for _, f := range forms {
+				for before := range 40 {
+					for _, after := range []int{0, 1, 3, 17} {
+						text := strings.Repeat(".", before) + f + strings.Repeat(",", after)
+						require.True(t, h.has(text, forms), "%q in %q", f, text)
+						// cut short by one byte at either end, it is not there
+						// (unless a shorter form still is)
+						for _, cut := range []string{text[:before+len(f)-1], text[before+1:]} {
+							require.Equal(t, containsAny(cut, forms), h.has(cut, forms), "%q", cut)
+						}
+					}
+				}
+			}
+			for _, text := range []string{"", "abc", strings.Repeat("x", 100), "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqy"} {
+				require.Equal(t, containsAny(text, forms), h.has(text, forms), "%q", text)
+			}
+		})
+	}
+}
+
+func containsAny(s string, values []string) bool {
+	for _, v := range values {
+		if strings.Contains(s, v) {
+			return true
+		}
+	}
+	return false
 }
