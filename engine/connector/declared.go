@@ -251,23 +251,18 @@ func (c *schemaConv) combined(kw string, v any, at string, depth int, desc strin
 	if !ok || len(l) == 0 {
 		return nil, schemaErr(at, "%s must be a non-empty list of schemas", kw)
 	}
-	var out *Shape
+	parts := make([]*Shape, 0, len(l))
 	for i, part := range l {
 		s, err := c.shape(part, fmt.Sprintf("%s/%s/%d", at, kw, i), depth+1)
 		if err != nil {
 			return nil, err
 		}
-		if s.Type == Any && kw != "allOf" {
-			// null, or anything: either way it types nothing
-			continue
-		}
-		if out == nil {
-			out = s
-			continue
-		}
-		out = mergeShapes(out, s)
+		// for anyOf and oneOf, an alternative that is null (or anything)
+		// types nothing: the others give the shape
+		parts = append(parts, s)
 	}
-	if out == nil {
+	out := mergeShapes(parts)
+	if out.Type == Any {
 		return Leaf(Any, desc), nil
 	}
 	if desc != "" {
@@ -399,16 +394,11 @@ func sampleShape(v any, depth int, nodes *int) *Shape {
 		}
 		return s
 	case []any:
-		s := &Shape{Type: List}
+		elems := make([]*Shape, len(x))
 		for i, e := range x {
-			es := sampleShape(e, depth+1, nodes)
-			if i == 0 {
-				s.Elem = es
-				continue
-			}
-			s.Elem = mergeShapes(s.Elem, es)
+			elems[i] = sampleShape(e, depth+1, nodes)
 		}
-		return s
+		return &Shape{Type: List, Elem: mergeShapes(elems)}
 	case string:
 		return Leaf(String, "")
 	case bool:
@@ -419,42 +409,62 @@ func sampleShape(v any, depth int, nodes *int) *Shape {
 	return Leaf(Any, "")
 }
 
-// mergeShapes is a shape that holds what a and b both describe: objects
-// get the keys of both (open when either is), lists merge their elements,
-// an any gives way to the other, and two different types make an any.
-func mergeShapes(a, b *Shape) *Shape {
-	switch {
-	case a == nil || a.Type == Any:
-		return b
-	case b == nil || b.Type == Any:
-		return a
-	case a.Type != b.Type:
-		return Leaf(Any, a.Description)
+// mergeShapes is a shape that holds what the shapes all describe:
+// objects get the keys of all (open when one is), lists merge their
+// elements, an any (or nil) gives way to the others, and different types
+// make an any. It takes them all at once, so that merging the elements of
+// a long list costs what they hold, not its square.
+func mergeShapes(shapes []*Shape) *Shape {
+	var kept []*Shape
+	for _, s := range shapes {
+		switch {
+		case s == nil || s.Type == Any:
+		case len(kept) > 0 && s.Type != kept[0].Type:
+			return Leaf(Any, "")
+		default:
+			kept = append(kept, s)
+		}
 	}
-	switch a.Type {
+	switch {
+	case len(kept) == 0:
+		return Leaf(Any, "")
+	case len(kept) == 1:
+		return kept[0]
+	}
+	switch kept[0].Type {
 	case Object:
-		out := &Shape{Type: Object, Description: a.Description, Open: a.Open || b.Open}
-		if a.Open && b.Open {
-			out.Elem = mergeShapes(a.Elem, b.Elem)
-		}
-		idx := map[string]int{}
-		for _, p := range a.Props {
-			idx[p.Name] = len(out.Props)
-			out.Props = append(out.Props, p)
-		}
-		for _, p := range b.Props {
-			if i, ok := idx[p.Name]; ok {
-				out.Props[i] = P(p.Name, mergeShapes(out.Props[i].Shape, p.Shape))
-				continue
+		out := &Shape{Type: Object, Description: kept[0].Description}
+		byName := map[string][]*Shape{}
+		var names []string
+		allOpen := true
+		var elems []*Shape
+		for _, s := range kept {
+			out.Open = out.Open || s.Open
+			allOpen = allOpen && s.Open
+			elems = append(elems, s.Elem)
+			for _, p := range s.Props {
+				if _, seen := byName[p.Name]; !seen {
+					names = append(names, p.Name)
+				}
+				byName[p.Name] = append(byName[p.Name], p.Shape)
 			}
-			out.Props = append(out.Props, p)
 		}
-		sort.Slice(out.Props, func(i, j int) bool { return out.Props[i].Name < out.Props[j].Name })
+		if allOpen {
+			out.Elem = mergeShapes(elems)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			out.Props = append(out.Props, P(n, mergeShapes(byName[n])))
+		}
 		return out
 	case List:
-		return &Shape{Type: List, Description: a.Description, Elem: mergeShapes(a.Elem, b.Elem)}
+		elems := make([]*Shape, len(kept))
+		for i, s := range kept {
+			elems[i] = s.Elem
+		}
+		return &Shape{Type: List, Description: kept[0].Description, Elem: mergeShapes(elems)}
 	}
-	return a
+	return kept[0]
 }
 
 func sortedNames(m map[string]any) []string {

@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -123,6 +124,20 @@ func TestSampleShape(t *testing.T) {
 			require.Equal(t, tc.want, connector.SampleShape(decodeJSON(t, tc.sample)).ExprType())
 		})
 	}
+}
+
+// TestSampleShapeBounded: a sample's shape holds at most the limit of
+// parts, however large the sample (the elements beyond it are untyped).
+func TestSampleShapeBounded(t *testing.T) {
+	l := make([]any, 30000)
+	for i := range l {
+		l[i] = map[string]any{fmt.Sprintf("k%d", i): 1.0}
+	}
+	s := connector.SampleShape(l)
+	require.Equal(t, connector.List, s.Type)
+	require.Equal(t, connector.Object, s.Elem.Type)
+	require.Less(t, len(s.Elem.Props), 20000)
+	require.Greater(t, len(s.Elem.Props), 9000)
 }
 
 func TestShapeWithKey(t *testing.T) {
