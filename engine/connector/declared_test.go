@@ -152,3 +152,27 @@ func TestShapeWithKey(t *testing.T) {
 	added := base.WithKey("extra", body)
 	require.Len(t, added.Props, 3)
 }
+
+// FuzzDeclaredShape: no JSON makes SchemaShape or SampleShape panic, and
+// what they give converts to an expr type.
+func FuzzDeclaredShape(f *testing.F) {
+	f.Add(`{"properties": {"a": {"$ref": "#/$defs/t"}}, "$defs": {"t": {"type": ["object", "null"], "properties": {"b": {"items": {"$ref": "#"}}}}}}`)
+	f.Add(`{"allOf": [{"properties": {"a": {}}}, {"additionalProperties": {"type": "integer"}}], "anyOf": [1]}`)
+	f.Add(`{"$ref": "#/$defs/~1x/0", "$defs": {"/x": [{"enum": [1, "a"]}]}}`)
+	f.Add(`[{"a": [1, {"b": null}]}, {"a": []}, {}]`)
+	f.Fuzz(func(t *testing.T, src string) {
+		var v any
+		if json.Unmarshal([]byte(src), &v) != nil {
+			return
+		}
+		if s, err := connector.SchemaShape(v); err == nil {
+			_ = s.ExprType()
+			_ = s.Fill(v)
+		} else if s != nil {
+			t.Fatalf("a shape with an error: %v", err)
+		}
+		s := connector.SampleShape(v)
+		_ = s.ExprType()
+		_ = s.Fill(v)
+	})
+}
