@@ -49,7 +49,8 @@ func allForms(values []string) []string {
 //   - JSON-escaped, as Go's encoding/json writes it (<, > and & escaped as
 //     \u003c and so on) and without escaping those, each also with every
 //     non-ASCII character escaped as \uXXXX (as Python's json and .NET's
-//     do).
+//     do; with lower- or upper-case hex digits), and as PHP's json_encode
+//     writes it (/ as \/ too).
 func encodings(s string) []string {
 	out := []string{s}
 	path := (&url.URL{Path: s}).EscapedPath() // as a URL's path holds it: / is kept
@@ -71,8 +72,11 @@ func encodings(s string) []string {
 	h := hex.EncodeToString([]byte(s))
 	out = append(out, h, strings.ToUpper(h))
 	for _, html := range []bool{true, false} {
-		out = append(out, jsonEscaped(s, html), asciiJSONEscaped(s, html))
+		ascii := asciiJSONEscaped(s, html)
+		out = append(out, jsonEscaped(s, html), ascii, upperUnicodeEscapes(ascii))
 	}
+	// PHP's json_encode: / as \/, non-ASCII as \uXXXX, <, > and & as they are
+	out = append(out, strings.ReplaceAll(asciiJSONEscaped(s, false), "/", `\/`))
 	return out
 }
 
@@ -109,6 +113,25 @@ func jsonEscaped(s string, html bool) string {
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return string(b[1 : len(b)-1])
+}
+
+// upperUnicodeEscapes writes the hex digits of the \uXXXX escapes of a
+// JSON-escaped text in upper case.
+func upperUnicodeEscapes(e string) string {
+	if !strings.Contains(e, `\u`) {
+		return e
+	}
+	b := []byte(e)
+	for i := 0; i+5 < len(b); i++ {
+		switch {
+		case b[i] == '\\' && b[i+1] == 'u':
+			copy(b[i+2:i+6], bytes.ToUpper(b[i+2:i+6]))
+			i += 5
+		case b[i] == '\\':
+			i++ // an escaped character, a backslash maybe
+		}
+	}
+	return string(b)
 }
 
 // asciiJSONEscaped is s JSON-escaped with every non-ASCII character as

@@ -184,6 +184,8 @@ func TestRedactorEncodedForms(t *testing.T) {
 	red := newRedactor(map[string]string{"S": `p<ä>"\`}, nil)
 	require.Equal(t, "x "+Redacted+" y", red.str(`x p<\u00e4>\"\\ y`))
 	require.Equal(t, "x "+Redacted+" y", red.str(`x p\u003c\u00e4\u003e\"\\ y`))
+	require.Equal(t, "x "+Redacted+" y", red.str(`x p\u003C\u00E4\u003E\"\\ y`), "upper-case hex digits")
+	require.Equal(t, "x "+Redacted+" y", newRedactor(map[string]string{"S": "a/b-é-key"}, nil).str(`x a\/b-\u00e9-key y`), "as PHP writes it")
 }
 
 // TestRedactorNoFalseForms: text holding none of a secret's forms is left
