@@ -95,6 +95,16 @@ func TestSpec(t *testing.T) {
 		require.Contains(t, m, k)
 	}
 	require.NotContains(t, m, types.Extra, "the event is a closed object: a typo is an error")
+
+	// body_schema and body_sample declare event.body, which the shape has
+	for _, name := range []string{webhook.FieldBodySchema, webhook.FieldBodySample} {
+		f, ok := spec.Field(name)
+		require.True(t, ok, name)
+		require.NotNil(t, f.Declares, name)
+		require.Equal(t, "body", f.Declares.Key)
+		require.Equal(t, name == webhook.FieldBodySample, f.Declares.Sample)
+	}
+	require.Equal(t, types.Any, m["body"], "an undeclared body is untyped")
 }
 
 func TestRecipeWithWebhook(t *testing.T) {
@@ -113,6 +123,10 @@ func TestRecipeWithWebhook(t *testing.T) {
 		{name: "bad method", with: `{path: /o, methods: [TRACE]}`, wantErr: "TRACE is not one of"},
 		{name: "bad id expression", with: `{path: /o, id: "event.bodyy.id"}`, wantErr: "bodyy"},
 		{name: "typo in the filter", with: `{path: /o}`, filter: `event.metod == "POST"`, wantErr: "metod"},
+		{name: "undeclared body is untyped", with: `{path: /orders}`, filter: `event.body.anything == 1`},
+		{name: "declared body", with: `{path: /orders, body_sample: {order: {total: 1}}}`, filter: `event.body.order.total >= 1`},
+		{name: "typo in a declared body", with: `{path: /orders, body_schema: {properties: {order: {properties: {total: {type: number}}}}}}`,
+			filter: `event.body.order.totl >= 1`, wantErr: `unknown field totl in event.body.order (did you mean "total"?)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
