@@ -98,6 +98,11 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		ev.Decoded = payload
 	}
 	fresh, err := s.cfg.Engine.Accept(r.Context(), ev)
+	if err == nil || r.Context().Err() == nil {
+		// the outcome of an intake commit answers /readyz for a while; a
+		// sender that went away says nothing of the store
+		s.noteWrite(err, s.now())
+	}
 	if err != nil {
 		s.log.Error("store event", "path", path, "error", err)
 		s.reject(w, http.StatusServiceUnavailable, "store_unavailable", "the event could not be stored; retry later")

@@ -6,10 +6,13 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,6 +37,9 @@ type Config struct {
 	MaxBody int64
 	// Ready reports whether the pipeline runs.
 	Ready func() bool
+	// ProbeWrite finds whether the store takes writes now, for /readyz
+	// when no intake committed lately (Store.ProbeWrite when nil).
+	ProbeWrite func(context.Context) error
 }
 
 // Server is the HTTP handler.
@@ -41,6 +47,76 @@ type Server struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
+	// writes is the latest outcome of a write to the store, for /readyz
+	writes writeHealth
+	// now is time.Now, or a test's clock
+	now func() time.Time
+}
+
+// ReadyFresh is how long the outcome of the latest write to the store (a
+// webhook's intake, or /readyz's own probe) answers /readyz; after that,
+// /readyz probes with a tiny write transaction of its own (at most one
+// at a time), so that probes every few seconds cost at most one small
+// commit each while no webhook comes, and none while webhooks do.
+const ReadyFresh = 5 * time.Second
+
+// writeHealth is the latest outcome of a write to the store. The times
+// are Unix nanoseconds; the latest of okAt and failAt is the outcome.
+type writeHealth struct {
+	okAt, failAt atomic.Int64
+	failErr      atomic.Pointer[error]
+	probe        sync.Mutex // one probe at a time
+}
+
+// noteWrite records the outcome of a write to the store at now.
+func (s *Server) noteWrite(err error, now time.Time) {
+	if err == nil {
+		s.writes.okAt.Store(now.UnixNano())
+		return
+	}
+	s.writes.failErr.Store(&err)
+	s.writes.failAt.Store(now.UnixNano())
+}
+
+// latestWrite reports whether an outcome was recorded since after, and
+// the latest one's error.
+func (s *Server) latestWrite(after int64) (bool, error) {
+	ok, fail := s.writes.okAt.Load(), s.writes.failAt.Load()
+	switch {
+	case fail > ok && fail > after:
+		if e := s.writes.failErr.Load(); e != nil {
+			return true, *e
+		}
+		return true, errors.New("a write failed")
+	case ok >= fail && ok > after:
+		return true, nil
+	}
+	return false, nil
+}
+
+// writable reports whether the store takes writes now: the outcome of
+// the latest write if it is fresh, else of a probe.
+func (s *Server) writable(ctx context.Context) error {
+	fresh := s.now().Add(-ReadyFresh).UnixNano()
+	if ok, err := s.latestWrite(fresh); ok {
+		return err
+	}
+	s.writes.probe.Lock()
+	defer s.writes.probe.Unlock()
+	// a probe that ran while this one waited answers for it
+	if ok, err := s.latestWrite(s.now().Add(-ReadyFresh).UnixNano()); ok {
+		return err
+	}
+	probe := s.cfg.ProbeWrite
+	if probe == nil {
+		probe = s.cfg.Store.ProbeWrite
+	}
+	err := probe(ctx)
+	s.noteWrite(err, s.now())
+	if err != nil {
+		s.log.Warn("readyz: the store does not take writes", "error", err)
+	}
+	return err
 }
 
 // New builds the handler.
@@ -51,7 +127,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: time.Now}
 	s.mux.HandleFunc("/hooks/", s.hook)
 	s.routes([]route{
 		{http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -149,6 +225,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.cfg.Store.DB.PingContext(ctx); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the store does not answer")
+		return
+	}
+	if err := s.writable(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the store does not take writes now (a full disk, a damaged file?); the log says why")
 		return
 	}
 	if s.cfg.Ready != nil && !s.cfg.Ready() {

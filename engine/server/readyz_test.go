@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/server"
+)
+
+// probes is a ProbeWrite stand-in: it counts its calls and fails with err.
+type probes struct {
+	mu    sync.Mutex
+	calls int
+	err   error
+}
+
+func (p *probes) probe(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	return p.err
+}
+
+func (p *probes) set(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.err = err
+}
+
+func (p *probes) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// clock is a test's time, moved by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestReadyzWrites: /readyz answers with the outcome of the latest write
+// to the store while it is fresh (a webhook's intake, or its own probe),
+// and probes with a write of its own when there has been none lately.
+func TestReadyzWrites(t *testing.T) {
+	errFull := errors.New("database or disk is full")
+	setup := func(t *testing.T) (*env, *probes, *clock) {
+		p := &probes{}
+		e := newEnv(t, testRecipes, testSecrets, func(c *server.Config) { c.ProbeWrite = p.probe })
+		c := &clock{t: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+		server.SetClock(e.srv, c.now)
+		return e, p, c
+	}
+	readyz := func(t *testing.T, e *env) int {
+		t.Helper()
+		return e.do(t, req{method: http.MethodGet, target: "/readyz"}).Code
+	}
+	hook := func(t *testing.T, e *env) int {
+		t.Helper()
+		return e.do(t, req{target: "/hooks/plain", body: `{"n":1}`, headers: map[string]string{"Content-Type": "application/json"}}).Code
+	}
+
+	t.Run("a failing probe", func(t *testing.T) {
+		e, p, c := setup(t)
+		p.set(errFull)
+		require.Equal(t, http.StatusServiceUnavailable, readyz(t, e))
+		require.Equal(t, http.StatusServiceUnavailable, readyz(t, e))
+		require.Equal(t, 1, p.count(), "a fresh outcome answers: no second probe")
+		p.set(nil)
+		c.add(server.ReadyFresh - time.Millisecond)
+		require.Equal(t, http.StatusServiceUnavailable, readyz(t, e))
+		require.Equal(t, 1, p.count())
+		c.add(time.Millisecond)
+		require.Equal(t, http.StatusOK, readyz(t, e), "a new probe, once the outcome is stale")
+		require.Equal(t, 2, p.count())
+	})
+	t.Run("a failed intake", func(t *testing.T) {
+		e, p, c := setup(t)
+		require.Equal(t, http.StatusOK, readyz(t, e))
+		require.Equal(t, 1, p.count())
+		c.add(time.Second)
+		require.NoError(t, e.st.Write.Close()) // intake's commits fail; reads still answer
+		require.Equal(t, http.StatusServiceUnavailable, hook(t, e))
+		require.Equal(t, http.StatusServiceUnavailable, readyz(t, e), "the failed intake answers")
+		require.Equal(t, 1, p.count(), "no probe while the intake's outcome is fresh")
+		c.add(server.ReadyFresh)
+		require.Equal(t, http.StatusOK, readyz(t, e), "the probe says the store takes writes again")
+		require.Equal(t, 2, p.count())
+	})
+	t.Run("a successful intake", func(t *testing.T) {
+		e, p, c := setup(t)
+		p.set(errFull)
+		require.Equal(t, http.StatusServiceUnavailable, readyz(t, e))
+		c.add(time.Second)
+		require.Equal(t, http.StatusAccepted, hook(t, e))
+		require.Equal(t, http.StatusOK, readyz(t, e), "the intake's commit answers")
+		require.Equal(t, 1, p.count(), "no probe while webhooks are stored")
+	})
+}
+
+// TestReadyzProbesTheStore: without a stand-in, /readyz probes the store
+// itself with a write.
+func TestReadyzProbesTheStore(t *testing.T) {
+	e := newEnv(t, testRecipes, testSecrets, nil)
+	require.Equal(t, http.StatusOK, e.do(t, req{method: http.MethodGet, target: "/readyz"}).Code)
+	require.NoError(t, e.st.Write.Close())
+	server.SetClock(e.srv, func() time.Time { return time.Now().Add(server.ReadyFresh) })
+	rec := e.do(t, req{method: http.MethodGet, target: "/readyz"})
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Equal(t, "store_unavailable", decode(t, rec)["error"].(map[string]any)["code"])
+}
