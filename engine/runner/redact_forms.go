@@ -40,11 +40,10 @@ func allForms(values []string) []string {
 //   - percent-escaped as in a query (space as +, or as %20), as in a path
 //     segment and as in a path, with upper- or lower-case hex digits;
 //   - base64, standard and URL alphabets, padded and not: of s alone, and
-//     of the part of s that is encoded on its own when s is inside a longer
-//     text (user:secret in a Basic auth header), at each of the three
-//     alignments (the groups of four characters shared with the bytes
-//     around s are left: they hold up to two bytes of s each, and a 4-byte
-//     s at one alignment has no group of its own);
+//     when s is inside a longer text (user:secret in a Basic auth header),
+//     at each of the three alignments, the characters only s decides (the
+//     one at each end shared with the bytes around s is left: it holds up
+//     to four bits of s);
 //   - hex, lower and upper case;
 //   - JSON-escaped, as Go's encoding/json writes it (<, > and & escaped as
 //     \u003c and so on) and without escaping those, each also with every
@@ -60,14 +59,8 @@ func encodings(s string) []string {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		out = append(out, enc.EncodeToString([]byte(s)))
 	}
-	// s inside a longer text starts at offset k of a group of three bytes:
-	// its bytes from the next group on, in whole groups, encode on their own
-	for k := range 3 {
-		from := (3 - k) % 3
-		if n := (len(s) - from) / 3 * 3; n >= 3 {
-			part := []byte(s[from : from+n])
-			out = append(out, base64.RawStdEncoding.EncodeToString(part), base64.RawURLEncoding.EncodeToString(part))
-		}
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		out = append(out, base64Inside(s, enc)...)
 	}
 	h := hex.EncodeToString([]byte(s))
 	out = append(out, h, strings.ToUpper(h))
@@ -77,6 +70,34 @@ func encodings(s string) []string {
 	}
 	// PHP's json_encode: / as \/, non-ASCII as \uXXXX, <, > and & as they are
 	out = append(out, strings.ReplaceAll(asciiJSONEscaped(s, false), "/", `\/`))
+	return out
+}
+
+// base64Inside lists the base64 of s inside a longer text, one for each
+// of the three alignments of s to the groups of three bytes that base64
+// encodes: the characters whose six bits all come from s.
+func base64Inside(s string, enc *base64.Encoding) []string {
+	var out []string
+	for k := range 3 { // s starts at byte k of a group
+		from := (3 - k) % 3 // the bytes of s in that group
+		var b strings.Builder
+		if from > 0 {
+			// the last from characters of the group's four: k bytes
+			// before s fill its first ones
+			g := make([]byte, 3)
+			copy(g[k:], s[:from])
+			b.WriteString(enc.EncodeToString(g)[4-from:])
+		}
+		n := (len(s) - from) / 3 * 3 // the whole groups s fills
+		b.WriteString(enc.EncodeToString([]byte(s[from : from+n])))
+		if r := len(s) - from - n; r > 0 {
+			// the first r characters of the group the bytes after s end
+			g := make([]byte, 3)
+			copy(g, s[from+n:])
+			b.WriteString(enc.EncodeToString(g)[:r])
+		}
+		out = append(out, b.String())
+	}
 	return out
 }
 

@@ -160,9 +160,6 @@ func TestRedactorEncodedForms(t *testing.T) {
 				if name == "json, ascii only" && strings.ContainsAny(secret, `<>&"\`) {
 					t.Skip("strconv quotes these otherwise than JSON")
 				}
-				if name == "base64, 1 byte before" && len(secret) < 5 {
-					t.Skip("no group of three bytes of a 4-byte secret is its own at this alignment")
-				}
 				text := "before " + form + " after"
 				for _, red := range []*redactor{
 					newRedactor(map[string]string{"S": secret}, nil),
@@ -186,6 +183,27 @@ func TestRedactorEncodedForms(t *testing.T) {
 	require.Equal(t, "x "+Redacted+" y", red.str(`x p\u003c\u00e4\u003e\"\\ y`))
 	require.Equal(t, "x "+Redacted+" y", red.str(`x p\u003C\u00E4\u003E\"\\ y`), "upper-case hex digits")
 	require.Equal(t, "x "+Redacted+" y", newRedactor(map[string]string{"S": "a/b-é-key"}, nil).str(`x a\/b-\u00e9-key y`), "as PHP writes it")
+}
+
+// TestRedactorBase64Inside: inside a longer base64 text, at each
+// alignment, every character whose six bits all come from the secret is
+// redacted; the characters shared with the bytes around it are left.
+func TestRedactorBase64Inside(t *testing.T) {
+	for _, secret := range []string{"abcd", "abcde", "abcdef", "abcdefg", "tok en-42xyz<&>\"\\é+/=", strings.Repeat("s3cr3t", 7)} {
+		red := newRedactor(map[string]string{"S": secret}, nil)
+		for before := range 6 {
+			for after := 1; after <= 4; after++ {
+				for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding} {
+					text := enc.EncodeToString([]byte(strings.Repeat("\xff", before) + secret + strings.Repeat("\xfe", after)))
+					// character c holds bits 6c to 6c+5 of the bytes
+					first := (8*before + 5) / 6           // the first whose bits are all the secret's
+					end := 8 * (before + len(secret)) / 6 // and after the last
+					want := text[:first] + Redacted + text[end:]
+					require.Equal(t, want, red.str(text), "%q, %d bytes before, %d after", secret, before, after)
+				}
+			}
+		}
+	}
 }
 
 // TestRedactorNoFalseForms: text holding none of a secret's forms is left
