@@ -95,7 +95,7 @@ func newRuns() *cobra.Command {
 					errText = fmt.Sprintf("%s (%s): %s", r.ErrorStep, r.Reason, truncate(r.Error, 60))
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Recipe, r.Status, r.StartedAt.Local().Format(time.DateTime),
-					r.Duration.Round(time.Millisecond), errText)
+					showDuration(r.Duration), errText)
 			}
 			return tw.Flush()
 		},

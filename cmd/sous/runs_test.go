@@ -61,7 +61,7 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			require.JSONEq(t, `[]`, out)
 		}},
 		{name: "runs list", args: []string{"runs", "list", "--data", data}, check: func(t *testing.T, out string) {
-			require.Regexp(t, `run_a +orders +succeeded +\S+ \S+ +2ms`, out)
+			require.Regexp(t, `run_a +orders +succeeded +\S+ \S+ +1.5ms`, out)
 			require.Regexp(t, `run_b +orders +succeeded +\S+ \S+ +250ms`, out)
 			require.Regexp(t, `run_c +orders +failed +\S+ \S+ +2s +call \(timeout\): no answer`, out)
 		}},
