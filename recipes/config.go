@@ -260,9 +260,19 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 			if plain := f.plainScalar(kv.val); plain != nil {
 				f.warnf(plain, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, key)
 			}
-			if short := shortSecretValues(v); len(short) > 0 {
-				f.errorf(kv.val, "%s.%s: %v", what, key, ShortSecretError("", short))
-				continue
+			switch short := v.(type) {
+			case string:
+				if err := ShortSecretError("", ShortSecrets(map[string]string{"value": short})); err != nil {
+					f.errorf(kv.val, "%s.%s: %v", what, key, err)
+					continue
+				}
+			case map[string]string:
+				// a map of headers holds values that are not secret too
+				// (X-Retries: 3): a short one is only told of
+				if names := ShortSecrets(short); len(names) > 0 {
+					f.warnf(kv.val, "%s.%s: %s not redacted from run records and logs (shorter than %d characters): fine only if not secret",
+						what, key, strings.Join(names, ", "), MinSecretLen)
+				}
 			}
 		}
 		c.Values[key] = v
@@ -357,18 +367,6 @@ func (f *file) plainScalar(n *yaml.Node) *yaml.Node {
 				return p
 			}
 		}
-	}
-	return nil
-}
-
-// shortSecretValues names the values of a secret field too short to be
-// redacted: "value" for a text, the keys of a map.
-func shortSecretValues(v any) []string {
-	switch x := v.(type) {
-	case string:
-		return ShortSecrets(map[string]string{"value": x})
-	case map[string]string:
-		return ShortSecrets(x)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ connections:
   api:
     type: http
     base_url: https://api.example.com/v1/
-    headers: {X-Api-Key: key-k, X-Retries: 3000}
+    headers: {X-Api-Key: k, X-Retries: 3}
     bearer_token: tok-t
   db:
     type: test_db
@@ -320,7 +320,7 @@ func TestConfigsRejected(t *testing.T) {
 		{name: "a bad connection name", old: "  api:\n", new: "  Api-V2:\n"},
 		{name: "a connection name starting with _", old: "  api:\n", new: "  _api:\n"},
 		{name: "a base_url without a scheme", old: "base_url: https://api.example.com/v1/", new: "base_url: api.example.com"},
-		{name: "a header that is a list", old: "X-Retries: 3000", new: "X-Retries: [3000]"},
+		{name: "a header that is a list", old: "X-Retries: 3", new: "X-Retries: [3]"},
 		{name: "an integer field in words", old: "port: 5433", new: "port: five"},
 		{name: "a fractional integer field", old: "port: 5433", new: "port: 5433.5"},
 		{name: "a fractional gc_percent", old: "gc_percent: 200", new: "gc_percent: 200.5"},
