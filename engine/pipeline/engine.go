@@ -38,7 +38,15 @@ type Config struct {
 	MaxInlineDelay time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight runs.
 	ShutdownTimeout time.Duration
+	// MaxCrashes is how many times a process may die while it holds a
+	// message before the message is set aside as poison: its runs are
+	// recorded dead with reason poison (DefaultMaxCrashes when zero; see
+	// sqlqueue.Crashes for what is counted, on the embedded queue).
+	MaxCrashes int
 }
+
+// DefaultMaxCrashes is the default Config.MaxCrashes.
+const DefaultMaxCrashes = 3
 
 // Engine runs the pipeline.
 type Engine struct {
@@ -70,6 +78,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.MaxInlineDelay <= 0 {
 		cfg.MaxInlineDelay = 2 * time.Second
+	}
+	if cfg.MaxCrashes <= 0 {
+		cfg.MaxCrashes = DefaultMaxCrashes
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, workers: newWorkers()}
 	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})
@@ -197,6 +208,9 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 	}
 	ix := e.index.Load()
 	matched := ix.Match(ev.Type, ev.Source)
+	if n := sqlqueue.Crashes(msg); n >= e.cfg.MaxCrashes {
+		return nil, e.poisonEvent(msg.Context(), ev, matched, n)
+	}
 	// a recipe the event was accepted for, removed (or moved to another
 	// path) before matching, gets a dead run, as it does when it goes
 	// between matching and running
@@ -264,6 +278,43 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// poisonError is the error a run set aside as poison is recorded with.
+func poisonError(what string, n int) string {
+	return fmt.Sprintf("%s was in flight when the process stopped %d times: set aside as poison", what, n)
+}
+
+// poisonEvent records a dead run, reason poison, of each recipe the
+// event was accepted for or matches, unless it finished already: the
+// event was held by a process that died n times (see sqlqueue.Crashes),
+// and whatever killed it, in the matcher or in one of its runs, must not
+// kill the next one.
+func (e *Engine) poisonEvent(ctx context.Context, ev EventMsg, matched []*recipes.Recipe, n int) error {
+	names := slices.Clone(ev.Recipes)
+	for _, rec := range matched {
+		if !slices.Contains(names, rec.Name) {
+			names = append(names, rec.Name)
+		}
+	}
+	e.log.Error("event set aside as poison: its unfinished runs are recorded dead", "event", ev.ID, "type", ev.Type,
+		"source", ev.Source, "deaths", n, "recipes", names)
+	now := time.Now()
+	var runs []*store.Run
+	for _, name := range names {
+		id := RunID(ev.ID, name)
+		if done, _, err := e.cfg.Store.RunState(ctx, id); err != nil {
+			return err
+		} else if done {
+			continue
+		}
+		runs = append(runs, &store.Run{ID: id, Recipe: name, EventID: ev.ID, Status: string(runner.StatusDead),
+			StartedAt: now, FinishedAt: now, Reason: "poison", Error: poisonError("its event", n), Attempt: 1, Replace: true})
+	}
+	if err := e.saveFinished(context.WithoutCancel(ctx), runs, nil); err != nil {
+		return fmt.Errorf("record runs of a poison event: %w", err)
+	}
+	return nil
 }
 
 // removed lists the names in accepted that are not among matched.
@@ -381,6 +432,15 @@ func (e *Engine) run(msg *message.Message) error {
 		return fmt.Errorf("%w: decode run: %v", errPermanent, err)
 	}
 	ctx := msg.Context()
+	if n := sqlqueue.Crashes(msg); n >= e.cfg.MaxCrashes {
+		// its process died n times holding it: set aside, unless done
+		if done, _, err := e.cfg.Store.RunState(ctx, rm.RunID); err != nil || done {
+			return err
+		}
+		e.log.Error("run set aside as poison: recorded dead", "run", rm.RunID, "recipe", rm.Recipe, "deaths", n)
+		return e.recordUnrun(msg, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
+			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "poison", Error: poisonError("the run", n), Attempt: 1, Replace: true})
+	}
 	rec := e.index.Load().Recipe(rm.Recipe)
 	if rec == nil {
 		e.log.Warn("run of a recipe that is no longer loaded", "recipe", rm.Recipe, "run", rm.RunID)

@@ -201,7 +201,7 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 		wait := hold && r.URL.Path == "/second"
 		mu.Unlock()
 		if wait {
-			select { // longer than the first process's run timeout
+			select { // until the end of the test
 			case <-r.Context().Done():
 			case <-released:
 			}
@@ -215,7 +215,6 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	defer srv.Close()
-	defer close(released)
 	count := func(path string) int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -223,15 +222,20 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 	}
 	ix := twoStepIndex(t, "/two", srv.URL+"/first", srv.URL+"/second")
 
-	// the first process: its runs time out after a second, and a
-	// delivery it does not settle comes back after two
-	st1, b1 := openNATSProcess(t, u, prefix, 2*time.Second)
-	eng1, err := pipeline.New(pipeline.Config{Store: st1, Broker: b1, RunTimeout: time.Second, Logger: testLogger(t),
+	// the first process lets its run go while it waits for the second
+	// step: it stops holding the message after HandleTimeout (as a
+	// process that is gone stops its heartbeat), which cancels the run's
+	// context, and the message comes back after the ack wait; the
+	// process stops without waiting for the run (its shutdown timeout)
+	st1 := openOwnStore(t)
+	b1 := openNATSWith(t, st1, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: 2 * time.Second,
+		HandleTimeout: 500 * time.Millisecond, Concurrency: 8, DuplicateWindow: shortWindow})
+	eng1, err := pipeline.New(pipeline.Config{Store: st1, Broker: b1, RunTimeout: time.Minute, ShutdownTimeout: 200 * time.Millisecond,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})
 	require.NoError(t, err)
 	eng1.SetIndex(ix)
-	er1 := &engineRun{eng: eng1, done: make(chan error, 1)}
-	go func() { er1.done <- eng1.Run(context.Background()) }()
+	done1 := make(chan error, 1)
+	go func() { done1 <- eng1.Run(context.Background()) }()
 	<-eng1.Running()
 
 	ev := webhookEvent(t, "/two", map[string]any{"n": 1})
@@ -240,7 +244,9 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 	require.True(t, fresh)
 	runID := pipeline.RunID(ev.ID, "retried")
 	require.Eventually(t, func() bool { return count("/second") == 1 }, 10*time.Second, 5*time.Millisecond)
-	er1.stop(t) // waits for the run, cut short by its timeout
+	_ = eng1.Close() // the router's close timeout: the run is still in flight
+	<-done1
+	defer close(released)
 	_, err = st1.GetRun(ctx, runID)
 	require.ErrorIs(t, err, store.ErrNotFound, "the run did not finish in the first process")
 	require.Equal(t, 1, count("/first"))

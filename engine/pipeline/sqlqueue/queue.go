@@ -23,6 +23,20 @@ const RetryAtKey = "sous_retry_at"
 // DeliveriesKey carries how many times the message was delivered.
 const DeliveriesKey = "sous_deliveries"
 
+// CrashesKey carries, on a delivered message, how many times at least a
+// process died (or stopped without settling it) while it held the
+// message: see Crashes.
+const CrashesKey = "sous_crashes"
+
+// The keys a row's metadata keeps its crash count in (see Crashes): how
+// many starts of the message, marked before they started, did not end
+// normally, and up to which delivery the row's deliveries are accounted
+// for (ended normally, or marked).
+const (
+	crashedKey = "sous_crashed"
+	settledKey = "sous_settled"
+)
+
 // Config tunes a queue.
 type Config struct {
 	// Table is the queue table name (with any prefix).
@@ -150,6 +164,12 @@ type holder struct {
 	mu       sync.Mutex
 	children int
 	acked    bool
+	// suspect deliveries only (see Crashes): marked is whether the
+	// delivery's start was counted in its row before it started, and
+	// done is closed once the row is released or put back
+	marked   bool
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // deliveryContext is the context a delivered message's own starts from:
@@ -213,10 +233,18 @@ func (h *holder) release() {
 	if h.seq != 0 {
 		// the ack loop stops renewing the row once it is deleted
 		h.q.acks <- h.seq
+		h.settled()
 		return
 	}
 	if h.parent != nil {
 		h.parent.childDone()
+	}
+}
+
+// settled tells a suspect's lane that its row is released or put back.
+func (h *holder) settled() {
+	if h.done != nil {
+		h.doneOnce.Do(func() { close(h.done) })
 	}
 }
 
@@ -228,6 +256,7 @@ func (h *holder) abandon() {
 	for r := h; r != nil; r = r.parent {
 		if r.seq != 0 {
 			r.q.untrack(r.seq)
+			r.settled()
 			return
 		}
 	}
@@ -249,6 +278,146 @@ type holderKey struct{}
 func FirstDelivery(msg *message.Message) bool {
 	h, ok := msg.Context().Value(holderKey{}).(*holder)
 	return ok && h.seq != 0 && h.first
+}
+
+// Crashes reports how many times at least a process died, or stopped
+// without settling it, while it held msg, a message delivered by a
+// Queue: the message may be poison, one whose handling kills the
+// process, and a handler can set it aside past a few.
+//
+// A first delivery writes nothing to count it (that would be a write
+// per message): a delivery is known to have ended abnormally only when
+// the row comes again without having been settled (acked, or nacked,
+// which writes the row anyway). Such a row is a suspect: it is delivered
+// in this subscription's lane, one suspect at a time beside the other
+// messages, so that a message that kills the process is held by it
+// alone among the suspects; and before it starts, its start is counted
+// in its row's metadata (one write per suspect), which a normal end
+// takes back. A death is so counted for the messages that were being
+// handled, the suspects among them alone: one that only waited in this
+// process (claimed, handed over, or in the lane) when it died counts no
+// more than one death, the first. A poison message comes to n after n
+// deaths: its first delivery, then n-1 starts as a suspect.
+//
+// Zero for a message of another publisher, a child (see Derive) handed
+// over in memory, and a message that never came back unsettled.
+func Crashes(msg *message.Message) int {
+	n, _ := strconv.Atoi(msg.Metadata.Get(CrashesKey))
+	return n
+}
+
+// suspect reads the crash count of a row delivered for the d-th time
+// (see Crashes) from its metadata, and sets CrashesKey on it: whether
+// the row is a suspect, and the count.
+func suspect(md message.Metadata, d int) (bool, int) {
+	settled, _ := strconv.Atoi(md.Get(settledKey))
+	crashed, _ := strconv.Atoi(md.Get(crashedKey))
+	sus := d-1 > settled
+	n := crashed
+	if sus {
+		n++ // the death that left it unsettled, unless counted already
+	}
+	if n > 0 {
+		md.Set(CrashesKey, strconv.Itoa(n))
+	} else {
+		delete(md, CrashesKey)
+	}
+	return sus, n
+}
+
+// rowMetadata is the metadata a delivered message's row keeps: its own,
+// without what the queue sets for a delivery.
+func rowMetadata(md message.Metadata) message.Metadata {
+	out := make(message.Metadata, len(md))
+	for k, v := range md {
+		if k != DeliveriesKey && k != CrashesKey {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// mark counts the start of a suspect's delivery in its row before it
+// starts: should the process die in it, the row's next delivery finds
+// it counted. A normal end takes it back (see nack). False when the
+// write failed (the start is then not counted).
+func (q *Queue) mark(h *holder, msg *message.Message) bool {
+	d, _ := strconv.Atoi(msg.Metadata.Get(DeliveriesKey))
+	crashed, _ := strconv.Atoi(msg.Metadata.Get(crashedKey))
+	md := rowMetadata(msg.Metadata)
+	md.Set(crashedKey, strconv.Itoa(crashed+1))
+	md.Set(settledKey, strconv.Itoa(d-1))
+	raw, err := json.Marshal(md)
+	if err != nil {
+		return false
+	}
+	err = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET metadata = $1 WHERE seq = $2`, string(raw), h.seq)
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	msg.Metadata.Set(crashedKey, strconv.Itoa(crashed+1))
+	msg.Metadata.Set(settledKey, strconv.Itoa(d-1))
+	h.marked = true
+	return true
+}
+
+// lane holds the suspects (see Crashes) of one subscription, delivered
+// one at a time.
+type lane struct {
+	mu     sync.Mutex
+	items  []laneItem
+	signal chan struct{}
+}
+
+type laneItem struct {
+	c    handedOver
+	self *holder
+}
+
+func (l *lane) push(it laneItem) {
+	l.mu.Lock()
+	l.items = append(l.items, it)
+	l.mu.Unlock()
+	select {
+	case l.signal <- struct{}{}:
+	default:
+	}
+}
+
+// next waits for the next suspect; false when stop or done comes first.
+func (l *lane) next(stop, done <-chan struct{}) (laneItem, bool) {
+	for {
+		l.mu.Lock()
+		if len(l.items) > 0 {
+			it := l.items[0]
+			l.items[0] = laneItem{}
+			l.items = l.items[1:]
+			l.mu.Unlock()
+			return it, true
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.signal:
+		case <-stop:
+			return laneItem{}, false
+		case <-done:
+			return laneItem{}, false
+		}
+	}
+}
+
+// drop gives the suspects left to their leases, as giveBack does.
+func (l *lane) drop(q *Queue) {
+	l.mu.Lock()
+	items := l.items
+	l.items = nil
+	l.mu.Unlock()
+	for _, it := range items {
+		q.untrack(it.c.seq)
+	}
 }
 
 // Derive makes child, a message a handler publishes while handling
@@ -693,6 +862,85 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 	// no more taken from the local queue once the loop stops, even while
 	// the messages in flight finish
 	defer lq.subscribed(-1)
+	// deliver hands a message to the subscriber once a slot is free, and
+	// settles its row when the handler is done with it; false when the
+	// subscription stops first
+	deliver := func(c handedOver, self *holder) bool {
+		msg := c.msg
+		// a delivered message outlives its subscription: closing the
+		// subscription (a graceful shutdown) lets in-flight handlers
+		// finish; the router's timeout bounds them
+		mctx, cancel := context.WithCancel(&deliveryContext{values: ctx, local: c.value, holder: self})
+		msg.SetContext(mctx)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			cancel()
+			return false
+		case <-q.closed:
+			cancel()
+			return false
+		}
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			cancel()
+			<-slots
+			return false
+		case <-q.closed:
+			cancel()
+			<-slots
+			return false
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			defer func() { <-slots }()
+			defer cancel()
+			select {
+			case <-msg.Acked():
+				self.ack()
+			case <-msg.Nacked():
+				if self.seq != 0 {
+					q.nack(topic, self, msg)
+					self.settled()
+				} else if q.storeChild(topic, msg) {
+					// stored in a row of its own: the parent may go
+					self.ack()
+				} else {
+					self.abandon()
+				}
+			case <-q.closed:
+				// unacknowledged: the lease brings it back (or, for
+				// a child, its parent's)
+			}
+		}()
+		return true
+	}
+	// the suspects (see Crashes) go one at a time, each counted in its
+	// row before it starts, beside the other messages
+	suspects := &lane{signal: make(chan struct{}, 1)}
+	inflight.Add(1)
+	go func() {
+		defer inflight.Done()
+		defer suspects.drop(q)
+		for {
+			it, ok := suspects.next(ctx.Done(), q.closed)
+			if !ok {
+				return
+			}
+			q.mark(it.self, it.c.msg)
+			if !deliver(it.c, it.self) {
+				q.untrack(it.c.seq)
+				return
+			}
+			select {
+			case <-it.self.done:
+			case <-q.closed:
+				return
+			}
+		}
+	}()
 	// the table may hold messages for this topic: at start, after a
 	// Notify, on every poll tick, and after a full batch
 	tableDue := true
@@ -746,50 +994,21 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 			continue
 		}
 		for i, c := range batch {
-			msg := c.msg
-			msg.Metadata.Set(DeliveriesKey, strconv.Itoa(c.deliveries))
-			// a delivered message outlives its subscription: closing the
-			// subscription (a graceful shutdown) lets in-flight handlers
-			// finish; the router's timeout bounds them
+			c.msg.Metadata.Set(DeliveriesKey, strconv.Itoa(c.deliveries))
 			self := &holder{q: q, seq: c.seq, parent: c.parent, first: c.deliveries == 1}
-			mctx, cancel := context.WithCancel(&deliveryContext{values: ctx, local: c.value, holder: self})
-			msg.SetContext(mctx)
-			slots <- struct{}{}
-			select {
-			case out <- msg:
-			case <-ctx.Done():
-				cancel()
-				<-slots
-				q.giveBack(lq, batch[i:])
-				return
-			case <-q.closed:
-				cancel()
-				<-slots
+			// a row claimed again without having been settled: its
+			// holder died (a row handed over in memory is fresh)
+			if c.seq != 0 && !c.local && c.deliveries > 1 {
+				if sus, _ := suspect(c.msg.Metadata, c.deliveries); sus {
+					self.done = make(chan struct{})
+					suspects.push(laneItem{c: c, self: self})
+					continue
+				}
+			}
+			if !deliver(c, self) {
 				q.giveBack(lq, batch[i:])
 				return
 			}
-			inflight.Add(1)
-			go func() {
-				defer inflight.Done()
-				defer func() { <-slots }()
-				defer cancel()
-				select {
-				case <-msg.Acked():
-					self.ack()
-				case <-msg.Nacked():
-					if self.seq != 0 {
-						q.nack(topic, self.seq, msg)
-					} else if q.storeChild(topic, msg) {
-						// stored in a row of its own: the parent may go
-						self.ack()
-					} else {
-						self.abandon()
-					}
-				case <-q.closed:
-					// unacknowledged: the lease brings it back (or, for
-					// a child, its parent's)
-				}
-			}()
 		}
 	}
 }
@@ -818,12 +1037,8 @@ func (q *Queue) giveBack(lq *localQueue, rest []handedOver) {
 // storeChild gives a nacked child a row of its own, available at its
 // retry time; false when that failed (the parent's row then stays).
 func (q *Queue) storeChild(topic string, msg *message.Message) bool {
-	md := make(message.Metadata, len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		if k != DeliveriesKey {
-			md[k] = v
-		}
-	}
+	md := rowMetadata(msg.Metadata)
+	delete(md, settledKey) // a new row: its deliveries start again
 	m := message.NewMessage(msg.UUID, msg.Payload)
 	m.Metadata = md
 	var ins *Inserted
@@ -839,16 +1054,20 @@ func (q *Queue) storeChild(topic string, msg *message.Message) bool {
 	return true
 }
 
-func (q *Queue) nack(topic string, seq int64, msg *message.Message) {
+func (q *Queue) nack(topic string, h *holder, msg *message.Message) {
+	seq := h.seq
 	avail := time.Now().UnixMilli()
 	if at, err := strconv.ParseInt(msg.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > avail {
 		avail = at
 	}
-	md := make(message.Metadata, len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		if k != DeliveriesKey {
-			md[k] = v
-		}
+	md := rowMetadata(msg.Metadata)
+	// a normal end: the deliveries so far are accounted for, and a start
+	// counted (see mark) is taken back
+	if d, err := strconv.Atoi(msg.Metadata.Get(DeliveriesKey)); err == nil {
+		md.Set(settledKey, strconv.Itoa(d))
+	}
+	if crashed, _ := strconv.Atoi(md.Get(crashedKey)); h.marked && crashed > 0 {
+		md.Set(crashedKey, strconv.Itoa(crashed-1))
 	}
 	raw, _ := json.Marshal(md)
 	// released before the write, which comes after any renewal that

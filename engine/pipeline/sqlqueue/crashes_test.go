@@ -1,0 +1,121 @@
+package sqlqueue_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+)
+
+// process is one life of a queue over a database that outlives it.
+type process struct {
+	q      *sqlqueue.Queue
+	ch     <-chan *message.Message
+	cancel context.CancelFunc
+}
+
+// startProcess opens a queue over db as a process starting does: the
+// leases a dead one left are released.
+func startProcess(t *testing.T, db *sql.DB) *process {
+	t.Helper()
+	q := newQueue(t, db, sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, q.ReleaseLeases(ctx))
+	ch, err := q.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	return &process{q: q, ch: ch, cancel: cancel}
+}
+
+// die stops the process without settling what it holds, as a kill does.
+func (p *process) die() {
+	p.cancel()
+	p.q.Close()
+}
+
+// noMessage fails if ch delivers within d.
+func noMessage(t *testing.T, ch <-chan *message.Message, d time.Duration, why string) {
+	t.Helper()
+	select {
+	case m := <-ch:
+		t.Fatalf("%s: %s delivered", why, m.UUID)
+	case <-time.After(d):
+	}
+}
+
+// TestCrashesCountDeathsInFlight: a message held by a process that dies
+// comes back counted, one more for each death in it; a normal end (a
+// nack) is not counted, and a first delivery writes nothing.
+func TestCrashesCountDeathsInFlight(t *testing.T) {
+	db := openDB(t)
+	p := startProcess(t, db)
+	require.NoError(t, p.q.Publish("t", message.NewMessage("p", []byte("x"))))
+	m := receive(t, p.ch, 5*time.Second)
+	require.Equal(t, 0, sqlqueue.Crashes(m), "a first delivery")
+	var md string
+	require.NoError(t, db.QueryRow(`SELECT metadata FROM queue WHERE uuid = 'p'`).Scan(&md))
+	require.Equal(t, "{}", md, "a first delivery writes nothing")
+	p.die()
+	for want := 1; want <= 3; want++ {
+		p = startProcess(t, db)
+		m = receive(t, p.ch, 5*time.Second)
+		require.Equal(t, "p", m.UUID)
+		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths", want)
+		p.die()
+	}
+	// a normal end takes the start back
+	p = startProcess(t, db)
+	m = receive(t, p.ch, 5*time.Second)
+	require.Equal(t, 4, sqlqueue.Crashes(m))
+	m.Nack()
+	m = receive(t, p.ch, 5*time.Second)
+	require.Equal(t, 3, sqlqueue.Crashes(m), "the nacked delivery did not die")
+	m.Nack()
+	m = receive(t, p.ch, 5*time.Second)
+	require.Equal(t, 3, sqlqueue.Crashes(m))
+	m.Ack()
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+	p.die()
+}
+
+// TestCrashesSuspectsOneAtATime: the messages a dead process held come
+// back one at a time, while fresh ones flow; one that only waited its
+// turn when the process died again is not counted for that death.
+func TestCrashesSuspectsOneAtATime(t *testing.T) {
+	db := openDB(t)
+	p := startProcess(t, db)
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, p.q.Publish("t", message.NewMessage(id, []byte(id))))
+	}
+	receive(t, p.ch, 5*time.Second)
+	receive(t, p.ch, 5*time.Second)
+	p.die()
+
+	p = startProcess(t, db)
+	a := receive(t, p.ch, 5*time.Second)
+	require.Equal(t, "a", a.UUID, "the oldest first")
+	require.Equal(t, 1, sqlqueue.Crashes(a))
+	noMessage(t, p.ch, 300*time.Millisecond, "a second suspect while the first is in flight")
+	require.NoError(t, p.q.Publish("t", message.NewMessage("c", []byte("c"))))
+	c := receive(t, p.ch, 5*time.Second)
+	require.Equal(t, "c", c.UUID, "a fresh message flows beside the suspect")
+	c.Ack()
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 2 }, 5*time.Second, 10*time.Millisecond, "c's ack is written")
+	p.die() // a was in flight, b waited
+
+	p = startProcess(t, db)
+	a = receive(t, p.ch, 5*time.Second)
+	require.Equal(t, "a", a.UUID)
+	require.Equal(t, 2, sqlqueue.Crashes(a), "in flight at two deaths")
+	a.Ack()
+	b := receive(t, p.ch, 5*time.Second)
+	require.Equal(t, "b", b.UUID, "the next suspect once the first is done")
+	require.Equal(t, 1, sqlqueue.Crashes(b), "b only waited at the second death")
+	b.Ack()
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+	p.die()
+}
