@@ -302,7 +302,11 @@ func FirstDelivery(msg *message.Message) bool {
 // Zero for a message of another publisher, a child (see Derive) handed
 // over in memory, and a message that never came back unsettled.
 func Crashes(msg *message.Message) int {
-	n, _ := strconv.Atoi(msg.Metadata.Get(CrashesKey))
+	v := msg.Metadata.Get(CrashesKey)
+	if v == "" {
+		return 0 // nearly every message: no parse error to allocate
+	}
+	n, _ := strconv.Atoi(v)
 	return n
 }
 
