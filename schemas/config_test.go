@@ -186,6 +186,7 @@ pipeline:
   commit_delay: 2ms
   gc_percent: 200
   max_retry_after: 24h
+  max_crashes: 3
 `
 
 type configCase struct {
@@ -537,7 +538,7 @@ func TestConfigBounds(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 4, n, "max_body, max_in_flight, gc_percent and max_parked")
+	require.Equal(t, 5, n, "max_body, max_in_flight, gc_percent, max_crashes and max_parked")
 }
 
 // TestConfigUnsetFields checks every field of the runtime sections left
@@ -554,7 +555,7 @@ func TestConfigUnsetFields(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(schemas.Config, &s))
 	emptyRefused := map[string]bool{"broker.type": true, "broker.max_parked": true, "limits.max_body": true,
-		"pipeline.max_in_flight": true, "pipeline.gc_percent": true}
+		"pipeline.max_in_flight": true, "pipeline.gc_percent": true, "pipeline.max_crashes": true}
 	n := 0
 	for _, section := range []string{"broker", "retention", "limits", "pipeline"} {
 		for key := range s.Defs[section].Properties {
@@ -583,7 +584,7 @@ func TestConfigUnsetFields(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 18, n, "the fields of the runtime sections")
+	require.Equal(t, 19, n, "the fields of the runtime sections")
 	t.Run("a null url of a shared broker", func(t *testing.T) {
 		c.check(t, "broker:\n  type: nats\n  url:\n", false, "")
 	})

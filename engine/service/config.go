@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/recipes"
 )
@@ -75,6 +76,10 @@ type PipelineSettings struct {
 	// service asking for a longer wait fails the step at once with the
 	// error's reason (rate_limited, say) instead of holding the run.
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	// MaxCrashes is how many times a process may die while it holds a
+	// message (the embedded queue counts them) before the message is set
+	// aside as poison: its runs are recorded dead with reason poison.
+	MaxCrashes int `yaml:"max_crashes"`
 }
 
 // MaxMaxRetryAfter is the most pipeline.max_retry_after may be: 6 days,
@@ -148,6 +153,9 @@ const (
 	MaxMaxBody = 64 << 20
 	// MaxCommitDelay bounds pipeline.commit_delay.
 	MaxCommitDelay = time.Second
+	// MaxMaxCrashes bounds pipeline.max_crashes: a message that killed
+	// the process that often is poison.
+	MaxMaxCrashes = 100
 )
 
 // GCPercent is the garbage collector's target to set for these settings,
@@ -170,7 +178,8 @@ func DefaultSettings() Settings {
 		Retention: RetentionSettings{Succeeded: 7 * 24 * time.Hour, Failed: 30 * 24 * time.Hour, Dedup: 7 * 24 * time.Hour, Interval: time.Hour},
 		Limits:    LimitSettings{MaxBody: 1 << 20},
 		Pipeline: PipelineSettings{MaxInFlight: 256, RunTimeout: 15 * time.Minute, ShutdownTimeout: 30 * time.Second, ReloadInterval: time.Second,
-			CommitDelay: 2 * time.Millisecond, GCPercent: DefaultGCPercent, MaxRetryAfter: runner.DefaultMaxRetryAfter},
+			CommitDelay: 2 * time.Millisecond, GCPercent: DefaultGCPercent, MaxRetryAfter: runner.DefaultMaxRetryAfter,
+			MaxCrashes: pipeline.DefaultMaxCrashes},
 	}
 }
 
@@ -196,6 +205,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Pipeline.MaxInFlight <= 0 {
 		s.Pipeline.MaxInFlight = d.Pipeline.MaxInFlight
+	}
+	if s.Pipeline.MaxCrashes <= 0 {
+		s.Pipeline.MaxCrashes = d.Pipeline.MaxCrashes
 	}
 	if s.Broker.MaxParked <= 0 {
 		s.Broker.MaxParked = d.Broker.MaxParked
@@ -423,12 +435,12 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 		maxInFlight                                 *int
 		runTimeout, shutdownTimeout, reloadInterval string
 		commitDelay, maxRetryAfter                  string
-		gcPercent                                   *int
+		gcPercent, maxCrashes                       *int
 	}
 	pipeline := p.section("pipeline", true, map[string]any{
 		"max_in_flight": &pp.maxInFlight, "run_timeout": &pp.runTimeout, "shutdown_timeout": &pp.shutdownTimeout,
 		"reload_interval": &pp.reloadInterval, "commit_delay": &pp.commitDelay, "gc_percent": &pp.gcPercent,
-		"max_retry_after": &pp.maxRetryAfter,
+		"max_retry_after": &pp.maxRetryAfter, "max_crashes": &pp.maxCrashes,
 	})
 	if pp.maxInFlight != nil {
 		if *pp.maxInFlight < 1 || *pp.maxInFlight > MaxMaxInFlight {
@@ -459,6 +471,13 @@ func parseSettings(cfg *recipes.Config) (Settings, []*SettingsError) {
 			p.errorf(value(pipeline, "gc_percent"), "pipeline.gc_percent: %d is not from %d to %d", *pp.gcPercent, MinGCPercent, MaxGCPercent)
 		} else {
 			s.Pipeline.GCPercent = *pp.gcPercent
+		}
+	}
+	if pp.maxCrashes != nil {
+		if *pp.maxCrashes < 1 || *pp.maxCrashes > MaxMaxCrashes {
+			p.errorf(value(pipeline, "max_crashes"), "pipeline.max_crashes: %d is not from 1 to %d", *pp.maxCrashes, MaxMaxCrashes)
+		} else {
+			s.Pipeline.MaxCrashes = *pp.maxCrashes
 		}
 	}
 	retryOK := true

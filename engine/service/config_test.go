@@ -159,7 +159,7 @@ func TestSettingsErrors(t *testing.T) {
 		`ops/sous.yaml:3:14: retention.succeeded: "abc" is not a positive duration such as 12h or 7d`,
 		`ops/sous.yaml:5:15: pipeline.gc_percent: 5 is not from 25 to 1000`,
 		`ops/sous.yaml:6:20: pipeline.max_retry_after: "10d" is not a positive duration up to 6d, such as 24h (a longer wait would outlive a NATS stream's default 7-day broker.max_age)`,
-		`ops/sous.yaml:7:3: pipeline: unknown field "bogus"; known fields: commit_delay, gc_percent, max_in_flight, max_retry_after, reload_interval, run_timeout, shutdown_timeout`,
+		`ops/sous.yaml:7:3: pipeline: unknown field "bogus"; known fields: commit_delay, gc_percent, max_crashes, max_in_flight, max_retry_after, reload_interval, run_timeout, shutdown_timeout`,
 	}
 
 	_, err := ParseSettings(cfg)

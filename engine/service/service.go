@@ -84,7 +84,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	eng, err := pipeline.New(pipeline.Config{
 		Store: s.Store, Broker: s.Broker, Metrics: s.Metrics, Logger: s.log,
 		RunTimeout: opts.Settings.Pipeline.RunTimeout, ShutdownTimeout: opts.Settings.Pipeline.ShutdownTimeout,
-		NewRunner: s.newRunner,
+		MaxCrashes: opts.Settings.Pipeline.MaxCrashes, NewRunner: s.newRunner,
 	})
 	if err != nil {
 		return nil, err
