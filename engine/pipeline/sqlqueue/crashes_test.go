@@ -119,3 +119,39 @@ func TestCrashesSuspectsOneAtATime(t *testing.T) {
 	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
 	p.die()
 }
+
+// TestCrashesNotCountedForMessagesNotStarted: a process that stops with
+// messages taken but never handed to a handler (handed over in memory,
+// waiting for a place) puts them back as they were: they come back as
+// first deliveries, not suspects; the one in flight comes back counted.
+func TestCrashesNotCountedForMessagesNotStarted(t *testing.T) {
+	db := openDB(t)
+	q := newQueue(t, db, sqlqueue.Config{Poll: 10 * time.Millisecond, Lease: time.Hour, MaxInFlight: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := q.Subscribe(ctx, "t")
+	require.NoError(t, err)
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, q.Publish("t", message.NewMessage(id, []byte(id))))
+	}
+	a := receive(t, ch, 5*time.Second)
+	require.Equal(t, "a", a.UUID)
+	cancel()
+	require.NoError(t, q.Close()) // a in flight; b and c never delivered
+
+	p := startProcess(t, db)
+	got := map[string]*message.Message{}
+	for range 3 {
+		m := receive(t, p.ch, 5*time.Second)
+		got[m.UUID] = m
+	}
+	require.Equal(t, 1, sqlqueue.Crashes(got["a"]), "in flight when its process stopped")
+	for _, id := range []string{"b", "c"} {
+		require.Equal(t, 0, sqlqueue.Crashes(got[id]), "%s was never started", id)
+		require.True(t, sqlqueue.FirstDelivery(got[id]), "%s was never started", id)
+	}
+	for _, m := range got {
+		m.Ack()
+	}
+	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+	p.die()
+}

@@ -124,6 +124,9 @@ type Queue struct {
 	// milliseconds), which the renew loop extends
 	heldMu sync.Mutex
 	held   map[int64]int64
+	// unstarted, guarded by heldMu, lists the rows taken but never
+	// delivered by a stopping subscription (see notStarted)
+	unstarted []int64
 }
 
 // localQueue holds the messages handed over in memory to the
@@ -343,29 +346,51 @@ func rowMetadata(md message.Metadata) message.Metadata {
 
 // mark counts the start of a suspect's delivery in its row before it
 // starts: should the process die in it, the row's next delivery finds
-// it counted. A normal end takes it back (see nack). False when the
-// write failed (the start is then not counted).
-func (q *Queue) mark(h *holder, msg *message.Message) bool {
+// it counted. A normal end takes it back (see nack). It returns the
+// row's metadata as it was, nil when the write failed (the start is then
+// not counted).
+func (q *Queue) mark(h *holder, msg *message.Message) []byte {
 	d, _ := strconv.Atoi(msg.Metadata.Get(DeliveriesKey))
 	crashed, _ := strconv.Atoi(msg.Metadata.Get(crashedKey))
+	before, err := json.Marshal(rowMetadata(msg.Metadata))
+	if err != nil {
+		return nil
+	}
 	md := rowMetadata(msg.Metadata)
 	md.Set(crashedKey, strconv.Itoa(crashed+1))
 	md.Set(settledKey, strconv.Itoa(d-1))
 	raw, err := json.Marshal(md)
 	if err != nil {
-		return false
+		return nil
 	}
 	err = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET metadata = $1 WHERE seq = $2`, string(raw), h.seq)
 		return err
 	})
 	if err != nil {
-		return false
+		return nil
 	}
 	msg.Metadata.Set(crashedKey, strconv.Itoa(crashed+1))
 	msg.Metadata.Set(settledKey, strconv.Itoa(d-1))
 	h.marked = true
-	return true
+	return before
+}
+
+// unmark undoes the mark of a suspect that a stopping subscription did
+// not deliver after all (before is its row's metadata as it was), and
+// its delivery, and makes the row available; when that fails, the
+// delivery counts as started.
+func (q *Queue) unmark(h *holder, before []byte) {
+	q.untrack(h.seq)
+	if before == nil {
+		q.notStarted(h.seq)
+		return
+	}
+	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET metadata = $1, deliveries = deliveries - 1, leased_until = 0, available_at = $2
+			WHERE seq = $3 AND deliveries > 0`, string(before), time.Now().UnixMilli(), h.seq)
+		return err
+	})
 }
 
 // lane holds the suspects (see Crashes) of one subscription, delivered
@@ -413,14 +438,14 @@ func (l *lane) next(stop, done <-chan struct{}) (laneItem, bool) {
 	}
 }
 
-// drop gives the suspects left to their leases, as giveBack does.
+// drop gives back the suspects left, as giveBack does.
 func (l *lane) drop(q *Queue) {
 	l.mu.Lock()
 	items := l.items
 	l.items = nil
 	l.mu.Unlock()
 	for _, it := range items {
-		q.untrack(it.c.seq)
+		q.notStarted(it.c.seq)
 	}
 }
 
@@ -933,9 +958,9 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 			if !ok {
 				return
 			}
-			q.mark(it.self, it.c.msg)
+			before := q.mark(it.self, it.c.msg)
 			if !deliver(it.c, it.self) {
-				q.untrack(it.c.seq)
+				q.unmark(it.self, before)
 				return
 			}
 			select {
@@ -1020,15 +1045,15 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 // giveBack returns messages a stopping subscription took but did not
 // deliver: those handed over in memory go back to the local queue (for a
 // later subscription of this process), their rows still held; claimed
-// ones come back when their lease, no longer renewed, runs out, or at the
-// next start.
+// ones are put back when the queue closes (see notStarted), or come back
+// when their lease, no longer renewed, runs out, or at the next start.
 func (q *Queue) giveBack(lq *localQueue, rest []handedOver) {
 	var back []handedOver
 	for _, c := range rest {
 		if c.local {
 			back = append(back, c)
 		} else if c.seq != 0 {
-			q.untrack(c.seq)
+			q.notStarted(c.seq)
 		}
 	}
 	if len(back) > 0 {
@@ -1257,7 +1282,59 @@ func (q *Queue) Depth(ctx context.Context, topic string) (int64, error) {
 // Close stops the subscriptions and the renewal of leases, and flushes
 // acknowledgements. The leases of the messages still held then run out.
 func (q *Queue) Close() error {
-	q.once.Do(func() { close(q.closed) })
+	q.once.Do(func() {
+		close(q.closed)
+		q.wg.Wait()
+		q.putBackNotStarted()
+	})
 	q.wg.Wait()
 	return nil
+}
+
+// notStarted stops renewing the leases of rows taken (claimed) but not
+// delivered by a stopping subscription; Close puts them back.
+func (q *Queue) notStarted(seqs ...int64) {
+	q.untrack(seqs...)
+	q.heldMu.Lock()
+	q.unstarted = append(q.unstarted, seqs...)
+	q.heldMu.Unlock()
+}
+
+// putBackNotStarted undoes the deliveries of the rows this process took
+// but never handed to a handler (see notStarted, and the rows handed
+// over in memory still in a local queue), and makes them available: a
+// graceful stop leaves them as they were, and no death is counted for
+// them (see Crashes). A row whose handler ran keeps its delivery (a
+// parent whose children did not all run comes back a suspect). When the
+// write fails, the leases run out, or the next start releases them.
+func (q *Queue) putBackNotStarted() {
+	q.heldMu.Lock()
+	seqs := q.unstarted
+	q.unstarted = nil
+	q.heldMu.Unlock()
+	q.mu.Lock()
+	for _, lq := range q.locals {
+		lq.mu.Lock()
+		for _, c := range lq.items {
+			if c.seq != 0 {
+				seqs = append(seqs, c.seq)
+			}
+		}
+		lq.mu.Unlock()
+	}
+	q.mu.Unlock()
+	if len(seqs) == 0 {
+		return
+	}
+	now := time.Now().UnixMilli()
+	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+		for chunk := range slices.Chunk(seqs, sqlin.Max) {
+			list, args := sqlin.List([]any{now}, chunk)
+			if _, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET deliveries = deliveries - 1, leased_until = 0, available_at = $1
+				WHERE leased_until > 0 AND deliveries > 0 AND seq IN `+list, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
