@@ -342,7 +342,7 @@ func (e *Engine) recordRemoved(ctx context.Context, ev EventMsg, names []string)
 		e.log.Warn("event accepted for a recipe that is no longer loaded on its path: recorded as a dead run",
 			"event", ev.ID, "recipe", name, "source", ev.Source)
 		runs = append(runs, &store.Run{ID: RunID(ev.ID, name), Recipe: name, EventID: ev.ID, Status: string(runner.StatusDead),
-			StartedAt: now, FinishedAt: now, Reason: "recipe_removed", Attempt: 1,
+			StartedAt: now, FinishedAt: now, Reason: "recipe_removed", Attempt: 1, Checkpointed: true,
 			Error: fmt.Sprintf("recipe %s no longer listens on %s", name, ev.Source)})
 	}
 	if err := e.saveFinished(context.WithoutCancel(ctx), runs, nil); err != nil {
@@ -444,8 +444,10 @@ func (e *Engine) run(msg *message.Message) error {
 	rec := e.index.Load().Recipe(rm.Recipe)
 	if rec == nil {
 		e.log.Warn("run of a recipe that is no longer loaded", "recipe", rm.Recipe, "run", rm.RunID)
+		// (it may have stored a checkpoint before the recipe went)
 		return e.recordUnrun(msg, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1})
+			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "recipe_removed", Error: "the recipe is no longer loaded", Attempt: 1,
+			Checkpointed: true})
 	}
 	// claim the run in this process first, then look whether it is done:
 	// the other order lets a second copy slip in between a finished run's

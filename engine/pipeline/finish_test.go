@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
+	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/recipes"
 )
@@ -157,4 +159,37 @@ steps:
 			require.Equal(t, int32(1), calls.Load(), "the run was taken up again")
 		})
 	}
+}
+
+// TestRemovedRecipeRunDropsItsCheckpoint: a run left with a checkpoint
+// (its process died between two steps) whose recipe is gone when its
+// message comes back is recorded dead, and its checkpoint goes with it.
+func TestRemovedRecipeRunDropsItsCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	o := sqliteCase().backing(t)(t)
+	defer o.close()
+	ix, errs := pipeline.BuildIndex(nil, nil)
+	require.Empty(t, errs)
+	er := startSecretEngine(t, o, ix, 30*time.Second, nil)
+	defer er.stop(t)
+	ev := webhookEvent(t, "/gone", map[string]any{})
+	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return o.st.InsertEvent(ctx, tx, ev)
+	}))
+	runID := pipeline.RunID(ev.ID, "gone")
+	state, err := json.Marshal(runner.State{Next: 1, Started: time.Now(), Outputs: map[string]map[string]any{"first": {"token": "x"}}})
+	require.NoError(t, err)
+	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
+	}))
+	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "gone",
+		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+	require.NoError(t, err)
+	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage("gone", raw)))
+	run := waitRun(t, o.st, runID)
+	require.Equal(t, "dead", run.Status)
+	require.Equal(t, "recipe_removed", run.Reason)
+	cp, err := o.st.Checkpoint(ctx, runID)
+	require.NoError(t, err)
+	require.Nil(t, cp, "the run's checkpoint stays")
 }
