@@ -193,3 +193,59 @@ func TestRemovedRecipeRunDropsItsCheckpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, cp, "the run's checkpoint stays")
 }
+
+// TestPoisonRunRecordedDead: a run message its queue reports held by
+// processes that died MaxCrashes times is not run: it is recorded dead
+// with reason poison, and its checkpoint goes; one below the limit runs.
+func TestPoisonRunRecordedDead(t *testing.T) {
+	ctx := context.Background()
+	o := sqliteCase().backing(t)(t)
+	defer o.close()
+	var calls atomic.Int32
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer sink.Close()
+	ix := twoStepIndex(t, "/p", sink.URL+"/first", sink.URL+"/second")
+	er := startSecretEngine(t, o, ix, 30*time.Second, nil)
+	defer er.stop(t)
+	for _, tc := range []struct {
+		crashes int
+		status  string
+	}{{pipeline.DefaultMaxCrashes, "dead"}, {pipeline.DefaultMaxCrashes - 1, "succeeded"}} {
+		t.Run(fmt.Sprint(tc.crashes), func(t *testing.T) {
+			ev := webhookEvent(t, "/p", map[string]any{})
+			require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+				return o.st.InsertEvent(ctx, tx, ev)
+			}))
+			runID := pipeline.RunID(ev.ID, "retried")
+			state, err := json.Marshal(runner.State{Next: 1, Started: time.Now(), Outputs: map[string]map[string]any{"first": {}},
+				Steps: []*runner.StepResult{{ID: "first", Action: "http.request", Status: runner.StatusSucceeded}}})
+			require.NoError(t, err)
+			require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+				return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
+			}))
+			raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "retried",
+				Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+			require.NoError(t, err)
+			m := message.NewMessage(runID, raw)
+			m.Metadata.Set(sqlqueue.CrashesKey, fmt.Sprint(tc.crashes))
+			before := calls.Load()
+			require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, m))
+			run := waitRun(t, o.st, runID)
+			require.Equal(t, tc.status, run.Status, "%s: %s", run.Reason, run.Error)
+			if tc.status == "dead" {
+				require.Equal(t, "poison", run.Reason)
+				require.Contains(t, run.Error, fmt.Sprintf("stopped %d times", tc.crashes))
+				require.Equal(t, before, calls.Load(), "a poison run is not run")
+			} else {
+				require.Equal(t, before+1, calls.Load(), "the run resumed at its second step")
+			}
+			cp, err := o.st.Checkpoint(ctx, runID)
+			require.NoError(t, err)
+			require.Nil(t, cp)
+		})
+	}
+}
