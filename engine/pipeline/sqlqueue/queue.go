@@ -891,10 +891,10 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 	// no more taken from the local queue once the loop stops, even while
 	// the messages in flight finish
 	defer lq.subscribed(-1)
-	// deliver hands a message to the subscriber once a slot is free, and
-	// settles its row when the handler is done with it; false when the
-	// subscription stops first
-	deliver := func(c handedOver, self *holder) bool {
+	// deliver hands a message to the subscriber once a slot is free
+	// (calling taken, when set, once it is), and settles its row when the
+	// handler is done with it; false when the subscription stops first
+	deliver := func(c handedOver, self *holder, taken func()) bool {
 		msg := c.msg
 		// a delivered message outlives its subscription: closing the
 		// subscription (a graceful shutdown) lets in-flight handlers
@@ -909,6 +909,9 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 		case <-q.closed:
 			cancel()
 			return false
+		}
+		if taken != nil {
+			taken()
 		}
 		select {
 		case out <- msg:
@@ -949,6 +952,8 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 	// the suspects (see Crashes) go one at a time, each counted in its
 	// row before it starts, beside the other messages
 	suspects := &lane{signal: make(chan struct{}, 1)}
+	// what the loop pushes after the lane stopped is given back too
+	defer suspects.drop(q)
 	inflight.Add(1)
 	go func() {
 		defer inflight.Done()
@@ -958,9 +963,15 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 			if !ok {
 				return
 			}
-			before := q.mark(it.self, it.c.msg)
-			if !deliver(it.c, it.self) {
-				q.unmark(it.self, before)
+			// counted once it has a place, right before it starts
+			var before []byte
+			marked := false
+			if !deliver(it.c, it.self, func() { before, marked = q.mark(it.self, it.c.msg), true }) {
+				if marked {
+					q.unmark(it.self, before)
+				} else {
+					q.notStarted(it.c.seq)
+				}
 				return
 			}
 			select {
@@ -1034,7 +1045,7 @@ func (q *Queue) consume(ctx context.Context, topic string, lq *localQueue, out c
 					continue
 				}
 			}
-			if !deliver(c, self) {
+			if !deliver(c, self, nil) {
 				q.giveBack(lq, batch[i:])
 				return
 			}
