@@ -210,7 +210,10 @@ func FuzzTemplate(f *testing.F) {
 		f.Add(s)
 	}
 	for _, s := range []string{"", "plain", "{{", "}}", "{{ }}", "{{ '}}' }}", "{{ {'a': {'b': 1}} }}", "a {{ event.body.a }} b {{ event.body.b }}",
-		"{{ `x` }}", "{{ \"\\\"}}\" }}", "é{{ event.method }}✓", "{{ event.body.b[5] }}", "{{ 1/0 }}"} {
+		"{{ `x` }}", "{{ \"\\\"}}\" }}", "é{{ event.method }}✓", "{{ event.body.b[5] }}", "{{ 1/0 }}",
+		// over budget (issue 19): each fails the render, quickly
+		"{{ len(repeat(repeat('a', 999999), 999999)) }}", "{{ reduce(1..100000, #acc + 'xx', '') }}",
+		"{{ map(1..100000, event.body.b) }}", "{{ count(1..1000, count(1..1000, true) > 0) }}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
