@@ -341,7 +341,7 @@ func pipelineSchema(d service.PipelineSettings) obj {
 		"gc_percent": obj{"type": "integer", "minimum": minGCPercent, "maximum": maxGCPercent, "default": d.GCPercent,
 			"description": fmt.Sprintf("The garbage collector's target (GOGC in the environment wins), %d to %d; a whole number, not a ${VAR} string", minGCPercent, maxGCPercent)},
 		"max_crashes": obj{"type": "integer", "minimum": 1, "maximum": maxMaxCrashes, "default": d.MaxCrashes,
-			"description": fmt.Sprintf("How many times a process may die while it holds a message (embedded queue) before the message is set aside as poison: its runs are recorded dead with reason poison. 1 to %d; a whole number, not a ${VAR} string", maxMaxCrashes)},
+			"description": fmt.Sprintf("How many times a process may die while it holds a message (embedded queue and NATS) before the message is set aside as poison: its runs are recorded dead with reason poison. 1 to %d; a whole number, not a ${VAR} string", maxMaxCrashes)},
 		"max_retry_after": orEnv(maxRetryAfter,
 			fmt.Sprintf("The longest Retry-After a step's retry waits for; a longer one fails the step. A positive duration up to %s (a longer wait would outlive a NATS stream's default 7-day broker.max_age)", service.FormatDuration(maxMaxRetryAfter, true)),
 			service.FormatDuration(d.MaxRetryAfter, true)),

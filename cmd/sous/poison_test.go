@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -168,17 +169,28 @@ steps:
 	require.NotContains(t, c.output(), "run interrupted")
 }
 
-// TestServePoisonEventKillLoop is the kill -9 loop: every time the run
-// of recipe poison calls its service, the service kills the `sous serve`
-// process that called it with SIGKILL, and the test starts the process
-// again on the same data. The poison event is set aside after the set
-// number of deaths (3): its run is recorded dead with reason poison, the
-// service is called no more, and the events of another recipe, sent all
-// along, all run, during the loop and after it.
+// TestServePoisonEventKillLoop is the kill -9 loop, on the embedded
+// queue and on NATS: every time the run of recipe poison calls its
+// service, the service kills the `sous serve` process that called it
+// with SIGKILL, and the test starts the process again on the same data.
+// The poison event is set aside after the set number of deaths (3): its
+// run is recorded dead with reason poison, the service is called no
+// more, and the events of another recipe, sent all along, all run,
+// during the loop and after it.
 func TestServePoisonEventKillLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a sous binary")
 	}
+	bin := buildSous(t, t.TempDir())
+	t.Run("sqlite", func(t *testing.T) { testPoisonKillLoop(t, bin, "") })
+	t.Run("nats", func(t *testing.T) {
+		url, prefix := natstest.NATS(t)
+		// a dead process's messages come back within the ack wait
+		testPoisonKillLoop(t, bin, fmt.Sprintf("broker: {type: nats, url: %q, prefix: %s, ack_wait: 2s}\n", url, prefix))
+	})
+}
+
+func testPoisonKillLoop(t *testing.T, bin, broker string) {
 	var (
 		mu      sync.Mutex
 		current *child
@@ -210,7 +222,7 @@ func TestServePoisonEventKillLoop(t *testing.T) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer sink.Close()
-	s := newServeSetup(t, buildSous(t, t.TempDir()), map[string]string{
+	s := newServeSetup(t, bin, map[string]string{
 		"poison.yaml": fmt.Sprintf(`version: 1
 name: poison
 trigger: {type: webhook.received, with: {path: /poison, id: event.body.id}}
@@ -230,7 +242,7 @@ steps:
     action: http.request
     with: {url: "%[1]s/good", json: {id: "{{ event.body.id }}"}}
 `, sink.URL),
-	}, "pipeline: {shutdown_timeout: 10s}\n")
+	}, "pipeline: {shutdown_timeout: 10s}\n"+broker)
 
 	// the supervisor starts the process again whenever it dies
 	var children []*child

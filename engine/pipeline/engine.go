@@ -41,7 +41,8 @@ type Config struct {
 	// MaxCrashes is how many times a process may die while it holds a
 	// message before the message is set aside as poison: its runs are
 	// recorded dead with reason poison (DefaultMaxCrashes when zero; see
-	// sqlqueue.Crashes for what is counted, on the embedded queue).
+	// sqlqueue.Crashes for what is counted, on the embedded queue, and
+	// natsDelivery on NATS).
 	MaxCrashes int
 }
 

@@ -851,6 +851,9 @@ type natsTopic struct {
 	shut  bool           // closing: deliveries are nakked
 	held  sync.WaitGroup // deliveries held
 	send  sync.WaitGroup // deliveries that may still be sent on out
+	// lane is taken by the suspect handed on (see natsDelivery): the
+	// suspects go one at a time
+	lane chan struct{}
 }
 
 // eventPlaces bounds the events a process matches at once on NATS.
@@ -883,7 +886,8 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 		nc.Close()
 		return nil, fmt.Errorf("nats broker: jetstream: %w", err)
 	}
-	tp := &natsTopic{out: make(chan *message.Message), slots: make(chan struct{}, places), stop: make(chan struct{})}
+	tp := &natsTopic{out: make(chan *message.Message), slots: make(chan struct{}, places), stop: make(chan struct{}),
+		lane: make(chan struct{}, 1)}
 	// bound to the consumer provisioned above, which the subscription
 	// therefore does not delete when it ends
 	tp.sub, err = js.QueueSubscribe(b.subject(topic), ConsumerGroup, func(nm *nats.Msg) { s.deliver(ctx, tp, nm) },
@@ -942,29 +946,46 @@ func (s *natsSubs) deliver(ctx context.Context, tp *natsTopic, nm *nats.Msg) {
 // nm as the router settles m: an ack (waiting for the server's answer,
 // so that a lost ack is logged), or a nak with a delay of a second. A
 // message the router does not settle within HandleTimeout is left: the
-// heartbeat stops, and JetStream delivers it again after AckWait.
+// heartbeat stops, and JetStream delivers it again after AckWait. A
+// suspect (a delivery that comes after one that did not end normally,
+// see natsDelivery) waits for the topic's lane first, and its start is
+// counted right before it is handed on.
 func (s *natsSubs) hold(ctx context.Context, tp *natsTopic, m *message.Message, nm *nats.Msg, cancel context.CancelFunc) {
 	b := s.b
 	defer tp.held.Done()
 	defer cancel()
 	defer b.raw.Delete(m)
-	handed := false
-	select {
-	case tp.slots <- struct{}{}:
+	dv := b.delivery(ctx, nm, m)
+	handed, laned := false, !dv.suspect
+	if dv.suspect {
 		select {
-		case tp.out <- m:
-			handed = true
+		case tp.lane <- struct{}{}:
+			laned = true
+			defer func() { <-tp.lane }()
 		case <-tp.stop:
 		case <-ctx.Done():
 		}
-		if !handed {
-			<-tp.slots
+	}
+	if laned {
+		select {
+		case tp.slots <- struct{}{}:
+			b.markDelivery(ctx, &dv)
+			select {
+			case tp.out <- m:
+				handed = true
+			case <-tp.stop:
+			case <-ctx.Done():
+			}
+			if !handed {
+				<-tp.slots
+			}
+		case <-tp.stop:
+		case <-ctx.Done():
 		}
-	case <-tp.stop:
-	case <-ctx.Done():
 	}
 	tp.send.Done()
 	if !handed {
+		b.settleDelivery(ctx, &dv) // never started
 		b.nak(nm)
 		return
 	}
@@ -976,7 +997,9 @@ func (s *natsSubs) hold(ctx context.Context, tp *natsTopic, m *message.Message, 
 		if err := nm.AckSync(nats.AckWait(10 * time.Second)); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
 			b.cfg.Logger.Error("ack a message: it will be delivered again, and found done", err, watermill.LogFields{"uuid": m.UUID})
 		}
+		b.endDelivery(ctx, &dv)
 	case <-m.Nacked():
+		b.settleDelivery(ctx, &dv)
 		b.nak(nm)
 	case <-timeout.C:
 		b.cfg.Logger.Error("let a message go: it will be delivered again", errNotSettled,

@@ -32,6 +32,9 @@ import (
 //     duplicate window) does not run a finished run again, and a run
 //     cut short in one process resumes in another after its last
 //     finished step.
+//   - <prefix>sous_runs also holds, under delivery.<stream sequence>,
+//     how the deliveries of a message that came again ended (see
+//     natsDelivery): the deaths of the processes that held it.
 //   - the object store <prefix>sous_checkpoints holds the checkpoints
 //     larger than a bucket's value may be (maxCarriedState): the runs
 //     bucket then says where it is.

@@ -77,8 +77,8 @@ type PipelineSettings struct {
 	// error's reason (rate_limited, say) instead of holding the run.
 	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 	// MaxCrashes is how many times a process may die while it holds a
-	// message (the embedded queue counts them) before the message is set
-	// aside as poison: its runs are recorded dead with reason poison.
+	// message (the embedded queue and NATS count them) before the message
+	// is set aside as poison: its runs are recorded dead with reason poison.
 	MaxCrashes int `yaml:"max_crashes"`
 }
 
