@@ -523,7 +523,8 @@ func (e *Engine) run(msg *message.Message) error {
 			e.log.Warn("run timed out", "run", rm.RunID, "recipe", rm.Recipe, "run_timeout", e.cfg.RunTimeout)
 		}
 	case ctx.Err() != nil && res.Status != runner.StatusSucceeded:
-		// cut short by shutdown: not a verdict on the run; the message
+		// cut short otherwise (its broker let it go: NATS past its handle
+		// timeout, or closing): not a verdict on the run; the message
 		// comes back and the run resumes from its checkpoint
 		e.log.Warn("run interrupted: it will be taken up again", "run", rm.RunID, "error", ctx.Err())
 		msg.Nack()
