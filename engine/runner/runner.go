@@ -271,8 +271,16 @@ func (r *Runner) Resume(ctx context.Context, rec *recipes.Recipe, ev Event, runI
 	}
 	if res.Status == StatusFailed && len(rec.OnError) > 0 {
 		env["error"] = map[string]any{"step": res.Error.Step, "message": res.Error.Message}
+		octx := ctx
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// the run's time is up (pipeline.run_timeout): what it is
+			// there for, telling someone, gets a grace of its own
+			var cancel context.CancelFunc
+			octx, cancel = context.WithTimeout(context.WithoutCancel(ctx), OnErrorGrace)
+			defer cancel()
+		}
 		for _, step := range rec.OnError {
-			sr := r.runStep(ctx, rec, step, env, runID, red, log, nil, false)
+			sr := r.runStep(octx, rec, step, env, runID, red, log, nil, false)
 			sr.OnError = true
 			res.Steps = append(res.Steps, sr)
 			stepsEnv[step.ID] = stepEnv(step, sr)
@@ -495,6 +503,12 @@ func conform(shape *connector.Shape, m map[string]any) map[string]any {
 	filled, _ := shape.Fill(nilMap(m)).(map[string]any)
 	return nilMap(filled)
 }
+
+// OnErrorGrace is the time on_error steps get, together, when the run
+// failed because its own time ran out (a context past its deadline): its
+// steps' own timeouts still bound each. A run cut short otherwise (its
+// context canceled: shutdown) runs no on_error step.
+const OnErrorGrace = 30 * time.Second
 
 // ReasonExprBudget is the reason of a run that failed because one of its
 // expressions went over its budget of memory or work (recipes.ErrBudget):
