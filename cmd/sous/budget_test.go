@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -82,16 +81,8 @@ func TestExpressionBudgetThroughServe(t *testing.T) {
 	require.NoError(t, os.WriteFile(config, []byte("log_level: warn\napi_keys: [\""+key+"\"]\n"), 0o644))
 	addr := freeAddr(t)
 	base := "http://" + addr
-	c := &child{cmd: exec.Command(bin, "serve", "--config", config, "--recipes", dir, "--data", filepath.Join(tmp, "data"), "--listen", addr),
-		done: make(chan error, 1), log: filepath.Join(tmp, "serve.log")}
-	f, err := os.Create(c.log)
-	require.NoError(t, err)
-	defer f.Close()
-	c.cmd.Stdout, c.cmd.Stderr = f, f
-	require.NoError(t, c.cmd.Start())
-	exited := make(chan struct{})
-	go func() { c.done <- c.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = c.cmd.Process.Kill(); <-exited })
+	c := startChild(t, bin, filepath.Join(tmp, "serve.log"), nil,
+		"serve", "--config", config, "--recipes", dir, "--data", filepath.Join(tmp, "data"), "--listen", addr)
 	defer func() {
 		if t.Failed() {
 			t.Logf("sous serve log:\n%s", c.output())

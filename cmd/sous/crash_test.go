@@ -177,19 +177,8 @@ func testCrash(t *testing.T, bin string, setup crashSetup) {
 		}
 	}()
 	startChild := func(proc int) *child {
-		c := &child{cmd: exec.Command(bin, args[proc]...), done: make(chan error, 1), log: filepath.Join(tmp, fmt.Sprintf("child%d.log", len(children)+1))}
+		c := startChild(t, bin, filepath.Join(tmp, fmt.Sprintf("child%d.log", len(children)+1)), nil, args[proc]...)
 		children = append(children, c)
-		f, err := os.Create(c.log)
-		require.NoError(t, err)
-		defer f.Close()
-		c.cmd.Stdout, c.cmd.Stderr = f, f
-		require.NoError(t, c.cmd.Start())
-		exited := make(chan struct{})
-		go func() { c.done <- c.cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = c.cmd.Process.Kill() // an error once it has exited
-			<-exited
-		})
 		waitReady(t, bases[proc], c)
 		return c
 	}
@@ -407,20 +396,6 @@ func testCrash(t *testing.T, bin string, setup crashSetup) {
 	unacknowledged := len(byID) - len(acceptedIDs)
 	t.Logf("stored %d events (%d stored though their sender saw an error), %d runs; sink calls repeated after the kill: %d (in %d runs); took %s",
 		len(byID), unacknowledged, runs, repeats, len(repeatedRuns), time.Since(began).Round(time.Millisecond))
-}
-
-// buildSous builds the sous binary from the module root.
-func buildSous(t *testing.T, dir string) string {
-	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	require.NoError(t, err, "go env GOMOD")
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	bin := filepath.Join(dir, "sous")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sous")
-	build.Dir = root
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
 }
 
 // freeAddr picks a port that the two children listen on in turn.

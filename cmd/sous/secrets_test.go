@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -172,19 +171,9 @@ api_keys: [%s]
 connections:
   api: {type: http, bearer_token: "${PROBE_CONN_TOKEN}"}
 `, addr, dataDir, recipesDir, apiKey))
-	c := &child{cmd: exec.Command(bin, "serve", "--config", config), done: make(chan error, 1), log: filepath.Join(tmp, "serve.log")}
-	c.cmd.Env = append(os.Environ(), "SOUS_SECRET_CANARY="+envCanary, "SOUS_SECRET_HOOK="+hookCanary, "PROBE_CONN_TOKEN="+connCanary)
-	logFile, err := os.Create(c.log)
-	require.NoError(t, err)
-	defer logFile.Close()
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	require.NoError(t, c.cmd.Start())
-	exited := make(chan struct{})
-	go func() { c.done <- c.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill() // an error once it has exited
-		<-exited
-	})
+	c := startChild(t, bin, filepath.Join(tmp, "serve.log"),
+		[]string{"SOUS_SECRET_CANARY=" + envCanary, "SOUS_SECRET_HOOK=" + hookCanary, "PROBE_CONN_TOKEN=" + connCanary},
+		"serve", "--config", config)
 	base := "http://" + addr
 	waitReady(t, base, c)
 
