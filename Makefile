@@ -10,7 +10,7 @@ FUZZTIME  ?=
 fuzzbudget = $(or $(FUZZTIME),$(1))
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build run test unit fuzz examples check-tidy check-fmt lint generate bench clean
+.PHONY: build run test services unit fuzz examples check-tidy check-fmt lint generate bench clean
 
 build: ## build bin/sous
 	@[ -e $(BIN) ] || echo "Building $(BIN) for the first time: compiling the dependencies may take a few minutes, with no output until it is done."
@@ -27,7 +27,10 @@ run: build ## serve the example recipes on http://$(LISTEN) with the embedded st
 	SOUS_LISTEN=$(LISTEN) $(BIN) validate --config examples/sous.yaml examples/
 	SOUS_LISTEN=$(LISTEN) $(DEV_SECRETS) $(BIN) serve --config examples/sous.yaml
 
-test: check-tidy check-fmt lint unit fuzz examples ## everything CI checks
+test: services check-tidy check-fmt lint unit fuzz examples ## everything CI checks
+
+services: ## start PostgreSQL and NATS (JetStream) for the integration tests when installed but down
+	@bash scripts/test-services.sh
 
 check-fmt: ## every Go file is gofmt-formatted
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
