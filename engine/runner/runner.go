@@ -34,8 +34,9 @@ const (
 )
 
 // State is where an unfinished run stands: enough to resume it in another
-// process. Outputs holds the steps' real outputs (later steps need them),
-// so a State is stored, never shown.
+// process. In memory, Outputs holds the steps' real outputs (later steps
+// need them); what is stored is RedactState's copy, with the secrets
+// redacted, and a State is never shown.
 type State struct {
 	Next     int                       `json:"next"` // index in the recipe's steps of the step to run next
 	Steps    []*StepResult             `json:"steps,omitempty"`
