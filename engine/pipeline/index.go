@@ -36,6 +36,8 @@ type Hook struct {
 	Path            string
 	Secret          string // empty: unsigned
 	SignatureHeader string
+	Token           string // empty: no token asked for
+	TokenHeader     string
 	ID              *recipes.Expr // dedup key expression, may be nil
 	Methods         []string
 	Recipes         []string
@@ -84,6 +86,7 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 		key := Key(r, opts)
 		if r.Trigger.Type == webhookType {
 			h := &Hook{Path: key, Secret: opts.String("secret"), SignatureHeader: opts.String("signature_header"),
+				Token: opts.String("token"), TokenHeader: opts.String("token_header"),
 				ID: r.Trigger.Exprs["id"], Recipes: []string{r.Name}, recipes: []*recipes.Recipe{r}}
 			for _, m := range asList(opts["methods"]) {
 				h.Methods = append(h.Methods, strings.ToUpper(m))
@@ -135,6 +138,8 @@ func (h *Hook) compatible(o *Hook) error {
 		return fmt.Errorf("their secrets differ")
 	case h.SignatureHeader != o.SignatureHeader:
 		return fmt.Errorf("their signature headers differ")
+	case h.Token != o.Token || h.TokenHeader != o.TokenHeader:
+		return fmt.Errorf("their tokens differ")
 	case exprSource(h.ID) != exprSource(o.ID):
 		return fmt.Errorf("their id expressions differ")
 	case strings.Join(h.Methods, ",") != strings.Join(o.Methods, ","):

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -64,6 +66,14 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	tokenHeader := ""
+	if h.Token != "" {
+		tokenHeader = http.CanonicalHeaderKey(cmp.Or(h.TokenHeader, "Authorization"))
+		if !validToken(h.Token, tokenHeader, r.Header.Get(tokenHeader)) {
+			s.reject(w, http.StatusUnauthorized, "bad_token", "the "+tokenHeader+" header does not carry the token")
+			return
+		}
+	}
 	body, exact, err := parseBody(r.Header.Get("Content-Type"), raw)
 	if err != nil {
 		status := http.StatusBadRequest
@@ -75,6 +85,10 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	headers, query := firstValues(r.Header), firstValues(r.URL.Query())
+	if tokenHeader != "" {
+		// verified: the credential is not kept with the event
+		delete(headers, tokenHeader)
+	}
 	payload := eventPayload(body, headers, query, r.Method, path)
 	ev := &store.Event{ID: pipeline.NewEventID(), Type: "webhook.received", Source: path, ReceivedAt: time.Now().UTC(), Recipes: h.Recipes}
 	key, err := dedupKey(h, payload, r.Header)
@@ -200,6 +214,19 @@ func dedupKey(h *pipeline.Hook, payload map[string]any, header http.Header) (str
 		}
 	}
 	return "", nil
+}
+
+// validToken checks the token a request carries in header (as `Bearer
+// <token>` in Authorization, bare in any other) in constant time.
+func validToken(token, header, got string) bool {
+	if header == "Authorization" {
+		scheme, cred, ok := strings.Cut(got, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return false
+		}
+		got = strings.TrimSpace(cred)
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 // validSignature checks `sha256=<hex>` of the raw body in constant time.

@@ -13,6 +13,8 @@ const (
 	FieldPath            = "path"
 	FieldSecret          = "secret"
 	FieldSignatureHeader = "signature_header"
+	FieldToken           = "token"
+	FieldTokenHeader     = "token_header"
 	FieldID              = "id"
 	FieldMethods         = "methods"
 	FieldBodySchema      = "body_schema"
@@ -22,6 +24,9 @@ const (
 // DefaultSignatureHeader carries `sha256=<hex>` of the raw body.
 const DefaultSignatureHeader = "X-Signature-256"
 
+// DefaultTokenHeader carries `Bearer <token>`.
+const DefaultTokenHeader = "Authorization"
+
 // Received is the spec of webhook.received.
 var Received = &connector.Spec{
 	ID:      "webhook.received",
@@ -29,7 +34,9 @@ var Received = &connector.Spec{
 	Summary: "An HTTP request arrived at /hooks/<path>",
 	Description: "Starts a run for each request to `POST /hooks<path>`. With `secret`, the request must carry " +
 		"an HMAC-SHA256 of its raw body as `sha256=<hex>` in `signature_header`; a bad signature is answered 401 " +
-		"and nothing is stored. `id` is an expression for the delivery's dedup key: the same key within the " +
+		"and nothing is stored. With `token`, the request must carry the token in `token_header` (`Authorization: " +
+		"Bearer <token>` by default, the bare token in any other header, as GitLab's X-Gitlab-Token); a wrong or " +
+		"missing one is answered 401, and the header is not stored with the event. `id` is an expression for the delivery's dedup key: the same key within the " +
 		"retention window yields one run. `body_schema` or `body_sample` declares the body's shape, so that " +
 		"expressions reading `event.body` are type-checked.",
 	Fields: []connector.Field{
@@ -45,6 +52,12 @@ var Received = &connector.Spec{
 		{Name: FieldMethods, Type: connector.List, Default: []any{"POST"},
 			Description: "The HTTP methods accepted", Example: []any{"POST", "PUT"},
 			Check: checkMethods},
+		{Name: FieldToken, Type: connector.String, Secret: true,
+			Description: "A token the sender must present in token_header, compared in constant time; the header is not stored",
+			Example: "{{ secrets.ALERTMANAGER_TOKEN }}"},
+		{Name: FieldTokenHeader, Type: connector.String, Default: DefaultTokenHeader,
+			Description: "The header carrying the token: Authorization takes `Bearer <token>`, any other header the bare token",
+			Example: "X-Gitlab-Token"},
 		{Name: FieldBodySchema, Type: connector.Any, Declares: &connector.Declaration{Key: "body"},
 			Description: "A JSON Schema of the body, which types event.body: a path to a JSON file, relative to the " +
 				"recipe's folder and inside it, or the schema inline as a mapping. An object that lists properties " +

@@ -79,7 +79,7 @@ func TestSpec(t *testing.T) {
 	require.True(t, ok, "webhook.received is registered")
 	require.Same(t, webhook.Received, spec)
 	require.Equal(t, connector.KindTrigger, spec.Kind)
-	require.Equal(t, []string{webhook.FieldSecret}, spec.SecretFields())
+	require.Equal(t, []string{webhook.FieldSecret, webhook.FieldToken}, spec.SecretFields())
 
 	f, _ := spec.Field(webhook.FieldSignatureHeader)
 	require.Equal(t, webhook.DefaultSignatureHeader, f.Default)
