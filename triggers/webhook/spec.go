@@ -54,10 +54,10 @@ var Received = &connector.Spec{
 			Check: checkMethods},
 		{Name: FieldToken, Type: connector.String, Secret: true,
 			Description: "A token the sender must present in token_header, compared in constant time; the header is not stored",
-			Example: "{{ secrets.ALERTMANAGER_TOKEN }}"},
+			Example:     "{{ secrets.ALERTMANAGER_TOKEN }}"},
 		{Name: FieldTokenHeader, Type: connector.String, Default: DefaultTokenHeader,
 			Description: "The header carrying the token: Authorization takes `Bearer <token>`, any other header the bare token",
-			Example: "X-Gitlab-Token"},
+			Example:     "X-Gitlab-Token"},
 		{Name: FieldBodySchema, Type: connector.Any, Declares: &connector.Declaration{Key: "body"},
 			Description: "A JSON Schema of the body, which types event.body: a path to a JSON file, relative to the " +
 				"recipe's folder and inside it, or the schema inline as a mapping. An object that lists properties " +
