@@ -4,40 +4,33 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // client performs http.request.
 type client struct {
-	// HTTP is the client used; nil means a shared default with no overall
-	// timeout (each attempt has its own).
+	// HTTP is the client used; nil means defaultClient.
 	HTTP *http.Client
 }
 
 var _ connector.Action = (*client)(nil)
 
-// defaultClient is net/http's default transport (proxy from the
-// environment, dial and TLS handshake timeouts, HTTP/2) keeping enough
-// idle connections per host for every run the pipeline has in flight
-// (256 by default) to reuse one, rather than dial anew.
-var defaultClient = &http.Client{Transport: func() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
-	t.IdleConnTimeout = 90 * time.Second
-	return t
-}()}
+// defaultClient is the connectors' shared client (httpx.NewClient): their
+// connection pool, a bound on response bodies, and no overall timeout
+// (each attempt has its own).
+var defaultClient = httpx.NewClient()
+
+// RetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+// It is httpx.RetryAfter.
+func RetryAfter(h string, now time.Time) time.Duration { return httpx.RetryAfter(h, now) }
 
 // endsWithin reports whether ctx has a deadline at most d from now.
 func endsWithin(ctx context.Context, d time.Duration) bool {
@@ -87,7 +80,9 @@ func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]an
 	if err != nil {
 		return nil, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("http request: %w", err))
 	}
-	hreq.Header.Set("User-Agent", "sous/1")
+	// set here, not left to the client's httpx.Transport, which would
+	// copy the request to add it
+	hreq.Header.Set("User-Agent", httpx.UserAgent)
 	if contentType != "" {
 		hreq.Header.Set("Content-Type", contentType)
 	}
@@ -111,16 +106,12 @@ func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]an
 	}
 	resp, err := hc.Do(hreq)
 	if err != nil {
-		return nil, classifyTransport(method, target, err)
+		return nil, httpx.TransportError(method, target, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	raw, err := httpx.ReadBody(resp.Body, MaxResponseBody)
 	if err != nil {
-		return nil, classifyTransport(method, target, err)
-	}
-	if len(raw) > MaxResponseBody {
-		return nil, connector.Permanent(connector.ReasonClientError,
-			fmt.Errorf("http %s %s: response body is larger than %d bytes", method, redactURL(target), MaxResponseBody))
+		return nil, httpx.TransportError(method, target, err)
 	}
 	out := map[string]any{
 		"status":  int64(resp.StatusCode),
@@ -134,89 +125,10 @@ func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]an
 			out["json"] = v
 		}
 	}
-	if err := statusError(method, target, resp, raw); err != nil {
+	if err := httpx.StatusError(method, target, resp, raw); err != nil {
 		return out, err
 	}
 	return out, nil
-}
-
-// statusError classifies a non-2xx answer: 429 and 5xx are retryable
-// (with Retry-After), 401/403 are auth failures, other 4xx are permanent.
-func statusError(method string, u *url.URL, resp *http.Response, body []byte) error {
-	code := resp.StatusCode
-	if code < 400 {
-		return nil
-	}
-	err := fmt.Errorf("http %s %s: %s: %s", method, redactURL(u), resp.Status, snippet(body))
-	switch {
-	case code == http.StatusTooManyRequests:
-		return connector.Retryable(connector.ReasonRateLimited, RetryAfter(resp.Header.Get("Retry-After"), time.Now()), err)
-	case code >= 500:
-		return connector.Retryable(connector.ReasonServerError, RetryAfter(resp.Header.Get("Retry-After"), time.Now()), err)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return connector.Permanent(connector.ReasonAuth, err)
-	case code == http.StatusRequestTimeout:
-		return connector.Retryable(connector.ReasonTimeout, 0, err)
-	default:
-		return connector.Permanent(connector.ReasonClientError, err)
-	}
-}
-
-// RetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func RetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(h); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		if int64(secs) > math.MaxInt64/int64(time.Second) {
-			return math.MaxInt64 // rather than overflow into a short or negative wait
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func classifyTransport(method string, u *url.URL, err error) error {
-	wrapped := fmt.Errorf("http %s %s: %w", method, redactURL(u), unwrapURLError(err))
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return connector.Retryable(connector.ReasonTimeout, 0, wrapped)
-	}
-	if errors.Is(err, context.Canceled) {
-		return connector.Permanent(connector.ReasonTimeout, wrapped)
-	}
-	return connector.Retryable(connector.ReasonNetwork, 0, wrapped)
-}
-
-// unwrapURLError drops url.Error's copy of the URL, which may hold a
-// secret in its query.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// redactURL drops the query and user info from a URL for messages: they
-// often carry tokens.
-func redactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" || c.ForceQuery {
-		c.RawQuery, c.ForceQuery = "…", false
-	}
-	c.Fragment, c.RawFragment = "", ""
-	return c.String()
 }
 
 func resolveURL(raw string, conn *connector.Connection) (*url.URL, error) {
@@ -234,7 +146,7 @@ func resolveURL(raw string, conn *connector.Connection) (*url.URL, error) {
 		}
 		if base == "" {
 			// quoted without its query, which may hold a token
-			return nil, fmt.Errorf("url %q is relative and no connection gives a base_url", redactURL(u))
+			return nil, fmt.Errorf("url %q is relative and no connection gives a base_url", httpx.RedactURL(u))
 		}
 		b, err := url.Parse(base)
 		if err != nil {
@@ -261,15 +173,4 @@ func firstValues(h http.Header) map[string]any {
 func isJSON(ct string) bool {
 	ct = strings.ToLower(ct)
 	return strings.HasPrefix(ct, "application/json") || strings.Contains(ct, "+json")
-}
-
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	if s == "" {
-		return "(empty body)"
-	}
-	return s
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Field names of http.request.
@@ -25,8 +26,9 @@ const (
 	ConnBearerToken = "bearer_token"
 )
 
-// MaxResponseBody bounds how much of a response is read.
-const MaxResponseBody = 10 << 20
+// MaxResponseBody bounds how much of a response is read: a longer one
+// fails the step, permanently.
+const MaxResponseBody = httpx.DefaultMaxBody
 
 // Request is the spec of http.request.
 var Request = &connector.Spec{
