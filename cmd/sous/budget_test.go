@@ -59,7 +59,7 @@ func TestExpressionBudgetThroughServe(t *testing.T) {
 		t.Skip("builds and starts sous serve")
 	}
 	tmp := t.TempDir()
-	bin := buildSous(t, tmp)
+	bin := buildSous(t)
 	var calls atomic.Int64
 	var fine atomic.Int64
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -21,10 +21,10 @@ var (
 	sousOut  []byte
 )
 
-// buildSous returns the sous binary built from the module root. dir is
-// where a test keeps its files: the binary is shared by the test process,
-// in a folder of its own removed when the process ends (see TestMain).
-func buildSous(t *testing.T, _ string) string {
+// buildSous returns the sous binary built from the module root, shared by
+// the test process, in a folder of its own removed when the process ends
+// (see TestMain).
+func buildSous(t *testing.T) string {
 	t.Helper()
 	sousOnce.Do(func() {
 		gomod, err := exec.Command("go", "env", "GOMOD").Output()

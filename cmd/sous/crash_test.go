@@ -120,7 +120,7 @@ func TestCrashEveryAcceptedEventRunsOnce(t *testing.T) {
 		t.Skip("builds and kills a sous binary")
 	}
 	began := time.Now()
-	bin := buildSous(t, t.TempDir())
+	bin := buildSous(t)
 	t.Logf("built in %s", time.Since(began).Round(time.Millisecond))
 	t.Run("sqlite", func(t *testing.T) {
 		testCrash(t, bin, crashSetup{procs: 1, open: func(t *testing.T, tmp string) []*sql.DB {

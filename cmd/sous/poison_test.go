@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -50,19 +49,7 @@ func newServeSetup(t *testing.T, bin string, recipeFiles map[string]string, extr
 // start starts a process; its output goes to the n-th log file.
 func (s *serveSetup) start(t *testing.T, n int) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(s.bin, s.args...), done: make(chan error, 1), log: filepath.Join(s.tmp, fmt.Sprintf("child%d.log", n))}
-	f, err := os.Create(c.log)
-	require.NoError(t, err)
-	defer f.Close()
-	c.cmd.Stdout, c.cmd.Stderr = f, f
-	require.NoError(t, c.cmd.Start())
-	exited := make(chan struct{})
-	go func() { c.done <- c.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill() // an error once it has exited
-		<-exited
-	})
-	return c
+	return startChild(t, s.bin, filepath.Join(s.tmp, fmt.Sprintf("child%d.log", n)), nil, s.args...)
 }
 
 // post sends a webhook; the status code, 0 when the server is down.
@@ -132,7 +119,7 @@ func TestServeRunTimeoutEndsTheRun(t *testing.T) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer slow.Close()
-	s := newServeSetup(t, buildSous(t, t.TempDir()), map[string]string{"slow.yaml": fmt.Sprintf(`version: 1
+	s := newServeSetup(t, buildSous(t), map[string]string{"slow.yaml": fmt.Sprintf(`version: 1
 name: slow
 trigger: {type: webhook.received, with: {path: /slow}}
 steps:
@@ -181,7 +168,7 @@ func TestServePoisonEventKillLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a sous binary")
 	}
-	bin := buildSous(t, t.TempDir())
+	bin := buildSous(t)
 	t.Run("sqlite", func(t *testing.T) { testPoisonKillLoop(t, bin, "") })
 	t.Run("nats", func(t *testing.T) {
 		url, prefix := natstest.NATS(t)

@@ -153,7 +153,7 @@ func TestServeLeaksNoSecretInAnyForm(t *testing.T) {
 		t.Skip("builds and starts a sous binary")
 	}
 	tmp := t.TempDir()
-	bin := buildSous(t, tmp)
+	bin := buildSous(t)
 	remote := echoRemote(t)
 	recipesDir := filepath.Join(tmp, "recipes")
 	kinds := []string{"json", "text", "fail"}
