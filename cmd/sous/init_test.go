@@ -11,8 +11,8 @@ import (
 
 	"github.com/sous-run/sous/actions/http"
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/runner/recipetest"
 	"github.com/sous-run/sous/recipes"
-	"github.com/sous-run/sous/recipes/recipetest"
 )
 
 // TestInit writes a starter for every trigger and checks that it passes

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/runner/recipetest"
 	"github.com/sous-run/sous/recipes"
-	"github.com/sous-run/sous/recipes/recipetest"
 )
 
 func newTest() *cobra.Command {
