@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
-	"github.com/sous-run/sous/engine/service"
+	"github.com/sous-run/sous/engine/settings"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -22,25 +23,14 @@ var Config []byte
 // ConfigID is the config schema's $id.
 const ConfigID = "https://sous.dev/schemas/config.schema.json"
 
-// The rules of sous.yaml, as their owners (recipes and engine/service)
-// write them.
+// The rules of sous.yaml, as their owner (recipes) writes them; the
+// runtime sections come from package settings.
 const (
 	connectionNameRE = recipes.IDPattern
 	minAPIKey        = recipes.MinAPIKey
-	minGCPercent     = service.MinGCPercent
-	maxGCPercent     = service.MaxGCPercent
-	maxMaxCrashes    = service.MaxMaxCrashes
-	maxMaxInFlight   = service.MaxMaxInFlight
-	maxMaxBody       = service.MaxMaxBody
-	maxCommitDelay   = service.MaxCommitDelay
-	maxMaxRetryAfter = service.MaxMaxRetryAfter
 )
 
-var (
-	logLevels   = recipes.LogLevels
-	brokerTypes = service.BrokerTypes
-	urlBrokers  = service.SharedBrokers
-)
+var logLevels = recipes.LogLevels
 
 // envRE matches a ${VAR} or ${VAR:-default} reference anywhere in a string
 // (recipes.envRE without its $$ escape).
@@ -121,11 +111,35 @@ func GenerateConfig(reg *connector.Registry) ([]byte, error) {
 		},
 		"allOf": byType,
 	}
-	d := service.DefaultSettings()
-	defs["broker"] = brokerSchema(d.Broker)
-	defs["retention"] = retentionSchema(d.Retention)
-	defs["limits"] = limitsSchema(d.Limits)
-	defs["pipeline"] = pipelineSchema(d.Pipeline)
+	props := obj{
+		"listen": obj{"$ref": "#/$defs/scalar", "default": base.Listen,
+			"description": "The address `sous serve` listens on, host:port (--listen wins)"},
+		"data_dir": obj{"$ref": "#/$defs/scalar", "default": base.DataDir,
+			"description": "The data folder of the embedded store (--data wins)"},
+		"recipes": obj{"$ref": "#/$defs/scalar",
+			"description": "The recipes folder (--recipes wins)"},
+		"log_level": obj{"anyOf": []any{obj{"enum": logLevels}, obj{"$ref": "#/$defs/env"}}, "default": base.LogLevel,
+			"description": "The log level"},
+		"api_keys": obj{"type": []string{"array", "null"},
+			"description": "Keys for the REST API (/api/v1); write ${VAR} to read one from the environment",
+			"items": obj{"anyOf": []any{
+				// not blank, no white space at an end (HTTP drops it from a header)
+				obj{"type": "string", "minLength": minAPIKey, "pattern": `^\S(.*\S)?$`},
+				obj{"$ref": "#/$defs/env"},
+			}, "description": fmt.Sprintf("An API key, at least %d characters, not starting or ending with white space", minAPIKey)}},
+		"connections": obj{"type": []string{"object", "null"},
+			"description":          "Named connections that recipe steps use: credentials and base settings of a service",
+			"propertyNames":        obj{"pattern": connectionNameRE},
+			"additionalProperties": obj{"$ref": "#/$defs/connection"}},
+	}
+	for _, sec := range settings.Sections {
+		s, err := sectionSchema(sec)
+		if err != nil {
+			return nil, fmt.Errorf("generate config schema: %w", err)
+		}
+		defs[sec.Name] = s
+		props[sec.Name] = obj{"$ref": "#/$defs/" + sec.Name}
+	}
 
 	schema := obj{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
@@ -134,32 +148,8 @@ func GenerateConfig(reg *connector.Registry) ([]byte, error) {
 		"description":          "The Sous config file, sous.yaml: where to listen, the data and recipes folders, API keys, connections and the runtime settings. Any value may read the environment with ${VAR} or ${VAR:-default}. Generated from the connector specs by `make generate`.",
 		"type":                 "object",
 		"additionalProperties": false,
-		"properties": obj{
-			"listen": obj{"$ref": "#/$defs/scalar", "default": base.Listen,
-				"description": "The address `sous serve` listens on, host:port (--listen wins)"},
-			"data_dir": obj{"$ref": "#/$defs/scalar", "default": base.DataDir,
-				"description": "The data folder of the embedded store (--data wins)"},
-			"recipes": obj{"$ref": "#/$defs/scalar",
-				"description": "The recipes folder (--recipes wins)"},
-			"log_level": obj{"anyOf": []any{obj{"enum": logLevels}, obj{"$ref": "#/$defs/env"}}, "default": base.LogLevel,
-				"description": "The log level"},
-			"api_keys": obj{"type": []string{"array", "null"},
-				"description": "Keys for the REST API (/api/v1); write ${VAR} to read one from the environment",
-				"items": obj{"anyOf": []any{
-					// not blank, no white space at an end (HTTP drops it from a header)
-					obj{"type": "string", "minLength": minAPIKey, "pattern": `^\S(.*\S)?$`},
-					obj{"$ref": "#/$defs/env"},
-				}, "description": fmt.Sprintf("An API key, at least %d characters, not starting or ending with white space", minAPIKey)}},
-			"connections": obj{"type": []string{"object", "null"},
-				"description":          "Named connections that recipe steps use: credentials and base settings of a service",
-				"propertyNames":        obj{"pattern": connectionNameRE},
-				"additionalProperties": obj{"$ref": "#/$defs/connection"}},
-			"broker":    obj{"$ref": "#/$defs/broker"},
-			"retention": obj{"$ref": "#/$defs/retention"},
-			"limits":    obj{"$ref": "#/$defs/limits"},
-			"pipeline":  obj{"$ref": "#/$defs/pipeline"},
-		},
-		"$defs": defs,
+		"properties":           props,
+		"$defs":                defs,
 	}
 	out, err := json.MarshalIndent(schema, "", "  ")
 	if err != nil {
@@ -183,40 +173,31 @@ func connectionSchema(c *connector.ConnectionSpec) obj {
 // secret is a plain value too (the parser only warns about a secret in
 // plain text), and its description says to read it from the environment.
 func ConfigFieldSchema(f connector.Field) obj {
-	env := obj{"$ref": "#/$defs/env"}
 	var out obj
-	switch f.Type {
-	case connector.String:
-		switch {
-		case len(f.Enum) > 0:
-			out = obj{"anyOf": []any{obj{"enum": f.Enum}, env}}
-		case f.Pattern != "":
-			out = obj{"anyOf": []any{obj{"type": "string", "pattern": f.Pattern}, env}}
-		default:
-			out = obj{"type": []string{"string", "number", "boolean"}}
+	switch {
+	case f.Type == connector.String && len(f.Enum) == 0 && f.Pattern == "":
+		out = obj{"type": []string{"string", "number", "boolean"}} // a scalar, read as text
+	case f.Type == connector.Expression:
+		out = obj{"type": "string"} // the config evaluates nothing
+	case f.Type == connector.String || f.Type == connector.Duration || textForms[f.Type] != nil:
+		alts := []any{typeSchema(f)}
+		if text, ok := textForms[f.Type]; ok {
+			alts = append(alts, maps.Clone(text))
 		}
-	case connector.Int:
-		out = obj{"anyOf": []any{obj{"type": "integer"}, obj{"type": "string", "pattern": `^\s*[+-]?[0-9]+\s*$`}, env}}
-	case connector.Number:
-		out = obj{"anyOf": []any{obj{"type": "number"},
-			obj{"type": "string", "pattern": `^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$`}, env}}
-	case connector.Bool:
-		out = obj{"anyOf": []any{obj{"type": "boolean"},
-			obj{"enum": []string{"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}}, env}}
-	case connector.Duration:
-		out = obj{"anyOf": []any{obj{"$ref": "#/$defs/duration"}, env}}
-	case connector.Object:
-		out = obj{"type": "object"}
-	case connector.StringMap:
-		out = obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
-	case connector.List:
-		out = obj{"type": "array"}
-	case connector.Expression:
-		out = obj{"type": "string"}
-	default: // connector.Any
-		out = obj{}
+		out = obj{"anyOf": append(alts, obj{"$ref": "#/$defs/env"})}
+	default: // objects, lists and anything: as YAML gives them
+		out = typeSchema(f)
 	}
 	return described(out, f, " (secret: write ${VAR} to read it from the environment)")
+}
+
+// textForms are the strings the config file converts to a value of a
+// type (connector.Coerce), beside the type's own JSON values.
+var textForms = map[connector.Type]obj{
+	connector.Int: {"type": "string", "pattern": `^\s*[+-]?[0-9]+\s*$`},
+	connector.Number: {"type": "string",
+		"pattern": `^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$`},
+	connector.Bool: {"enum": []string{"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}},
 }
 
 // section is the schema of a runtime section: a mapping, or nothing
@@ -277,75 +258,67 @@ func orEnv(s obj, desc string, def any) obj {
 	return out
 }
 
-func brokerSchema(d service.BrokerSettings) obj {
-	s := section("The message broker between intake and the runs", true, obj{
-		"type": orEnv(obj{"enum": brokerTypes},
-			"sqlite: in the embedded store; memory: in process, lost at exit; postgres or nats: shared by several processes, with url", d.Type),
-		"url":    obj{"$ref": "#/$defs/scalar", "description": "The PostgreSQL DSN or the NATS URL (required for postgres and nats)"},
-		"prefix": obj{"$ref": "#/$defs/scalar", "description": "A prefix for the broker's tables or streams"},
-		"ack_wait": period(fmt.Sprintf("nats: how long a message delivered to a process that died waits before another process takes it up; at least %s (a process says every third of it that each message it holds is in progress)",
-			service.FormatDuration(service.MinAckWait, false)), d.AckWait),
-		"max_age": period(fmt.Sprintf("nats: how long the stream keeps a message no process consumed, and the processes share what became of a run; at least pipeline.max_retry_after and %s more (checked by sous validate, not by this schema)",
-			service.FormatDuration(service.RetryAgeMargin, false)), d.MaxAge),
-		"max_parked": obj{"type": "integer", "minimum": 1, "maximum": service.MaxMaxParked, "default": d.MaxParked,
-			"description": fmt.Sprintf("nats: how many runs may wait for their durable retry time across all processes, 1 to %d (beyond it a retry comes late, not lost); a whole number, not a ${VAR} string", service.MaxMaxParked)},
-	})
-	s["if"] = obj{"properties": obj{"type": obj{"enum": urlBrokers}}, "required": []string{"type"}}
-	s["then"] = obj{"required": []string{"url"}, "properties": obj{"url": obj{"minLength": 1, "not": null}}}
-	return s
+// sectionSchema is the schema of a runtime section, from its description.
+func sectionSchema(sec settings.Section) (obj, error) {
+	props := obj{}
+	for _, st := range sec.Settings {
+		p, err := settingSchema(st)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", sec.Name, st.Key, err)
+		}
+		props[st.Key] = p
+	}
+	out := section(sec.Description, sec.Strict, props)
+	for _, st := range sec.Settings {
+		if c := st.RequiredIf; c != nil {
+			out["if"] = obj{"properties": obj{c.Key: obj{"enum": c.Values}}, "required": []string{c.Key}}
+			out["then"] = obj{"required": []string{st.Key}, "properties": obj{st.Key: obj{"minLength": 1, "not": null}}}
+		}
+	}
+	return out, nil
 }
 
-func period(desc string, def time.Duration) obj {
-	return orEnv(obj{"anyOf": []any{obj{"$ref": "#/$defs/period"}, unsetDuration}}, desc, service.FormatDuration(def, true))
-}
-
-func retentionSchema(d service.RetentionSettings) obj {
-	return section("How long records are kept", true, obj{
-		"succeeded": period("How long succeeded and filtered runs are kept", d.Succeeded),
-		"failed":    period("How long failed and dead runs are kept", d.Failed),
-		"dedup":     period("How long dedup keys and events are kept (events of kept runs stay, for replay)", d.Dedup),
-		"interval":  period("How often records are pruned", d.Interval),
-	})
-}
-
-func limitsSchema(d service.LimitSettings) obj {
-	return section("Bounds on intake (other keys are ignored)", false, obj{
-		"max_body": obj{"type": "integer", "minimum": 1, "maximum": maxMaxBody, "default": d.MaxBody,
-			"description": fmt.Sprintf("The largest request body in bytes, up to %d (64 MiB); a whole number, not a ${VAR} string", maxMaxBody)},
-	})
-}
-
-func pipelineSchema(d service.PipelineSettings) obj {
-	commitDelay := obj{"anyOf": []any{
-		obj{"type": "string", "pattern": `^` + durationUpToRE(maxCommitDelay) + `$`},
-		obj{"const": 0},
-		unsetDuration,
-	}}
-	maxRetryAfter := obj{"anyOf": []any{
-		obj{"type": "string", "pattern": `^` + daysUpToRE(maxMaxRetryAfter) + `$`},
-		obj{"type": "string", "allOf": []any{
-			obj{"pattern": `^` + durationUpToRE(maxMaxRetryAfter) + `$`},
-			obj{"pattern": nonZeroRE},
-		}},
-		unsetDuration,
-	}}
-	return section("Tuning of the pipeline that runs the recipes", true, obj{
-		"max_in_flight": obj{"type": "integer", "minimum": 1, "maximum": maxMaxInFlight, "default": d.MaxInFlight,
-			"description": fmt.Sprintf("Runs at once in this process, 1 to %d; a whole number, not a ${VAR} string", maxMaxInFlight)},
-		"run_timeout":      period("How long a run may take", d.RunTimeout),
-		"shutdown_timeout": period("How long in-flight runs may finish at shutdown", d.ShutdownTimeout),
-		"reload_interval":  period("How often the recipes folder is checked for changes", d.ReloadInterval),
-		"commit_delay": orEnv(commitDelay,
-			fmt.Sprintf("How long a busy embedded store gathers writes into one transaction, from 0s (commit at once) to %s", service.FormatDuration(maxCommitDelay, false)),
-			service.FormatDuration(d.CommitDelay, false)),
-		"gc_percent": obj{"type": "integer", "minimum": minGCPercent, "maximum": maxGCPercent, "default": d.GCPercent,
-			"description": fmt.Sprintf("The garbage collector's target (GOGC in the environment wins), %d to %d; a whole number, not a ${VAR} string", minGCPercent, maxGCPercent)},
-		"max_crashes": obj{"type": "integer", "minimum": 1, "maximum": maxMaxCrashes, "default": d.MaxCrashes,
-			"description": fmt.Sprintf("How many times a process may die while it holds a message (embedded queue and NATS) before the message is set aside as poison: its runs are recorded dead with reason poison. 1 to %d; a whole number, not a ${VAR} string", maxMaxCrashes)},
-		"max_retry_after": orEnv(maxRetryAfter,
-			fmt.Sprintf("The longest Retry-After a step's retry waits for; a longer one fails the step. A positive duration up to %s (a longer wait would outlive a NATS stream's default 7-day broker.max_age)", service.FormatDuration(maxMaxRetryAfter, true)),
-			service.FormatDuration(d.MaxRetryAfter, true)),
-	})
+// settingSchema is the schema of one runtime setting. A number is a
+// number (the parser does not read one from a string); a string and a
+// duration also take a ${VAR} reference.
+func settingSchema(st settings.Spec) (obj, error) {
+	desc := st.SchemaDescription()
+	switch {
+	case st.Type == connector.String && len(st.Enum) > 0:
+		return orEnv(typeSchema(connector.Field{Type: st.Type, Enum: st.Enum}), desc, st.Default), nil
+	case st.Type == connector.String && st.Default == nil:
+		return obj{"$ref": "#/$defs/scalar", "description": desc}, nil
+	case st.Type == connector.Int:
+		out := typeSchema(connector.Field{Type: st.Type})
+		out["minimum"], out["maximum"], out["description"] = st.Min, st.Max, desc
+		if st.Default != nil {
+			out["default"] = st.Default
+		}
+		return out, nil
+	}
+	def, ok := st.Default.(time.Duration)
+	switch {
+	case st.Type != connector.Duration || !ok:
+	case st.Days && st.Max == 0:
+		return orEnv(obj{"anyOf": []any{obj{"$ref": "#/$defs/period"}, unsetDuration}}, desc, settings.FormatDuration(def, true)), nil
+	case st.Days:
+		limit := time.Duration(st.Max)
+		return orEnv(obj{"anyOf": []any{
+			obj{"type": "string", "pattern": `^` + daysUpToRE(limit) + `$`},
+			obj{"type": "string", "allOf": []any{
+				obj{"pattern": `^` + durationUpToRE(limit) + `$`},
+				obj{"pattern": nonZeroRE},
+			}},
+			unsetDuration,
+		}}, desc, settings.FormatDuration(def, true)), nil
+	case st.Min == 0 && st.Max > 0:
+		return orEnv(obj{"anyOf": []any{
+			obj{"type": "string", "pattern": `^` + durationUpToRE(time.Duration(st.Max)) + `$`},
+			obj{"const": 0},
+			unsetDuration,
+		}}, desc, settings.FormatDuration(def, false)), nil
+	}
+	return nil, fmt.Errorf("no schema for a setting of type %s (days %t, from %d to %d, default %v)", st.Type, st.Days, st.Min, st.Max, st.Default)
 }
 
 // daysUpToRE matches a whole number of days from 1 to limit, written as

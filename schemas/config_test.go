@@ -16,13 +16,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/connector"
-	"github.com/sous-run/sous/engine/service"
+	"github.com/sous-run/sous/engine/settings"
 	"github.com/sous-run/sous/recipes"
 	"github.com/sous-run/sous/schemas"
 )
 
 // The config schema does not check these rules of the parser
-// (recipes.ParseConfig and service.CheckSettings); TestConfigGaps shows
+// (recipes.ParseConfig and settings.Check); TestConfigGaps shows
 // most of them, so that a change of the parser that closes one is noticed.
 //
 // The schema accepts what the parser refuses:
@@ -96,7 +96,7 @@ func parserVerdict(reg *connector.Registry, src string) error {
 	if err := diags.Err(); err != nil {
 		return err
 	}
-	return service.CheckSettings(cfg).Err()
+	return settings.Check(cfg).Err()
 }
 
 // configChecker validates config sources with the schema generated for
@@ -566,9 +566,9 @@ func TestConfigUnsetFields(t *testing.T) {
 				c.check(t, src, true, "")
 				cfg, diags := recipes.ParseConfig("sous.yaml", []byte(src), noEnv, connector.Default)
 				require.NoError(t, diags.Err())
-				got, err := service.ParseSettings(cfg)
+				got, err := settings.Parse(cfg)
 				require.NoError(t, err)
-				require.Equal(t, service.DefaultSettings(), got, "null is the default")
+				require.Equal(t, settings.Default(), got, "null is the default")
 			})
 			for _, v := range []string{`""`, `"${SOUS_TEST_UNSET_VAR:-}"`} {
 				t.Run(name+" "+v, func(t *testing.T) {
@@ -645,7 +645,7 @@ func TestConfigDurationBounds(t *testing.T) {
 }
 
 // TestConfigSectionKeys checks that the runtime sections of the schema
-// have the keys of service.Settings, and top-level keys that the parser
+// have the keys of settings.Runtime, and top-level keys that the parser
 // knows: fullConfig sets them all and the parser takes it.
 func TestConfigSectionKeys(t *testing.T) {
 	var s struct {
@@ -655,9 +655,9 @@ func TestConfigSectionKeys(t *testing.T) {
 		} `json:"$defs"`
 	}
 	require.NoError(t, json.Unmarshal(schemas.Config, &s))
-	settings := reflect.TypeFor[service.Settings]()
-	for i := range settings.NumField() {
-		sec := settings.Field(i)
+	rt := reflect.TypeFor[settings.Runtime]()
+	for i := range rt.NumField() {
+		sec := rt.Field(i)
 		name := strings.ToLower(sec.Name)
 		require.Contains(t, s.Properties, name)
 		var want []string
@@ -724,9 +724,9 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, empty.Listen, cfg.Listen)
 	require.Equal(t, empty.DataDir, cfg.DataDir)
 	require.Equal(t, empty.LogLevel, cfg.LogLevel)
-	got, err := service.ParseSettings(cfg)
+	got, err := settings.Parse(cfg)
 	require.NoError(t, err)
-	require.Equal(t, service.DefaultSettings(), got)
+	require.Equal(t, settings.Default(), got)
 }
 
 // TestConfigSchemaIsFresh fails when the committed config schema differs

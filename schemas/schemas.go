@@ -162,35 +162,7 @@ func fieldsSchema(fields []connector.Field, summary string, field func(connector
 // accepts a {{ }} template, which is checked when the recipe runs; secret
 // fields accept only a template, so that secrets stay out of recipes.
 func FieldSchema(f connector.Field) obj {
-	var base obj
-	switch f.Type {
-	case connector.String:
-		base = obj{"type": "string"}
-		if len(f.Enum) > 0 {
-			base = obj{"enum": f.Enum}
-		}
-		if f.Pattern != "" {
-			base["pattern"] = f.Pattern
-		}
-	case connector.Int:
-		base = obj{"type": "integer"}
-	case connector.Number:
-		base = obj{"type": "number"}
-	case connector.Bool:
-		base = obj{"type": "boolean"}
-	case connector.Duration:
-		base = obj{"$ref": "#/$defs/duration"}
-	case connector.Object:
-		base = obj{"type": "object"}
-	case connector.StringMap:
-		base = obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
-	case connector.List:
-		base = obj{"type": "array"}
-	case connector.Expression:
-		base = obj{"$ref": "#/$defs/expression"}
-	default:
-		base = obj{}
-	}
+	base := typeSchema(f)
 	var out obj
 	switch {
 	case f.Secret:
@@ -201,6 +173,41 @@ func FieldSchema(f connector.Field) obj {
 		out = obj{"anyOf": []any{base, obj{"$ref": "#/$defs/template"}}}
 	}
 	return described(out, f, " (secret: write {{ secrets.NAME }})")
+}
+
+// typeSchema is the JSON Schema of a value of a field's type, as JSON
+// gives it: the one mapping of connector types to JSON Schema, which
+// recipe fields, connection fields and the runtime settings wrap (with
+// templates, ${VAR} references and strings the config converts).
+func typeSchema(f connector.Field) obj {
+	switch f.Type {
+	case connector.String:
+		out := obj{"type": "string"}
+		if len(f.Enum) > 0 {
+			out = obj{"enum": f.Enum}
+		}
+		if f.Pattern != "" {
+			out["pattern"] = f.Pattern
+		}
+		return out
+	case connector.Int:
+		return obj{"type": "integer"}
+	case connector.Number:
+		return obj{"type": "number"}
+	case connector.Bool:
+		return obj{"type": "boolean"}
+	case connector.Duration:
+		return obj{"$ref": "#/$defs/duration"}
+	case connector.Object:
+		return obj{"type": "object"}
+	case connector.StringMap:
+		return obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean"}}}
+	case connector.List:
+		return obj{"type": "array"}
+	case connector.Expression:
+		return obj{"$ref": "#/$defs/expression"}
+	}
+	return obj{} // connector.Any
 }
 
 // described adds to a field's schema its description (with secretHint

@@ -67,7 +67,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Registry == nil {
 		opts.Registry = connector.Default
 	}
-	opts.Settings = opts.Settings.withDefaults()
+	opts.Settings = opts.Settings.WithDefaults()
 	if err := recipes.ShortSecretError("secrets.", recipes.ShortSecrets(opts.Secrets)); err != nil {
 		return nil, err
 	}
