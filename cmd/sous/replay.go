@@ -14,11 +14,17 @@ import (
 )
 
 // replayThroughServer asks the running `sous serve` for a replay, through
-// its REST API: on the memory broker the queue is in that process's
-// memory, out of the CLI's reach, and a replay queued anywhere else would
-// never run.
-func replayThroughServer(ctx context.Context, out io.Writer, cfg *recipes.Config, runID string, fromFailed bool) error {
-	const why = "a replay on the memory broker needs the running sous serve (its queue is in that process's memory), reached through its REST API"
+// its REST API, and the server queues it on its broker: on the memory
+// broker the queue is in that process's memory, out of the CLI's reach,
+// and a replay queued anywhere else would never run; on postgres and nats
+// the CLI does not connect to the broker (nor, on nats, to the store of
+// the process that ran the run).
+func replayThroughServer(ctx context.Context, out io.Writer, cfg *recipes.Config, broker, runID string, fromFailed bool) error {
+	reason := "it queues the replay on the broker"
+	if broker == "memory" {
+		reason = "its queue is in that process's memory"
+	}
+	why := "a replay on the " + broker + " broker needs the running sous serve (" + reason + "), reached through its REST API"
 	if len(cfg.APIKeys) == 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s with a key from api_keys, and %s has none; or POST /api/v1/runs/%s/replay to the server", why, cfg.File, runID)}
 	}

@@ -31,7 +31,14 @@ func openStore(ctx context.Context, cmd *cobra.Command, f *serveFlags) (*store.S
 // openResolved is openStore for a config already resolved.
 func openResolved(ctx context.Context, cfg *recipes.Config, settings service.Settings) (*store.Store, func(), error) {
 	if settings.Broker.Type != "sqlite" && settings.Broker.Type != "memory" {
-		return nil, nil, &exitError{code: 1, err: fmt.Errorf("runs and stats read the embedded store; for %s use the REST API", settings.Broker.Type)}
+		where := "in PostgreSQL"
+		if settings.Broker.Type == "nats" {
+			where = "in the store of whichever sous serve ran them"
+		}
+		return nil, nil, &exitError{code: 1, err: fmt.Errorf("runs list, runs show and stats read the embedded store of the sqlite and memory brokers, and the %s broker keeps its runs %s: "+
+			"ask the running sous serve through its REST API, with a key from api_keys: "+
+			"GET /api/v1/runs?recipe=&status=&since=&until=&limit= (runs list), GET /api/v1/runs/RUN_ID (runs show), "+
+			"GET /api/v1/stats?recipe=&since=24h (stats); sous runs replay does that itself", settings.Broker.Type, where)}
 	}
 	write, read, err := store.OpenSQLite(ctx, cfg.DataDir)
 	if err != nil {
@@ -144,21 +151,24 @@ durations in milliseconds (duration_ms, delay_ms) and no time that is not set.`,
 		Short: "Run a finished run's recipe again for the same event",
 		Long: `Queue a new run of the recipe for the event of a finished run. With
 --from-failed-step, the steps before the one that failed are not called again:
-their recorded outputs are reused. A running 'sous serve' on the same data
-picks the run up.
+their recorded outputs are reused.
 
-On the memory broker the queue is in the memory of the running 'sous serve':
-the replay is sent to it, through the REST API at the config's listen
-address with its first API key (POST /api/v1/runs/RUN_ID/replay), and fails
-when no server answers there.`,
+On the sqlite broker the run is queued in the store of the data dir, where
+the running (or next) 'sous serve' takes it up. On the memory, postgres and
+nats brokers the replay is sent to the running 'sous serve', which queues it
+on its broker (on memory the queue is in that process's memory; on nats it
+must be the process that ran the run, which is in its own store): through
+the REST API at the config's listen address with its first API key
+(POST /api/v1/runs/RUN_ID/replay). It fails, saying why, when the config has
+no API key, no server answers there or it has no such run.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, settings, err := fr.resolve(cmd)
 			if err != nil {
 				return err
 			}
-			if settings.Broker.Type == "memory" {
-				return replayThroughServer(cmd.Context(), cmd.OutOrStdout(), cfg, args[0], fromFailed)
+			if settings.Broker.Type != "sqlite" {
+				return replayThroughServer(cmd.Context(), cmd.OutOrStdout(), cfg, settings.Broker.Type, args[0], fromFailed)
 			}
 			st, closeFn, err := openResolved(cmd.Context(), cfg, settings)
 			if err != nil {
