@@ -288,6 +288,8 @@ func TestStepFlow(t *testing.T) {
 		inputs  map[string]string        // expected rendered text per step
 		reason  string                   // the run's error reason
 		vars    map[string]any
+		// ctx, when set, is the run's context (else the test's)
+		ctx func(t *testing.T) context.Context
 	}{
 		{
 			name: "if false skips",
@@ -556,11 +558,74 @@ steps:
 			steps:  map[string]runner.Status{"a": runner.StatusSucceeded},
 			inputs: map[string]string{"a": "ev-1 test.event 2026-01-02T03:04:05Z run-1 flow"},
 		},
+		{
+			// the run's time is up (pipeline.run_timeout leaves its
+			// context past its deadline): on_error gets a context of its own
+			name: "on_error runs after the run's deadline",
+			src: `
+version: 1
+name: flow
+trigger: {type: test.event}
+steps:
+  - id: a
+    action: test.echo
+on_error:
+  - id: alert
+    action: test.echo
+    with: {text: "{{ error.step }} failed"}
+`,
+			answer: failWhenDone,
+			ctx:    pastDeadline,
+			status: runner.StatusFailed,
+			steps:  map[string]runner.Status{"a": runner.StatusFailed, "alert": runner.StatusSucceeded},
+			inputs: map[string]string{"alert": "a failed"},
+			reason: "timeout",
+		},
+		{
+			name: "on_error gets no time of its own after shutdown (a canceled context)",
+			src: `
+version: 1
+name: flow
+trigger: {type: test.event}
+steps:
+  - id: a
+    action: test.echo
+on_error:
+  - id: alert
+    action: test.echo
+`,
+			answer: failWhenDone,
+			ctx:    canceled,
+			status: runner.StatusFailed,
+			steps:  map[string]runner.Status{"a": runner.StatusFailed, "alert": runner.StatusFailed},
+			reason: "timeout",
+		},
+		{
+			name: "a var over the expression budget fails the run with its reason",
+			src: `
+version: 1
+name: flow
+trigger: {type: test.event}
+vars:
+  big: "{{ len(repeat(repeat('a', 999999), int(event.n))) }}"
+steps:
+  - id: a
+    action: test.echo
+`,
+			payload: map[string]any{"n": 999999},
+			status:  runner.StatusFailed,
+			absent:  []string{"a"},
+			reason:  runner.ReasonExprBudget,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(tc.answer)
-			res := newRunner(f, &sleeper{}).Run(t.Context(), load(t, tc.src), event(tc.payload), "run-1")
+			ctx := t.Context()
+			if tc.ctx != nil {
+				ctx = tc.ctx(t)
+			}
+			res := newRunner(f, &sleeper{}).Run(ctx, load(t, tc.src), event(tc.payload), "run-1")
 			require.Equal(t, tc.status, res.Status, "run error: %+v", res.Error)
 			require.Len(t, res.Steps, len(tc.steps))
 			for id, want := range tc.steps {
@@ -703,4 +768,25 @@ steps:
 	res := r.Run(t.Context(), rec, event(map[string]any{"t": "hey"}), "run-1")
 	require.Equal(t, runner.StatusSucceeded, res.Status)
 	require.Equal(t, map[string]any{"text": "hey", "n": int64(3)}, res.Step("a").Output)
+}
+
+// failWhenDone answers a call as test.echo does, but fails one whose
+// context is done, as a real call cut short would.
+func failWhenDone(ctx context.Context, _ string, _ int, req *connector.Request) (map[string]any, error) {
+	if ctx.Err() != nil {
+		return nil, connector.Retryable(connector.ReasonTimeout, 0, errors.New("the call was cut short"))
+	}
+	return echo(ctx, req)
+}
+
+func pastDeadline(t *testing.T) context.Context {
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func canceled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
 }
