@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,25 +150,22 @@ func (f *file) readJSONBeside(name string) (any, error) {
 	if name == "" || !filepath.IsLocal(filepath.FromSlash(name)) {
 		return nil, fmt.Errorf("%q must be a path relative to the recipe's folder, inside it (no absolute path, no ..)", name)
 	}
-	root, err := os.OpenRoot(filepath.Dir(f.path))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	// the same check as a test's event_file (inside), so that a link is
+	// judged alike in both: followed when it stays in the folder
+	path, ok := inside(filepath.Dir(f.path), filepath.Join(filepath.Dir(f.path), filepath.FromSlash(name)))
+	if !ok {
+		return nil, fmt.Errorf("read %s: it leads outside the recipe's folder (symlinks resolved)", name)
 	}
-	defer root.Close()
-	fh, err := root.Open(filepath.FromSlash(name))
+	src, err := readFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no file %s beside the recipe", name)
 		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	defer fh.Close()
-	src, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(src) > MaxFileSize {
-		return nil, fmt.Errorf("%s is more than the limit of %d bytes", name, MaxFileSize)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("read %s: %w", name, pe.Err)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var v any
 	if err := json.Unmarshal(src, &v); err != nil {

@@ -187,3 +187,35 @@ func writeTestFile(t *testing.T, dir, name, content string) string {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 	return p
 }
+
+// TestDeclaredBodyLinkInside: a link that stays in the recipe's folder is
+// followed, written absolute or not, as a test's event_file's is.
+func TestDeclaredBodyLinkInside(t *testing.T) {
+	dir := t.TempDir()
+	writeTestFile(t, dir, "schemas/order.json", orderSchema)
+	if err := os.Symlink(filepath.Join(dir, "schemas", "order.json"), filepath.Join(dir, "abs.json")); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	require.NoError(t, os.Symlink(filepath.Join("schemas", "order.json"), filepath.Join(dir, "rel.json")))
+	for _, name := range []string{"abs.json", "rel.json"} {
+		writeTestFile(t, dir, "orders.yaml", declaredRecipe("    body_schema: "+name+"\n", "event.body.order.total > 1"))
+		_, diags := (&recipes.Loader{}).LoadPaths([]string{dir})
+		require.Empty(t, diags, "%s: %s", name, diags.Error())
+	}
+}
+
+// TestEventFileLinkedFolder: a test in a folder reached through a link
+// whose event_file is missing is told so, not that it is outside.
+func TestEventFileLinkedFolder(t *testing.T) {
+	real := t.TempDir()
+	writeTestFile(t, real, "orders.yaml", declaredRecipe("", "true"))
+	writeTestFile(t, real, "orders.test.yaml", "recipe: orders\ncases:\n  - name: c\n    event_file: missing.json\n    expect: {filter: true}\n")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	_, diags := (&recipes.Loader{}).LoadPaths([]string{link + string(filepath.Separator)})
+	require.Len(t, diags, 1, diags.Error())
+	require.NotContains(t, diags[0].Message, "outside")
+	require.Contains(t, diags[0].Message, "no such file")
+}

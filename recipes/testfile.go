@@ -240,7 +240,9 @@ func inside(root, path string) (string, bool) {
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		real = path
+		// judged as written against the folder as written: a folder
+		// reached through a link holds its missing files too
+		real, dir = path, root
 	}
 	absDir, err1 := filepath.Abs(dir)
 	absReal, err2 := filepath.Abs(real)
