@@ -219,3 +219,21 @@ func TestEventFileLinkedFolder(t *testing.T) {
 	require.NotContains(t, diags[0].Message, "outside")
 	require.Contains(t, diags[0].Message, "no such file")
 }
+
+// TestLoadLinkedFolder: a folder given as a link to it is walked, not
+// taken for an empty one.
+func TestLoadLinkedFolder(t *testing.T) {
+	real := t.TempDir()
+	writeTestFile(t, real, "orders.yaml", declaredRecipe("", "true"))
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	set, diags := (&recipes.Loader{}).LoadPaths([]string{link})
+	require.Empty(t, diags, diags.Error())
+	require.Equal(t, 1, set.Files)
+	require.Len(t, set.Recipes, 1)
+	got, err := recipes.Files([]string{link})
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(link, "orders.yaml")}, got)
+}

@@ -115,13 +115,19 @@ func files(paths []string) (out, roots []string, err error) {
 			roots = append(roots, filepath.Dir(p))
 			continue
 		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		// WalkDir does not enter a link to a folder it is given; the same
+		// path with a trailing separator is the folder itself
+		walk := p
+		if li, err := os.Lstat(p); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+			walk = p + string(filepath.Separator)
+		}
+		err = filepath.WalkDir(walk, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
 			name := d.Name()
 			if d.IsDir() {
-				if path != p && SkippedDir(name) {
+				if path != walk && SkippedDir(name) {
 					return filepath.SkipDir
 				}
 				return nil
