@@ -33,8 +33,9 @@ type natsDelivery struct {
 	stored  bool   // a record may be stored
 	suspect bool
 	marked  bool
-	// the record: deliveries accounted for, and starts counted
+	// the record: deliveries accounted for, and deaths counted
 	settled, crashed uint64
+	crashes          uint64 // the deaths known at this delivery (CrashesKey)
 }
 
 // deliveryKey is the runs bucket's key of the delivery record of the
@@ -70,12 +71,12 @@ func (b *NATSBroker) delivery(ctx context.Context, nm *nats.Msg, m *message.Mess
 		}
 	}
 	dv.suspect = dv.n-1 > dv.settled
-	crashes := dv.crashed
+	dv.crashes = dv.crashed
 	if dv.suspect {
-		crashes++ // the death that left it unsettled, unless counted already
+		dv.crashes++ // the death that left it unsettled, unless counted already
 	}
-	if crashes > 0 {
-		m.Metadata.Set(sqlqueue.CrashesKey, strconv.FormatUint(crashes, 10))
+	if dv.crashes > 0 {
+		m.Metadata.Set(sqlqueue.CrashesKey, strconv.FormatUint(dv.crashes, 10))
 	}
 	return dv
 }
@@ -100,10 +101,12 @@ func (b *NATSBroker) markDelivery(ctx context.Context, dv *natsDelivery) {
 }
 
 // settleDelivery records a normal end of the delivery (a nak, or not
-// handed on at all): accounted for, its start no longer counted.
+// handed on at all): accounted for, its start no longer counted, the
+// deaths known when it came (the one that made it a suspect among them)
+// kept.
 func (b *NATSBroker) settleDelivery(ctx context.Context, dv *natsDelivery) {
 	if dv.known {
-		b.putDelivery(ctx, dv, dv.n, dv.crashed)
+		b.putDelivery(ctx, dv, dv.n, dv.crashes)
 	}
 }
 

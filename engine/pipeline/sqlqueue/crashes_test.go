@@ -73,12 +73,32 @@ func TestCrashesCountDeathsInFlight(t *testing.T) {
 	require.Equal(t, 4, sqlqueue.Crashes(m))
 	m.Nack()
 	m = receive(t, p.ch, 5*time.Second)
-	require.Equal(t, 3, sqlqueue.Crashes(m), "the nacked delivery did not die")
+	require.Equal(t, 4, sqlqueue.Crashes(m), "the nacked delivery did not die, the four before it did")
 	m.Nack()
 	m = receive(t, p.ch, 5*time.Second)
-	require.Equal(t, 3, sqlqueue.Crashes(m))
+	require.Equal(t, 4, sqlqueue.Crashes(m))
 	m.Ack()
 	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
+	p.die()
+}
+
+// TestCrashesKeptAcrossANormalEnd: a death is not forgotten when the
+// delivery after it ends normally (a nack, a durable retry): a message
+// that kills its process every other delivery still reaches the limit.
+func TestCrashesKeptAcrossANormalEnd(t *testing.T) {
+	db := openDB(t)
+	p := startProcess(t, db)
+	require.NoError(t, p.q.Publish("t", message.NewMessage("p", []byte("x"))))
+	receive(t, p.ch, 5*time.Second)
+	for want := 1; want <= 3; want++ {
+		p.die()
+		p = startProcess(t, db)
+		m := receive(t, p.ch, 5*time.Second)
+		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths", want)
+		m.Nack()
+		m = receive(t, p.ch, 5*time.Second)
+		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths and a nack", want)
+	}
 	p.die()
 }
 

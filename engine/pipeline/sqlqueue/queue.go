@@ -28,10 +28,11 @@ const DeliveriesKey = "sous_deliveries"
 // message: see Crashes.
 const CrashesKey = "sous_crashes"
 
-// The keys a row's metadata keeps its crash count in (see Crashes): how
-// many starts of the message, marked before they started, did not end
-// normally, and up to which delivery the row's deliveries are accounted
-// for (ended normally, or marked).
+// The keys a row's metadata keeps its crash count in (see Crashes): the
+// deaths counted (those a normal end knew of, and the starts marked
+// before they started that did not end normally), and up to which
+// delivery the row's deliveries are accounted for (ended normally, or
+// marked).
 const (
 	crashedKey = "sous_crashed"
 	settledKey = "sous_settled"
@@ -167,10 +168,8 @@ type holder struct {
 	mu       sync.Mutex
 	children int
 	acked    bool
-	// suspect deliveries only (see Crashes): marked is whether the
-	// delivery's start was counted in its row before it started, and
-	// done is closed once the row is released or put back
-	marked   bool
+	// suspect deliveries only (see Crashes): done is closed once the
+	// row is released or put back
 	done     chan struct{}
 	doneOnce sync.Once
 }
@@ -372,7 +371,6 @@ func (q *Queue) mark(h *holder, msg *message.Message) []byte {
 	}
 	msg.Metadata.Set(crashedKey, strconv.Itoa(crashed+1))
 	msg.Metadata.Set(settledKey, strconv.Itoa(d-1))
-	h.marked = true
 	return before
 }
 
@@ -1101,13 +1099,16 @@ func (q *Queue) nack(topic string, h *holder, msg *message.Message) {
 		avail = at
 	}
 	md := rowMetadata(msg.Metadata)
-	// a normal end: the deliveries so far are accounted for, and a start
-	// counted (see mark) is taken back
+	// a normal end: the deliveries so far are accounted for, a start
+	// counted (see mark) is taken back, and the deaths known when it was
+	// delivered are kept, the one that made it a suspect among them
 	if d, err := strconv.Atoi(msg.Metadata.Get(DeliveriesKey)); err == nil {
 		md.Set(settledKey, strconv.Itoa(d))
 	}
-	if crashed, _ := strconv.Atoi(md.Get(crashedKey)); h.marked && crashed > 0 {
-		md.Set(crashedKey, strconv.Itoa(crashed-1))
+	if n := Crashes(msg); n > 0 {
+		md.Set(crashedKey, strconv.Itoa(n))
+	} else {
+		delete(md, crashedKey)
 	}
 	raw, _ := json.Marshal(md)
 	// released before the write, which comes after any renewal that
