@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -126,4 +127,35 @@ func TestReadyzProbesTheStore(t *testing.T) {
 	rec := e.do(t, req{method: http.MethodGet, target: "/readyz"})
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	require.Equal(t, "store_unavailable", decode(t, rec)["error"].(map[string]any)["code"])
+}
+
+// TestReadyzCallerGone: a /readyz caller that goes away while the probe
+// runs (a health checker's own timeout) says nothing of the store: its
+// canceled probe does not make /readyz answer 503 to the next callers.
+func TestReadyzCallerGone(t *testing.T) {
+	started := make(chan struct{})
+	var first sync.Once
+	probe := func(ctx context.Context) error {
+		hang := false
+		first.Do(func() { hang = true })
+		if !hang {
+			return nil
+		}
+		close(started)
+		<-ctx.Done() // the caller goes away while the probe waits
+		return ctx.Err()
+	}
+	e := newEnv(t, testRecipes, testSecrets, func(c *server.Config) { c.ProbeWrite = probe })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil).WithContext(ctx))
+		done <- rec.Code
+	}()
+	<-started
+	cancel()
+	<-done
+	require.Equal(t, http.StatusOK, e.do(t, req{method: http.MethodGet, target: "/readyz"}).Code,
+		"a canceled probe is not the store's failure")
 }

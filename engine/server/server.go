@@ -112,6 +112,11 @@ func (s *Server) writable(ctx context.Context) error {
 		probe = s.cfg.Store.ProbeWrite
 	}
 	err := probe(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// the caller went away (as intake, it says nothing of the
+		// store): the next caller probes again
+		return err
+	}
 	s.noteWrite(err, s.now())
 	if err != nil {
 		s.log.Warn("readyz: the store does not take writes", "error", err)
