@@ -159,3 +159,34 @@ func TestReadyzCallerGone(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(t, req{method: http.MethodGet, target: "/readyz"}).Code,
 		"a canceled probe is not the store's failure")
 }
+
+// TestReadyzProbesDoNotPileUp: while a probe hangs, another /readyz does
+// not wait for it past its own deadline.
+func TestReadyzProbesDoNotPileUp(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{})
+	var once sync.Once
+	probe := func(context.Context) error {
+		once.Do(func() { close(started) })
+		<-release // a store that ignores the context
+		return nil
+	}
+	e := newEnv(t, testRecipes, testSecrets, func(c *server.Config) { c.ProbeWrite = probe })
+	go func() { e.do(t, req{method: http.MethodGet, target: "/readyz"}) }()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	got := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil).WithContext(ctx))
+		got <- rec.Code
+	}()
+	select {
+	case code := <-got:
+		require.Equal(t, http.StatusServiceUnavailable, code)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a second /readyz waits for the hung probe past its deadline")
+	}
+}

@@ -7,11 +7,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +65,9 @@ const ReadyFresh = 5 * time.Second
 type writeHealth struct {
 	okAt, failAt atomic.Int64
 	failErr      atomic.Pointer[error]
-	probe        sync.Mutex // one probe at a time
+	// probe holds a token while a probe runs: one at a time, and a
+	// caller waits for it no longer than its context
+	probe chan struct{}
 }
 
 // noteWrite records the outcome of a write to the store at now.
@@ -101,8 +103,12 @@ func (s *Server) writable(ctx context.Context) error {
 	if ok, err := s.latestWrite(fresh); ok {
 		return err
 	}
-	s.writes.probe.Lock()
-	defer s.writes.probe.Unlock()
+	select {
+	case s.writes.probe <- struct{}{}:
+		defer func() { <-s.writes.probe }()
+	case <-ctx.Done():
+		return fmt.Errorf("a probe of the store is still running: %w", ctx.Err())
+	}
 	// a probe that ran while this one waited answers for it
 	if ok, err := s.latestWrite(s.now().Add(-ReadyFresh).UnixNano()); ok {
 		return err
@@ -133,6 +139,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: time.Now}
+	s.writes.probe = make(chan struct{}, 1)
 	s.mux.HandleFunc("/hooks/", s.hook)
 	s.routes([]route{
 		{http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
