@@ -19,27 +19,6 @@ import (
 	"github.com/sous-run/sous/recipes"
 )
 
-// startSecretEngine runs an engine over o with a run timeout and runners that
-// hold secrets.
-func startSecretEngine(t *testing.T, o opened, ix *pipeline.Index, runTimeout time.Duration, secrets map[string]string) *engineRun {
-	t.Helper()
-	eng, err := pipeline.New(pipeline.Config{Store: o.st, Broker: o.b, RunTimeout: runTimeout, Logger: testLogger(t),
-		MaxInlineDelay: 500 * time.Millisecond,
-		NewRunner:      func() *runner.Runner { return &runner.Runner{Secrets: secrets} }})
-	require.NoError(t, err)
-	eng.SetIndex(ix)
-	er := &engineRun{eng: eng, done: make(chan error, 1)}
-	go func() { er.done <- eng.Run(context.Background()) }()
-	select {
-	case <-eng.Running():
-	case err := <-er.done:
-		t.Fatalf("engine stopped at start: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("engine did not start")
-	}
-	return er
-}
-
 // TestFinishedRunDropsItsCheckpoint: on every broker, a two-step run
 // stores a checkpoint after its first step with the secrets in the
 // step's output redacted, and deletes it when it is recorded.
@@ -80,7 +59,7 @@ steps:
 `, sink.URL))
 			ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
 			require.Empty(t, errs)
-			er := startSecretEngine(t, o, ix, 30*time.Second, map[string]string{"TOKEN": secret})
+			er := runEngineWith(t, o, ix, 30*time.Second, map[string]string{"TOKEN": secret})
 			defer er.stop(t)
 			ev := webhookEvent(t, "/two", map[string]any{})
 			fresh, err := o.b.Accept(ctx, ev)
@@ -141,7 +120,7 @@ steps:
 `, sink.URL))
 			ix, errs := pipeline.BuildIndex([]*recipes.Recipe{rec}, nil)
 			require.Empty(t, errs)
-			er := startSecretEngine(t, o, ix, time.Second, nil)
+			er := runEngineWith(t, o, ix, time.Second, nil)
 			defer er.stop(t)
 			ev := webhookEvent(t, "/slow", map[string]any{})
 			fresh, err := o.b.Accept(context.Background(), ev)
@@ -170,7 +149,7 @@ func TestRemovedRecipeRunDropsItsCheckpoint(t *testing.T) {
 	defer o.close()
 	ix, errs := pipeline.BuildIndex(nil, nil)
 	require.Empty(t, errs)
-	er := startSecretEngine(t, o, ix, 30*time.Second, nil)
+	er := runEngineWith(t, o, ix, 30*time.Second, nil)
 	defer er.stop(t)
 	ev := webhookEvent(t, "/gone", map[string]any{})
 	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
@@ -209,7 +188,7 @@ func TestPoisonRunRecordedDead(t *testing.T) {
 	}))
 	defer sink.Close()
 	ix := twoStepIndex(t, "/p", sink.URL+"/first", sink.URL+"/second")
-	er := startSecretEngine(t, o, ix, 30*time.Second, nil)
+	er := runEngineWith(t, o, ix, 30*time.Second, nil)
 	defer er.stop(t)
 	for _, tc := range []struct {
 		crashes int

@@ -88,9 +88,16 @@ type engineRun struct {
 
 func runEngine(t *testing.T, o opened, ix *pipeline.Index, owner string) *engineRun {
 	t.Helper()
-	eng, err := pipeline.New(pipeline.Config{Store: o.st, Broker: o.b, RunTimeout: 30 * time.Second, Logger: testLogger(t),
+	return runEngineWith(t, o, ix, 30*time.Second, nil)
+}
+
+// runEngineWith runs an engine over o with a run timeout and runners that
+// hold secrets.
+func runEngineWith(t *testing.T, o opened, ix *pipeline.Index, runTimeout time.Duration, secrets map[string]string) *engineRun {
+	t.Helper()
+	eng, err := pipeline.New(pipeline.Config{Store: o.st, Broker: o.b, RunTimeout: runTimeout, Logger: testLogger(t),
 		MaxInlineDelay: 500 * time.Millisecond,
-		NewRunner:      func() *runner.Runner { return &runner.Runner{} }})
+		NewRunner:      func() *runner.Runner { return &runner.Runner{Secrets: secrets} }})
 	require.NoError(t, err)
 	eng.SetIndex(ix)
 	er := &engineRun{eng: eng, done: make(chan error, 1)}
