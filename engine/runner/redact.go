@@ -101,8 +101,6 @@ func cachedRedactor(secrets map[string]string, more []string) *redactor {
 			args = append(args, v, Redacted)
 		}
 		r.repl = strings.NewReplacer(args...)
-	}
-	if len(r.values) > 0 {
 		r.heads = newHeadSet(r.values)
 	}
 	if redactors.m == nil || len(redactors.m) >= maxCachedRedactors {
@@ -115,11 +113,16 @@ func cachedRedactor(secrets map[string]string, more []string) *redactor {
 // secretValues lists the distinct values to redact, longest first (then
 // in order, so that equal sets give equal lists).
 func secretValues(secrets map[string]string, more []string) []string {
-	var vals []string
+	vals := make([]string, 0, len(secrets)+len(more))
 	for _, v := range secrets {
 		vals = append(vals, v)
 	}
-	vals = append(vals, more...)
+	return longestFirst(append(vals, more...))
+}
+
+// longestFirst lists the distinct values at least minSecretLen long,
+// longest first (then in order, so that equal sets give equal lists).
+func longestFirst(vals []string) []string {
 	seen := map[string]bool{}
 	var keep []string
 	for _, v := range vals {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -15,23 +14,11 @@ import (
 // allForms lists every form (encodings) of every value, distinct, longest
 // first (then in order, so that equal sets give equal lists).
 func allForms(values []string) []string {
-	seen := map[string]bool{}
-	var out []string
+	var forms []string
 	for _, v := range values {
-		for _, f := range encodings(v) {
-			if len(f) >= minSecretLen && !seen[f] {
-				seen[f] = true
-				out = append(out, f)
-			}
-		}
+		forms = append(forms, encodings(v)...)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if len(out[i]) != len(out[j]) {
-			return len(out[i]) > len(out[j])
-		}
-		return out[i] < out[j]
-	})
-	return out
+	return longestFirst(forms)
 }
 
 // encodings lists the forms in which a record may hold the secret s: an
