@@ -99,7 +99,7 @@ func newRuns() *cobra.Command {
 			for _, r := range rs {
 				errText := ""
 				if r.Error != "" {
-					errText = fmt.Sprintf("%s (%s): %s", r.ErrorStep, r.Reason, truncate(r.Error, 60))
+					errText = fmt.Sprintf("%s (%s): %s", r.ErrorStep, r.Reason, truncate(printable(r.Error), 60))
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Recipe, r.Status, r.StartedAt.Local().Format(time.DateTime),
 					showDuration(r.Duration), errText)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
@@ -22,7 +23,7 @@ func writeRun(w io.Writer, r *store.Run) error {
 	var b strings.Builder
 	status := r.Status
 	if r.Error != "" {
-		status += fmt.Sprintf(": %s (%s): %s", r.ErrorStep, r.Reason, r.Error)
+		status += fmt.Sprintf(": %s (%s): %s", r.ErrorStep, r.Reason, printable(r.Error))
 	}
 	retries := ""
 	if r.Retries > 0 {
@@ -76,7 +77,7 @@ func writeStep(b *strings.Builder, s *runner.StepResult) {
 		fmt.Fprintf(b, "    output  %s\n", compact(s.Output))
 	}
 	if s.Error != "" {
-		fmt.Fprintf(b, "    error   %s\n", s.Error)
+		fmt.Fprintf(b, "    error   %s\n", printable(s.Error))
 	}
 	for _, a := range s.Attempts {
 		outcome := "ok"
@@ -85,7 +86,7 @@ func writeStep(b *strings.Builder, s *runner.StepResult) {
 			if a.Retryable {
 				retry = ", retryable"
 			}
-			outcome = fmt.Sprintf("error (%s%s): %s", a.Reason, retry, a.Error)
+			outcome = fmt.Sprintf("error (%s%s): %s", a.Reason, retry, printable(a.Error))
 		}
 		next := ""
 		if a.Delay > 0 {
@@ -153,5 +154,24 @@ func compact(v any) string {
 	if err := enc.Encode(v); err != nil {
 		return fmt.Sprintf("%v", v)
 	}
-	return truncate(strings.TrimSuffix(b.String(), "\n"), maxShown)
+	return truncate(printable(strings.TrimSuffix(b.String(), "\n")), maxShown)
+}
+
+// printable escapes the control characters of a text that came from
+// outside (a remote's answer quoted in an error, an event's value), so
+// that printing it cannot drive the terminal: an ESC [ or a C1 CSI
+// would recolour, retitle or erase what is on the screen.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

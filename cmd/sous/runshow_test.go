@@ -130,3 +130,33 @@ func TestRunJSONRecordView(t *testing.T) {
 	require.Contains(t, attempt, "duration_ms")
 	require.NotContains(t, attempt, "duration")
 }
+
+// A remote's answer quoted in an error may hold terminal control
+// sequences: runs show and runs list print them escaped, so that they
+// cannot recolour, retitle or erase the operator's screen.
+func TestRunsShowControlCharacters(t *testing.T) {
+	at := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	evil := "503: \x1b]0;pwned\x07\x1b[2J\u009b31mgone"
+	quoted, err := json.Marshal(evil)
+	require.NoError(t, err)
+	record := fmt.Sprintf(`{"run_id":"run_e","recipe":"orders","status":"failed",
+		"steps":[{"id":"call","action":"http.request","status":"failed","reason":"server_error","error":%s,
+		 "output":{"body":"\u009b1m"},
+		 "attempts":[{"number":1,"started":%q,"duration":1500000,"error":%s,"reason":"server_error"}]}],
+		"started":%q,"duration":1500000}`, quoted, at.Format(time.RFC3339Nano), quoted, at.Format(time.RFC3339Nano))
+	data := seedRuns(t, &store.Run{ID: "run_e", Recipe: "orders", EventID: "ev_e", Status: "failed", StartedAt: at,
+		Duration: 1500 * time.Microsecond, ErrorStep: "call", Reason: "server_error", Error: evil, Attempt: 1, Record: json.RawMessage(record)})
+	for _, args := range [][]string{{"runs", "show", "--data", data, "run_e"}, {"runs", "list", "--data", data}} {
+		r := sous(t, "", args...)
+		require.Equal(t, 0, r.code, "%s", r)
+		require.NotContains(t, r.stdout, "\x1b", "%s", r)
+		require.NotContains(t, r.stdout, "\x07", "%s", r)
+		require.NotContains(t, r.stdout, "\u009b", "%s", r)
+		require.Contains(t, r.stdout, `503: \x1b]0;pwned\x07\x1b[2J\x9b31mgone`, "%s", r)
+		if args[1] == "show" {
+			require.Contains(t, r.stdout, "    error   503: \\x1b]0;", "%s", r)
+			require.Contains(t, r.stdout, "    attempt 1  ", "%s", r)
+			require.Contains(t, r.stdout, `    output  {"body":"\x9b1m"}`, "%s", r)
+		}
+	}
+}
