@@ -34,13 +34,13 @@ import (
 //   - engine/server sits below engine/service, which assembles it (DESIGN.md
 //     says "service below server"; the code and docs/development.md say the
 //     service builds the server).
-//   - schemas sits above engine/service only because it imports the service
-//     for the config schema; issue 20 (item 4, settings described once)
-//     removes that import, and then schemas can move down.
+//   - schemas reads the runtime settings from engine/settings, not from
+//     engine/service (issue 20 item 4): it sits above the service only
+//     because nothing below asks for it, and could move down.
 //   - engine/settings (the runtime settings described once, issue 20 item
-//     4, under way) imports only engine/connector: it sits beside the
-//     runner, below the service and schemas that read it, so that it may
-//     use the language but no store or broker.
+//     4) imports engine/connector and recipes: it sits beside the runner,
+//     below the service and schemas that read it, so that it may use the
+//     language but no store or broker.
 //   - internal/catalog only renders the registry: a helper near the bottom.
 //     internal/gen writes every generated file from every connector: a
 //     program, at the top.
