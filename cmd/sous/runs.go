@@ -237,7 +237,7 @@ func newStats() *cobra.Command {
 			durations := "no succeeded run to time"
 			if s.Timed() {
 				durations = fmt.Sprintf("duration p50 %s, p95 %s, p99 %s",
-					s.P50.Round(time.Millisecond), s.P95.Round(time.Millisecond), s.P99.Round(time.Millisecond))
+					showDuration(s.P50), showDuration(s.P95), showDuration(s.P99))
 			}
 			fmt.Fprintf(out, "\nsuccess rate %s; %s; %d retries, %d rate-limited\n", rate, durations, s.Retries, s.RateLimited)
 			if len(s.StepFailures) > 0 {

@@ -160,3 +160,14 @@ func TestRunsShowControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// stats prints its percentiles as runs list and runs show print a
+// duration: a run of 400µs is not "0s".
+func TestStatsShortDurations(t *testing.T) {
+	at := time.Now().Add(-time.Hour).UTC()
+	data := seedRuns(t, &store.Run{ID: "run_q", Recipe: "orders", EventID: "ev_q", Status: "succeeded", StartedAt: at,
+		Duration: 400 * time.Microsecond, Attempt: 1})
+	r := sous(t, "", "stats", "--data", data)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "duration p50 400µs, p95 400µs, p99 400µs;", "%s", r)
+}
