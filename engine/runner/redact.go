@@ -160,6 +160,8 @@ func (r *redactor) touches(v any) bool {
 		return r.has(x)
 	case json.Number:
 		return r.has(string(x))
+	case int, int64, float64:
+		return r.number(x)
 	case map[string]any:
 		for k, e := range x {
 			if r.has(k) || r.touches(e) {
@@ -176,12 +178,39 @@ func (r *redactor) touches(v any) bool {
 	return false
 }
 
+// number reports whether the decimal digits of a number, as JSON writes
+// it, hold a secret value (one of digits: a remote may echo it as a
+// number). A number of fewer digits than the shortest value cannot.
+func (r *redactor) number(v any) bool {
+	if r.heads == nil {
+		return false
+	}
+	var buf [32]byte
+	var b []byte
+	switch x := v.(type) {
+	case int:
+		b = strconv.AppendInt(buf[:0], int64(x), 10)
+	case int64:
+		b = strconv.AppendInt(buf[:0], x, 10)
+	case uint64:
+		b = strconv.AppendUint(buf[:0], x, 10)
+	case float64:
+		b = strconv.AppendFloat(buf[:0], x, 'f', -1, 64)
+	}
+	return len(b) >= r.heads.min && r.has(string(b))
+}
+
 // value returns a copy of v with every secret value replaced, in strings,
 // map keys and values, lists, and (through their JSON form) structs: an
 // action may echo a secret in an output of any type.
 func (r *redactor) value(v any) any {
 	switch x := v.(type) {
-	case nil, bool, int, int64, float64:
+	case nil, bool:
+		return v
+	case int, int64, float64:
+		if r.number(x) {
+			return Redacted // a secret of digits, echoed as a number
+		}
 		return v
 	case string:
 		return r.str(x)
@@ -390,6 +419,10 @@ func (r *redactor) attr(a slog.Attr) slog.Attr {
 		return slog.Attr{Key: key, Value: slog.GroupValue(out...)}
 	case slog.KindAny:
 		return slog.Any(key, r.value(v.Any()))
+	case slog.KindInt64, slog.KindUint64, slog.KindFloat64:
+		if r.number(v.Any()) {
+			return slog.String(key, Redacted)
+		}
 	}
 	return slog.Attr{Key: key, Value: v}
 }

@@ -1,11 +1,13 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -268,4 +270,25 @@ func containsAny(s string, values []string) bool {
 		}
 	}
 	return false
+}
+
+// TestRedactorNumbers: a secret made of digits that a remote echoes as a
+// JSON number (decoded as float64) or an action returns as an int is
+// redacted like its text; other numbers are kept as they are.
+func TestRedactorNumbers(t *testing.T) {
+	red := newRedactor(map[string]string{"PIN": "48151623"}, nil)
+	out := red.map_(map[string]any{"pin": float64(48151623), "big": float64(9048151623), "n": int64(48151623), "i": 48151623, "keep": 12.5, "id": float64(1234)})
+	b, err := json.Marshal(out)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "48151623")
+	require.Equal(t, 12.5, out["keep"])
+	require.Equal(t, float64(1234), out["id"])
+	in := map[string]any{"id": float64(1234), "list": []any{1.0, 2.0}}
+	require.True(t, sameMap(in, red.map_(in)), "nothing to redact: no copy")
+
+	var logged bytes.Buffer
+	log := slog.New(red.handler(slog.NewJSONHandler(&logged, nil)))
+	log.Info("echo", "pin", 48151623, "u", uint64(48151623), "f", 48151623.0, "keep", 1234)
+	require.NotContains(t, logged.String(), "48151623")
+	require.Contains(t, logged.String(), `"keep":1234`)
 }
