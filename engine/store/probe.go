@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -9,11 +10,12 @@ import (
 )
 
 // ProbeWrite commits a tiny write transaction of the kind intake commits:
-// a dedup key and an event inserted and deleted again. Nothing is left
-// and no reader sees it, but the commit goes to disk as an intake's does
-// (into the WAL, on the embedded store), touching the same tables' pages:
-// it fails when the disk is full or those pages are corrupt, as a
-// webhook's intake would.
+// a dedup key and an event inserted (by ClaimDedup and InsertEvent, as
+// intake inserts them) and deleted again. Nothing is left and no reader
+// sees it, but the commit goes to disk as an intake's does (into the WAL,
+// on the embedded store), touching the same tables' pages: it fails when
+// the disk is full or those pages are corrupt, as a webhook's intake
+// would.
 func (s *Store) ProbeWrite(ctx context.Context) error {
 	tx, err := s.w().BeginTx(ctx, nil)
 	if err != nil {
@@ -23,17 +25,15 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	// unlike any event id or dedup key
 	id := "readyz_" + uuid.NewString()
 	now := time.Now()
-	for _, st := range []struct {
-		query string
-		args  []any
-	}{
-		{`INSERT INTO {dedup} (key, event_id, created_at) VALUES ($1, $2, $3)`, []any{id, id, now.UnixMilli()}},
-		{`INSERT INTO {events} (id, type, source, dedup_key, received_at, payload) VALUES ($1, $2, $3, $4, $5, $6)`,
-			[]any{id, "readyz.probe", "", id, now.UnixMicro(), []byte("{}")}},
-		{`DELETE FROM {events} WHERE id = $1`, []any{id}},
-		{`DELETE FROM {dedup} WHERE key = $1`, []any{id}},
-	} {
-		if _, err := tx.ExecContext(ctx, s.q(st.query), st.args...); err != nil {
+	if _, err := s.ClaimDedup(ctx, tx, id, id, now); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	ev := &Event{ID: id, Type: "readyz.probe", DedupKey: id, ReceivedAt: now, Payload: json.RawMessage("{}")}
+	if err := s.InsertEvent(ctx, tx, ev); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
+	for _, q := range []string{`DELETE FROM {events} WHERE id = $1`, `DELETE FROM {dedup} WHERE key = $1`} {
+		if _, err := tx.ExecContext(ctx, s.q(q), id); err != nil {
 			return fmt.Errorf("probe write: %w", err)
 		}
 	}
