@@ -253,6 +253,12 @@ func (r *redactor) value(v any) any {
 		}
 		return out
 	case reflect.Slice, reflect.Array:
+		if _, ok := v.(json.Marshaler); ok {
+			return r.viaJSON(v) // json.RawMessage: its JSON, not its bytes
+		}
+		if rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Uint8 {
+			return r.value(rv.Bytes()) // a named []byte: as []byte is
+		}
 		out := make([]any, rv.Len())
 		for i := range out {
 			out[i] = r.value(rv.Index(i).Interface())

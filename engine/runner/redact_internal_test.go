@@ -292,3 +292,24 @@ func TestRedactorNumbers(t *testing.T) {
 	require.NotContains(t, logged.String(), "48151623")
 	require.Contains(t, logged.String(), `"keep":1234`)
 }
+
+// TestRedactorByteSlices: a value of a named byte-slice type (an SDK's
+// json.RawMessage) is redacted as its JSON or its bytes, not recorded as
+// a list of byte numbers that spell the secret.
+func TestRedactorByteSlices(t *testing.T) {
+	type (
+		blob []byte
+		b8   uint8
+	)
+	red := newRedactor(map[string]string{"S": "tok en-42xyz"}, nil)
+	out := red.value(map[string]any{
+		"raw":  json.RawMessage(`{"echo":"tok en-42xyz","n":1}`),
+		"blob": blob("x tok en-42xyz y"),
+		"b8s":  []b8{116, 111, 107, 32, 101, 110, 45, 52, 50, 120, 121, 122},
+	})
+	require.Equal(t, map[string]any{
+		"raw":  map[string]any{"echo": Redacted, "n": 1.0},
+		"blob": "x " + Redacted + " y",
+		"b8s":  Redacted,
+	}, out)
+}
