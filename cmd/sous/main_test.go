@@ -413,6 +413,7 @@ func TestRunDryRunCallsNothing(t *testing.T) {
 	require.Contains(t, r.stdout, "Authorization: Bearer [redacted]")
 	require.Contains(t, r.stdout, "▶ note (http.request): skipped (if was false)", "a dry run has no output, so the status is 0")
 	require.Contains(t, r.stdout, "run order-sync: succeeded in ")
+	require.NotContains(t, r.stdout, "succeeded in 0s", "a run of microseconds is not shown as 0s")
 	require.NotContains(t, r.stdout, "tok-very-secret-123")
 	require.NotContains(t, r.stdout, "output:")
 	mu.Lock()

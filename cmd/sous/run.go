@@ -175,7 +175,7 @@ func printStep(w io.Writer, sr *runner.StepResult, dry bool) {
 	}
 	for _, a := range sr.Attempts {
 		if a.Error != "" {
-			fmt.Fprintf(w, "  attempt %d failed after %s: %s\n", a.Number, a.Duration.Round(time.Millisecond), a.Error)
+			fmt.Fprintf(w, "  attempt %d failed after %s: %s\n", a.Number, showDuration(a.Duration), a.Error)
 		}
 	}
 	if !dry && sr.Status == runner.StatusSucceeded {
@@ -197,7 +197,7 @@ func stepStatus(sr *runner.StepResult, dry bool) string {
 }
 
 func printResult(w io.Writer, res *runner.Result) {
-	fmt.Fprintf(w, "run %s: %s in %s\n", res.Recipe, res.Status, res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "run %s: %s in %s\n", res.Recipe, res.Status, showDuration(res.Duration))
 	if res.Error != nil {
 		where := ""
 		if res.Error.Step != "" {
