@@ -164,14 +164,18 @@ func asciiJSONEscaped(s string, html bool) string {
 // headSet tells in one pass over a text whether one of many values is in
 // it. Every value is at least min bytes long, so that an occurrence of one
 // spans min-3 positions where four bytes of it start: looking at every
-// (min-3)th position of the text finds each occurrence at one of them. The
-// four bytes at each of those positions of every value set a bit of a
-// bitmap (and are listed, with the value and the position, in cands); the
-// four bytes at each position looked at in the text are looked up in the
-// bitmap, and only where a bit is set are the values listed compared.
+// step-th position of the text (step at most min-3) finds each occurrence
+// at one of them. The four bytes at each of the first step positions of
+// every value set a bit of a bitmap (and are listed, with the value and
+// the position, in cands); the four bytes at each position looked at in
+// the text are looked up in the bitmap, and only where a bit is set are
+// the values listed compared.
 type headSet struct {
-	min   int // the length of the shortest value
-	step  int // min-3: the distance between the positions looked at
+	min int // the length of the shortest value
+	// step is the distance between the positions looked at: min-3, at
+	// most maxHeadStep, so that a long secret (a key file) costs cands
+	// maxHeadStep entries per form, not one per byte
+	step  int
 	bits  [headSlots / 64]uint64
 	cands map[uint32][]headCand
 }
@@ -184,6 +188,9 @@ type headCand struct {
 const (
 	headBits  = 14
 	headSlots = 1 << headBits
+	// maxHeadStep bounds headSet's step: looking at every 64th byte of a
+	// text costs little more than at every 1000th
+	maxHeadStep = 64
 )
 
 // every value has the four bytes headSet looks up
@@ -192,7 +199,7 @@ var _ [minSecretLen - 4]struct{}
 // newHeadSet is the set of values, sorted longest first.
 func newHeadSet(values []string) *headSet {
 	h := &headSet{min: len(values[len(values)-1]), cands: map[uint32][]headCand{}}
-	h.step = h.min - 3
+	h.step = min(h.min-3, maxHeadStep)
 	for vi, v := range values {
 		for off := range h.step {
 			w := word(v, off)

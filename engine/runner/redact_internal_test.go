@@ -313,3 +313,26 @@ func TestRedactorByteSlices(t *testing.T) {
 		"b8s":  Redacted,
 	}, out)
 }
+
+// TestHeadSetLongValues: a long secret (a key file, say) costs the head
+// set a bounded number of entries per form, not one per byte, and is
+// still found at every offset.
+func TestHeadSetLongValues(t *testing.T) {
+	long := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz-_", 1<<10) // 38 KiB
+	forms := allForms([]string{long})
+	h := newHeadSet(forms)
+	cands := 0
+	for _, c := range h.cands {
+		cands += len(c)
+	}
+	require.LessOrEqual(t, cands, len(forms)*maxHeadStep)
+	for _, f := range forms {
+		for before := range 2*maxHeadStep + 3 {
+			text := strings.Repeat(".", before) + f + ","
+			require.True(t, h.has(text, forms), "%d bytes before", before)
+		}
+	}
+	for _, text := range []string{long[:len(long)-1], long[1:]} {
+		require.False(t, h.has(text, forms))
+	}
+}
