@@ -433,15 +433,6 @@ func (e *Engine) run(msg *message.Message) error {
 		return fmt.Errorf("%w: decode run: %v", errPermanent, err)
 	}
 	ctx := msg.Context()
-	if n := sqlqueue.Crashes(msg); n >= e.cfg.MaxCrashes {
-		// its process died n times holding it: set aside, unless done
-		if done, _, err := e.cfg.Store.RunState(ctx, rm.RunID); err != nil || done {
-			return err
-		}
-		e.log.Error("run set aside as poison: recorded dead", "run", rm.RunID, "recipe", rm.Recipe, "deaths", n)
-		return e.recordUnrun(msg, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
-			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "poison", Error: poisonError("the run", n), Attempt: 1, Replace: true})
-	}
 	rec := e.index.Load().Recipe(rm.Recipe)
 	if rec == nil {
 		e.log.Warn("run of a recipe that is no longer loaded", "recipe", rm.Recipe, "run", rm.RunID)
@@ -460,6 +451,16 @@ func (e *Engine) run(msg *message.Message) error {
 		return nil
 	}
 	defer e.running.Delete(rm.RunID)
+	if n := sqlqueue.Crashes(msg); n >= e.cfg.MaxCrashes {
+		// its process died n times holding it: set aside, unless done
+		// (after the claim: not under a copy of the run running here)
+		if done, _, err := e.cfg.Store.RunState(ctx, rm.RunID); err != nil || done {
+			return err
+		}
+		e.log.Error("run set aside as poison: recorded dead", "run", rm.RunID, "recipe", rm.Recipe, "deaths", n)
+		return e.recordUnrun(msg, &store.Run{ID: rm.RunID, Recipe: rm.Recipe, EventID: rm.Event.ID, Status: string(runner.StatusDead),
+			StartedAt: time.Now(), FinishedAt: time.Now(), Reason: "poison", Error: poisonError("the run", n), Attempt: 1, Replace: true})
+	}
 	var (
 		done       bool
 		checkpoint []byte

@@ -228,3 +228,64 @@ func TestPoisonRunRecordedDead(t *testing.T) {
 		})
 	}
 }
+
+// TestPoisonCopyWaitsForTheRunningCopy: a copy of a run message that its
+// queue reports as poison, come while the same run executes in this
+// process, does not record the run dead under it: it waits, as any copy
+// does, and finds the run finished.
+func TestPoisonCopyWaitsForTheRunningCopy(t *testing.T) {
+	ctx := context.Background()
+	o := sqliteCase().backing(t)(t)
+	defer o.close()
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer sink.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	ix := twoStepIndex(t, "/p", sink.URL+"/first", sink.URL+"/second")
+	er := runEngineWith(t, o, ix, 30*time.Second, nil)
+	defer er.stop(t)
+	ev := webhookEvent(t, "/p", map[string]any{})
+	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		return o.st.InsertEvent(ctx, tx, ev)
+	}))
+	runID := pipeline.RunID(ev.ID, "retried")
+	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "retried",
+		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+	require.NoError(t, err)
+	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage("copy-1", raw)))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run did not start")
+	}
+	poison := message.NewMessage("copy-2", raw)
+	poison.Metadata.Set(sqlqueue.CrashesKey, fmt.Sprint(pipeline.DefaultMaxCrashes))
+	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, poison))
+	time.Sleep(500 * time.Millisecond)
+	done, _, err := o.st.RunState(ctx, runID)
+	require.NoError(t, err)
+	require.False(t, done, "the run was recorded while it ran")
+	close(release)
+	run := waitRun(t, o.st, runID)
+	require.Equal(t, "succeeded", run.Status, "%s: %s", run.Reason, run.Error)
+	time.Sleep(1500 * time.Millisecond) // the copy comes back, and finds it done
+	run = waitRun(t, o.st, runID)
+	require.Equal(t, "succeeded", run.Status, "%s: %s", run.Reason, run.Error)
+}
