@@ -175,7 +175,7 @@ no API key, no server answers there or it has no such run.`,
 				return err
 			}
 			defer closeFn()
-			w := sqlqueue.NewWriter(st.Write, 16)
+			w := store.NewWriter(st.Write, 16)
 			q := sqlqueue.New(st.Write, w, sqlqueue.Config{Table: st.Prefix + "queue"})
 			id, err := pipeline.Replay(cmd.Context(), st, q, args[0], fromFailed)
 			q.Close()

@@ -22,7 +22,7 @@ type Broker interface {
 	// It returns only after the event is committed.
 	Accept(ctx context.Context, ev *store.Event) (bool, error)
 	// Write runs fn in a (group-committed) transaction of the store.
-	Write(ctx context.Context, fn sqlqueue.Op) error
+	Write(ctx context.Context, fn store.Op) error
 	Publisher() message.Publisher
 	Subscriber() message.Subscriber
 	// Depth counts the messages waiting on a topic, -1 when unknown.
@@ -35,7 +35,7 @@ type Broker interface {
 // one transaction.
 type SQLBroker struct {
 	Store  *store.Store
-	Writer *sqlqueue.Writer
+	Writer *store.Writer
 	Queue  *sqlqueue.Queue
 
 	claimedPayloads atomic.Int64 // events read with their claim, for tests
@@ -43,7 +43,7 @@ type SQLBroker struct {
 
 // NewSQLBroker builds the queue over the store's write handle.
 func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
-	w := sqlqueue.NewWriter(st.Write, 512)
+	w := store.NewWriter(st.Write, 512)
 	w.Linger = cfg.CommitDelay
 	w.Detached = true // the embedded database is local
 	if cfg.Table == "" {
@@ -68,7 +68,7 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	}
 	sqlqueue.WithLocal(msg, &localEvent{msg: em, payload: ev.Payload, decoded: ev.Decoded})
 	var ins *sqlqueue.Inserted
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
 		var err error
 		ins, err = b.Queue.Insert(ctx, tx, TopicEvents, msg)
 		return err
@@ -129,9 +129,9 @@ func (b *SQLBroker) Lean() bool { return true }
 // acceptEvent claims ev's dedup key and stores ev in one transaction of
 // w, with enqueue (when not nil) in the same transaction. It reports
 // whether the event is new; a duplicate stores and enqueues nothing.
-func acceptEvent(ctx context.Context, w *sqlqueue.Writer, st *store.Store, ev *store.Event, enqueue sqlqueue.Op) (bool, error) {
+func acceptEvent(ctx context.Context, w *store.Writer, st *store.Store, ev *store.Event, enqueue store.Op) (bool, error) {
 	fresh := false
-	err := w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	err := w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		fresh = false // an op may run twice: decide from what this try reads
 		ok, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
 		if err != nil || !ok {
@@ -163,7 +163,7 @@ func eventMessage(ev *store.Event) (*message.Message, error) {
 func (b *SQLBroker) DelayedRedelivery() bool { return true }
 
 // Write implements Broker.
-func (b *SQLBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
+func (b *SQLBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
 // Publisher implements Broker.
 func (b *SQLBroker) Publisher() message.Publisher { return b.Queue }
@@ -195,14 +195,14 @@ func (b *SQLBroker) Close() error {
 // process.
 type MemoryBroker struct {
 	Store  *store.Store
-	Writer *sqlqueue.Writer
+	Writer *store.Writer
 	pubsub *gochannel.GoChannel
 }
 
 // NewMemoryBroker returns a gochannel broker over the store.
 func NewMemoryBroker(st *store.Store) *MemoryBroker {
 	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024, Persistent: false}, watermill.NopLogger{})
-	return &MemoryBroker{Store: st, Writer: sqlqueue.NewWriter(st.Write, 512), pubsub: ps}
+	return &MemoryBroker{Store: st, Writer: store.NewWriter(st.Write, 512), pubsub: ps}
 }
 
 // Accept implements Broker.
@@ -222,7 +222,7 @@ func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error
 }
 
 // Write implements Broker.
-func (b *MemoryBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
+func (b *MemoryBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
 // Publisher implements Broker.
 func (b *MemoryBroker) Publisher() message.Publisher { return b.pubsub }

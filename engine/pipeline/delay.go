@@ -9,7 +9,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -24,25 +23,25 @@ import (
 // earliest due time.
 type storeScheduler struct {
 	st *store.Store
-	w  *sqlqueue.Writer
+	w  *store.Writer
 	// publish publishes msgs on topic inside tx.
-	publish func(ctx context.Context, tx sqlqueue.Tx, topic string, msgs ...*message.Message) error
+	publish func(ctx context.Context, tx store.Execer, topic string, msgs ...*message.Message) error
 	poll    time.Duration
 	batch   int
 	logger  watermill.LoggerAdapter
 	kick    chan struct{}
 }
 
-func newStoreScheduler(st *store.Store, w *sqlqueue.Writer, poll time.Duration, logger watermill.LoggerAdapter,
-	publish func(context.Context, sqlqueue.Tx, string, ...*message.Message) error) *storeScheduler {
+func newStoreScheduler(st *store.Store, w *store.Writer, poll time.Duration, logger watermill.LoggerAdapter,
+	publish func(context.Context, store.Execer, string, ...*message.Message) error) *storeScheduler {
 	return &storeScheduler{st: st, w: w, publish: publish, poll: poll, batch: 100, logger: logger, kick: make(chan struct{}, 1)}
 }
 
 // schedule runs save and stores msg to be published on topic at at, in
 // one transaction. key says what msg is about (see store.IsScheduled).
-func (s *storeScheduler) schedule(ctx context.Context, topic, key string, msg *message.Message, at time.Time, save sqlqueue.Op) error {
+func (s *storeScheduler) schedule(ctx context.Context, topic, key string, msg *message.Message, at time.Time, save store.Op) error {
 	sm := &store.Scheduled{Topic: topic, Key: key, UUID: msg.UUID, Payload: msg.Payload, Metadata: maps.Clone(msg.Metadata), DueAt: at}
-	err := s.w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	err := s.w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		if save != nil {
 			if err := save(ctx, tx); err != nil {
 				return err
@@ -116,7 +115,7 @@ func (s *storeScheduler) tick(stop <-chan struct{}) time.Duration {
 // one transaction; it returns how many.
 func (s *storeScheduler) release(ctx context.Context) (int, error) {
 	n := 0
-	err := s.w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	err := s.w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		n = 0 // an op may run twice
 		due, err := s.st.ClaimDue(ctx, tx, time.Now(), s.batch)
 		if err != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/engine/store"
 )
 
 // TestEarlyCopyOfAPausedRunWaits checks that a copy of a run that waits
@@ -36,7 +36,7 @@ func TestEarlyCopyOfAPausedRunWaits(t *testing.T) {
 	due := time.Now().Add(1200 * time.Millisecond)
 	state, err := json.Marshal(runner.State{Next: 0, RetryAt: due, Started: time.Now(), Outputs: map[string]map[string]any{}})
 	require.NoError(t, err)
-	require.NoError(t, o.b.Write(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
+	require.NoError(t, o.b.Write(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
 	}))
 	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",

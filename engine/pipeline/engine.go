@@ -363,8 +363,8 @@ func filteredRun(runID, recipe, eventID string) *store.Run {
 // saveFinished records runs that end before any step (filtered, or of a
 // removed recipe) in one transaction, after first (when not nil), and
 // counts them.
-func (e *Engine) saveFinished(ctx context.Context, runs []*store.Run, first sqlqueue.Op) error {
-	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+func (e *Engine) saveFinished(ctx context.Context, runs []*store.Run, first store.Op) error {
+	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		if first != nil {
 			if err := first(ctx, tx); err != nil {
 				return err
@@ -539,7 +539,7 @@ func (e *Engine) run(msg *message.Message) error {
 			if err != nil {
 				return fmt.Errorf("encode checkpoint: %w", err)
 			}
-			return rs.Reschedule(context.WithoutCancel(ctx), msg, res.RetryAt, raw, func(ctx context.Context, tx sqlqueue.Tx) error {
+			return rs.Reschedule(context.WithoutCancel(ctx), msg, res.RetryAt, raw, func(ctx context.Context, tx store.Execer) error {
 				return e.cfg.Store.SaveCheckpoint(ctx, tx, rm.RunID, raw, time.Now())
 			})
 		}
@@ -570,7 +570,7 @@ func (e *Engine) run(msg *message.Message) error {
 // once.
 func (e *Engine) saveShared(ctx context.Context, sh sharer, run *store.Run, res *runner.Result) error {
 	ctx = context.WithoutCancel(ctx)
-	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return e.cfg.Store.AddFinishing(ctx, tx, run, time.Now())
 	})
 	if err != nil {
@@ -581,7 +581,7 @@ func (e *Engine) saveShared(ctx context.Context, sh sharer, run *store.Run, res 
 		// process, the run would go again there
 		e.log.Warn("the other processes may not learn that the run finished", "run", run.ID, "error", err)
 	}
-	return e.save(ctx, run, res, func(ctx context.Context, tx sqlqueue.Tx) error {
+	return e.save(ctx, run, res, func(ctx context.Context, tx store.Execer) error {
 		return e.cfg.Store.DeleteFinishing(ctx, tx, run.ID)
 	})
 }
@@ -671,7 +671,7 @@ func (e *Engine) sharedState(ctx context.Context, msg *message.Message, runID st
 // state is the run's checkpoint.
 func (e *Engine) putBack(ctx context.Context, msg *message.Message, at time.Time, state []byte) (bool, error) {
 	if rs, ok := e.cfg.Broker.(rescheduler); ok {
-		return true, rs.Reschedule(context.WithoutCancel(ctx), msg, at, state, func(context.Context, sqlqueue.Tx) error { return nil })
+		return true, rs.Reschedule(context.WithoutCancel(ctx), msg, at, state, func(context.Context, store.Execer) error { return nil })
 	}
 	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
 		retryAt(msg, at)
@@ -695,7 +695,7 @@ type delayer interface{ DelayedRedelivery() bool }
 // itself; the handler returns its error, and acks msg when it returns nil
 // and msg is not settled yet.
 type rescheduler interface {
-	Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save sqlqueue.Op) error
+	Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save store.Op) error
 }
 
 // checkpointKey is the metadata key of the checkpoint a paused run's
@@ -796,7 +796,7 @@ func (e *Engine) checkpoint(ctx context.Context, runID string, st *runner.State)
 		return fmt.Errorf("encode checkpoint: %w", err)
 	}
 	ctx = context.WithoutCancel(ctx)
-	err = e.cfg.Broker.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	err = e.cfg.Broker.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return e.cfg.Store.SaveCheckpoint(ctx, tx, runID, raw, time.Now())
 	})
 	if err != nil {
@@ -836,8 +836,8 @@ func RecordOf(rm RunMsg, res *runner.Result) *store.Run {
 	return run
 }
 
-func (e *Engine) save(ctx context.Context, run *store.Run, res *runner.Result, also sqlqueue.Op) error {
-	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx sqlqueue.Tx) error {
+func (e *Engine) save(ctx context.Context, run *store.Run, res *runner.Result, also store.Op) error {
+	err := e.cfg.Broker.Write(context.WithoutCancel(ctx), func(ctx context.Context, tx store.Execer) error {
 		if err := e.cfg.Store.SaveRunTx(ctx, tx, run); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -152,13 +153,13 @@ func TestRemovedRecipeRunDropsItsCheckpoint(t *testing.T) {
 	er := runEngineWith(t, o, ix, 30*time.Second, nil)
 	defer er.stop(t)
 	ev := webhookEvent(t, "/gone", map[string]any{})
-	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return o.st.InsertEvent(ctx, tx, ev)
 	}))
 	runID := pipeline.RunID(ev.ID, "gone")
 	state, err := json.Marshal(runner.State{Next: 1, Started: time.Now(), Outputs: map[string]map[string]any{"first": {"token": "x"}}})
 	require.NoError(t, err)
-	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
 	}))
 	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "gone",
@@ -196,14 +197,14 @@ func TestPoisonRunRecordedDead(t *testing.T) {
 	}{{pipeline.DefaultMaxCrashes, "dead"}, {pipeline.DefaultMaxCrashes - 1, "succeeded"}} {
 		t.Run(fmt.Sprint(tc.crashes), func(t *testing.T) {
 			ev := webhookEvent(t, "/p", map[string]any{})
-			require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+			require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 				return o.st.InsertEvent(ctx, tx, ev)
 			}))
 			runID := pipeline.RunID(ev.ID, "retried")
 			state, err := json.Marshal(runner.State{Next: 1, Started: time.Now(), Outputs: map[string]map[string]any{"first": {}},
 				Steps: []*runner.StepResult{{ID: "first", Action: "http.request", Status: runner.StatusSucceeded}}})
 			require.NoError(t, err)
-			require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+			require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 				return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
 			}))
 			raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "retried",
@@ -262,7 +263,7 @@ func TestPoisonCopyWaitsForTheRunningCopy(t *testing.T) {
 	er := runEngineWith(t, o, ix, 30*time.Second, nil)
 	defer er.stop(t)
 	ev := webhookEvent(t, "/p", map[string]any{})
-	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	require.NoError(t, o.b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return o.st.InsertEvent(ctx, tx, ev)
 	}))
 	runID := pipeline.RunID(ev.ID, "retried")

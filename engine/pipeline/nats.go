@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -170,7 +169,7 @@ func (c *NATSConfig) setDefaults() {
 // until Store.Prune drops it (see store.MaxCheckpointWait).
 type NATSBroker struct {
 	Store  *store.Store
-	Writer *sqlqueue.Writer
+	Writer *store.Writer
 
 	cfg       NATSConfig
 	stream    string
@@ -264,7 +263,7 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 	if err != nil {
 		return nil, fmt.Errorf("nats broker: publisher: %w", err)
 	}
-	b.Writer = sqlqueue.NewWriter(st.Write, 512)
+	b.Writer = store.NewWriter(st.Write, 512)
 	// before any run message comes: it is the run's record that counts
 	if err := b.reconcile(ctx); err != nil {
 		b.Writer.Close()
@@ -405,7 +404,7 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 // dedup bucket the processes share, then publish with the dedup key as
 // the JetStream message id. See NATSBroker for what is not atomic here.
 func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
 		return b.Store.AddOutbox(ctx, tx, ev, time.Now())
 	})
 	if err != nil || !fresh {
@@ -448,7 +447,7 @@ func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) 
 // its outbox entry; the dedup claim stays, so that a later copy is
 // refused here without asking the others.
 func (b *NATSBroker) dropEvent(ctx context.Context, ev *store.Event) error {
-	return b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	return b.Writer.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
 			return err
 		}
@@ -460,7 +459,7 @@ func (b *NATSBroker) dropEvent(ctx context.Context, ev *store.Event) error {
 // sender's retry is accepted: the event, its outbox entry and its dedup
 // claim go. It returns err, with the undo's own error if any.
 func (b *NATSBroker) undoAccept(ctx context.Context, ev *store.Event, err error) error {
-	uerr := b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+	uerr := b.Writer.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
 			return err
 		}
@@ -527,7 +526,7 @@ func (b *NATSBroker) relay(start time.Time) {
 		if len(batch) == 0 {
 			return
 		}
-		err := b.Writer.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
+		err := b.Writer.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 			return b.Store.DeleteOutbox(ctx, tx, batch...)
 		})
 		if err != nil {
@@ -598,7 +597,7 @@ func (b *NATSBroker) republish(before time.Time) {
 			done = append(done, e.EventID)
 		}
 		if len(done) > 0 {
-			err := b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+			err := b.Writer.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 				return b.Store.DeleteOutbox(ctx, tx, done...)
 			})
 			if err != nil {
@@ -632,7 +631,7 @@ func natsMsgID(key string) string {
 }
 
 // Write implements Broker.
-func (b *NATSBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
+func (b *NATSBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
 // DelayedRedelivery reports that a paused run waits for its retry time in
 // the stream (see Reschedule), not in the process.
@@ -646,7 +645,7 @@ func (b *NATSBroker) DelayedRedelivery() bool { return true }
 // MaxAckPending meanwhile; should that fail too, msg is nacked: it comes
 // back after a second (sooner than at), or after AckWait when the server
 // is out of reach. It is not lost.
-func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save sqlqueue.Op) error {
+func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save store.Op) error {
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -285,7 +284,7 @@ func (b *NATSBroker) reconcile(ctx context.Context) error {
 			continue
 		}
 		mine := by == b.instance
-		err = b.Writer.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		err = b.Writer.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 			if mine {
 				r.Replace = true
 				if err := b.Store.SaveRunTx(ctx, tx, r); err != nil {

@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/internal/logbuf"
@@ -348,7 +347,7 @@ func TestNATSReconcile(t *testing.T) {
 	runs := map[string]*store.Run{}
 	for _, id := range []string{"run_marked_here", "run_not_marked", "run_marked_elsewhere"} {
 		runs[id] = &store.Run{ID: id, Recipe: "r", EventID: "ev_" + id, Status: "succeeded", StartedAt: now, FinishedAt: now, Attempt: 1}
-		require.NoError(t, b.Write(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		require.NoError(t, b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 			return st.AddFinishing(ctx, tx, runs[id], now)
 		}))
 	}

@@ -17,7 +17,6 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -101,7 +100,7 @@ var identRE = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
 // partition and no connection while it waits.
 type PostgresBroker struct {
 	Store  *store.Store
-	Writer *sqlqueue.Writer
+	Writer *store.Writer
 
 	cfg PostgresConfig
 	// parts is how many runs partitions are consumed: RunPartitions, or
@@ -184,7 +183,7 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 	if b.runSubs, err = subscriber(1); err != nil {
 		return nil, fmt.Errorf("postgres subscriber: %w", err)
 	}
-	b.Writer = sqlqueue.NewWriter(db, 512)
+	b.Writer = store.NewWriter(db, 512)
 	b.publisher = &pgPublisher{b: b}
 	b.sched = newStoreScheduler(st, b.Writer, cfg.PollInterval, cfg.Logger, b.publishTx)
 	b.wg.Add(1)
@@ -270,7 +269,7 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 	if err != nil {
 		return false, err
 	}
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx sqlqueue.Tx) error {
+	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
 		if err := b.publishTx(ctx, tx, TopicEvents, msg); err != nil {
 			return fmt.Errorf("publish event: %w", err)
 		}
@@ -285,7 +284,7 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 // publishTx publishes msgs on topic through a watermill-sql publisher
 // on tx (a transaction of the group commit), so that they commit with
 // what else tx writes.
-func (b *PostgresBroker) publishTx(_ context.Context, tx sqlqueue.Tx, topic string, msgs ...*message.Message) error {
+func (b *PostgresBroker) publishTx(_ context.Context, tx store.Execer, topic string, msgs ...*message.Message) error {
 	pub, err := wsql.NewPublisher(txExecutor{tx}, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
 	if err != nil {
 		return err
@@ -294,7 +293,7 @@ func (b *PostgresBroker) publishTx(_ context.Context, tx sqlqueue.Tx, topic stri
 }
 
 // Write implements Broker.
-func (b *PostgresBroker) Write(ctx context.Context, fn sqlqueue.Op) error {
+func (b *PostgresBroker) Write(ctx context.Context, fn store.Op) error {
 	return b.Writer.Do(ctx, fn)
 }
 
@@ -306,7 +305,7 @@ func (b *PostgresBroker) DelayedRedelivery() bool { return true }
 // run's checkpoint (save), in one transaction: it is published again at
 // at. The handler then acks msg, which frees its partition.
 // state is in the shared store already: the message does not carry it.
-func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, _ []byte, save sqlqueue.Op) error {
+func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, _ []byte, save store.Op) error {
 	return b.sched.schedule(ctx, TopicRuns, runIDOf(msg), msg, at, save)
 }
 
@@ -654,7 +653,7 @@ func (d *drainer) Close() error {
 
 // txExecutor lets a watermill-sql publisher write through the group
 // commit's transaction.
-type txExecutor struct{ sqlqueue.Tx }
+type txExecutor struct{ store.Execer }
 
 func (t txExecutor) Exec(query string, args ...any) (sql.Result, error) {
 	return t.ExecContext(context.Background(), query, args...)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -46,7 +45,7 @@ func (e *Engine) RunNow(ctx context.Context, name string, payload json.RawMessag
 	if ok, ferr := e.filterRunner().Filter(rec, runner.Event{ID: ev.ID, Type: ev.Type, ReceivedAt: now, Payload: decoded}, runID); ferr == nil && !ok {
 		finished = append(finished, filteredRun(runID, name, ev.ID))
 	}
-	err = e.saveFinished(ctx, finished, func(ctx context.Context, tx sqlqueue.Tx) error {
+	err = e.saveFinished(ctx, finished, func(ctx context.Context, tx store.Execer) error {
 		return e.cfg.Store.InsertEvent(ctx, tx, ev)
 	})
 	if err != nil {

@@ -480,7 +480,7 @@ func (s *Service) acceptTick(ctx context.Context, ev *store.Event) error {
 // and writes (their ratio is the batch size, what an fsync is shared by),
 // and each transaction's duration and size: a webhook's answer waits for
 // the end of the transaction under way, then for the next one.
-func (s *Service) registerWriterMetrics(w *sqlqueue.Writer) {
+func (s *Service) registerWriterMetrics(w *store.Writer) {
 	txs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_transactions_total",
 		Help: "Transactions of the embedded store's group-commit writer."}, func() float64 { n, _ := w.Stats(); return float64(n) })
 	ops := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sous_store_writes_total",

@@ -28,9 +28,12 @@ import (
 // runner below pipeline ..."), checked against the real graph (`go list -f
 // '{{.ImportPath}}: {{join .Imports " "}}' ./...`), which decided where the
 // design is silent:
-//   - engine/store, engine/metrics and the SQL queue import no other engine
-//     package and the runner needs none of them: they sit above the runner,
-//     beside its recipe-test driver, and below the pipeline that uses them.
+//   - engine/store and engine/metrics import no other engine package and
+//     the runner needs neither: they sit above the runner, beside its
+//     recipe-test driver, and below the pipeline that uses them.
+//   - the SQL queue writes through the store's group-commit writer
+//     (store.Writer, store.Op, store.Execer: one Execer for the store and
+//     every broker), so it sits one layer above the store.
 //   - engine/server sits below engine/service, which assembles it (DESIGN.md
 //     says "service below server"; the code and docs/development.md say the
 //     service builds the server).
@@ -54,7 +57,8 @@ var layers = []struct {
 	{"helpers", []string{"internal/sqlin", "internal/httpx", "internal/logbuf", "internal/allcheck", "internal/catalog", "internal/benchrecipes"}},
 	{"language", []string{"recipes/..."}},
 	{"runner", []string{"engine/runner", "engine/settings/..."}},
-	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics", "engine/pipeline/sqlqueue"}},
+	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics"}},
+	{"queue", []string{"engine/pipeline/sqlqueue"}},
 	{"pipeline", []string{"engine/pipeline", "engine/store/storetest"}},
 	{"server", []string{"engine/server", "engine/pipeline/natstest"}},
 	{"service", []string{"engine/service"}},

@@ -1,7 +1,5 @@
 package sqlqueue
 
-import "context"
-
 // ClaimQuery is claimQuery, for the plan test.
 var ClaimQuery = claimQuery
 
@@ -14,22 +12,3 @@ func (q *Queue) HeldRows() int {
 
 // DeleteAcked is what the ack loop does with a batch of acked rows.
 func (q *Queue) DeleteAcked(seqs ...int64) { q.deleteAcked(seqs) }
-
-// Statements returns the texts of the statements the writer prepared or
-// will prepare (its statement cache), read on the writer's goroutine.
-func (w *Writer) Statements() []string {
-	var out []string
-	_ = w.Do(context.Background(), func(context.Context, Tx) error {
-		out = out[:0] // an op may run twice
-		for q := range w.stmts {
-			out = append(out, q)
-		}
-		for q := range w.toPrepare {
-			if _, ok := w.stmts[q]; !ok {
-				out = append(out, q)
-			}
-		}
-		return nil
-	})
-	return out
-}

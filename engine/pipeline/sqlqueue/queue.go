@@ -1,3 +1,10 @@
+// Package sqlqueue is a durable Watermill Publisher and Subscriber over a
+// SQL queue table, the embedded default broker. Messages are leased, not
+// locked: many are in flight at once, an Ack deletes the row, a Nack makes
+// it available again (after a delay the handler may set), and a lease that
+// runs out (a crashed process) makes it deliverable again. All writes go
+// through the store's group-commit Writer, so that a burst of webhooks
+// costs one transaction and one fsync, not one each.
 package sqlqueue
 
 import (
@@ -13,6 +20,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/internal/sqlin"
 )
 
@@ -56,7 +64,7 @@ type Config struct {
 	// processes published or that became available.
 	Poll time.Duration
 	// CommitDelay is the commit delay of the writer NewSQLBroker makes
-	// (see Writer.Linger); zero commits at once.
+	// (see store.Writer.Linger); zero commits at once.
 	CommitDelay time.Duration
 	// LocalLimit bounds the messages waiting to be handed over in memory
 	// to a subscription of this process; beyond it, messages wait in the
@@ -107,12 +115,12 @@ const DefaultLocalLimit = 1024
 // Derive) or put back. A message may take longer than Config.Lease (an
 // event's row is held while its runs execute), so a background loop
 // extends the leases of the rows held for more than a third of the lease,
-// in a few statements through the Writer; it stops with Close, after
+// in a few statements through the store.Writer; it stops with Close, after
 // which the leases left run out.
 type Queue struct {
 	cfg    Config
 	db     *sql.DB
-	w      *Writer
+	w      *store.Writer
 	mu     sync.Mutex
 	wake   map[string]chan struct{}
 	locals map[string]*localQueue
@@ -362,7 +370,7 @@ func (q *Queue) mark(h *holder, msg *message.Message) []byte {
 	if err != nil {
 		return nil
 	}
-	err = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	err = q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET metadata = $1 WHERE seq = $2`, string(raw), h.seq)
 		return err
 	})
@@ -384,7 +392,7 @@ func (q *Queue) unmark(h *holder, before []byte) {
 		q.notStarted(h.seq)
 		return
 	}
-	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	_ = q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET metadata = $1, deliveries = deliveries - 1, leased_until = 0, available_at = $2
 			WHERE seq = $3 AND deliveries > 0`, string(before), time.Now().UnixMilli(), h.seq)
 		return err
@@ -568,7 +576,7 @@ var (
 )
 
 // New returns a queue over db (whose table exists) writing through w.
-func New(db *sql.DB, w *Writer, cfg Config) *Queue {
+func New(db *sql.DB, w *store.Writer, cfg Config) *Queue {
 	if cfg.Lease <= 0 {
 		cfg.Lease = 5 * time.Minute
 	}
@@ -630,11 +638,11 @@ func (q *Queue) Notify(topic string) {
 // call Delivered with what it returns (even when nil): the messages a
 // subscription of this process will take in memory are handed over then,
 // and the others are announced.
-func (q *Queue) Insert(ctx context.Context, tx Tx, topic string, msgs ...*message.Message) (*Inserted, error) {
+func (q *Queue) Insert(ctx context.Context, tx store.Execer, topic string, msgs ...*message.Message) (*Inserted, error) {
 	return q.insert(ctx, tx, topic, true, msgs...)
 }
 
-func (q *Queue) insert(ctx context.Context, tx Tx, topic string, handOver bool, msgs ...*message.Message) (*Inserted, error) {
+func (q *Queue) insert(ctx context.Context, tx store.Execer, topic string, handOver bool, msgs ...*message.Message) (*Inserted, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -785,7 +793,7 @@ func (q *Queue) Publish(topic string, msgs ...*message.Message) error {
 		ctx = context.WithoutCancel(msgs[0].Context())
 	}
 	var ins *Inserted
-	if err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
+	if err := q.w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		var err error
 		ins, err = q.Insert(ctx, tx, topic, msgs...)
 		return err
@@ -817,7 +825,7 @@ func (q *Queue) claim(ctx context.Context, topic string, n int) ([]handedOver, e
 	until := now + q.cfg.Lease.Milliseconds()
 	query := claimQuery(q.cfg.Table)
 	var out []handedOver
-	err := q.w.Do(ctx, func(ctx context.Context, tx Tx) error {
+	err := q.w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, query, until, topic, now, now, n)
 		if err != nil {
@@ -1080,7 +1088,7 @@ func (q *Queue) storeChild(topic string, msg *message.Message) bool {
 	m := message.NewMessage(msg.UUID, msg.Payload)
 	m.Metadata = md
 	var ins *Inserted
-	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	err := q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		var err error
 		ins, err = q.insert(ctx, tx, topic, false, m)
 		return err
@@ -1115,7 +1123,7 @@ func (q *Queue) nack(topic string, h *holder, msg *message.Message) {
 	// still saw the row held (the writer runs ops in turn): if the write
 	// fails, the lease runs out and the message comes back
 	q.untrack(seq)
-	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	err := q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		_, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET leased_until = 0, available_at = $1, metadata = $2 WHERE seq = $3`, avail, string(raw), seq)
 		return err
 	})
@@ -1170,7 +1178,7 @@ func (q *Queue) ackLoop() {
 // renewing them (whether the delete succeeded or not: if it failed, the
 // lease runs out and the message is delivered again).
 func (q *Queue) deleteAcked(ids []int64) {
-	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	_ = q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		for chunk := range slices.Chunk(ids, sqlin.Max) {
 			list, args := sqlin.List(nil, chunk)
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+q.cfg.Table+` WHERE seq IN `+list, args...); err != nil {
@@ -1254,7 +1262,7 @@ func (q *Queue) renew() {
 func (q *Queue) renewRows(seqs []int64) {
 	until := time.Now().UnixMilli() + q.cfg.Lease.Milliseconds()
 	var renewed []int64
-	err := q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	err := q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		renewed = renewed[:0] // an op may run twice
 		q.heldMu.Lock()
 		for _, s := range seqs {
@@ -1339,7 +1347,7 @@ func (q *Queue) putBackNotStarted() {
 		return
 	}
 	now := time.Now().UnixMilli()
-	_ = q.w.Do(context.Background(), func(ctx context.Context, tx Tx) error {
+	_ = q.w.Do(context.Background(), func(ctx context.Context, tx store.Execer) error {
 		for chunk := range slices.Chunk(seqs, sqlin.Max) {
 			list, args := sqlin.List([]any{now}, chunk)
 			if _, err := tx.ExecContext(ctx, `UPDATE `+q.cfg.Table+` SET deliveries = deliveries - 1, leased_until = 0, available_at = $1

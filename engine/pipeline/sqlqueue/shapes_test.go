@@ -12,11 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/store"
 )
 
 // deleteShapes returns the placeholder counts of the DELETE statements
 // the writer cached (one per distinct statement text).
-func deleteShapes(t *testing.T, w *sqlqueue.Writer) []int {
+func deleteShapes(t *testing.T, w *store.Writer) []int {
 	t.Helper()
 	var out []int
 	for _, q := range w.Statements() {
@@ -45,7 +46,7 @@ func requireFewShapes(t *testing.T, shapes []int) {
 // batch of any size deletes exactly its rows, with a handful of texts.
 func TestAckDeletesInFewShapes(t *testing.T) {
 	db := openDB(t)
-	w := sqlqueue.NewWriter(db, 64)
+	w := store.NewWriter(db, 64)
 	q := sqlqueue.New(db, w, sqlqueue.Config{Table: "queue"})
 	t.Cleanup(func() { q.Close(); w.Close() })
 	var sizes []int
@@ -90,7 +91,7 @@ func TestAckDeletesInFewShapes(t *testing.T) {
 // sizes, however the ack loop batches them: its deletes use few texts.
 func TestQueueAcksInFewShapes(t *testing.T) {
 	db := openDB(t)
-	w := sqlqueue.NewWriter(db, 64)
+	w := store.NewWriter(db, 64)
 	q := sqlqueue.New(db, w, sqlqueue.Config{Table: "queue", Poll: 20 * time.Millisecond, MaxInFlight: 512})
 	t.Cleanup(func() { q.Close(); w.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -129,10 +130,10 @@ func TestQueueAcksInFewShapes(t *testing.T) {
 // in the text, each size was a statement of its own.
 func TestQueueClaimsInOneShape(t *testing.T) {
 	db := openDB(t)
-	w := sqlqueue.NewWriter(db, 64)
+	w := store.NewWriter(db, 64)
 	q := sqlqueue.New(db, w, sqlqueue.Config{Table: "queue", Poll: 5 * time.Millisecond, MaxInFlight: 9, Batch: 8})
 	// another process's rows: taken by claims, not handed over in memory
-	ow := sqlqueue.NewWriter(db, 64)
+	ow := store.NewWriter(db, 64)
 	other := sqlqueue.New(db, ow, sqlqueue.Config{Table: "queue"})
 	t.Cleanup(func() { q.Close(); other.Close(); w.Close(); ow.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,33 +168,4 @@ func TestQueueClaimsInOneShape(t *testing.T) {
 		}
 	}
 	require.Len(t, claims, 1, "claim statements: %q", claims)
-}
-
-// TestWriterStatementCacheEvicts: a full statement cache makes room for
-// a new statement by closing the one used least recently, and keeps the
-// one in constant use. A cache that kept its first statements left every
-// later one unprepared for the life of the process.
-func TestWriterStatementCacheEvicts(t *testing.T) {
-	w := sqlqueue.NewWriter(openDB(t), 64)
-	t.Cleanup(func() { w.Close() })
-	query := func(q string) {
-		t.Helper()
-		require.NoError(t, w.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
-			var n int
-			return tx.QueryRowContext(ctx, q, 1).Scan(&n)
-		}))
-	}
-	const hot = "SELECT $1 + 0 -- hot"
-	for i := range 400 {
-		query(hot)
-		query(fmt.Sprintf("SELECT $1 + %d", i))
-	}
-	const late = "SELECT $1 + 1000 -- late"
-	query(late)
-	query(late) // prepared after its first run
-	got := w.Statements()
-	require.LessOrEqual(t, len(got), 256)
-	require.Contains(t, got, late, "a statement met after the cache filled is cached")
-	require.Contains(t, got, hot, "the statement in constant use stays")
-	require.NotContains(t, got, "SELECT $1 + 0", "the oldest went")
 }

@@ -3,10 +3,8 @@ package sqlqueue_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/store"
 )
 
 const schema = `CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, uuid TEXT NOT NULL,
@@ -49,94 +48,9 @@ func withTimeout(t *testing.T, d time.Duration, f func()) {
 	}
 }
 
-// TestWriterReusesStatementsWithOneConnection is the regression test of a
-// deadlock: preparing a statement inside the batch's transaction waited
-// for a connection the transaction itself held.
-func TestWriterReusesStatementsWithOneConnection(t *testing.T) {
-	db := openDB(t)
-	w := sqlqueue.NewWriter(db, 64)
-	defer w.Close()
-	withTimeout(t, 10*time.Second, func() {
-		for i := 0; i < 50; i++ {
-			err := w.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
-				_, err := tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ($1, $2)`, fmt.Sprint(i), i)
-				return err
-			})
-			require.NoError(t, err)
-		}
-	})
-	var n int
-	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM kv`).Scan(&n))
-	require.Equal(t, 50, n)
-}
-
-func TestWriterIsolatesAFailingOp(t *testing.T) {
-	db := openDB(t)
-	w := sqlqueue.NewWriter(db, 64)
-	defer w.Close()
-	var wg sync.WaitGroup
-	errs := make([]error, 40)
-	for i := range errs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs[i] = w.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
-				if i == 7 {
-					return errors.New("op 7 fails")
-				}
-				_, err := tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ($1, $2)`, fmt.Sprint(i), i)
-				return err
-			})
-		}(i)
-	}
-	withTimeout(t, 10*time.Second, wg.Wait)
-	for i, err := range errs {
-		if i == 7 {
-			require.EqualError(t, err, "op 7 fails")
-			continue
-		}
-		require.NoError(t, err, "op %d", i)
-	}
-	var n int
-	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM kv`).Scan(&n))
-	require.Equal(t, 39, n, "every op but the failing one is committed")
-}
-
-// TestWriterDetached: a detached writer runs an Op's statements even if
-// the Op's context ends while it runs; an attached one stops them.
-func TestWriterDetached(t *testing.T) {
-	for _, detached := range []bool{true, false} {
-		t.Run(fmt.Sprintf("detached=%v", detached), func(t *testing.T) {
-			w := sqlqueue.NewWriter(openDB(t), 8)
-			w.Detached = detached
-			defer w.Close()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var execErr error
-			err := w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
-				cancel() // the caller gives up once the op has started
-				_, execErr = tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ('a', 1)`)
-				return execErr
-			})
-			if detached {
-				require.NoError(t, execErr)
-				require.NoError(t, err)
-			} else {
-				require.ErrorIs(t, execErr, context.Canceled)
-			}
-		})
-	}
-}
-
-func TestWriterAfterClose(t *testing.T) {
-	w := sqlqueue.NewWriter(openDB(t), 8)
-	require.NoError(t, w.Close())
-	require.ErrorIs(t, w.Do(context.Background(), func(context.Context, sqlqueue.Tx) error { return nil }), sqlqueue.ErrClosed)
-}
-
 func newQueue(t *testing.T, db *sql.DB, cfg sqlqueue.Config) *sqlqueue.Queue {
 	t.Helper()
-	w := sqlqueue.NewWriter(db, 64)
+	w := store.NewWriter(db, 64)
 	cfg.Table = "queue"
 	q := sqlqueue.New(db, w, cfg)
 	t.Cleanup(func() { q.Close(); w.Close() })
@@ -366,48 +280,6 @@ func TestQueueChildLostWithItsProcess(t *testing.T) {
 	require.Equal(t, "parent", again.UUID)
 	require.Equal(t, "2", again.Metadata.Get(sqlqueue.DeliveriesKey))
 	again.Ack()
-}
-
-// TestWriterLingers checks the commit delay: an idle writer commits a
-// lone op at once, and a busy one gathers the ops of concurrent writers
-// into one transaction rather than one each.
-func TestWriterLingers(t *testing.T) {
-	t.Run("idle: at once", func(t *testing.T) {
-		w := sqlqueue.NewWriter(openDB(t), 64)
-		defer w.Close()
-		w.Linger = 10 * time.Second
-		withTimeout(t, 5*time.Second, func() {
-			require.NoError(t, w.Do(context.Background(), func(context.Context, sqlqueue.Tx) error { return nil }))
-		})
-	})
-	t.Run("busy: gathered", func(t *testing.T) {
-		w := sqlqueue.NewWriter(openDB(t), 64)
-		defer w.Close()
-		w.Linger = 100 * time.Millisecond
-		const writers, rounds = 8, 5
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for g := 0; g < writers; g++ {
-			wg.Add(1)
-			go func(g int) {
-				defer wg.Done()
-				<-start
-				for i := 0; i < rounds; i++ {
-					err := w.Do(context.Background(), func(ctx context.Context, tx sqlqueue.Tx) error {
-						_, err := tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ($1, $2)`, fmt.Sprint(g, "-", i), i)
-						return err
-					})
-					require.NoError(t, err)
-				}
-			}(g)
-		}
-		close(start)
-		withTimeout(t, 20*time.Second, wg.Wait)
-		txs, ops := w.Stats()
-		require.Equal(t, int64(writers*rounds), ops)
-		// without the delay, each round's ops would mostly commit apart
-		require.LessOrEqual(t, txs, int64(rounds+4), "%d ops in %d transactions", ops, txs)
-	})
 }
 
 // TestQueueTableNotStarvedByHandover: a message waiting in the table is

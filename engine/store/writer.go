@@ -1,11 +1,8 @@
-// Package sqlqueue is a durable Watermill Publisher and Subscriber over a
-// SQL queue table, the embedded default broker. Messages are leased, not
-// locked: many are in flight at once, an Ack deletes the row, a Nack makes
-// it available again (after a delay the handler may set), and a lease that
-// runs out (a crashed process) makes it deliverable again. All writes go
-// through a group-commit Writer, so that a burst of webhooks costs one
-// transaction and one fsync, not one each.
-package sqlqueue
+package store
+
+// The group-commit writer: every write of the store and of the brokers
+// that keep their messages in it goes through a Writer, so that a burst of
+// webhooks costs one transaction and one fsync, not one each.
 
 import (
 	"context"
@@ -18,20 +15,14 @@ import (
 	"time"
 )
 
-// Tx is what an Op writes through: the batch's transaction, with
-// prepared statements cached across batches (SQLite spends most of a small
-// statement's time parsing it).
-type Tx interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // Op is one unit of work in a group-committed transaction. An Op may run
 // twice: when another Op of its batch fails, the batch is rolled back and
 // each Op is run again in a transaction of its own, so an Op must derive
 // its results from what it reads, not from an earlier try.
-type Op func(ctx context.Context, tx Tx) error
+// An Op writes through tx, the batch's transaction, with prepared
+// statements cached across batches (SQLite spends most of a small
+// statement's time parsing it).
+type Op func(ctx context.Context, tx Execer) error
 
 type pending struct {
 	ctx  context.Context
@@ -77,6 +68,26 @@ type Writer struct {
 	// long it took from its begin to its commit: what an Op waits for
 	// once its transaction started. Set it before the first Do.
 	Observe func(ops int, took time.Duration)
+}
+
+// Statements returns the texts of the statements the writer prepared or
+// will prepare (its statement cache), read on the writer's goroutine: for
+// tests that check which shapes of statements the writer's users make.
+func (w *Writer) Statements() []string {
+	var out []string
+	_ = w.Do(context.Background(), func(context.Context, Execer) error {
+		out = out[:0] // an op may run twice
+		for q := range w.stmts {
+			out = append(out, q)
+		}
+		for q := range w.toPrepare {
+			if _, ok := w.stmts[q]; !ok {
+				out = append(out, q)
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // lingerAbove is the batch size from which the writer counts as busy: an
@@ -194,7 +205,7 @@ func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any
 }
 
 // ErrClosed is returned after Close.
-var ErrClosed = errors.New("sqlqueue: closed")
+var ErrClosed = errors.New("store writer: closed")
 
 // NewWriter starts a writer with up to maxBatch Ops per transaction.
 func NewWriter(db *sql.DB, maxBatch int) *Writer {
