@@ -5,30 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
-
-// Broker carries the pipeline's messages and accepts events durably.
-type Broker interface {
-	// Accept stores an event with its dedup key and publishes it on the
-	// events topic. It returns false, storing nothing, for a duplicate.
-	// It returns only after the event is committed.
-	Accept(ctx context.Context, ev *store.Event) (bool, error)
-	// Write runs fn in a (group-committed) transaction of the store.
-	Write(ctx context.Context, fn store.Op) error
-	Publisher() message.Publisher
-	Subscriber() message.Subscriber
-	// Depth counts the messages waiting on a topic, -1 when unknown.
-	Depth(ctx context.Context, topic string) int64
-	Close() error
-}
 
 // SQLBroker is the embedded default: the queue lives in the store's own
 // database, so the dedup claim, the event and its queue message commit in
@@ -57,20 +42,20 @@ func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 	return b
 }
 
-// Accept implements Broker. The queued message leaves the payload out
+// Accept implements broker.Broker. The queued message leaves the payload out
 // (it is in the events table, written in the same transaction); the
 // matcher of this process gets it in memory, another reads it back.
 func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	em := EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes}
-	msg, err := newMessage(em)
+	em := broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes}
+	msg, err := broker.NewMessage(em)
 	if err != nil {
 		return false, err
 	}
-	sqlqueue.WithLocal(msg, &localEvent{msg: em, payload: ev.Payload, decoded: ev.Decoded})
+	broker.WithLocal(msg, &broker.LocalEvent{Msg: em, Payload: ev.Payload, Decoded: ev.Decoded})
 	var ins *sqlqueue.Inserted
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
+	fresh, err := broker.AcceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
 		var err error
-		ins, err = b.Queue.Insert(ctx, tx, TopicEvents, msg)
+		ins, err = b.Queue.Insert(ctx, tx, broker.TopicEvents, msg)
 		return err
 	})
 	if err != nil {
@@ -84,22 +69,22 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 
 // claimed reads the payloads of a claim of event messages (a backlog
 // draining) in one query, rather than one each when matched: a
-// localEvent per message, nil for one that is not a lean event message
+// broker.LocalEvent per message, nil for one that is not a lean event message
 // (the matcher then decodes it, or reports it, as it does any). When the
 // read fails, it gives nothing and each event is read when matched.
 func (b *SQLBroker) claimed(ctx context.Context, topic string, msgs []*message.Message) []any {
-	if topic != TopicEvents {
+	if topic != broker.TopicEvents {
 		return nil
 	}
 	values := make([]any, len(msgs))
-	events := make([]*localEvent, len(msgs))
+	events := make([]*broker.LocalEvent, len(msgs))
 	ids := make([]string, 0, len(msgs))
 	for i, m := range msgs {
-		var em EventMsg
+		var em broker.EventMsg
 		if err := json.Unmarshal(m.Payload, &em); err != nil || em.ID == "" || len(em.Payload) > 0 {
 			continue
 		}
-		events[i] = &localEvent{msg: em, claimed: true}
+		events[i] = &broker.LocalEvent{Msg: em, Claimed: true}
 		ids = append(ids, em.ID)
 	}
 	if len(ids) == 0 {
@@ -116,62 +101,29 @@ func (b *SQLBroker) claimed(ctx context.Context, topic string, msgs []*message.M
 		}
 		// an event no longer stored keeps an empty payload: the matcher
 		// looks it up again and reports it gone
-		le.payload = payloads[le.msg.ID]
+		le.Payload = payloads[le.Msg.ID]
 		values[i] = le
 	}
 	return values
 }
 
-// Lean reports that messages need not carry event payloads: the
-// consumers share the store that holds the events.
-func (b *SQLBroker) Lean() bool { return true }
-
-// acceptEvent claims ev's dedup key and stores ev in one transaction of
-// w, with enqueue (when not nil) in the same transaction. It reports
-// whether the event is new; a duplicate stores and enqueues nothing.
-func acceptEvent(ctx context.Context, w *store.Writer, st *store.Store, ev *store.Event, enqueue store.Op) (bool, error) {
-	fresh := false
-	err := w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
-		fresh = false // an op may run twice: decide from what this try reads
-		ok, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
-		if err != nil || !ok {
-			return err
-		}
-		if err := st.InsertEvent(ctx, tx, ev); err != nil {
-			return err
-		}
-		if enqueue != nil {
-			if err := enqueue(ctx, tx); err != nil {
-				return err
-			}
-		}
-		fresh = true
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	return fresh, nil
+// Capabilities implements broker.Broker: messages need not carry event
+// payloads (the consumers share the store that holds the events), and a
+// nacked message can wait for its retry time in the queue.
+func (b *SQLBroker) Capabilities() broker.Capabilities {
+	return broker.Capabilities{LeanMessages: true, DelayedRedelivery: true}
 }
 
-func eventMessage(ev *store.Event) (*message.Message, error) {
-	return newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes, Payload: ev.Payload})
-}
-
-// DelayedRedelivery reports that a nacked message can wait for its retry
-// time in the queue.
-func (b *SQLBroker) DelayedRedelivery() bool { return true }
-
-// Write implements Broker.
+// Write implements broker.Broker.
 func (b *SQLBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
-// Publisher implements Broker.
+// Publisher implements broker.Broker.
 func (b *SQLBroker) Publisher() message.Publisher { return b.Queue }
 
-// Subscriber implements Broker.
+// Subscriber implements broker.Broker.
 func (b *SQLBroker) Subscriber() message.Subscriber { return b.Queue }
 
-// Depth implements Broker.
+// Depth implements broker.Broker.
 func (b *SQLBroker) Depth(ctx context.Context, topic string) int64 {
 	n, err := b.Queue.Depth(ctx, topic)
 	if err != nil {
@@ -180,7 +132,7 @@ func (b *SQLBroker) Depth(ctx context.Context, topic string) int64 {
 	return n
 }
 
-// Close implements Broker.
+// Close implements broker.Broker.
 func (b *SQLBroker) Close() error {
 	qerr := b.Queue.Close()
 	werr := b.Writer.Close()
@@ -205,42 +157,40 @@ func NewMemoryBroker(st *store.Store) *MemoryBroker {
 	return &MemoryBroker{Store: st, Writer: store.NewWriter(st.Write, 512), pubsub: ps}
 }
 
-// Accept implements Broker.
+// Accept implements broker.Broker.
 func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, nil)
+	fresh, err := broker.AcceptEvent(ctx, b.Writer, b.Store, ev, nil)
 	if err != nil || !fresh {
 		return false, err
 	}
-	msg, err := eventMessage(ev)
+	msg, err := broker.EventMessage(ev)
 	if err != nil {
 		return false, err
 	}
-	if err := b.pubsub.Publish(TopicEvents, msg); err != nil {
+	if err := b.pubsub.Publish(broker.TopicEvents, msg); err != nil {
 		return false, fmt.Errorf("publish event: %w", err)
 	}
 	return true, nil
 }
 
-// Write implements Broker.
+// Write implements broker.Broker.
 func (b *MemoryBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
-// Publisher implements Broker.
+// Publisher implements broker.Broker.
 func (b *MemoryBroker) Publisher() message.Publisher { return b.pubsub }
 
-// Subscriber implements Broker.
+// Subscriber implements broker.Broker.
 func (b *MemoryBroker) Subscriber() message.Subscriber { return b.pubsub }
 
-// Depth implements Broker.
+// Capabilities implements broker.Broker: none beyond carrying messages.
+func (b *MemoryBroker) Capabilities() broker.Capabilities { return broker.Capabilities{} }
+
+// Depth implements broker.Broker.
 func (b *MemoryBroker) Depth(context.Context, string) int64 { return -1 }
 
-// Close implements Broker.
+// Close implements broker.Broker.
 func (b *MemoryBroker) Close() error {
 	err := b.pubsub.Close()
 	b.Writer.Close()
 	return err
-}
-
-// retryAt sets a durable redelivery time on a message before Nack.
-func retryAt(msg *message.Message, at time.Time) {
-	msg.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(at.UnixMilli()))
 }

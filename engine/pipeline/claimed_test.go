@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -70,11 +71,11 @@ func TestClaimedRedeliveryDoesNotRunAgain(t *testing.T) {
 	require.Equal(t, "succeeded", waitRun(t, first.st, runID).Status)
 	er.stop(t)
 	// the row as the crash left it: delivered once, still leased
-	msg, err := json.Marshal(pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes})
+	msg, err := json.Marshal(broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes})
 	require.NoError(t, err)
 	now := time.Now().UnixMilli()
 	_, err = first.st.Write.Exec(`INSERT INTO queue (topic, uuid, payload, metadata, available_at, leased_until, deliveries)
-		VALUES ($1, $2, $3, '{}', $4, $4, 1)`, pipeline.TopicEvents, "left-behind", msg, now+60_000)
+		VALUES ($1, $2, $3, '{}', $4, $4, 1)`, broker.TopicEvents, "left-behind", msg, now+60_000)
 	require.NoError(t, err)
 	first.close()
 

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
@@ -40,9 +41,9 @@ func TestEarlyCopyOfAPausedRunWaits(t *testing.T) {
 		return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
 	}))
 	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "broker-load",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+		Event: broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
 	require.NoError(t, err)
-	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage("early", raw)))
+	require.NoError(t, o.b.Publisher().Publish(broker.TopicRuns, message.NewMessage("early", raw)))
 	run := waitRun(t, o.st, runID)
 	require.Equal(t, "succeeded", run.Status)
 	require.False(t, run.StartedAt.IsZero())

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,9 +14,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
@@ -26,7 +25,7 @@ import (
 // Config assembles an engine.
 type Config struct {
 	Store   *store.Store
-	Broker  Broker
+	Broker  broker.Broker
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	// NewRunner returns a runner carrying secrets and connections.
@@ -52,6 +51,7 @@ const DefaultMaxCrashes = 3
 // Engine runs the pipeline.
 type Engine struct {
 	cfg    Config
+	caps   broker.Capabilities // the broker's, asked once
 	index  atomic.Pointer[Index]
 	router *message.Router
 	log    *slog.Logger
@@ -83,9 +83,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxCrashes <= 0 {
 		cfg.MaxCrashes = DefaultMaxCrashes
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, workers: newWorkers()}
+	e := &Engine{cfg: cfg, caps: cfg.Broker.Capabilities(), log: cfg.Logger, workers: newWorkers()}
 	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})
-	wlog := NewWatermillLogger(cfg.Logger.With("component", "watermill"))
+	wlog := broker.NewWatermillLogger(cfg.Logger.With("component", "watermill"))
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
@@ -102,7 +102,7 @@ func New(cfg Config) (*Engine, error) {
 	// router's context instead
 	sub := keepOpenSub{cfg.Broker.Subscriber()}
 	// a handler cut short by shutdown is not poison: its message comes back
-	poison, err := middleware.PoisonQueueWithFilter(pub, TopicDeadLetters, func(err error) bool {
+	poison, err := middleware.PoisonQueueWithFilter(pub, broker.TopicDeadLetters, func(err error) bool {
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	})
 	if err != nil {
@@ -119,9 +119,9 @@ func New(cfg Config) (*Engine, error) {
 		runDeadline(cfg.RunTimeout),
 		e.workers.middleware,
 	)
-	router.AddHandler("match", TopicEvents, sub, TopicRuns, pub, e.match)
-	router.AddConsumerHandler("run", TopicRuns, sub, e.run)
-	router.AddConsumerHandler("dead_letters", TopicDeadLetters, sub, e.dead)
+	router.AddHandler("match", broker.TopicEvents, sub, broker.TopicRuns, pub, e.match)
+	router.AddConsumerHandler("run", broker.TopicRuns, sub, e.run)
+	router.AddConsumerHandler("dead_letters", broker.TopicDeadLetters, sub, e.dead)
 	e.router = router
 	return e, nil
 }
@@ -200,16 +200,16 @@ func timeoutVerdict(res *runner.Result, d time.Duration) {
 var errPermanent = errors.New("permanent")
 
 func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
-	var ev EventMsg
-	local, _ := sqlqueue.Local(msg).(*localEvent)
+	var ev broker.EventMsg
+	local, _ := broker.Local(msg).(*broker.LocalEvent)
 	if local != nil {
-		ev = local.msg
+		ev = local.Msg
 	} else if err := json.Unmarshal(msg.Payload, &ev); err != nil {
 		return nil, fmt.Errorf("%w: decode event: %v", errPermanent, err)
 	}
 	ix := e.index.Load()
 	matched := ix.Match(ev.Type, ev.Source)
-	if n := sqlqueue.Crashes(msg); n >= e.cfg.MaxCrashes {
+	if n := broker.Crashes(msg); n >= e.cfg.MaxCrashes {
 		return nil, e.poisonEvent(msg.Context(), ev, matched, n)
 	}
 	// a recipe the event was accepted for, removed (or moved to another
@@ -229,7 +229,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 	raw := ev.Payload
 	var payload map[string]any
 	if local != nil {
-		raw, payload = local.payload, local.decoded
+		raw, payload = local.Payload, local.Decoded
 	}
 	if payload == nil {
 		var err error
@@ -237,7 +237,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 			return nil, err
 		}
 	}
-	lean := e.lean()
+	lean := e.caps.LeanMessages
 	r := e.filterRunner()
 	rev := runner.Event{ID: ev.ID, Type: ev.Type, ReceivedAt: ev.ReceivedAt, Payload: payload}
 	var out []*message.Message
@@ -256,7 +256,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		} else {
 			rm.Event.Payload = raw
 		}
-		m, err := newMessage(rm)
+		m, err := broker.NewMessage(rm)
 		if err != nil {
 			return nil, err
 		}
@@ -265,12 +265,12 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		// over in memory, or claimed from its row for the first time (a
 		// backlog draining)
 		lr := &localRun{msg: rm, payload: payload}
-		lr.fresh.Store((local != nil && !local.claimed) || sqlqueue.FirstDelivery(msg))
-		sqlqueue.WithLocal(m, lr)
+		lr.fresh.Store((local != nil && !local.Claimed) || broker.FirstDelivery(msg))
+		broker.WithLocal(m, lr)
 		// on the embedded queue, the run waits in memory while the
 		// event's row stays: a crash brings the event back, and the
 		// event brings its runs back
-		sqlqueue.Derive(m, msg)
+		broker.Derive(m, msg)
 		out = append(out, m)
 	}
 	if len(filtered) > 0 {
@@ -291,7 +291,7 @@ func poisonError(what string, n int) string {
 // event was held by a process that died n times (see sqlqueue.Crashes),
 // and whatever killed it, in the matcher or in one of its runs, must not
 // kill the next one.
-func (e *Engine) poisonEvent(ctx context.Context, ev EventMsg, matched []*recipes.Recipe, n int) error {
+func (e *Engine) poisonEvent(ctx context.Context, ev broker.EventMsg, matched []*recipes.Recipe, n int) error {
 	names := slices.Clone(ev.Recipes)
 	for _, rec := range matched {
 		if !slices.Contains(names, rec.Name) {
@@ -330,7 +330,7 @@ func removed(accepted []string, matched []*recipes.Recipe) []string {
 }
 
 // recordRemoved records a dead run of each named recipe for ev.
-func (e *Engine) recordRemoved(ctx context.Context, ev EventMsg, names []string) error {
+func (e *Engine) recordRemoved(ctx context.Context, ev broker.EventMsg, names []string) error {
 	now := time.Now()
 	runs := make([]*store.Run, 0, len(names))
 	for _, name := range names {
@@ -387,12 +387,6 @@ func (e *Engine) saveFinished(ctx context.Context, runs []*store.Run, first stor
 	return nil
 }
 
-// lean reports whether the broker's messages leave event payloads out.
-func (e *Engine) lean() bool {
-	l, ok := e.cfg.Broker.(interface{ Lean() bool })
-	return ok && l.Lean()
-}
-
 // payload decodes an event's payload: raw when the message carried it,
 // else the event as stored.
 func (e *Engine) payload(ctx context.Context, eventID string, raw json.RawMessage) (map[string]any, error) {
@@ -425,7 +419,7 @@ func decodePayload(raw json.RawMessage) (map[string]any, error) {
 }
 
 func (e *Engine) run(msg *message.Message) error {
-	local, _ := sqlqueue.Local(msg).(*localRun)
+	local, _ := broker.Local(msg).(*localRun)
 	var rm RunMsg
 	if local != nil {
 		rm = local.msg
@@ -446,12 +440,12 @@ func (e *Engine) run(msg *message.Message) error {
 	// check and its release
 	if _, busy := e.running.LoadOrStore(rm.RunID, true); busy {
 		// the same run is executing here: let this copy come back later
-		retryAt(msg, time.Now().Add(time.Second))
+		broker.RetryAt(msg, time.Now().Add(time.Second))
 		msg.Nack()
 		return nil
 	}
 	defer e.running.Delete(rm.RunID)
-	if n := sqlqueue.Crashes(msg); n >= e.cfg.MaxCrashes {
+	if n := broker.Crashes(msg); n >= e.cfg.MaxCrashes {
 		// its process died n times holding it: set aside, unless done
 		// (after the claim: not under a copy of the run running here)
 		if done, _, err := e.cfg.Store.RunState(ctx, rm.RunID); err != nil || done {
@@ -502,7 +496,7 @@ func (e *Engine) run(msg *message.Message) error {
 			return err
 		}
 	}
-	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
+	if e.caps.DelayedRedelivery {
 		r.MaxInlineDelay = e.cfg.MaxInlineDelay
 	}
 	// a run that stored a checkpoint, or found one, deletes it when it
@@ -534,7 +528,7 @@ func (e *Engine) run(msg *message.Message) error {
 	if res.Status == runner.StatusPending {
 		// a durable retry: store where the run stands and take the message
 		// back at its retry time, here or in another process
-		if rs, ok := e.cfg.Broker.(rescheduler); ok {
+		if rs := e.caps.Rescheduler; rs != nil {
 			raw, err := json.Marshal(r.RedactState(res.State))
 			if err != nil {
 				return fmt.Errorf("encode checkpoint: %w", err)
@@ -546,14 +540,14 @@ func (e *Engine) run(msg *message.Message) error {
 		if err := e.checkpoint(ctx, rm.RunID, r.RedactState(res.State)); err != nil {
 			return err
 		}
-		retryAt(msg, res.RetryAt)
+		broker.RetryAt(msg, res.RetryAt)
 		msg.Nack()
 		return nil
 	}
 	run := RecordOf(rm, res)
 	run.Replace = rm.Replay || state != nil
 	run.Checkpointed = checkpointed
-	if sh, ok := e.cfg.Broker.(sharer); ok {
+	if sh := e.caps.SharedState; sh != nil {
 		return e.saveShared(ctx, sh, run, res)
 	}
 	return e.save(ctx, run, res, nil)
@@ -568,7 +562,7 @@ func (e *Engine) run(msg *message.Message) error {
 // again (its last step goes again, with the same idempotency key), here
 // or elsewhere, and the entry is dropped. Either way the run is recorded
 // once.
-func (e *Engine) saveShared(ctx context.Context, sh sharer, run *store.Run, res *runner.Result) error {
+func (e *Engine) saveShared(ctx context.Context, sh broker.Sharer, run *store.Run, res *runner.Result) error {
 	ctx = context.WithoutCancel(ctx)
 	err := e.cfg.Broker.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return e.cfg.Store.AddFinishing(ctx, tx, run, time.Now())
@@ -594,8 +588,8 @@ func (e *Engine) saveShared(ctx context.Context, sh sharer, run *store.Run, res 
 // there, and a late copy of its message does not run it.
 func (e *Engine) recordUnrun(msg *message.Message, run *store.Run) error {
 	ctx := msg.Context()
-	sh, ok := e.cfg.Broker.(sharer)
-	if !ok {
+	sh := e.caps.SharedState
+	if sh == nil {
 		return e.save(ctx, run, nil, nil)
 	}
 	done, _, err := sh.SharedRun(ctx, run.ID)
@@ -616,33 +610,17 @@ func (e *Engine) recordUnrun(msg *message.Message, run *store.Run) error {
 // tries.
 func (e *Engine) later(msg *message.Message, runID string, err error) {
 	e.log.Warn("read what the other processes know of the run: it is tried again in a second", "run", runID, "error", err)
-	retryAt(msg, time.Now().Add(time.Second))
+	broker.RetryAt(msg, time.Now().Add(time.Second))
 	msg.Nack()
 }
 
-// sharer is a broker whose processes keep stores of their own (NATS)
-// and share what became of each run: a run message that comes again to
-// another process (an ack lost, a process that died between the run's
-// record and its ack, an event published again) does not run a finished
-// run again, and a run cut short in one process resumes in another after
-// its last finished step.
-type sharer interface {
-	// SharedRun is whether the run finished in any process, else its
-	// latest shared checkpoint (nil when none).
-	SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error)
-	// ShareCheckpoint shares the run's checkpoint.
-	ShareCheckpoint(ctx context.Context, runID string, state []byte) error
-	// ShareDone marks the run finished.
-	ShareDone(ctx context.Context, runID string) error
-}
-
 // sharedState completes what this process's store says of a run (done,
-// checkpoint) with what the message carries and, on a broker whose
-// processes share runs, with what the others know.
+// checkpoint), on a broker whose processes share runs, with what the
+// message carries and what the others know.
 func (e *Engine) sharedState(ctx context.Context, msg *message.Message, runID string, done bool, checkpoint []byte) (bool, []byte, error) {
-	sh, ok := e.cfg.Broker.(sharer)
+	sh := e.caps.SharedState
 	if done {
-		if ok {
+		if sh != nil {
 			// finished here: a crash may have come between the record
 			// and telling the others
 			if err := sh.ShareDone(ctx, runID); err != nil {
@@ -651,112 +629,26 @@ func (e *Engine) sharedState(ctx context.Context, msg *message.Message, runID st
 		}
 		return true, nil, nil
 	}
-	// a retry paused by another process carries where it stood
-	checkpoint = laterState(checkpoint, carriedState(msg))
-	if !ok {
+	if sh == nil {
 		return false, checkpoint, nil
 	}
-	sdone, shared, err := sh.SharedRun(ctx, runID)
-	if err != nil {
-		return false, nil, err
-	}
-	if sdone {
-		return true, nil, nil // finished in another process
-	}
-	return false, laterState(checkpoint, shared), nil
+	// a retry paused by another process carries where it stood
+	return sh.SharedState(ctx, msg, runID, checkpoint)
 }
 
 // putBack arranges for msg to come again at at, on a broker that can
 // delay a delivery; false when it cannot (the run then goes ahead now).
 // state is the run's checkpoint.
 func (e *Engine) putBack(ctx context.Context, msg *message.Message, at time.Time, state []byte) (bool, error) {
-	if rs, ok := e.cfg.Broker.(rescheduler); ok {
+	if rs := e.caps.Rescheduler; rs != nil {
 		return true, rs.Reschedule(context.WithoutCancel(ctx), msg, at, state, func(context.Context, store.Execer) error { return nil })
 	}
-	if d, ok := e.cfg.Broker.(delayer); ok && d.DelayedRedelivery() {
-		retryAt(msg, at)
+	if e.caps.DelayedRedelivery {
+		broker.RetryAt(msg, at)
 		msg.Nack()
 		return true, nil
 	}
 	return false, nil
-}
-
-// delayer is a broker that can take a message back at a given time: by
-// itself when it is a rescheduler, else when the message is nacked with
-// a retry time (retryAt).
-type delayer interface{ DelayedRedelivery() bool }
-
-// rescheduler is a delayer with its own way to take a paused run back.
-// Reschedule runs save (which stores the run's checkpoint, state) in a
-// transaction of the store and arranges for msg to be delivered again at
-// at, in this process or another, not before. A broker whose processes
-// keep stores of their own (NATS) has the message carry state
-// (carryState), for the process that takes it up. It may settle msg
-// itself; the handler returns its error, and acks msg when it returns nil
-// and msg is not settled yet.
-type rescheduler interface {
-	Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save store.Op) error
-}
-
-// checkpointKey is the metadata key of the checkpoint a paused run's
-// message carries (base64 of the runner.State JSON).
-const checkpointKey = "sous_checkpoint"
-
-// maxCarriedState bounds the checkpoint a message carries or the runs
-// bucket holds: a larger one (big step outputs) is shared through the
-// NATS broker's checkpoints object store (see ShareCheckpoint).
-const maxCarriedState = 256 << 10
-
-// carryState sets, or clears when it is too large, the checkpoint a run
-// message carries.
-func carryState(set func(key, value string), del func(key string), state []byte) {
-	if len(state) == 0 || len(state) > maxCarriedState {
-		del(checkpointKey)
-		return
-	}
-	set(checkpointKey, base64.StdEncoding.EncodeToString(state))
-}
-
-// carriedState is the checkpoint msg carries, or nil.
-func carriedState(msg *message.Message) []byte {
-	v := msg.Metadata.Get(checkpointKey)
-	if v == "" {
-		return nil
-	}
-	raw, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		return nil
-	}
-	return raw
-}
-
-// laterState is, of two checkpoints of one run, the one further along
-// (more steps done, then more attempts of the next one); a, the store's,
-// on a tie. Runs only move forward, so that is the latest: the store's
-// is older when another process paused the run since, the carried one
-// when this process went on with the run after it took it up and then
-// died.
-func laterState(a, b []byte) []byte {
-	if b == nil {
-		return a
-	}
-	if a == nil {
-		return b
-	}
-	var sa, sb struct {
-		Steps    []json.RawMessage `json:"steps"`
-		Attempts []json.RawMessage `json:"attempts"`
-	}
-	if json.Unmarshal(b, &sb) != nil {
-		return a
-	}
-	if json.Unmarshal(a, &sa) != nil {
-		return b
-	}
-	if len(sb.Steps) > len(sa.Steps) || len(sb.Steps) == len(sa.Steps) && len(sb.Attempts) > len(sa.Attempts) {
-		return b
-	}
-	return a
 }
 
 // startState is where a run starts: a checkpoint left by a crash or a
@@ -802,7 +694,7 @@ func (e *Engine) checkpoint(ctx context.Context, runID string, st *runner.State)
 	if err != nil {
 		return err
 	}
-	if sh, ok := e.cfg.Broker.(sharer); ok {
+	if sh := e.caps.SharedState; sh != nil {
 		if err := sh.ShareCheckpoint(ctx, runID, raw); err != nil {
 			// kept here: a process that takes the run up elsewhere
 			// resumes from an earlier step
@@ -873,7 +765,7 @@ func (e *Engine) dead(msg *message.Message) error {
 	reason := msg.Metadata.Get(middleware.ReasonForPoisonedKey)
 	topic := msg.Metadata.Get(middleware.PoisonedTopicKey)
 	e.log.Error("message sent to dead letters", "topic", topic, "reason", reason)
-	if topic != TopicRuns {
+	if topic != broker.TopicRuns {
 		return nil
 	}
 	var rm RunMsg

@@ -13,8 +13,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
@@ -163,9 +163,9 @@ func TestRemovedRecipeRunDropsItsCheckpoint(t *testing.T) {
 		return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
 	}))
 	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "gone",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+		Event: broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
 	require.NoError(t, err)
-	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage("gone", raw)))
+	require.NoError(t, o.b.Publisher().Publish(broker.TopicRuns, message.NewMessage("gone", raw)))
 	run := waitRun(t, o.st, runID)
 	require.Equal(t, "dead", run.Status)
 	require.Equal(t, "recipe_removed", run.Reason)
@@ -208,12 +208,12 @@ func TestPoisonRunRecordedDead(t *testing.T) {
 				return o.st.SaveCheckpoint(ctx, tx, runID, state, time.Now())
 			}))
 			raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "retried",
-				Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+				Event: broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
 			require.NoError(t, err)
 			m := message.NewMessage(runID, raw)
-			m.Metadata.Set(sqlqueue.CrashesKey, fmt.Sprint(tc.crashes))
+			m.Metadata.Set(broker.CrashesKey, fmt.Sprint(tc.crashes))
 			before := calls.Load()
-			require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, m))
+			require.NoError(t, o.b.Publisher().Publish(broker.TopicRuns, m))
 			run := waitRun(t, o.st, runID)
 			require.Equal(t, tc.status, run.Status, "%s: %s", run.Reason, run.Error)
 			if tc.status == "dead" {
@@ -268,17 +268,17 @@ func TestPoisonCopyWaitsForTheRunningCopy(t *testing.T) {
 	}))
 	runID := pipeline.RunID(ev.ID, "retried")
 	raw, err := json.Marshal(pipeline.RunMsg{RunID: runID, Recipe: "retried",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
+		Event: broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt}})
 	require.NoError(t, err)
-	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage("copy-1", raw)))
+	require.NoError(t, o.b.Publisher().Publish(broker.TopicRuns, message.NewMessage("copy-1", raw)))
 	select {
 	case <-started:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the run did not start")
 	}
 	poison := message.NewMessage("copy-2", raw)
-	poison.Metadata.Set(sqlqueue.CrashesKey, fmt.Sprint(pipeline.DefaultMaxCrashes))
-	require.NoError(t, o.b.Publisher().Publish(pipeline.TopicRuns, poison))
+	poison.Metadata.Set(broker.CrashesKey, fmt.Sprint(pipeline.DefaultMaxCrashes))
+	require.NoError(t, o.b.Publisher().Publish(broker.TopicRuns, poison))
 	time.Sleep(500 * time.Millisecond)
 	done, _, err := o.st.RunState(ctx, runID)
 	require.NoError(t, err)

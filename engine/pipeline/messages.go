@@ -3,47 +3,13 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/sous-run/sous/engine/broker"
 )
-
-// Topics of the pipeline.
-const (
-	TopicEvents      = "events"
-	TopicRuns        = "runs"
-	TopicDeadLetters = "dead_letters"
-)
-
-// EventMsg is the payload of a message on the events topic.
-type EventMsg struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	Source     string    `json:"source"`
-	ReceivedAt time.Time `json:"received_at"`
-	// Recipes names the recipes the event was accepted for.
-	Recipes []string `json:"recipes,omitempty"`
-	// Payload is left out by lean brokers: the consumer reads it from the
-	// store's events table (or gets it in memory from its own intake).
-	Payload json.RawMessage `json:"payload,omitempty"`
-}
-
-// localEvent is what intake hands over in memory with an event message:
-// the message as sent (not decoded again), the payload, and the payload
-// decoded when intake had it so. For an event claimed from the queue
-// table with others (claimed), it is the message decoded and the payload
-// read with theirs: such an event may have been delivered before.
-type localEvent struct {
-	msg     EventMsg
-	payload json.RawMessage
-	decoded map[string]any
-	claimed bool
-}
 
 // localRun is what the matcher hands over in memory with a run message:
 // the decoded payload, shared by the runs of the event (read only), and
@@ -57,9 +23,9 @@ type localRun struct {
 
 // RunMsg is the payload of a message on the runs topic.
 type RunMsg struct {
-	RunID  string   `json:"run_id"`
-	Recipe string   `json:"recipe"`
-	Event  EventMsg `json:"event"`
+	RunID  string          `json:"run_id"`
+	Recipe string          `json:"recipe"`
+	Event  broker.EventMsg `json:"event"`
 	// Replay runs again a run that already finished.
 	Replay bool `json:"replay,omitempty"`
 	// FromStep, with Replay, keeps the outputs of the steps before it.
@@ -103,15 +69,4 @@ func recipeHash(recipe string) string {
 	}
 	recipeHashes.m[recipe] = h
 	return h
-}
-
-// messageT is the Watermill message type.
-type messageT = message.Message
-
-func newMessage(v any) (*message.Message, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return message.NewMessage(uuid.NewString(), b), nil
 }

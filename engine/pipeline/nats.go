@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -195,7 +196,7 @@ type NATSBroker struct {
 	// release is releaseShared (tests make it fail)
 	release    func(ctx context.Context, ev *store.Event, rev uint64) error
 	publisher  *natsPublisher
-	subscriber *drainer
+	subscriber *broker.Drainer
 	// raw maps each message this process holds to its JetStream
 	// delivery, for the heartbeat and Reschedule
 	raw sync.Map // *message.Message -> *nats.Msg
@@ -211,14 +212,14 @@ type NATSBroker struct {
 	closeErr  error
 }
 
-var _ Broker = (*NATSBroker)(nil)
+var _ broker.Broker = (*NATSBroker)(nil)
 
 // NewNATSBroker connects, creates the stream and the topics' durable
 // consumers (or updates them to cfg) and returns the broker. st is the
 // process's own store, already migrated.
 func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSBroker, error) {
 	// the same prefix names the store's tables
-	if !identRE.MatchString(cfg.Prefix) {
+	if !broker.ValidPrefix(cfg.Prefix) {
 		return nil, fmt.Errorf("nats broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
 	}
 	cfg.setDefaults()
@@ -275,7 +276,7 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 	go b.heartbeat()
 	b.publisher = &natsPublisher{b: b}
 	subs := &natsSubs{b: b}
-	b.subscriber = newDrainer(subs.subscribe, subs.close, cfg.DrainTimeout, cfg.Logger)
+	b.subscriber = broker.NewDrainer(subs.subscribe, subs.close, cfg.DrainTimeout, cfg.Logger)
 	ok = true
 	return b, nil
 }
@@ -316,7 +317,7 @@ func (b *NATSBroker) subjects(queueGroup, topic string) *wnats.SubjectDetail {
 	return &wnats.SubjectDetail{Primary: b.subject(topic), QueueGroup: queueGroup}
 }
 
-var natsTopics = []string{TopicEvents, TopicRuns, TopicDeadLetters}
+var natsTopics = []string{broker.TopicEvents, broker.TopicRuns, broker.TopicDeadLetters}
 
 // natsParked is the subject (after the stream's name) and consumer where
 // runs wait for their durable retry (see NATSBroker). It is not a topic
@@ -373,7 +374,7 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 		cc := &nats.ConsumerConfig{
 			Durable:        b.durable(topic),
 			DeliverSubject: "_sous_deliver." + b.subject(topic),
-			DeliverGroup:   ConsumerGroup,
+			DeliverGroup:   broker.ConsumerGroup,
 			FilterSubject:  b.subject(topic),
 			DeliverPolicy:  nats.DeliverAllPolicy,
 			AckPolicy:      nats.AckExplicitPolicy,
@@ -386,7 +387,7 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 			// another process set it up otherwise: it now takes this
 			// one's settings, and the other's held deliveries may time
 			// out (a shorter ack wait than its heartbeat expects)
-			warn(b.cfg.Logger, "a process on this stream has another broker.ack_wait or pipeline.max_in_flight: the stream's consumer now takes this process's; processes on one stream should share one config", watermill.LogFields{
+			broker.Warn(b.cfg.Logger, "a process on this stream has another broker.ack_wait or pipeline.max_in_flight: the stream's consumer now takes this process's; processes on one stream should share one config", watermill.LogFields{
 				"consumer": cc.Durable, "ack_wait": cc.AckWait.String(), "was_ack_wait": ci.Config.AckWait.String(),
 				"max_ack_pending": cc.MaxAckPending, "was_max_ack_pending": ci.Config.MaxAckPending})
 		}
@@ -399,12 +400,12 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 	return nil
 }
 
-// Accept implements Broker: claim the dedup key in this process's store
+// Accept implements broker.Broker: claim the dedup key in this process's store
 // and store the event with an outbox entry, then claim the key in the
 // dedup bucket the processes share, then publish with the dedup key as
 // the JetStream message id. See NATSBroker for what is not atomic here.
 func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
+	fresh, err := broker.AcceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
 		return b.Store.AddOutbox(ctx, tx, ev, time.Now())
 	})
 	if err != nil || !fresh {
@@ -475,16 +476,16 @@ func (b *NATSBroker) undoAccept(ctx context.Context, ev *store.Event, err error)
 // message id, waiting for the stream's answer: dup when the stream had
 // the id already (within its duplicate window).
 func (b *NATSBroker) publishEvent(ev *store.Event) (dup bool, err error) {
-	msg, err := eventMessage(ev)
+	msg, err := broker.EventMessage(ev)
 	if err != nil {
 		return false, err
 	}
 	msg.Metadata.Set(nats.MsgIdHdr, natsMsgID(ev.DedupKey))
-	nm, err := b.marshaler.Marshal(TopicEvents, msg)
+	nm, err := b.marshaler.Marshal(broker.TopicEvents, msg)
 	if err != nil {
 		return false, err
 	}
-	nm.Subject = b.subject(TopicEvents)
+	nm.Subject = b.subject(broker.TopicEvents)
 	ack, err := b.js.PublishMsg(nm, nats.AckWait(10*time.Second))
 	if err != nil {
 		return false, err
@@ -630,12 +631,16 @@ func natsMsgID(key string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// Write implements Broker.
+// Write implements broker.Broker.
 func (b *NATSBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
-// DelayedRedelivery reports that a paused run waits for its retry time in
-// the stream (see Reschedule), not in the process.
-func (b *NATSBroker) DelayedRedelivery() bool { return true }
+// Capabilities implements broker.Broker: a paused run waits for its retry
+// time in the stream (see Reschedule), not in the process, and the
+// processes, which keep stores of their own, share what became of each
+// run (natskv.go).
+func (b *NATSBroker) Capabilities() broker.Capabilities {
+	return broker.Capabilities{DelayedRedelivery: true, Rescheduler: b, SharedState: b}
+}
 
 // Reschedule stores the run's checkpoint (save) in this process's store,
 // then parks msg: a copy with its retry time at goes on the parked
@@ -649,7 +654,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
 	}
-	runID := runIDOf(msg)
+	runID := broker.RunIDOf(msg)
 	if err := b.ShareCheckpoint(ctx, runID, state); err != nil {
 		// the parked copy carries it too
 		b.cfg.Logger.Error("share a paused run's checkpoint", err, watermill.LogFields{"uuid": msg.UUID})
@@ -657,7 +662,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 	v, ok := b.raw.Load(msg)
 	if !ok {
 		b.cfg.Logger.Error("put a run back: the retry may come back before its time", errNotDelivered, watermill.LogFields{"uuid": msg.UUID})
-		retryAt(msg, at)
+		broker.RetryAt(msg, at)
 		msg.Nack()
 		return nil
 	}
@@ -674,7 +679,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 	}
 	// when the nak went, the subscription's own, which this lets it send,
 	// is refused: the delivery is settled already (see natsSubs.hold)
-	retryAt(msg, at)
+	broker.RetryAt(msg, at)
 	msg.Nack()
 	return nil
 }
@@ -723,7 +728,7 @@ func (b *NATSBroker) unpark(pm *nats.Msg) {
 			return
 		}
 	}
-	rm := b.copyTo(TopicRuns, pm)
+	rm := b.copyTo(broker.TopicRuns, pm)
 	rm.Header.Del(natsRetryAtHdr)
 	if id, ok := strings.CutPrefix(pm.Header.Get(nats.MsgIdHdr), "park:"); ok {
 		rm.Header.Set(nats.MsgIdHdr, "due:"+id)
@@ -753,18 +758,18 @@ var errNotDelivered = errors.New("not a run message delivered by this broker")
 // lost or not sent within AckWait).
 func (b *NATSBroker) Redelivered() int64 { return b.redelivered.Load() }
 
-// Publisher implements Broker.
+// Publisher implements broker.Broker.
 func (b *NATSBroker) Publisher() message.Publisher { return b.publisher }
 
-// Subscriber implements Broker.
+// Subscriber implements broker.Broker.
 func (b *NATSBroker) Subscriber() message.Subscriber { return b.subscriber }
 
-// Depth implements Broker: the messages the topic's consumer has not
+// Depth implements broker.Broker: the messages the topic's consumer has not
 // delivered yet or that wait for their ack, and for the runs topic the
 // runs parked until their retry time.
 func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
 	consumers := []string{topic}
-	if topic == TopicRuns {
+	if topic == broker.TopicRuns {
 		consumers = append(consumers, natsParked)
 	}
 	var total int64
@@ -778,7 +783,7 @@ func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
 	return total
 }
 
-// Close implements Broker. It does not close the store.
+// Close implements broker.Broker. It does not close the store.
 func (b *NATSBroker) Close() error {
 	b.closeOnce.Do(func() {
 		serr := b.subscriber.Close()
@@ -800,7 +805,7 @@ type natsPublisher struct{ b *NATSBroker }
 
 // Publish implements message.Publisher.
 func (p *natsPublisher) Publish(topic string, msgs ...*message.Message) error {
-	if topic == TopicRuns {
+	if topic == broker.TopicRuns {
 		for _, m := range msgs {
 			var rm struct {
 				RunID  string `json:"run_id"`
@@ -867,9 +872,9 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 	b := s.b
 	places := 1
 	switch topic {
-	case TopicRuns:
+	case broker.TopicRuns:
 		places = b.cfg.Concurrency
-	case TopicEvents:
+	case broker.TopicEvents:
 		// matching an event waits on the server twice (its runs'
 		// publish, its ack): with 8 places the matcher, not the runs,
 		// bounded delivery (1,288-1,403 delivered/s against 1,596-1,716
@@ -889,7 +894,7 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 		lane: make(chan struct{}, 1)}
 	// bound to the consumer provisioned above, which the subscription
 	// therefore does not delete when it ends
-	tp.sub, err = js.QueueSubscribe(b.subject(topic), ConsumerGroup, func(nm *nats.Msg) { s.deliver(ctx, tp, nm) },
+	tp.sub, err = js.QueueSubscribe(b.subject(topic), broker.ConsumerGroup, func(nm *nats.Msg) { s.deliver(ctx, tp, nm) },
 		nats.Bind(b.stream, b.durable(topic)), nats.ManualAck())
 	if err != nil {
 		nc.Close()
@@ -899,7 +904,7 @@ func (s *natsSubs) subscribe(ctx context.Context, topic string) ([]<-chan *messa
 		s.topics, s.conn = map[string]*natsTopic{}, map[string]*nats.Conn{}
 	}
 	s.topics[topic], s.conn[topic] = tp, nc
-	if topic == TopicRuns {
+	if topic == broker.TopicRuns {
 		// the runs waiting for their retry come back by this process too
 		if err := s.subscribeParked(); err != nil {
 			return nil, err
@@ -1047,7 +1052,7 @@ func (s *natsSubs) subscribeParked() error {
 	}
 	js, err := nc.JetStream()
 	if err == nil {
-		_, err = js.QueueSubscribe(b.subject(natsParked), ConsumerGroup, b.unpark,
+		_, err = js.QueueSubscribe(b.subject(natsParked), broker.ConsumerGroup, b.unpark,
 			nats.Bind(b.stream, b.durable(natsParked)), nats.ManualAck())
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
@@ -73,7 +74,7 @@ func TestNATSBroker(t *testing.T) {
 	start := time.Now()
 	load.accept(t, b.Accept)
 	acceptTime, accepted := time.Since(start), len(load.events)
-	require.Equal(t, int64(load.distinct()), b.Depth(ctx, pipeline.TopicEvents), "one message per accepted event")
+	require.Equal(t, int64(load.distinct()), b.Depth(ctx, broker.TopicEvents), "one message per accepted event")
 	for _, ev := range load.events {
 		_, err := st.GetEvent(ctx, ev.ID)
 		if load.fresh[ev.ID] {
@@ -96,7 +97,7 @@ func TestNATSBroker(t *testing.T) {
 		_, err = st2.GetEvent(ctx, again.ID)
 		require.ErrorIs(t, err, store.ErrNotFound, "a duplicate is not kept")
 	}
-	require.Equal(t, int64(load.distinct()), b.Depth(ctx, pipeline.TopicEvents))
+	require.Equal(t, int64(load.distinct()), b.Depth(ctx, broker.TopicEvents))
 	// a key that cannot be a header is hashed into the message id, as
 	// deterministically
 	odd := newBrokerLoad(1).events[0]
@@ -119,9 +120,9 @@ func TestNATSBroker(t *testing.T) {
 		accepted, acceptTime, float64(accepted)/acceptTime.Seconds(),
 		load.distinct(), time.Since(start), float64(load.distinct())/time.Since(start).Seconds())
 	require.Eventually(t, func() bool {
-		return b.Depth(ctx, pipeline.TopicEvents) == 0 && b.Depth(ctx, pipeline.TopicRuns) == 0
+		return b.Depth(ctx, broker.TopicEvents) == 0 && b.Depth(ctx, broker.TopicRuns) == 0
 	}, 10*time.Second, 50*time.Millisecond)
-	require.Zero(t, b.Depth(ctx, pipeline.TopicDeadLetters))
+	require.Zero(t, b.Depth(ctx, broker.TopicDeadLetters))
 	require.Eventually(t, func() bool {
 		left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
 		return err == nil && len(left) == 0
@@ -174,7 +175,7 @@ func TestNATSBrokerPublishFails(t *testing.T) {
 	left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
 	require.NoError(t, err)
 	require.Empty(t, left, "its outbox entry too")
-	require.Equal(t, int64(-1), b.Depth(ctx, pipeline.TopicEvents), "no stream, no depth")
+	require.Equal(t, int64(-1), b.Depth(ctx, broker.TopicEvents), "no stream, no depth")
 
 	// once the stream is back, the retry is a new event, not a duplicate
 	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
@@ -185,7 +186,7 @@ func TestNATSBrokerPublishFails(t *testing.T) {
 	fresh, err = b2.Accept(ctx, &retry)
 	require.NoError(t, err)
 	require.True(t, fresh)
-	require.Equal(t, int64(1), b2.Depth(ctx, pipeline.TopicEvents))
+	require.Equal(t, int64(1), b2.Depth(ctx, broker.TopicEvents))
 }
 
 // The shared broker suite (suite_test.go) runs on NATS too: each open is
@@ -290,7 +291,7 @@ func TestNATSDurableRetryTwoEngines(t *testing.T) {
 		n, elsewhere, d1, d2)
 	require.Positive(t, elsewhere, "some retries were taken up by the other process")
 	require.Equal(t, int64(n), d1+d2, "each run finished once")
-	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, pipeline.TopicRuns) == 0 },
+	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, broker.TopicRuns) == 0 },
 		10*time.Second, 20*time.Millisecond)
 }
 
@@ -337,7 +338,7 @@ func TestNATSOutbox(t *testing.T) {
 		left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
 		return err == nil && len(left) == 0
 	}, 10*time.Second, 10*time.Millisecond, "the outbox is emptied")
-	require.Equal(t, int64(2), b1.Depth(ctx, pipeline.TopicEvents), "one message per event: the published one is not there twice")
+	require.Equal(t, int64(2), b1.Depth(ctx, broker.TopicEvents), "one message per event: the published one is not there twice")
 
 	// the sender of the unpublished event, unanswered, sends it again
 	retry := *unpublished
@@ -353,7 +354,7 @@ func TestNATSOutbox(t *testing.T) {
 		require.Equal(t, "succeeded", run.Status, "%s: %s", run.Reason, run.Error)
 	}
 	require.Eventually(t, func() bool {
-		return b1.Depth(ctx, pipeline.TopicEvents) == 0 && b1.Depth(ctx, pipeline.TopicRuns) == 0
+		return b1.Depth(ctx, broker.TopicEvents) == 0 && b1.Depth(ctx, broker.TopicRuns) == 0
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, int64(2), eng.Delivered.Load(), "each event ran once")
 	for key, n := range sink.counts() {

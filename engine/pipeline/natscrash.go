@@ -10,8 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/broker"
 )
 
 // natsDelivery is what a NATS process knows of the deaths of processes
@@ -24,7 +23,7 @@ import (
 // starts, that its start counts, which a normal end takes back. A first
 // delivery that is acked, nearly every one, reads and writes nothing;
 // a redelivered one that is acked deletes its record. A message held by
-// a process that dies n times so carries sqlqueue.CrashesKey n, and the
+// a process that dies n times so carries broker.CrashesKey n, and the
 // engine sets it aside as poison past its limit.
 type natsDelivery struct {
 	seq     uint64 // the message's stream sequence
@@ -76,7 +75,7 @@ func (b *NATSBroker) delivery(ctx context.Context, nm *nats.Msg, m *message.Mess
 		dv.crashes++ // the death that left it unsettled, unless counted already
 	}
 	if dv.crashes > 0 {
-		m.Metadata.Set(sqlqueue.CrashesKey, strconv.FormatUint(dv.crashes, 10))
+		m.Metadata.Set(broker.CrashesKey, strconv.FormatUint(dv.crashes, 10))
 	}
 	return dv
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 )
 
 // TestNATSCrashesCounted: on NATS, a message whose holder let it go
@@ -24,7 +24,7 @@ func TestNATSCrashesCounted(t *testing.T) {
 		AckWait: time.Second, HandleTimeout: 300 * time.Millisecond, DuplicateWindow: shortWindow})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	msgs, err := b.Subscriber().Subscribe(ctx, pipeline.TopicRuns)
+	msgs, err := b.Subscriber().Subscribe(ctx, broker.TopicRuns)
 	require.NoError(t, err)
 	receive := func() *message.Message {
 		t.Helper()
@@ -37,23 +37,23 @@ func TestNATSCrashesCounted(t *testing.T) {
 		}
 	}
 	sent := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
-	require.NoError(t, b.Publisher().Publish(pipeline.TopicRuns, sent))
+	require.NoError(t, b.Publisher().Publish(broker.TopicRuns, sent))
 	for want := range 4 {
 		m := receive() // never settled: let go after the handle timeout
 		require.Equal(t, sent.UUID, m.UUID)
-		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths", want)
+		require.Equal(t, want, broker.Crashes(m), "after %d deaths", want)
 	}
 	m := receive()
-	require.Equal(t, 4, sqlqueue.Crashes(m))
+	require.Equal(t, 4, broker.Crashes(m))
 	m.Nack()
 	m = receive()
-	require.Equal(t, 4, sqlqueue.Crashes(m), "the nakked delivery did not die, the four before it did")
+	require.Equal(t, 4, broker.Crashes(m), "the nakked delivery did not die, the four before it did")
 	m.Ack()
 	// a fresh message is not counted
 	other := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
-	require.NoError(t, b.Publisher().Publish(pipeline.TopicRuns, other))
+	require.NoError(t, b.Publisher().Publish(broker.TopicRuns, other))
 	o := receive()
 	require.Equal(t, other.UUID, o.UUID)
-	require.Equal(t, 0, sqlqueue.Crashes(o))
+	require.Equal(t, 0, broker.Crashes(o))
 	o.Ack()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -139,7 +140,24 @@ func (b *NATSBroker) releaseShared(ctx context.Context, ev *store.Event, rev uin
 	return b.dedup.Delete(ctx, dedupKVKey(ev.DedupKey), jetstream.LastRevision(rev))
 }
 
-// SharedRun implements sharer: whether run runID finished in any process,
+// SharedState implements broker.Sharer: what this process's store says of
+// a run that did not finish here, its checkpoint, completed with the
+// checkpoint msg carries (a retry paused by another process carries where
+// it stood) and with what the runs bucket says: finished in another
+// process, or the latest checkpoint of the three.
+func (b *NATSBroker) SharedState(ctx context.Context, msg *message.Message, runID string, checkpoint []byte) (bool, []byte, error) {
+	checkpoint = laterState(checkpoint, carriedState(msg))
+	done, shared, err := b.SharedRun(ctx, runID)
+	if err != nil {
+		return false, nil, err
+	}
+	if done {
+		return true, nil, nil // finished in another process
+	}
+	return false, laterState(checkpoint, shared), nil
+}
+
+// SharedRun implements broker.Sharer: whether run runID finished in any process,
 // else its latest checkpoint any process shared (nil when none).
 func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error) {
 	ctx, cancel := b.kvContext(ctx)
@@ -173,7 +191,7 @@ func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, st
 	return false, nil, nil
 }
 
-// ShareCheckpoint implements sharer. A checkpoint larger than a message
+// ShareCheckpoint implements broker.Sharer. A checkpoint larger than a message
 // carries (maxCarriedState) goes to the checkpoints object store, and the
 // runs bucket says so.
 func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []byte) error {
@@ -228,7 +246,7 @@ func (b *NATSBroker) sweepStored(now time.Time) {
 	})
 }
 
-// ShareDone implements sharer: the mark names this process (its store's
+// ShareDone implements broker.Sharer: the mark names this process (its store's
 // instance id), which alone records the run (see reconcile).
 // A checkpoint in the object store that this process put there, or read
 // to take the run up, goes (one it never saw goes after MaxAge).

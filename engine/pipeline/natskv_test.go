@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
@@ -79,7 +80,7 @@ func TestNATSSharedDedup(t *testing.T) {
 	left, err := st2.Outbox(ctx, time.Now().Add(time.Hour), 10)
 	require.NoError(t, err)
 	require.Empty(t, left, "nor left to publish")
-	require.Equal(t, int64(1), b1.Depth(ctx, pipeline.TopicEvents), "one event on the stream")
+	require.Equal(t, int64(1), b1.Depth(ctx, broker.TopicEvents), "one event on the stream")
 
 	// a key of its own is accepted by either
 	other := webhookEvent(t, "/hook", map[string]any{"n": 2})
@@ -122,7 +123,7 @@ func TestNATSFinishedRunNotRunAgain(t *testing.T) {
 func runMsg(t *testing.T, ev *store.Event) []byte {
 	t.Helper()
 	payload, err := json.Marshal(pipeline.RunMsg{RunID: pipeline.RunID(ev.ID, "broker-load"), Recipe: "broker-load",
-		Event: pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
+		Event: broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload}})
 	require.NoError(t, err)
 	return payload
 }
@@ -131,8 +132,8 @@ func runMsg(t *testing.T, ev *store.Event) []byte {
 // until a process handled it.
 func handleRunCopy(t *testing.T, b *pipeline.NATSBroker, payload []byte) {
 	t.Helper()
-	require.NoError(t, b.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
-	require.Eventually(t, func() bool { return b.Depth(context.Background(), pipeline.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
+	require.NoError(t, b.Publisher().Publish(broker.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
+	require.Eventually(t, func() bool { return b.Depth(context.Background(), broker.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
 		"the copy was handled")
 }
 
@@ -291,7 +292,7 @@ func TestNATSPublishFailsAfterSharedClaim(t *testing.T) {
 	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	defer b2.Close()
-	require.Eventually(t, func() bool { return b2.Depth(ctx, pipeline.TopicEvents) == 1 }, 10*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return b2.Depth(ctx, broker.TopicEvents) == 1 }, 10*time.Second, 10*time.Millisecond,
 		"published at start")
 	retry := *ev
 	retry.ID = pipeline.NewEventID()
@@ -385,10 +386,10 @@ func TestNATSHandleTimeoutLetsGo(t *testing.T) {
 		AckWait: time.Second, HandleTimeout: 300 * time.Millisecond, DuplicateWindow: shortWindow})
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, err := b.Subscriber().Subscribe(subCtx, pipeline.TopicEvents)
+	msgs, err := b.Subscriber().Subscribe(subCtx, broker.TopicEvents)
 	require.NoError(t, err)
 	sent := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
-	require.NoError(t, b.Publisher().Publish(pipeline.TopicEvents, sent))
+	require.NoError(t, b.Publisher().Publish(broker.TopicEvents, sent))
 
 	first := <-msgs // held, never settled
 	require.Equal(t, sent.UUID, first.UUID)
@@ -460,23 +461,23 @@ func TestNATSDeadLetterRecordedOnce(t *testing.T) {
 	payload := runMsg(t, ev)
 	deadLetter := func() *message.Message {
 		m := message.NewMessage(watermill.NewUUID(), payload)
-		m.Metadata.Set(middleware.PoisonedTopicKey, pipeline.TopicRuns)
+		m.Metadata.Set(middleware.PoisonedTopicKey, broker.TopicRuns)
 		m.Metadata.Set(middleware.ReasonForPoisonedKey, "gave up")
 		return m
 	}
 
 	st1, b1, er1 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-1")
-	require.NoError(t, b1.Publisher().Publish(pipeline.TopicDeadLetters, deadLetter()))
+	require.NoError(t, b1.Publisher().Publish(broker.TopicDeadLetters, deadLetter()))
 	run := waitRun(t, st1, runID)
 	require.Equal(t, "dead", run.Status)
 	er1.stop(t)
 
 	st2, b2, er2 := startNATSProcess(t, u, prefix, time.Minute, ix, "engine-2")
 	defer er2.stop(t)
-	require.NoError(t, b2.Publisher().Publish(pipeline.TopicDeadLetters, deadLetter()))
-	require.NoError(t, b2.Publisher().Publish(pipeline.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
+	require.NoError(t, b2.Publisher().Publish(broker.TopicDeadLetters, deadLetter()))
+	require.NoError(t, b2.Publisher().Publish(broker.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
 	require.Eventually(t, func() bool {
-		return b2.Depth(ctx, pipeline.TopicDeadLetters) == 0 && b2.Depth(ctx, pipeline.TopicRuns) == 0
+		return b2.Depth(ctx, broker.TopicDeadLetters) == 0 && b2.Depth(ctx, broker.TopicRuns) == 0
 	}, 10*time.Second, 10*time.Millisecond, "both were handled")
 	_, err := st2.GetRun(ctx, runID)
 	require.ErrorIs(t, err, store.ErrNotFound, "recorded in the first process only")
@@ -497,7 +498,7 @@ func TestNATSWarnsOfAnotherConfig(t *testing.T) {
 		var buf logbuf.Buffer
 		l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		openNATSWith(t, openOwnStore(t), pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8,
-			Logger: pipeline.NewWatermillLogger(l)})
+			Logger: broker.NewWatermillLogger(l)})
 		return buf.String()
 	}
 	require.NotContains(t, open(time.Minute), "another broker.ack_wait", "the first process")

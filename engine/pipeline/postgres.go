@@ -3,11 +3,9 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,12 +15,9 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/store"
 )
-
-// ConsumerGroup is the consumer group (PostgreSQL) and queue group (NATS)
-// that every sous process joins, so that processes share the work.
-const ConsumerGroup = "sous"
 
 // PostgresConfig tunes the PostgreSQL broker.
 type PostgresConfig struct {
@@ -72,8 +67,6 @@ func (c *PostgresConfig) setDefaults() {
 	}
 }
 
-var identRE = regexp.MustCompile(`^[A-Za-z0-9_]*$`)
-
 // PostgresBroker keeps the store and the queue in one PostgreSQL database,
 // which several `sous serve` processes share. Messages travel through
 // watermill-sql: a table per topic, and an offsets table per topic in
@@ -113,7 +106,7 @@ type PostgresBroker struct {
 	// partitions (one message per transaction)
 	subs, runSubs *wsql.Subscriber
 	publisher     *pgPublisher
-	subscriber    *drainer
+	subscriber    *broker.Drainer
 	sched         *storeScheduler
 	stop          chan struct{}
 	wg            sync.WaitGroup
@@ -121,7 +114,7 @@ type PostgresBroker struct {
 	closeErr      error
 }
 
-var _ Broker = (*PostgresBroker)(nil)
+var _ broker.Broker = (*PostgresBroker)(nil)
 
 // NewPostgresBroker migrates the store and creates the message tables,
 // under an advisory lock so that processes starting together do not race
@@ -131,7 +124,7 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 	if st.Dialect != store.Postgres {
 		return nil, fmt.Errorf("postgres broker: the store's dialect is %q", st.Dialect)
 	}
-	if !identRE.MatchString(cfg.Prefix) {
+	if !broker.ValidPrefix(cfg.Prefix) {
 		return nil, fmt.Errorf("postgres broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
 	}
 	cfg.setDefaults()
@@ -167,7 +160,7 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 		schema.SubscribeBatchSize = batch
 		deadline := cfg.AckDeadline
 		return wsql.NewSubscriber(db, wsql.SubscriberConfig{
-			ConsumerGroup:    ConsumerGroup,
+			ConsumerGroup:    broker.ConsumerGroup,
 			AckDeadline:      &deadline,
 			PollInterval:     cfg.PollInterval,
 			ResendInterval:   time.Second,
@@ -191,7 +184,7 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 		defer b.wg.Done()
 		b.sched.run(b.stop)
 	}()
-	b.subscriber = newDrainer(b.subscribe, func() error { return errors.Join(b.subs.Close(), b.runSubs.Close()) },
+	b.subscriber = broker.NewDrainer(b.subscribe, func() error { return errors.Join(b.subs.Close(), b.runSubs.Close()) },
 		cfg.DrainTimeout, cfg.Logger)
 	if cfg.CompactInterval > 0 {
 		b.wg.Add(1)
@@ -202,14 +195,14 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 
 // topics lists the message tables: the runs topic is split in partitions.
 func (b *PostgresBroker) topics() []string {
-	out := []string{TopicEvents, TopicDeadLetters}
+	out := []string{broker.TopicEvents, broker.TopicDeadLetters}
 	for p := range b.parts {
 		out = append(out, b.runPartition(p))
 	}
 	return out
 }
 
-func (b *PostgresBroker) runPartition(p int) string { return TopicRuns + "_" + strconv.Itoa(p) }
+func (b *PostgresBroker) runPartition(p int) string { return broker.TopicRuns + "_" + strconv.Itoa(p) }
 
 func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
 	conn, err := db.Conn(ctx)
@@ -240,7 +233,7 @@ func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
 		if err := rows.Scan(&name); err != nil {
 			return fmt.Errorf("postgres broker: list the message tables: %w", err)
 		}
-		part, ok := strings.CutPrefix(name, b.cfg.Prefix+"watermill_"+TopicRuns+"_")
+		part, ok := strings.CutPrefix(name, b.cfg.Prefix+"watermill_"+broker.TopicRuns+"_")
 		if n, err := strconv.Atoi(part); ok && err == nil && n >= b.parts {
 			b.parts = n + 1
 		}
@@ -251,7 +244,7 @@ func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
 	rows.Close()
 	for _, topic := range b.topics() {
 		queries := append(b.schema.SchemaInitializingQueries(topic), b.offsets.SchemaInitializingQueries(topic)...)
-		queries = append(queries, b.offsets.BeforeSubscribingQueries(topic, ConsumerGroup)...)
+		queries = append(queries, b.offsets.BeforeSubscribingQueries(topic, broker.ConsumerGroup)...)
 		for _, q := range queries {
 			if _, err := conn.ExecContext(ctx, q.Query, q.Args...); err != nil {
 				return fmt.Errorf("postgres broker: create the %s message tables: %w", topic, err)
@@ -261,16 +254,16 @@ func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Accept implements Broker: the dedup claim, the event and its message
+// Accept implements broker.Broker: the dedup claim, the event and its message
 // commit in one transaction, the message written by a watermill-sql
 // publisher on that transaction.
 func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	msg, err := eventMessage(ev)
+	msg, err := broker.EventMessage(ev)
 	if err != nil {
 		return false, err
 	}
-	fresh, err := acceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
-		if err := b.publishTx(ctx, tx, TopicEvents, msg); err != nil {
+	fresh, err := broker.AcceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
+		if err := b.publishTx(ctx, tx, broker.TopicEvents, msg); err != nil {
 			return fmt.Errorf("publish event: %w", err)
 		}
 		return nil
@@ -292,34 +285,37 @@ func (b *PostgresBroker) publishTx(_ context.Context, tx store.Execer, topic str
 	return b.publishOn(pub, topic, msgs...)
 }
 
-// Write implements Broker.
+// Write implements broker.Broker.
 func (b *PostgresBroker) Write(ctx context.Context, fn store.Op) error {
 	return b.Writer.Do(ctx, fn)
 }
 
-// DelayedRedelivery reports that a paused run waits for its retry time in
-// the store (see Reschedule), not in the process.
-func (b *PostgresBroker) DelayedRedelivery() bool { return true }
+// Capabilities implements broker.Broker: a paused run waits for its retry
+// time in the store (see Reschedule), not in the process, and the runs
+// topic is split in partitions.
+func (b *PostgresBroker) Capabilities() broker.Capabilities {
+	return broker.Capabilities{DelayedRedelivery: true, Partitions: b.parts, Rescheduler: b}
+}
 
 // Reschedule stores msg, a run message, in the scheduled table with the
 // run's checkpoint (save), in one transaction: it is published again at
 // at. The handler then acks msg, which frees its partition.
 // state is in the shared store already: the message does not carry it.
 func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, _ []byte, save store.Op) error {
-	return b.sched.schedule(ctx, TopicRuns, runIDOf(msg), msg, at, save)
+	return b.sched.schedule(ctx, broker.TopicRuns, broker.RunIDOf(msg), msg, at, save)
 }
 
-// Publisher implements Broker.
+// Publisher implements broker.Broker.
 func (b *PostgresBroker) Publisher() message.Publisher { return b.publisher }
 
-// Subscriber implements Broker.
+// Subscriber implements broker.Broker.
 func (b *PostgresBroker) Subscriber() message.Subscriber { return b.subscriber }
 
-// Depth implements Broker: the messages past the consumer group's offset,
+// Depth implements broker.Broker: the messages past the consumer group's offset,
 // and those scheduled for later (durable retries).
 func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
 	tables := []string{topic}
-	if topic == TopicRuns {
+	if topic == broker.TopicRuns {
 		tables = tables[:0]
 		for p := range b.parts {
 			tables = append(tables, b.runPartition(p))
@@ -331,7 +327,7 @@ func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
 		err := b.Store.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+b.schema.MessagesTable(t)+` m
 			LEFT JOIN `+b.offsets.MessagesOffsetsTable(t)+` o ON o.consumer_group = $1
 			WHERE o.consumer_group IS NULL OR m.transaction_id > o.last_processed_transaction_id
-				OR (m.transaction_id = o.last_processed_transaction_id AND m."offset" > o.offset_acked)`, ConsumerGroup).Scan(&n)
+				OR (m.transaction_id = o.last_processed_transaction_id AND m."offset" > o.offset_acked)`, broker.ConsumerGroup).Scan(&n)
 		if err != nil {
 			return -1
 		}
@@ -352,7 +348,7 @@ func (b *PostgresBroker) Compact(ctx context.Context) (int64, error) {
 		res, err := b.Store.DB.ExecContext(ctx, `DELETE FROM `+b.schema.MessagesTable(t)+` m
 			USING `+b.offsets.MessagesOffsetsTable(t)+` o
 			WHERE o.consumer_group = $1 AND (m.transaction_id < o.last_processed_transaction_id
-				OR (m.transaction_id = o.last_processed_transaction_id AND m."offset" <= o.offset_acked))`, ConsumerGroup)
+				OR (m.transaction_id = o.last_processed_transaction_id AND m."offset" <= o.offset_acked))`, broker.ConsumerGroup)
 		if err != nil {
 			return total, fmt.Errorf("compact %s: %w", t, err)
 		}
@@ -380,7 +376,7 @@ func (b *PostgresBroker) compactLoop() {
 	}
 }
 
-// Close implements Broker. It does not close the store's database.
+// Close implements broker.Broker. It does not close the store's database.
 func (b *PostgresBroker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.stop)
@@ -405,14 +401,14 @@ func (p *pgPublisher) Publish(topic string, msgs ...*message.Message) error {
 // publishOn publishes msgs on topic through pub, each run message on its
 // partition.
 func (b *PostgresBroker) publishOn(pub *wsql.Publisher, topic string, msgs ...*message.Message) error {
-	if topic != TopicRuns {
+	if topic != broker.TopicRuns {
 		return pub.Publish(topic, msgs...)
 	}
 	byPart := map[int][]*message.Message{}
 	var order []int
 	for _, m := range msgs {
-		if id := runIDOf(m); id != "" {
-			m.Metadata.Set(runIDKey, id)
+		if id := broker.RunIDOf(m); id != "" {
+			m.Metadata.Set(broker.RunIDKey, id)
 		}
 		part := b.partitionOf(m)
 		if _, ok := byPart[part]; !ok {
@@ -434,7 +430,7 @@ func (p *pgPublisher) Close() error { return nil }
 // partitionOf hashes a run message's run id, so that every copy of a run
 // lands in the same partition and is never handled twice at once.
 func (b *PostgresBroker) partitionOf(m *message.Message) int {
-	key := runIDOf(m)
+	key := broker.RunIDOf(m)
 	if key == "" {
 		key = m.UUID
 	}
@@ -443,29 +439,10 @@ func (b *PostgresBroker) partitionOf(m *message.Message) int {
 	return int(h.Sum32() % uint32(b.cfg.RunPartitions))
 }
 
-// runIDKey is the metadata key of a run message's run id, set when it is
-// published.
-const runIDKey = "sous_run_id"
-
-// runIDOf returns the run id of a run message: from its metadata, else
-// from its payload; "" when it has none.
-func runIDOf(m *message.Message) string {
-	if id := m.Metadata.Get(runIDKey); id != "" {
-		return id
-	}
-	var rm struct {
-		RunID string `json:"run_id"`
-	}
-	if err := json.Unmarshal(m.Payload, &rm); err != nil {
-		return ""
-	}
-	return rm.RunID
-}
-
 // subscribe opens the watermill-sql subscriptions behind a topic: the
 // runs topic merges its partitions.
 func (b *PostgresBroker) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
-	if topic != TopicRuns {
+	if topic != broker.TopicRuns {
 		in, err := b.subs.Subscribe(ctx, topic)
 		if err != nil {
 			return nil, err
@@ -498,8 +475,8 @@ func (b *PostgresBroker) skipRescheduled(in <-chan *message.Message) <-chan *mes
 		// the drainer reads out until it closes, which follows in
 		defer close(out)
 		for m := range in {
-			if id := runIDOf(m); id != "" {
-				later, err := b.Store.IsScheduled(m.Context(), TopicRuns, id)
+			if id := broker.RunIDOf(m); id != "" {
+				later, err := b.Store.IsScheduled(m.Context(), broker.TopicRuns, id)
 				if err != nil {
 					b.cfg.Logger.Error("look up a scheduled retry: handing the message on", err, watermill.LogFields{"run": id})
 				}
@@ -513,142 +490,6 @@ func (b *PostgresBroker) skipRescheduled(in <-chan *message.Message) <-chan *mes
 		}
 	}()
 	return out
-}
-
-// drainer is the Subscriber a broker gives the router. It hands on the
-// messages of the broker's own subscriptions, which run under a context
-// of its own: when the router closes, it stops handing on messages and
-// waits (up to a timeout) for those in flight to be acknowledged before it
-// closes the subscriptions. The subscribers of watermill-sql and
-// watermill-nats cancel a message's context and forget its ack as soon as
-// they close, which would cut every run in flight short and have it run
-// again, steps and all, by the next process. It closes once, when the
-// router first calls Close or cancels a subscription's context.
-type drainer struct {
-	subscribe  func(ctx context.Context, topic string) ([]<-chan *message.Message, error)
-	closeInner func() error
-	timeout    time.Duration
-	logger     watermill.LoggerAdapter
-
-	ctx      context.Context // the inner subscriptions'
-	cancel   context.CancelFunc
-	mu       sync.Mutex
-	stopped  bool
-	inflight int
-	idle     chan struct{} // closed when the last message in flight is done, once stopped
-	once     sync.Once
-	err      error
-}
-
-func newDrainer(subscribe func(context.Context, string) ([]<-chan *message.Message, error), closeInner func() error,
-	timeout time.Duration, logger watermill.LoggerAdapter) *drainer {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &drainer{subscribe: subscribe, closeInner: closeInner, timeout: timeout, logger: logger,
-		ctx: ctx, cancel: cancel, idle: make(chan struct{})}
-}
-
-// Subscribe implements message.Subscriber.
-func (d *drainer) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	ins, err := d.subscribe(d.ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	var wg sync.WaitGroup
-	for _, in := range ins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range in {
-				d.forward(ctx, m, out)
-			}
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(out)
-	}()
-	// the router ends a subscription either way: by Close or by cancelling
-	// its context
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = d.Close()
-		case <-d.ctx.Done():
-		}
-	}()
-	return out, nil
-}
-
-// forward hands m on, unless the subscriber is closing: then m is
-// nacked, to be delivered again (by another process, or after a restart).
-func (d *drainer) forward(ctx context.Context, m *message.Message, out chan<- *message.Message) {
-	if !d.begin() {
-		m.Nack()
-		return
-	}
-	// the delivery's context, taken before the router decorates m
-	delivery := m.Context()
-	select {
-	case out <- m:
-		go func() {
-			select {
-			case <-m.Acked():
-			case <-m.Nacked():
-			case <-delivery.Done(): // the delivery ended (ack deadline)
-			}
-			d.end()
-		}()
-	case <-ctx.Done():
-		m.Nack()
-		d.end()
-	case <-d.ctx.Done():
-		m.Nack()
-		d.end()
-	}
-}
-
-func (d *drainer) begin() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return false
-	}
-	d.inflight++
-	return true
-}
-
-func (d *drainer) end() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.inflight--
-	if d.stopped && d.inflight == 0 {
-		close(d.idle)
-	}
-}
-
-// Close implements message.Subscriber.
-func (d *drainer) Close() error {
-	d.once.Do(func() {
-		d.mu.Lock()
-		d.stopped = true
-		if d.inflight == 0 {
-			close(d.idle)
-		}
-		d.mu.Unlock()
-		select {
-		case <-d.idle:
-		case <-time.After(d.timeout):
-			d.logger.Info("closing with messages still in flight: they will be delivered again", nil)
-		}
-		// the subscriptions close before their context ends: watermill-sql
-		// commits a message's offset after its ack, under that context, and
-		// a message whose commit is cut short comes back after a restart,
-		// which for a run paused until its retry time means too soon
-		d.err = d.closeInner()
-		d.cancel()
-	})
-	return d.err
 }
 
 // txExecutor lets a watermill-sql publisher write through the group

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	_ "github.com/sous-run/sous/actions/all"
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
@@ -85,7 +86,7 @@ func brokerIndex(t *testing.T, sinkURL string) *pipeline.Index {
 }
 
 // startEngine runs an engine over the broker until the test ends.
-func startEngine(t *testing.T, st *store.Store, b pipeline.Broker, ix *pipeline.Index, owner string) *pipeline.Engine {
+func startEngine(t *testing.T, st *store.Store, b broker.Broker, ix *pipeline.Index, owner string) *pipeline.Engine {
 	t.Helper()
 	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, RunTimeout: 30 * time.Second,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})
@@ -272,7 +273,7 @@ func TestPostgresBroker(t *testing.T) {
 	var published int64
 	require.NoError(t, st.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM "p_watermill_events"`).Scan(&published))
 	require.Equal(t, int64(load.distinct()), published, "one message per accepted event")
-	require.Equal(t, int64(load.distinct()), b.Depth(ctx, pipeline.TopicEvents))
+	require.Equal(t, int64(load.distinct()), b.Depth(ctx, broker.TopicEvents))
 	for _, ev := range load.events {
 		if load.fresh[ev.ID] {
 			got, err := st.GetEvent(ctx, ev.ID)
@@ -293,9 +294,9 @@ func TestPostgresBroker(t *testing.T) {
 
 	// every message acknowledged: nothing waits, and compaction removes them
 	require.Eventually(t, func() bool {
-		return b.Depth(ctx, pipeline.TopicEvents) == 0 && b.Depth(ctx, pipeline.TopicRuns) == 0
+		return b.Depth(ctx, broker.TopicEvents) == 0 && b.Depth(ctx, broker.TopicRuns) == 0
 	}, 10*time.Second, 50*time.Millisecond)
-	require.Zero(t, b.Depth(ctx, pipeline.TopicDeadLetters))
+	require.Zero(t, b.Depth(ctx, broker.TopicDeadLetters))
 	n, err := b.Compact(ctx)
 	require.NoError(t, err)
 	require.Positive(t, n)
@@ -306,7 +307,7 @@ func TestPostgresBroker(t *testing.T) {
 	fresh, err := b.Accept(ctx, &dup)
 	require.NoError(t, err)
 	require.False(t, fresh)
-	require.Zero(t, b.Depth(ctx, pipeline.TopicEvents))
+	require.Zero(t, b.Depth(ctx, broker.TopicEvents))
 }
 
 // TestPostgresBrokerTwoEngines runs two engines, each with its own pool as
@@ -360,7 +361,7 @@ func TestPostgresBrokerTwoEngines(t *testing.T) {
 	require.Equal(t, int64(load.distinct()), d1+d2, "each run finished once")
 	require.Positive(t, d1, "engine-1 took part")
 	require.Positive(t, d2, "engine-2 took part")
-	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, pipeline.TopicRuns) == 0 }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, broker.TopicRuns) == 0 }, 10*time.Second, 50*time.Millisecond)
 }
 
 // TestPostgresBrokerPrefix checks the broker refuses a prefix that would
@@ -511,10 +512,10 @@ func TestPostgresDurableRetryTwoEngines(t *testing.T) {
 	d1, d2 := engines[0].eng.Delivered.Load(), engines[1].eng.Delivered.Load()
 	t.Logf("postgres, two engines: %d durable retries; engine-1 finished %d runs, engine-2 %d", n, d1, d2)
 	require.Equal(t, int64(n), d1+d2, "each run finished once")
-	left, err := procs[0].st.CountScheduled(ctx, pipeline.TopicRuns)
+	left, err := procs[0].st.CountScheduled(ctx, broker.TopicRuns)
 	require.NoError(t, err)
 	require.Zero(t, left, "every scheduled retry was published")
-	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, pipeline.TopicRuns) == 0 },
+	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, broker.TopicRuns) == 0 },
 		10*time.Second, 20*time.Millisecond)
 }
 
@@ -586,7 +587,7 @@ func TestDurableRetryHoldsNoWorker(t *testing.T) {
 				require.True(t, fastRun.FinishedAt.Before(retried),
 					"the run accepted during the wait finished at %s, after a retry at %s", fastRun.FinishedAt, retried)
 			}
-			require.Eventually(t, func() bool { return o.b.Depth(ctx, pipeline.TopicRuns) == 0 },
+			require.Eventually(t, func() bool { return o.b.Depth(ctx, broker.TopicRuns) == 0 },
 				10*time.Second, 20*time.Millisecond, "nothing is left waiting")
 		})
 	}

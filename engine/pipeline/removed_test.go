@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 )
 
@@ -51,15 +52,15 @@ func TestRemovedRecipeIsRecorded(t *testing.T) {
 			empty, errs := pipeline.BuildIndex(nil, nil)
 			require.Empty(t, errs)
 			er.eng.SetIndex(empty)
-			again, err := json.Marshal(pipeline.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt,
+			again, err := json.Marshal(broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt,
 				Recipes: []string{"broker-load"}, Payload: ev.Payload})
 			require.NoError(t, err)
 			marker := webhookEvent(t, "/load", map[string]any{"n": 3})
-			markerMsg, err := json.Marshal(pipeline.EventMsg{ID: marker.ID, Type: marker.Type, Source: marker.Source,
+			markerMsg, err := json.Marshal(broker.EventMsg{ID: marker.ID, Type: marker.Type, Source: marker.Source,
 				ReceivedAt: marker.ReceivedAt, Recipes: []string{"marker"}, Payload: marker.Payload})
 			require.NoError(t, err)
-			require.NoError(t, o.b.Publisher().Publish(pipeline.TopicEvents, message.NewMessage("again", again)))
-			require.NoError(t, o.b.Publisher().Publish(pipeline.TopicEvents, message.NewMessage("marker", markerMsg)))
+			require.NoError(t, o.b.Publisher().Publish(broker.TopicEvents, message.NewMessage("again", again)))
+			require.NoError(t, o.b.Publisher().Publish(broker.TopicEvents, message.NewMessage("marker", markerMsg)))
 			waitRun(t, o.st, pipeline.RunID(marker.ID, "marker"))
 			require.Never(t, func() bool {
 				r, err := o.st.GetRun(context.Background(), pipeline.RunID(ev.ID, "broker-load"))

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -21,7 +23,7 @@ func (e *Engine) Replay(ctx context.Context, runID string, fromFailedStep bool) 
 // Replay queues a replay through any publisher (the CLI uses the store's
 // own queue while the server runs).
 func Replay(ctx context.Context, st *store.Store, pub interface {
-	Publish(string, ...*messageT) error
+	Publish(string, ...*message.Message) error
 }, runID string, fromFailedStep bool) (string, error) {
 	run, err := st.GetRun(ctx, runID)
 	if err != nil {
@@ -37,7 +39,7 @@ func Replay(ctx context.Context, st *store.Store, pub interface {
 	rm := RunMsg{
 		RunID:  "run_" + uuid.Must(uuid.NewV7()).String(),
 		Recipe: run.Recipe,
-		Event:  EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload},
+		Event:  broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Payload: ev.Payload},
 		Replay: true,
 	}
 	if fromFailedStep {
@@ -57,12 +59,12 @@ func Replay(ctx context.Context, st *store.Store, pub interface {
 			rm.Prior[sr.ID] = sr.Output
 		}
 	}
-	msg, err := newMessage(rm)
+	msg, err := broker.NewMessage(rm)
 	if err != nil {
 		return "", err
 	}
 	msg.SetContext(ctx)
-	if err := pub.Publish(TopicRuns, msg); err != nil {
+	if err := pub.Publish(broker.TopicRuns, msg); err != nil {
 		return "", fmt.Errorf("queue replay: %w", err)
 	}
 	return rm.RunID, nil

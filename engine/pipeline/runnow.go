@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -54,14 +55,14 @@ func (e *Engine) RunNow(ctx context.Context, name string, payload json.RawMessag
 	if len(finished) > 0 {
 		return ev.ID, runID, false, nil
 	}
-	msg, err := newMessage(RunMsg{RunID: runID, Recipe: name,
-		Event: EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: now, Payload: payload}})
+	msg, err := broker.NewMessage(RunMsg{RunID: runID, Recipe: name,
+		Event: broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: now, Payload: payload}})
 	if err != nil {
 		return "", "", false, err
 	}
 	msg.Metadata.Set("recipe", name)
 	msg.SetContext(ctx)
-	if err := e.cfg.Broker.Publisher().Publish(TopicRuns, msg); err != nil {
+	if err := e.cfg.Broker.Publisher().Publish(broker.TopicRuns, msg); err != nil {
 		return "", "", false, fmt.Errorf("queue the run: %w", err)
 	}
 	return ev.ID, runID, true, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
@@ -25,7 +26,7 @@ import (
 // outlives it, so that a test can stop it and open it again.
 type opened struct {
 	st    *store.Store
-	b     pipeline.Broker
+	b     broker.Broker
 	close func()
 }
 
@@ -311,7 +312,7 @@ func testDurableRetry(t *testing.T, bc brokerCase) {
 	cp, err := second.st.Checkpoint(ctx, runID)
 	require.NoError(t, err)
 	require.Nil(t, cp, "the checkpoint is dropped once the run is recorded")
-	require.Eventually(t, func() bool { return second.b.Depth(ctx, pipeline.TopicRuns) == 0 },
+	require.Eventually(t, func() bool { return second.b.Depth(ctx, broker.TopicRuns) == 0 },
 		10*time.Second, 20*time.Millisecond, "nothing is left waiting")
 }
 

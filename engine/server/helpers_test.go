@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	_ "github.com/sous-run/sous/actions/all"
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
@@ -188,7 +189,7 @@ func (e *env) count(tb testing.TB, table string) int {
 func (e *env) runsQueued(tb testing.TB) int {
 	tb.Helper()
 	var n int
-	require.NoError(tb, e.st.DB.QueryRow("SELECT COUNT(*) FROM queue WHERE topic = ?", pipeline.TopicRuns).Scan(&n))
+	require.NoError(tb, e.st.DB.QueryRow("SELECT COUNT(*) FROM queue WHERE topic = ?", broker.TopicRuns).Scan(&n))
 	return n
 }
 
@@ -196,7 +197,7 @@ func (e *env) runsQueued(tb testing.TB) int {
 func (e *env) lastRunMsg(tb testing.TB) pipeline.RunMsg {
 	tb.Helper()
 	var raw []byte
-	require.NoError(tb, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ? ORDER BY seq DESC LIMIT 1", pipeline.TopicRuns).Scan(&raw))
+	require.NoError(tb, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ? ORDER BY seq DESC LIMIT 1", broker.TopicRuns).Scan(&raw))
 	var rm pipeline.RunMsg
 	require.NoError(tb, json.Unmarshal(raw, &rm))
 	return rm

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/server"
 )
@@ -111,8 +112,8 @@ func TestIntakeQueuesTheEvent(t *testing.T) {
 	rec := e.post(t, "/plain", `{"x":1}`, nil)
 	ev, _ := e.storedEvent(t, rec)
 	var raw []byte
-	require.NoError(t, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ?", pipeline.TopicEvents).Scan(&raw))
-	var msg pipeline.EventMsg
+	require.NoError(t, e.st.DB.QueryRow("SELECT payload FROM queue WHERE topic = ?", broker.TopicEvents).Scan(&raw))
+	var msg broker.EventMsg
 	require.NoError(t, json.Unmarshal(raw, &msg))
 	require.Equal(t, ev.ID, msg.ID)
 	require.Equal(t, "/plain", msg.Source)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
@@ -41,7 +42,7 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	Store    *store.Store
-	Broker   pipeline.Broker
+	Broker   broker.Broker
 	Engine   *pipeline.Engine
 	Metrics  *metrics.Metrics
 	http     *http.Server
@@ -161,7 +162,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 			Prefix:       set.Prefix,
 			AckDeadline:  s.opts.Settings.Pipeline.RunTimeout + time.Minute,
 			DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,
-			Logger:       pipeline.NewWatermillLogger(s.log.With("component", "broker")),
+			Logger:       broker.NewWatermillLogger(s.log.With("component", "broker")),
 		})
 		if err != nil {
 			return err
@@ -192,7 +193,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 				DedupTTL:      s.opts.Settings.Retention.Dedup,
 				Concurrency:   s.opts.Settings.Pipeline.MaxInFlight,
 				DrainTimeout:  s.opts.Settings.Pipeline.ShutdownTimeout,
-				Logger:        pipeline.NewWatermillLogger(s.log.With("component", "broker")),
+				Logger:        broker.NewWatermillLogger(s.log.With("component", "broker")),
 			})
 			if err != nil {
 				return err
@@ -300,7 +301,7 @@ func (s *Service) retentionLoop(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("pruned runs", "count", n)
 		}
-		for _, topic := range []string{pipeline.TopicEvents, pipeline.TopicRuns, pipeline.TopicDeadLetters} {
+		for _, topic := range []string{broker.TopicEvents, broker.TopicRuns, broker.TopicDeadLetters} {
 			s.Metrics.QueueDepth.WithLabelValues(topic).Set(float64(s.Broker.Depth(ctx, topic)))
 		}
 		select {

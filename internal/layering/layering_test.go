@@ -58,6 +58,7 @@ var layers = []struct {
 	{"language", []string{"recipes/..."}},
 	{"runner", []string{"engine/runner", "engine/settings/..."}},
 	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics"}},
+	{"broker", []string{"engine/broker"}},
 	{"queue", []string{"engine/pipeline/sqlqueue"}},
 	{"pipeline", []string{"engine/pipeline", "engine/store/storetest"}},
 	{"server", []string{"engine/server", "engine/pipeline/natstest"}},

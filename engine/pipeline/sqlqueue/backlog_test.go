@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 )
 
@@ -65,7 +66,7 @@ func TestQueueHeldRowsAreNotDue(t *testing.T) {
 
 	// put back until its retry time: due then, not held
 	retry := time.Now().Add(time.Hour).UnixMilli()
-	claimed.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(retry))
+	claimed.Metadata.Set(broker.RetryAtKey, fmt.Sprint(retry))
 	claimed.Nack()
 	require.Eventually(t, func() bool {
 		var avail, until int64
@@ -117,7 +118,7 @@ func childQueue(t *testing.T, childWait time.Duration) (db *sql.DB, q *sqlqueue.
 func publishChild(q *sqlqueue.Queue, parent *message.Message, uuid string) <-chan error {
 	done := make(chan error, 1)
 	child := message.NewMessage(uuid, []byte(uuid))
-	sqlqueue.Derive(child, parent)
+	broker.Derive(child, parent)
 	go func() { done <- q.Publish("children", child) }()
 	return done
 }
@@ -186,25 +187,25 @@ func TestFirstDelivery(t *testing.T) {
 	require.NoError(t, err)
 
 	claimed := receive(t, ch, 5*time.Second)
-	require.True(t, sqlqueue.FirstDelivery(claimed), "claimed for the first time")
+	require.True(t, broker.FirstDelivery(claimed), "claimed for the first time")
 	require.NoError(t, q.Publish("t", message.NewMessage("handed", []byte("x"))))
 	handed := receive(t, ch, 5*time.Second)
-	require.True(t, sqlqueue.FirstDelivery(handed), "handed over in memory")
+	require.True(t, broker.FirstDelivery(handed), "handed over in memory")
 	child := message.NewMessage("child", []byte("x"))
-	sqlqueue.Derive(child, handed)
+	broker.Derive(child, handed)
 	require.NoError(t, q.Publish("c", child))
 	gotChild := receive(t, children, 5*time.Second)
 	require.Same(t, child, gotChild, "a child is handed over as published, not copied (see Derive)")
-	require.False(t, sqlqueue.FirstDelivery(gotChild), "a child")
+	require.False(t, broker.FirstDelivery(gotChild), "a child")
 	gotChild.Ack()
 	handed.Ack()
 
 	claimed.Nack()
 	again := receive(t, ch, 5*time.Second)
 	require.Equal(t, "claimed", again.UUID)
-	require.False(t, sqlqueue.FirstDelivery(again), fmt.Sprintf("delivery %s", again.Metadata.Get(sqlqueue.DeliveriesKey)))
+	require.False(t, broker.FirstDelivery(again), fmt.Sprintf("delivery %s", again.Metadata.Get(sqlqueue.DeliveriesKey)))
 	again.Ack()
-	require.False(t, sqlqueue.FirstDelivery(message.NewMessage("other", nil)), "a message of another publisher")
+	require.False(t, broker.FirstDelivery(message.NewMessage("other", nil)), "a message of another publisher")
 }
 
 // TestQueueChildWaitEndsWithItsSubscription: when the subscription of the
@@ -258,13 +259,13 @@ func TestDeliveredContext(t *testing.T) {
 	require.NoError(t, q.Publish("t", message.NewMessage("parent", []byte("x"))))
 	parent := receive(t, parents, 5*time.Second)
 	require.Equal(t, "sub", parent.Context().Value(subscriptionKey{}), "the subscription's values")
-	require.Nil(t, sqlqueue.Local(parent), "nothing handed over with it")
+	require.Nil(t, broker.Local(parent), "nothing handed over with it")
 	child := message.NewMessage("child", []byte("y"))
-	sqlqueue.WithLocal(child, 42)
-	sqlqueue.Derive(child, parent)
+	broker.WithLocal(child, 42)
+	broker.Derive(child, parent)
 	require.NoError(t, q.Publish("c", child))
 	got := receive(t, children, 5*time.Second)
-	require.Equal(t, 42, sqlqueue.Local(got), "the value handed over with it")
+	require.Equal(t, 42, broker.Local(got), "the value handed over with it")
 	require.Equal(t, "sub", got.Context().Value(subscriptionKey{}))
 
 	cancel() // the subscriptions stop

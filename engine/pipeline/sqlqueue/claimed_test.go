@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 )
 
@@ -48,7 +49,7 @@ func TestQueueClaimedHook(t *testing.T) {
 	require.NoError(t, err)
 	for range 3 {
 		m := receive(t, ch, 5*time.Second)
-		require.Equal(t, "v-"+m.UUID, sqlqueue.Local(m), "claimed message %s", m.UUID)
+		require.Equal(t, "v-"+m.UUID, broker.Local(m), "claimed message %s", m.UUID)
 		m.Ack()
 	}
 	mu.Lock()
@@ -57,11 +58,11 @@ func TestQueueClaimedHook(t *testing.T) {
 
 	// published while subscribed: handed over in memory, not claimed
 	handed := message.NewMessage("d", []byte("x"))
-	sqlqueue.WithLocal(handed, "publisher's")
+	broker.WithLocal(handed, "publisher's")
 	require.NoError(t, q.Publish("t", handed))
 	m := receive(t, ch, 5*time.Second)
 	require.Equal(t, "d", m.UUID)
-	require.Equal(t, "publisher's", sqlqueue.Local(m))
+	require.Equal(t, "publisher's", broker.Local(m))
 	m.Ack()
 	mu.Lock()
 	require.False(t, slices.Contains(seen["t"], "d"), "a message handed over in memory went through the hook")
@@ -71,7 +72,7 @@ func TestQueueClaimedHook(t *testing.T) {
 	require.NoError(t, err)
 	for range 2 {
 		m := receive(t, wrong, 5*time.Second)
-		require.Nil(t, sqlqueue.Local(m), "a value from a hook that miscounted")
+		require.Nil(t, broker.Local(m), "a value from a hook that miscounted")
 		m.Ack()
 	}
 }

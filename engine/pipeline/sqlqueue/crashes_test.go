@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 )
 
@@ -55,7 +56,7 @@ func TestCrashesCountDeathsInFlight(t *testing.T) {
 	p := startProcess(t, db)
 	require.NoError(t, p.q.Publish("t", message.NewMessage("p", []byte("x"))))
 	m := receive(t, p.ch, 5*time.Second)
-	require.Equal(t, 0, sqlqueue.Crashes(m), "a first delivery")
+	require.Equal(t, 0, broker.Crashes(m), "a first delivery")
 	var md string
 	require.NoError(t, db.QueryRow(`SELECT metadata FROM queue WHERE uuid = 'p'`).Scan(&md))
 	require.Equal(t, "{}", md, "a first delivery writes nothing")
@@ -64,19 +65,19 @@ func TestCrashesCountDeathsInFlight(t *testing.T) {
 		p = startProcess(t, db)
 		m = receive(t, p.ch, 5*time.Second)
 		require.Equal(t, "p", m.UUID)
-		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths", want)
+		require.Equal(t, want, broker.Crashes(m), "after %d deaths", want)
 		p.die()
 	}
 	// a normal end takes the start back
 	p = startProcess(t, db)
 	m = receive(t, p.ch, 5*time.Second)
-	require.Equal(t, 4, sqlqueue.Crashes(m))
+	require.Equal(t, 4, broker.Crashes(m))
 	m.Nack()
 	m = receive(t, p.ch, 5*time.Second)
-	require.Equal(t, 4, sqlqueue.Crashes(m), "the nacked delivery did not die, the four before it did")
+	require.Equal(t, 4, broker.Crashes(m), "the nacked delivery did not die, the four before it did")
 	m.Nack()
 	m = receive(t, p.ch, 5*time.Second)
-	require.Equal(t, 4, sqlqueue.Crashes(m))
+	require.Equal(t, 4, broker.Crashes(m))
 	m.Ack()
 	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
 	p.die()
@@ -94,10 +95,10 @@ func TestCrashesKeptAcrossANormalEnd(t *testing.T) {
 		p.die()
 		p = startProcess(t, db)
 		m := receive(t, p.ch, 5*time.Second)
-		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths", want)
+		require.Equal(t, want, broker.Crashes(m), "after %d deaths", want)
 		m.Nack()
 		m = receive(t, p.ch, 5*time.Second)
-		require.Equal(t, want, sqlqueue.Crashes(m), "after %d deaths and a nack", want)
+		require.Equal(t, want, broker.Crashes(m), "after %d deaths and a nack", want)
 	}
 	p.die()
 }
@@ -118,7 +119,7 @@ func TestCrashesSuspectsOneAtATime(t *testing.T) {
 	p = startProcess(t, db)
 	a := receive(t, p.ch, 5*time.Second)
 	require.Equal(t, "a", a.UUID, "the oldest first")
-	require.Equal(t, 1, sqlqueue.Crashes(a))
+	require.Equal(t, 1, broker.Crashes(a))
 	noMessage(t, p.ch, 300*time.Millisecond, "a second suspect while the first is in flight")
 	require.NoError(t, p.q.Publish("t", message.NewMessage("c", []byte("c"))))
 	c := receive(t, p.ch, 5*time.Second)
@@ -130,11 +131,11 @@ func TestCrashesSuspectsOneAtATime(t *testing.T) {
 	p = startProcess(t, db)
 	a = receive(t, p.ch, 5*time.Second)
 	require.Equal(t, "a", a.UUID)
-	require.Equal(t, 2, sqlqueue.Crashes(a), "in flight at two deaths")
+	require.Equal(t, 2, broker.Crashes(a), "in flight at two deaths")
 	a.Ack()
 	b := receive(t, p.ch, 5*time.Second)
 	require.Equal(t, "b", b.UUID, "the next suspect once the first is done")
-	require.Equal(t, 1, sqlqueue.Crashes(b), "b only waited at the second death")
+	require.Equal(t, 1, broker.Crashes(b), "b only waited at the second death")
 	b.Ack()
 	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
 	p.die()
@@ -164,10 +165,10 @@ func TestCrashesNotCountedForMessagesNotStarted(t *testing.T) {
 		m := receive(t, p.ch, 5*time.Second)
 		got[m.UUID] = m
 	}
-	require.Equal(t, 1, sqlqueue.Crashes(got["a"]), "in flight when its process stopped")
+	require.Equal(t, 1, broker.Crashes(got["a"]), "in flight when its process stopped")
 	for _, id := range []string{"b", "c"} {
-		require.Equal(t, 0, sqlqueue.Crashes(got[id]), "%s was never started", id)
-		require.True(t, sqlqueue.FirstDelivery(got[id]), "%s was never started", id)
+		require.Equal(t, 0, broker.Crashes(got[id]), "%s was never started", id)
+		require.True(t, broker.FirstDelivery(got[id]), "%s was never started", id)
 	}
 	for _, m := range got {
 		m.Ack()

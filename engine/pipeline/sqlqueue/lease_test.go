@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 )
 
@@ -163,7 +164,7 @@ func TestQueueReleasedRowsAreNotRenewed(t *testing.T) {
 		require.NoError(t, q.Publish("t", message.NewMessage("a", []byte("x"))))
 		m := receive(t, ch, 5*time.Second)
 		holdRow(t, db, "a", 2, ch)
-		m.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))
+		m.Metadata.Set(broker.RetryAtKey, fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))
 		m.Nack()
 		require.Eventually(t, func() bool { return q.HeldRows() == 0 }, 5*time.Second, 10*time.Millisecond)
 		require.Eventually(t, func() bool {
@@ -266,7 +267,7 @@ func TestQueueAbandonedChildGivesItsParentBack(t *testing.T) {
 	_, err = db.Exec(`DROP TRIGGER no_child`)
 	require.NoError(t, err)
 	child := message.NewMessage("child", []byte("c"))
-	sqlqueue.Derive(child, again)
+	broker.Derive(child, again)
 	require.NoError(t, q.Publish("children", child))
 	again.Ack()
 	receive(t, children, 5*time.Second).Ack()
@@ -283,7 +284,7 @@ func parentWithChild(t *testing.T, q *sqlqueue.Queue) (parents, children <-chan 
 	t.Helper()
 	parents, children, parent = heldParent(t, q)
 	child := message.NewMessage("child", []byte("c"))
-	sqlqueue.Derive(child, parent)
+	broker.Derive(child, parent)
 	require.NoError(t, q.Publish("children", child))
 	return parents, children, parent
 }

@@ -20,21 +20,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/internal/sqlin"
 )
 
-// RetryAtKey is the metadata key a handler sets (unix milliseconds) before
-// Nack to delay the redelivery: a durable retry.
-const RetryAtKey = "sous_retry_at"
-
 // DeliveriesKey carries how many times the message was delivered.
 const DeliveriesKey = "sous_deliveries"
-
-// CrashesKey carries, on a delivered message, how many times at least a
-// process died (or stopped without settling it) while it held the
-// message: see Crashes.
-const CrashesKey = "sous_crashes"
 
 // The keys a row's metadata keeps its crash count in (see Crashes): the
 // deaths counted (those a normal end knew of, and the starts marked
@@ -201,9 +193,9 @@ func (*deliveryContext) Err() error                  { return nil }
 
 func (c *deliveryContext) Value(key any) any {
 	switch key.(type) {
-	case holderKey:
+	case broker.DeliveryKey:
 		return c.holder
-	case localKey:
+	case broker.LocalKey:
 		if c.local != nil {
 			return c.local
 		}
@@ -272,28 +264,22 @@ func (h *holder) abandon() {
 	}
 }
 
-// holderKey is the context key of a delivered message's holder.
-type holderKey struct{}
+// First implements broker.Delivery: whether the message is the first
+// delivery of its row (broker.FirstDelivery), handed over in memory by
+// the process that inserted it, or claimed from the table by a claim that
+// found it never delivered (a claim counts deliveries in the same
+// statement, so no two claims see the first). For a message inserted once
+// and never copied to another row (an event), a handler can then skip
+// looking for the work of an earlier delivery, which cannot have
+// happened. A child nacked and stored in a row of its own (see Derive)
+// starts counting again in that row, so its first delivery from it is not
+// its first. False for a child handed over in memory, a message of
+// another publisher and any later delivery.
+func (h *holder) First() bool { return h.seq != 0 && h.first }
 
-// FirstDelivery reports whether msg, delivered by a Queue, is the first
-// delivery of its row: handed over in memory by the process that inserted
-// it, or claimed from the table by a claim that found it never delivered
-// (a claim counts deliveries in the same statement, so no two claims see
-// the first). For a message inserted once and never copied to another
-// row (an event), a handler can then skip looking for the work of an
-// earlier delivery, which cannot have happened. A child nacked and stored
-// in a row of its own (see Derive) starts counting again in that row, so
-// its first delivery from it is not its first. False for a child handed
-// over in memory, a message of another publisher and any later delivery.
-func FirstDelivery(msg *message.Message) bool {
-	h, ok := msg.Context().Value(holderKey{}).(*holder)
-	return ok && h.seq != 0 && h.first
-}
-
-// Crashes reports how many times at least a process died, or stopped
-// without settling it, while it held msg, a message delivered by a
-// Queue: the message may be poison, one whose handling kills the
-// process, and a handler can set it aside past a few.
+// How the queue counts the crashes broker.Crashes reads (broker.CrashesKey): how
+// many times at least a process died, or stopped without settling it,
+// while it held a message a Queue delivered.
 //
 // A first delivery writes nothing to count it (that would be a write
 // per message): a delivery is known to have ended abnormally only when
@@ -311,17 +297,9 @@ func FirstDelivery(msg *message.Message) bool {
 //
 // Zero for a message of another publisher, a child (see Derive) handed
 // over in memory, and a message that never came back unsettled.
-func Crashes(msg *message.Message) int {
-	v := msg.Metadata.Get(CrashesKey)
-	if v == "" {
-		return 0 // nearly every message: no parse error to allocate
-	}
-	n, _ := strconv.Atoi(v)
-	return n
-}
 
 // suspect reads the crash count of a row delivered for the d-th time
-// (see Crashes) from its metadata, and sets CrashesKey on it: whether
+// (see Crashes) from its metadata, and sets broker.CrashesKey on it: whether
 // the row is a suspect, and the count.
 func suspect(md message.Metadata, d int) (bool, int) {
 	settled, _ := strconv.Atoi(md.Get(settledKey))
@@ -332,9 +310,9 @@ func suspect(md message.Metadata, d int) (bool, int) {
 		n++ // the death that left it unsettled, unless counted already
 	}
 	if n > 0 {
-		md.Set(CrashesKey, strconv.Itoa(n))
+		md.Set(broker.CrashesKey, strconv.Itoa(n))
 	} else {
-		delete(md, CrashesKey)
+		delete(md, broker.CrashesKey)
 	}
 	return sus, n
 }
@@ -344,7 +322,7 @@ func suspect(md message.Metadata, d int) (bool, int) {
 func rowMetadata(md message.Metadata) message.Metadata {
 	out := make(message.Metadata, len(md))
 	for k, v := range md {
-		if k != DeliveriesKey && k != CrashesKey {
+		if k != DeliveriesKey && k != broker.CrashesKey {
 			out[k] = v
 		}
 	}
@@ -455,22 +433,17 @@ func (l *lane) drop(q *Queue) {
 	}
 }
 
-// Derive makes child, a message a handler publishes while handling
-// parent, a child of parent: published on this queue, it is handed over
-// in memory without a row of its own, and parent's row stays until child
-// is done (acked, or nacked and then stored). After a crash, parent is
-// delivered again and its handler publishes child again. A message that
-// is not a child is stored as usual.
+// Derive (broker.Derive) makes child, a message a handler publishes while
+// handling parent, a child of parent: published on this queue, it is
+// handed over in memory without a row of its own, and parent's row stays
+// until child is done (acked, or nacked and then stored). After a crash,
+// parent is delivered again and its handler publishes child again. A
+// message that is not a child is stored as usual.
 //
 // A child handed over in memory is delivered as the very message
 // published, not a copy: its publisher must not use or change it once
 // Publish returned (Watermill's router, publishing what a handler
 // returned, does not).
-func Derive(child, parent *message.Message) {
-	if h, ok := parent.Context().Value(holderKey{}).(*holder); ok {
-		child.SetContext(context.WithValue(child.Context(), holderKey{}, h))
-	}
-}
 
 func (l *localQueue) room() bool {
 	l.mu.Lock()
@@ -553,22 +526,6 @@ func (l *localQueue) waitRoom(d time.Duration, stop <-chan struct{}) bool {
 		}
 	}
 }
-
-// localKey is the context key of a message's in-memory value.
-type localKey struct{}
-
-// WithLocal attaches v to msg for a local subscriber: when the message is
-// handed over in memory, the delivered message carries v (see Local).
-// Delivered from the table (another process, or after a restart), it does
-// not: v must be something the consumer can do without, such as data it
-// can read again from the store.
-func WithLocal(msg *message.Message, v any) {
-	msg.SetContext(context.WithValue(msg.Context(), localKey{}, v))
-}
-
-// Local returns the value attached with WithLocal to a message handed
-// over in memory, or nil.
-func Local(msg *message.Message) any { return msg.Context().Value(localKey{}) }
 
 var (
 	_ message.Publisher  = (*Queue)(nil)
@@ -664,7 +621,7 @@ func (q *Queue) insert(ctx context.Context, tx store.Execer, topic string, handO
 			return nil, fmt.Errorf("encode metadata: %w", err)
 		}
 		avail := now
-		if at, err := strconv.ParseInt(m.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > now {
+		if at, err := strconv.ParseInt(m.Metadata.Get(broker.RetryAtKey), 10, 64); err == nil && at > now {
 			avail = at
 		}
 		lease, deliveries := int64(0), 0
@@ -685,7 +642,7 @@ func (q *Queue) insert(ctx context.Context, tx store.Execer, topic string, handO
 		if err != nil {
 			return nil, fmt.Errorf("enqueue on %s: %w", topic, err)
 		}
-		ins.items = append(ins.items, handedOver{seq: seq, msg: ownCopy(m), value: m.Context().Value(localKey{}), deliveries: 1, local: true})
+		ins.items = append(ins.items, handedOver{seq: seq, msg: ownCopy(m), value: m.Context().Value(broker.LocalKey{}), deliveries: 1, local: true})
 	}
 	return ins, nil
 }
@@ -739,14 +696,14 @@ func (q *Queue) handOverChildren(topic string, msgs []*message.Message) []*messa
 			rest = append(rest, m)
 			continue
 		}
-		if at, err := strconv.ParseInt(m.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > time.Now().UnixMilli() {
+		if at, err := strconv.ParseInt(m.Metadata.Get(broker.RetryAtKey), 10, 64); err == nil && at > time.Now().UnixMilli() {
 			rest = append(rest, m) // delayed: it waits in the table
 			continue
 		}
 		p.add()
 		// the very message: a child's publisher leaves it to the queue
 		// (see Derive), so no copy is made for the subscriber
-		items = append(items, handedOver{msg: m, value: m.Context().Value(localKey{}), deliveries: 1, local: true, parent: p})
+		items = append(items, handedOver{msg: m, value: m.Context().Value(broker.LocalKey{}), deliveries: 1, local: true, parent: p})
 	}
 	if len(items) > 0 {
 		lq.push(items)
@@ -757,7 +714,7 @@ func (q *Queue) handOverChildren(topic string, msgs []*message.Message) []*messa
 // parentOf returns the holder of m's parent when m is a child of a
 // message of this queue, else nil.
 func (q *Queue) parentOf(m *message.Message) *holder {
-	if p, ok := m.Context().Value(holderKey{}).(*holder); ok && p.q == q {
+	if p, ok := m.Context().Value(broker.DeliveryKey{}).(*holder); ok && p.q == q {
 		return p
 	}
 	return nil
@@ -1103,7 +1060,7 @@ func (q *Queue) storeChild(topic string, msg *message.Message) bool {
 func (q *Queue) nack(topic string, h *holder, msg *message.Message) {
 	seq := h.seq
 	avail := time.Now().UnixMilli()
-	if at, err := strconv.ParseInt(msg.Metadata.Get(RetryAtKey), 10, 64); err == nil && at > avail {
+	if at, err := strconv.ParseInt(msg.Metadata.Get(broker.RetryAtKey), 10, 64); err == nil && at > avail {
 		avail = at
 	}
 	md := rowMetadata(msg.Metadata)
@@ -1113,7 +1070,7 @@ func (q *Queue) nack(topic string, h *holder, msg *message.Message) {
 	if d, err := strconv.Atoi(msg.Metadata.Get(DeliveriesKey)); err == nil {
 		md.Set(settledKey, strconv.Itoa(d))
 	}
-	if n := Crashes(msg); n > 0 {
+	if n := broker.Crashes(msg); n > 0 {
 		md.Set(crashedKey, strconv.Itoa(n))
 	} else {
 		delete(md, crashedKey)

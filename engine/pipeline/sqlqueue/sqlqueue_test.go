@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
 
+	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -102,7 +103,7 @@ func TestQueueNackWithDelayRedeliversLater(t *testing.T) {
 	m := receive(t, ch, 5*time.Second)
 	require.Equal(t, "1", m.Metadata.Get(sqlqueue.DeliveriesKey))
 	at := time.Now().Add(400 * time.Millisecond)
-	m.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(at.UnixMilli()))
+	m.Metadata.Set(broker.RetryAtKey, fmt.Sprint(at.UnixMilli()))
 	m.Nack()
 	m2 := receive(t, ch, 5*time.Second)
 	require.False(t, time.Now().Before(at.Add(-20*time.Millisecond)), "redelivered before its retry time")
@@ -201,13 +202,13 @@ func TestQueueHandsOverInMemory(t *testing.T) {
 	require.NoError(t, err)
 	m := message.NewMessage("a", []byte("x"))
 	value := &struct{ n int }{7}
-	sqlqueue.WithLocal(m, value)
+	broker.WithLocal(m, value)
 	require.NoError(t, q.Publish("t", m))
 	require.Equal(t, []string{"a:true:1"}, rowsOf(t, db, "t"), "stored, leased to this process, delivered once")
 	// Poll is an hour: only the handover can deliver it this soon
 	got := receive(t, ch, 5*time.Second)
 	require.Equal(t, "x", string(got.Payload))
-	require.Same(t, value, sqlqueue.Local(got))
+	require.Same(t, value, broker.Local(got))
 	require.Equal(t, "1", got.Metadata.Get(sqlqueue.DeliveriesKey))
 	got.Ack()
 	require.Eventually(t, func() bool { return len(rowsOf(t, db, "t")) == 0 }, 5*time.Second, 10*time.Millisecond)
@@ -227,7 +228,7 @@ func TestQueueChildHoldsItsParent(t *testing.T) {
 	}{
 		{"acked child", func(t *testing.T, c *message.Message) { c.Ack() }, nil},
 		{"nacked child gets a row", func(t *testing.T, c *message.Message) {
-			c.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))
+			c.Metadata.Set(broker.RetryAtKey, fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))
 			c.Nack()
 		}, []string{"child:false:0"}},
 	}
@@ -263,7 +264,7 @@ func TestQueueChildLostWithItsProcess(t *testing.T) {
 	require.NoError(t, q1.Publish("parents", message.NewMessage("parent", []byte("p"))))
 	parent := receive(t, parents, 5*time.Second)
 	child := message.NewMessage("child", []byte("c"))
-	sqlqueue.Derive(child, parent)
+	broker.Derive(child, parent)
 	require.NoError(t, q1.Publish("children", child))
 	parent.Ack()
 	receive(t, children, 5*time.Second) // never acked: the process dies

@@ -1,4 +1,4 @@
-package pipeline
+package broker
 
 import (
 	"context"
@@ -63,7 +63,7 @@ func (w *watermillLogger) With(fields watermill.LogFields) watermill.LoggerAdapt
 }
 
 // Warn logs at slog's Warn level, which Watermill's adapter has not: the
-// brokers warn through it (see warn).
+// brokers warn through it (see Warn).
 func (w *watermillLogger) Warn(msg string, fields watermill.LogFields) {
 	if w.enabled(slog.LevelWarn) {
 		w.log.Warn(msg, slogArgs(fields)...)
@@ -89,9 +89,9 @@ type warner interface {
 	Warn(msg string, fields watermill.LogFields)
 }
 
-// warn logs msg at Warn on a logger that can (NewWatermillLogger's),
+// Warn logs msg at Warn on a logger that can (NewWatermillLogger's),
 // else at Error: never at Info, which Sous logs at Debug.
-func warn(l watermill.LoggerAdapter, msg string, fields watermill.LogFields) {
+func Warn(l watermill.LoggerAdapter, msg string, fields watermill.LogFields) {
 	if w, ok := l.(warner); ok {
 		w.Warn(msg, fields)
 		return

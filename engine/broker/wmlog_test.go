@@ -1,4 +1,4 @@
-package pipeline
+package broker
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ func TestWarn(t *testing.T) {
 	t.Run("slog", func(t *testing.T) {
 		var buf bytes.Buffer
 		l := NewWatermillLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})))
-		warn(l.With(watermill.LogFields{"component": "broker"}), "look", watermill.LogFields{"b": 2, "a": 1})
+		Warn(l.With(watermill.LogFields{"component": "broker"}), "look", watermill.LogFields{"b": 2, "a": 1})
 		require.Equal(t, "level=WARN msg=look component=broker a=1 b=2\n", dropTime(buf.String()))
 		buf.Reset()
 		l.Info("hidden", nil) // Watermill's Info is Sous's Debug
@@ -22,7 +22,7 @@ func TestWarn(t *testing.T) {
 	})
 	t.Run("a logger that cannot warn logs an error", func(t *testing.T) {
 		l := watermill.NewCaptureLogger()
-		warn(l, "look", watermill.LogFields{"a": 1})
+		Warn(l, "look", watermill.LogFields{"a": 1})
 		require.True(t, l.Has(watermill.CapturedMessage{Level: watermill.ErrorLogLevel, Fields: watermill.LogFields{"a": 1}, Msg: "look"}))
 	})
 }
