@@ -11,8 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sous-run/sous/engine/broker/sqlite"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/service"
 	"github.com/sous-run/sous/engine/store"
@@ -175,11 +176,10 @@ no API key, no server answers there or it has no such run.`,
 				return err
 			}
 			defer closeFn()
-			w := store.NewWriter(st.Write, 16)
-			q := sqlqueue.New(st.Write, w, sqlqueue.Config{Table: st.Prefix + "queue"})
-			id, err := pipeline.Replay(cmd.Context(), st, q, args[0], fromFailed)
-			q.Close()
-			w.Close()
+			// through the embedded broker, on the store's own queue
+			b := sqlite.New(st, sqlqueue.Config{})
+			id, err := pipeline.Replay(cmd.Context(), st, b.Publisher(), args[0], fromFailed)
+			b.Close()
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

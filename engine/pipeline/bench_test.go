@@ -14,8 +14,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker/sqlite"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/internal/benchrecipes"
@@ -27,7 +28,7 @@ import (
 type benchPipeline struct {
 	hits *atomic.Int64
 	st   *store.Store
-	br   *pipeline.SQLBroker
+	br   *sqlite.Broker
 	ix   *pipeline.Index
 }
 
@@ -51,7 +52,7 @@ func newBenchPipeline(b *testing.B, cfg sqlqueue.Config) *benchPipeline {
 	require.NoError(b, err)
 	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 	require.NoError(b, st.Migrate(ctx))
-	br := pipeline.NewSQLBroker(st, cfg)
+	br := sqlite.New(st, cfg)
 	b.Cleanup(func() { br.Close(); read.Close(); write.Close() })
 	return &benchPipeline{hits: hits, st: st, br: br, ix: ix}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/broker"
+	"github.com/sous-run/sous/engine/broker/sqlite"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -47,7 +48,7 @@ func TestBacklogReadWithItsClaims(t *testing.T) {
 	for key, n := range counts {
 		require.Equal(t, 1, n, key)
 	}
-	require.Equal(t, int64(len(events)), pipeline.ClaimedPayloads(second.b.(*pipeline.SQLBroker)),
+	require.Equal(t, int64(len(events)), second.b.(*sqlite.Broker).ClaimedPayloads(),
 		"events of the backlog read one by one rather than with their claims")
 }
 
@@ -91,6 +92,6 @@ func TestClaimedRedeliveryDoesNotRunAgain(t *testing.T) {
 	// at least once: should the first process's own ack of the event's row
 	// have been lost in its shutdown, that row comes back too (the same
 	// event, whose run does not run again either)
-	require.GreaterOrEqual(t, pipeline.ClaimedPayloads(second.b.(*pipeline.SQLBroker)), int64(1), "the event was not read with its claim")
+	require.GreaterOrEqual(t, second.b.(*sqlite.Broker).ClaimedPayloads(), int64(1), "the event was not read with its claim")
 	require.Equal(t, map[string]int{runID + ":notify": 1}, sink.counts(), "the finished run ran again")
 }

@@ -23,7 +23,3 @@ func RemembersRun(b *NATSBroker, runID string) bool {
 
 // SweepStored runs b's sweep of the runs it remembers as if it were now.
 func SweepStored(b *NATSBroker, now time.Time) { b.sweepStored(now) }
-
-// ClaimedPayloads counts the events whose payloads b read with their
-// claim from the queue table (a backlog draining).
-func ClaimedPayloads(b *SQLBroker) int64 { return b.claimedPayloads.Load() }

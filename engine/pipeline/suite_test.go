@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/broker"
+	"github.com/sous-run/sous/engine/broker/memory"
+	"github.com/sous-run/sous/engine/broker/sqlite"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
@@ -50,7 +52,7 @@ func sqliteCase() brokerCase {
 			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 			require.NoError(t, st.Migrate(ctx))
 			// few in flight, so that a restart finds work left in a load
-			b := pipeline.NewSQLBroker(st, sqlqueue.Config{Poll: 20 * time.Millisecond, MaxInFlight: 16})
+			b := sqlite.New(st, sqlqueue.Config{Poll: 20 * time.Millisecond, MaxInFlight: 16})
 			require.NoError(t, b.Queue.ReleaseLeases(ctx))
 			return opened{st: st, b: b, close: func() { b.Close(); read.Close(); write.Close() }}
 		}
@@ -66,7 +68,7 @@ func memoryCase() brokerCase {
 			require.NoError(t, err)
 			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 			require.NoError(t, st.Migrate(ctx))
-			b := pipeline.NewMemoryBroker(st)
+			b := memory.New(st)
 			return opened{st: st, b: b, close: func() { b.Close(); read.Close(); write.Close() }}
 		}
 	}}

@@ -17,9 +17,10 @@ import (
 
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/broker"
+	"github.com/sous-run/sous/engine/broker/sqlite"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/store"
@@ -88,7 +89,7 @@ var testSecrets = map[string]string{"HOOK": hookSecret}
 // engine does not run, so whatever intake queues stays in the queue table.
 type env struct {
 	st  *store.Store
-	b   *pipeline.SQLBroker
+	b   *sqlite.Broker
 	eng *pipeline.Engine
 	m   *metrics.Metrics
 	srv *server.Server
@@ -103,7 +104,7 @@ func newEnv(tb testing.TB, srcs []string, secrets map[string]string, mod func(*s
 	require.NoError(tb, err)
 	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 	require.NoError(tb, st.Migrate(ctx))
-	b := pipeline.NewSQLBroker(st, sqlqueue.Config{Poll: 20 * time.Millisecond})
+	b := sqlite.New(st, sqlqueue.Config{Poll: 20 * time.Millisecond})
 	m := metrics.New()
 	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, Metrics: m,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})

@@ -15,10 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sous-run/sous/engine/broker"
+	"github.com/sous-run/sous/engine/broker/memory"
+	"github.com/sous-run/sous/engine/broker/sqlite"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/store"
@@ -203,12 +205,12 @@ func (s *Service) openBroker(ctx context.Context) error {
 			return nil
 		}
 		if set.Type == "memory" {
-			b := pipeline.NewMemoryBroker(s.Store)
+			b := memory.New(s.Store)
 			s.Broker = b
 			s.closers = append([]func() error{b.Close}, s.closers...)
 			return nil
 		}
-		b := pipeline.NewSQLBroker(s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight,
+		b := sqlite.New(s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight,
 			CommitDelay: s.opts.Settings.Pipeline.CommitDelay})
 		// the embedded store belongs to this process alone: a lease left
 		// in it can only come from a crash, so take those messages again now

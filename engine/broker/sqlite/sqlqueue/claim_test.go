@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 )
 
 // fillBacklog inserts n due messages of topic events (and a few of another

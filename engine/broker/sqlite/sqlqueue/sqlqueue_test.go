@@ -13,7 +13,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/sous-run/sous/engine/broker"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 

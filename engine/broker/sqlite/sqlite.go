@@ -1,40 +1,40 @@
-package pipeline
+// Package sqlite is the embedded default broker: the queue (sqlqueue)
+// lives in the store's own SQLite database, so the dedup claim, the event
+// and its queue message commit in one transaction.
+package sqlite
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync/atomic"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/sous-run/sous/engine/broker"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/store"
 )
 
-// SQLBroker is the embedded default: the queue lives in the store's own
+// Broker is the embedded default: the queue lives in the store's own
 // database, so the dedup claim, the event and its queue message commit in
 // one transaction.
-type SQLBroker struct {
+type Broker struct {
 	Store  *store.Store
 	Writer *store.Writer
 	Queue  *sqlqueue.Queue
 
-	claimedPayloads atomic.Int64 // events read with their claim, for tests
+	claimedPayloads atomic.Int64 // events read with their claim
 }
 
-// NewSQLBroker builds the queue over the store's write handle.
-func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
+// New builds the queue over the store's write handle.
+func New(st *store.Store, cfg sqlqueue.Config) *Broker {
 	w := store.NewWriter(st.Write, 512)
 	w.Linger = cfg.CommitDelay
 	w.Detached = true // the embedded database is local
 	if cfg.Table == "" {
 		cfg.Table = st.Prefix + "queue"
 	}
-	b := &SQLBroker{Store: st, Writer: w}
+	b := &Broker{Store: st, Writer: w}
 	if cfg.Claimed == nil {
 		cfg.Claimed = b.claimed
 	}
@@ -45,7 +45,7 @@ func NewSQLBroker(st *store.Store, cfg sqlqueue.Config) *SQLBroker {
 // Accept implements broker.Broker. The queued message leaves the payload out
 // (it is in the events table, written in the same transaction); the
 // matcher of this process gets it in memory, another reads it back.
-func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	em := broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes}
 	msg, err := broker.NewMessage(em)
 	if err != nil {
@@ -72,7 +72,7 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 // broker.LocalEvent per message, nil for one that is not a lean event message
 // (the matcher then decodes it, or reports it, as it does any). When the
 // read fails, it gives nothing and each event is read when matched.
-func (b *SQLBroker) claimed(ctx context.Context, topic string, msgs []*message.Message) []any {
+func (b *Broker) claimed(ctx context.Context, topic string, msgs []*message.Message) []any {
 	if topic != broker.TopicEvents {
 		return nil
 	}
@@ -107,24 +107,28 @@ func (b *SQLBroker) claimed(ctx context.Context, topic string, msgs []*message.M
 	return values
 }
 
+// ClaimedPayloads counts the events whose payloads the broker read with
+// their claim from the queue table (a backlog draining).
+func (b *Broker) ClaimedPayloads() int64 { return b.claimedPayloads.Load() }
+
 // Capabilities implements broker.Broker: messages need not carry event
 // payloads (the consumers share the store that holds the events), and a
 // nacked message can wait for its retry time in the queue.
-func (b *SQLBroker) Capabilities() broker.Capabilities {
+func (b *Broker) Capabilities() broker.Capabilities {
 	return broker.Capabilities{LeanMessages: true, DelayedRedelivery: true}
 }
 
 // Write implements broker.Broker.
-func (b *SQLBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
+func (b *Broker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
 // Publisher implements broker.Broker.
-func (b *SQLBroker) Publisher() message.Publisher { return b.Queue }
+func (b *Broker) Publisher() message.Publisher { return b.Queue }
 
 // Subscriber implements broker.Broker.
-func (b *SQLBroker) Subscriber() message.Subscriber { return b.Queue }
+func (b *Broker) Subscriber() message.Subscriber { return b.Queue }
 
 // Depth implements broker.Broker.
-func (b *SQLBroker) Depth(ctx context.Context, topic string) int64 {
+func (b *Broker) Depth(ctx context.Context, topic string) int64 {
 	n, err := b.Queue.Depth(ctx, topic)
 	if err != nil {
 		return -1
@@ -133,7 +137,7 @@ func (b *SQLBroker) Depth(ctx context.Context, topic string) int64 {
 }
 
 // Close implements broker.Broker.
-func (b *SQLBroker) Close() error {
+func (b *Broker) Close() error {
 	qerr := b.Queue.Close()
 	werr := b.Writer.Close()
 	if qerr != nil {
@@ -142,55 +146,4 @@ func (b *SQLBroker) Close() error {
 	return werr
 }
 
-// MemoryBroker carries messages on Go channels (for tests and trials):
-// events and runs are stored, but a message in flight is lost with the
-// process.
-type MemoryBroker struct {
-	Store  *store.Store
-	Writer *store.Writer
-	pubsub *gochannel.GoChannel
-}
-
-// NewMemoryBroker returns a gochannel broker over the store.
-func NewMemoryBroker(st *store.Store) *MemoryBroker {
-	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024, Persistent: false}, watermill.NopLogger{})
-	return &MemoryBroker{Store: st, Writer: store.NewWriter(st.Write, 512), pubsub: ps}
-}
-
-// Accept implements broker.Broker.
-func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
-	fresh, err := broker.AcceptEvent(ctx, b.Writer, b.Store, ev, nil)
-	if err != nil || !fresh {
-		return false, err
-	}
-	msg, err := broker.EventMessage(ev)
-	if err != nil {
-		return false, err
-	}
-	if err := b.pubsub.Publish(broker.TopicEvents, msg); err != nil {
-		return false, fmt.Errorf("publish event: %w", err)
-	}
-	return true, nil
-}
-
-// Write implements broker.Broker.
-func (b *MemoryBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
-
-// Publisher implements broker.Broker.
-func (b *MemoryBroker) Publisher() message.Publisher { return b.pubsub }
-
-// Subscriber implements broker.Broker.
-func (b *MemoryBroker) Subscriber() message.Subscriber { return b.pubsub }
-
-// Capabilities implements broker.Broker: none beyond carrying messages.
-func (b *MemoryBroker) Capabilities() broker.Capabilities { return broker.Capabilities{} }
-
-// Depth implements broker.Broker.
-func (b *MemoryBroker) Depth(context.Context, string) int64 { return -1 }
-
-// Close implements broker.Broker.
-func (b *MemoryBroker) Close() error {
-	err := b.pubsub.Close()
-	b.Writer.Close()
-	return err
-}
+var _ broker.Broker = (*Broker)(nil)

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/broker"
-	"github.com/sous-run/sous/engine/pipeline/sqlqueue"
+	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 )
 
 // dueRows counts the rows of topic that a claim at now would find by the

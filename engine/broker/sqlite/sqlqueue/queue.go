@@ -55,7 +55,7 @@ type Config struct {
 	// Poll is how often an idle subscription looks for messages that other
 	// processes published or that became available.
 	Poll time.Duration
-	// CommitDelay is the commit delay of the writer NewSQLBroker makes
+	// CommitDelay is the commit delay of the writer sqlite.New makes
 	// (see store.Writer.Linger); zero commits at once.
 	CommitDelay time.Duration
 	// LocalLimit bounds the messages waiting to be handed over in memory
