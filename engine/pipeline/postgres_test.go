@@ -14,6 +14,7 @@ import (
 
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/broker"
+	"github.com/sous-run/sous/engine/broker/postgres"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
@@ -234,13 +235,13 @@ func testPostgres(t *testing.T) string { return storetest.Postgres(t) }
 
 // openPostgresBroker opens a pool, a store and a broker on the database,
 // as one `sous serve` process would; the caller closes them.
-func openPostgresBroker(ctx context.Context, dsn, prefix string) (*store.Store, *pipeline.PostgresBroker, error) {
+func openPostgresBroker(ctx context.Context, dsn, prefix string) (*store.Store, *postgres.Broker, error) {
 	db, err := store.OpenPostgres(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
 	st := &store.Store{DB: db, Dialect: store.Postgres, Prefix: prefix}
-	b, err := pipeline.NewPostgresBroker(ctx, st, pipeline.PostgresConfig{Prefix: prefix, AckDeadline: time.Minute, PollInterval: 50 * time.Millisecond})
+	b, err := postgres.New(ctx, st, postgres.Config{Prefix: prefix, AckDeadline: time.Minute, PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -248,7 +249,7 @@ func openPostgresBroker(ctx context.Context, dsn, prefix string) (*store.Store, 
 	return st, b, nil
 }
 
-func closePostgresBroker(t *testing.T, st *store.Store, b *pipeline.PostgresBroker) {
+func closePostgresBroker(t *testing.T, st *store.Store, b *postgres.Broker) {
 	t.Cleanup(func() {
 		require.NoError(t, b.Close())
 		require.NoError(t, st.DB.Close())
@@ -323,7 +324,7 @@ func TestPostgresBrokerTwoEngines(t *testing.T) {
 	ix := brokerIndex(t, sink.srv.URL)
 	type proc struct {
 		st  *store.Store
-		b   *pipeline.PostgresBroker
+		b   *postgres.Broker
 		eng *pipeline.Engine
 	}
 	// both start at once: their migrations must not race
@@ -362,16 +363,6 @@ func TestPostgresBrokerTwoEngines(t *testing.T) {
 	require.Positive(t, d1, "engine-1 took part")
 	require.Positive(t, d2, "engine-2 took part")
 	require.Eventually(t, func() bool { return procs[0].b.Depth(ctx, broker.TopicRuns) == 0 }, 10*time.Second, 50*time.Millisecond)
-}
-
-// TestPostgresBrokerPrefix checks the broker refuses a prefix that would
-// reach into SQL, and a store of another dialect.
-func TestPostgresBrokerPrefix(t *testing.T) {
-	ctx := context.Background()
-	_, err := pipeline.NewPostgresBroker(ctx, &store.Store{Dialect: store.Postgres}, pipeline.PostgresConfig{Prefix: `x"; DROP TABLE y; --`})
-	require.ErrorContains(t, err, "prefix")
-	_, err = pipeline.NewPostgresBroker(ctx, &store.Store{Dialect: store.SQLite}, pipeline.PostgresConfig{})
-	require.ErrorContains(t, err, "dialect")
 }
 
 // The shared broker suite (suite_test.go) runs on PostgreSQL too: each
@@ -533,7 +524,7 @@ func TestDurableRetryHoldsNoWorker(t *testing.T) {
 			db, err := store.OpenPostgres(ctx, testPostgres(t))
 			require.NoError(t, err)
 			st := &store.Store{DB: db, Dialect: store.Postgres}
-			b, err := pipeline.NewPostgresBroker(ctx, st, pipeline.PostgresConfig{RunPartitions: 1, AckDeadline: time.Minute, PollInterval: 50 * time.Millisecond})
+			b, err := postgres.New(ctx, st, postgres.Config{RunPartitions: 1, AckDeadline: time.Minute, PollInterval: 50 * time.Millisecond})
 			require.NoError(t, err)
 			return opened{st: st, b: b, close: func() {
 				require.NoError(t, b.Close())

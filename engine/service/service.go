@@ -16,6 +16,7 @@ import (
 
 	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/broker/memory"
+	"github.com/sous-run/sous/engine/broker/postgres"
 	"github.com/sous-run/sous/engine/broker/sqlite"
 	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/connector"
@@ -160,7 +161,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 		s.closers = append(s.closers, db.Close)
 		s.Store = &store.Store{DB: db, Dialect: store.Postgres, Prefix: set.Prefix}
 		// it migrates the store too, under a lock shared with the other processes
-		b, err := pipeline.NewPostgresBroker(ctx, s.Store, pipeline.PostgresConfig{
+		b, err := postgres.New(ctx, s.Store, postgres.Config{
 			Prefix:       set.Prefix,
 			AckDeadline:  s.opts.Settings.Pipeline.RunTimeout + time.Minute,
 			DrainTimeout: s.opts.Settings.Pipeline.ShutdownTimeout,

@@ -60,7 +60,7 @@ var layers = []struct {
 	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics"}},
 	{"broker", []string{"engine/broker"}},
 	{"queue", []string{"engine/broker/sqlite/sqlqueue"}},
-	{"pipeline", []string{"engine/pipeline", "engine/broker/sqlite", "engine/broker/memory", "engine/store/storetest"}},
+	{"pipeline", []string{"engine/pipeline", "engine/broker/sqlite", "engine/broker/memory", "engine/broker/postgres", "engine/store/storetest"}},
 	{"server", []string{"engine/server", "engine/pipeline/natstest"}},
 	{"service", []string{"engine/service"}},
 	{"schemas", []string{"schemas"}},

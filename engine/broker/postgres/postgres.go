@@ -1,4 +1,6 @@
-package pipeline
+// Package postgres is the broker that keeps the store and the queue in one
+// PostgreSQL database, which several sous processes share (see Broker).
+package postgres
 
 import (
 	"context"
@@ -19,8 +21,8 @@ import (
 	"github.com/sous-run/sous/engine/store"
 )
 
-// PostgresConfig tunes the PostgreSQL broker.
-type PostgresConfig struct {
+// Config tunes the PostgreSQL broker.
+type Config struct {
 	// Prefix is put before the message tables' names, as the store's
 	// Prefix is before its own.
 	Prefix string
@@ -46,7 +48,7 @@ type PostgresConfig struct {
 	Logger       watermill.LoggerAdapter
 }
 
-func (c *PostgresConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.AckDeadline <= 0 {
 		c.AckDeadline = 16 * time.Minute
 	}
@@ -67,7 +69,7 @@ func (c *PostgresConfig) setDefaults() {
 	}
 }
 
-// PostgresBroker keeps the store and the queue in one PostgreSQL database,
+// Broker keeps the store and the queue in one PostgreSQL database,
 // which several `sous serve` processes share. Messages travel through
 // watermill-sql: a table per topic, and an offsets table per topic in
 // which every process joins the consumer group "sous". A consumer holds
@@ -91,11 +93,11 @@ func (c *PostgresConfig) setDefaults() {
 // first process to see it due publishes it on the runs topic, in the
 // transaction that deletes the row (see storeScheduler). It holds no
 // partition and no connection while it waits.
-type PostgresBroker struct {
+type Broker struct {
 	Store  *store.Store
 	Writer *store.Writer
 
-	cfg PostgresConfig
+	cfg Config
 	// parts is how many runs partitions are consumed: RunPartitions, or
 	// more when the database holds more
 	parts   int
@@ -114,13 +116,13 @@ type PostgresBroker struct {
 	closeErr      error
 }
 
-var _ broker.Broker = (*PostgresBroker)(nil)
+var _ broker.Broker = (*Broker)(nil)
 
-// NewPostgresBroker migrates the store and creates the message tables,
+// New migrates the store and creates the message tables,
 // under an advisory lock so that processes starting together do not race
 // on CREATE TABLE, and returns the broker. st must use the Postgres
 // dialect.
-func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig) (*PostgresBroker, error) {
+func New(ctx context.Context, st *store.Store, cfg Config) (*Broker, error) {
 	if st.Dialect != store.Postgres {
 		return nil, fmt.Errorf("postgres broker: the store's dialect is %q", st.Dialect)
 	}
@@ -129,7 +131,7 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 	}
 	cfg.setDefaults()
 	db := st.DB
-	b := &PostgresBroker{Store: st, cfg: cfg, parts: cfg.RunPartitions, stop: make(chan struct{})}
+	b := &Broker{Store: st, cfg: cfg, parts: cfg.RunPartitions, stop: make(chan struct{})}
 	b.schema = wsql.DefaultPostgreSQLSchema{
 		GenerateMessagesTableName: func(topic string) string { return `"` + cfg.Prefix + "watermill_" + topic + `"` },
 		// payloads are JSON, but BYTEA keeps them byte for byte
@@ -194,7 +196,7 @@ func NewPostgresBroker(ctx context.Context, st *store.Store, cfg PostgresConfig)
 }
 
 // topics lists the message tables: the runs topic is split in partitions.
-func (b *PostgresBroker) topics() []string {
+func (b *Broker) topics() []string {
 	out := []string{broker.TopicEvents, broker.TopicDeadLetters}
 	for p := range b.parts {
 		out = append(out, b.runPartition(p))
@@ -202,9 +204,9 @@ func (b *PostgresBroker) topics() []string {
 	return out
 }
 
-func (b *PostgresBroker) runPartition(p int) string { return broker.TopicRuns + "_" + strconv.Itoa(p) }
+func (b *Broker) runPartition(p int) string { return broker.TopicRuns + "_" + strconv.Itoa(p) }
 
-func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
+func (b *Broker) migrate(ctx context.Context, db *sql.DB) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres broker: %w", err)
@@ -257,7 +259,7 @@ func (b *PostgresBroker) migrate(ctx context.Context, db *sql.DB) error {
 // Accept implements broker.Broker: the dedup claim, the event and its message
 // commit in one transaction, the message written by a watermill-sql
 // publisher on that transaction.
-func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	msg, err := broker.EventMessage(ev)
 	if err != nil {
 		return false, err
@@ -277,7 +279,7 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 // publishTx publishes msgs on topic through a watermill-sql publisher
 // on tx (a transaction of the group commit), so that they commit with
 // what else tx writes.
-func (b *PostgresBroker) publishTx(_ context.Context, tx store.Execer, topic string, msgs ...*message.Message) error {
+func (b *Broker) publishTx(_ context.Context, tx store.Execer, topic string, msgs ...*message.Message) error {
 	pub, err := wsql.NewPublisher(txExecutor{tx}, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
 	if err != nil {
 		return err
@@ -286,14 +288,14 @@ func (b *PostgresBroker) publishTx(_ context.Context, tx store.Execer, topic str
 }
 
 // Write implements broker.Broker.
-func (b *PostgresBroker) Write(ctx context.Context, fn store.Op) error {
+func (b *Broker) Write(ctx context.Context, fn store.Op) error {
 	return b.Writer.Do(ctx, fn)
 }
 
 // Capabilities implements broker.Broker: a paused run waits for its retry
 // time in the store (see Reschedule), not in the process, and the runs
 // topic is split in partitions.
-func (b *PostgresBroker) Capabilities() broker.Capabilities {
+func (b *Broker) Capabilities() broker.Capabilities {
 	return broker.Capabilities{DelayedRedelivery: true, Partitions: b.parts, Rescheduler: b}
 }
 
@@ -301,19 +303,19 @@ func (b *PostgresBroker) Capabilities() broker.Capabilities {
 // run's checkpoint (save), in one transaction: it is published again at
 // at. The handler then acks msg, which frees its partition.
 // state is in the shared store already: the message does not carry it.
-func (b *PostgresBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, _ []byte, save store.Op) error {
+func (b *Broker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, _ []byte, save store.Op) error {
 	return b.sched.schedule(ctx, broker.TopicRuns, broker.RunIDOf(msg), msg, at, save)
 }
 
 // Publisher implements broker.Broker.
-func (b *PostgresBroker) Publisher() message.Publisher { return b.publisher }
+func (b *Broker) Publisher() message.Publisher { return b.publisher }
 
 // Subscriber implements broker.Broker.
-func (b *PostgresBroker) Subscriber() message.Subscriber { return b.subscriber }
+func (b *Broker) Subscriber() message.Subscriber { return b.subscriber }
 
 // Depth implements broker.Broker: the messages past the consumer group's offset,
 // and those scheduled for later (durable retries).
-func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
+func (b *Broker) Depth(ctx context.Context, topic string) int64 {
 	tables := []string{topic}
 	if topic == broker.TopicRuns {
 		tables = tables[:0]
@@ -342,7 +344,7 @@ func (b *PostgresBroker) Depth(ctx context.Context, topic string) int64 {
 
 // Compact deletes the messages the consumer group has acknowledged: sous
 // is their only reader, and watermill-sql keeps them otherwise.
-func (b *PostgresBroker) Compact(ctx context.Context) (int64, error) {
+func (b *Broker) Compact(ctx context.Context) (int64, error) {
 	var total int64
 	for _, t := range b.topics() {
 		res, err := b.Store.DB.ExecContext(ctx, `DELETE FROM `+b.schema.MessagesTable(t)+` m
@@ -358,7 +360,7 @@ func (b *PostgresBroker) Compact(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-func (b *PostgresBroker) compactLoop() {
+func (b *Broker) compactLoop() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.cfg.CompactInterval)
 	defer t.Stop()
@@ -377,7 +379,7 @@ func (b *PostgresBroker) compactLoop() {
 }
 
 // Close implements broker.Broker. It does not close the store's database.
-func (b *PostgresBroker) Close() error {
+func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.stop)
 		serr := b.subscriber.Close()
@@ -391,7 +393,7 @@ func (b *PostgresBroker) Close() error {
 
 // pgPublisher routes run messages to their partition. The router closes
 // the publishers of its handlers; the broker closes the real one.
-type pgPublisher struct{ b *PostgresBroker }
+type pgPublisher struct{ b *Broker }
 
 // Publish implements message.Publisher.
 func (p *pgPublisher) Publish(topic string, msgs ...*message.Message) error {
@@ -400,7 +402,7 @@ func (p *pgPublisher) Publish(topic string, msgs ...*message.Message) error {
 
 // publishOn publishes msgs on topic through pub, each run message on its
 // partition.
-func (b *PostgresBroker) publishOn(pub *wsql.Publisher, topic string, msgs ...*message.Message) error {
+func (b *Broker) publishOn(pub *wsql.Publisher, topic string, msgs ...*message.Message) error {
 	if topic != broker.TopicRuns {
 		return pub.Publish(topic, msgs...)
 	}
@@ -429,7 +431,7 @@ func (p *pgPublisher) Close() error { return nil }
 
 // partitionOf hashes a run message's run id, so that every copy of a run
 // lands in the same partition and is never handled twice at once.
-func (b *PostgresBroker) partitionOf(m *message.Message) int {
+func (b *Broker) partitionOf(m *message.Message) int {
 	key := broker.RunIDOf(m)
 	if key == "" {
 		key = m.UUID
@@ -441,7 +443,7 @@ func (b *PostgresBroker) partitionOf(m *message.Message) int {
 
 // subscribe opens the watermill-sql subscriptions behind a topic: the
 // runs topic merges its partitions.
-func (b *PostgresBroker) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
+func (b *Broker) subscribe(ctx context.Context, topic string) ([]<-chan *message.Message, error) {
 	if topic != broker.TopicRuns {
 		in, err := b.subs.Subscribe(ctx, topic)
 		if err != nil {
@@ -469,7 +471,7 @@ func (b *PostgresBroker) subscribe(ctx context.Context, topic string) ([]<-chan 
 // ack committed, another process's stale view of it (see pgOffsets), or
 // the run's message made again from its event delivered again; run now,
 // it would retry the run before its time.
-func (b *PostgresBroker) skipRescheduled(in <-chan *message.Message) <-chan *message.Message {
+func (b *Broker) skipRescheduled(in <-chan *message.Message) <-chan *message.Message {
 	out := make(chan *message.Message)
 	go func() {
 		// the drainer reads out until it closes, which follows in
