@@ -6,7 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"gopkg.in/yaml.v3"
 
-	"github.com/sous-run/sous/engine/pipeline"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
 )
 
 // natsBroker is the NATS URL and stream prefix of a NATS broker in the
@@ -42,5 +42,5 @@ func dropNATSStreams(config string) error {
 	if err != nil {
 		return fmt.Errorf("drop the benchmark's streams: %w", err)
 	}
-	return pipeline.DropNATSStreams(js, prefix)
+	return natsbroker.DropStreams(js, prefix)
 }

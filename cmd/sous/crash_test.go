@@ -22,7 +22,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sous-run/sous/engine/pipeline/natstest"
+	"github.com/sous-run/sous/engine/broker/nats/natstest"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/store/storetest"
 )

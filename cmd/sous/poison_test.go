@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sous-run/sous/engine/pipeline/natstest"
+	"github.com/sous-run/sous/engine/broker/nats/natstest"
 	"github.com/sous-run/sous/engine/store"
 )
 

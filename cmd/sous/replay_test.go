@@ -16,8 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker/nats/natstest"
 	"github.com/sous-run/sous/engine/connector"
-	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/service"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/store/storetest"

@@ -558,7 +558,7 @@ func (e *Engine) run(msg *message.Message) error {
 // finished for the others, then recorded and its journal entry deleted
 // in one transaction. A crash between the mark and the record leaves the
 // journal entry, which the broker records when the process starts again
-// (see NATSBroker); a crash before the mark leaves the run to be taken up
+// (see the NATS broker, engine/broker/nats); a crash before the mark leaves the run to be taken up
 // again (its last step goes again, with the same idempotency key), here
 // or elsewhere, and the entry is dropped. Either way the run is recorded
 // once.

@@ -15,8 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/broker"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
+	"github.com/sous-run/sous/engine/broker/nats/natstest"
 	"github.com/sous-run/sous/engine/pipeline"
-	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -38,10 +39,10 @@ func deleteStream(t *testing.T, u, prefix string) {
 
 // openNATSBroker opens a process's own SQLite store and a broker on the
 // shared stream.
-func openNATSBroker(t *testing.T, u, prefix string) (*store.Store, *pipeline.NATSBroker) {
+func openNATSBroker(t *testing.T, u, prefix string) (*store.Store, *natsbroker.Broker) {
 	t.Helper()
 	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(context.Background(), st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 16})
+	b, err := natsbroker.New(context.Background(), st, natsbroker.Config{URL: u, Prefix: prefix, AckWait: time.Minute, Concurrency: 16})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
 	return st, b
@@ -178,7 +179,7 @@ func TestNATSBrokerPublishFails(t *testing.T) {
 	require.Equal(t, int64(-1), b.Depth(ctx, broker.TopicEvents), "no stream, no depth")
 
 	// once the stream is back, the retry is a new event, not a duplicate
-	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	b2, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	defer b2.Close()
 	retry := *ev
@@ -204,7 +205,7 @@ func init() {
 				require.NoError(t, err)
 				st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 				require.NoError(t, st.Migrate(ctx))
-				b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: 3 * time.Second, Concurrency: 16})
+				b, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: prefix, AckWait: 3 * time.Second, Concurrency: 16})
 				require.NoError(t, err)
 				return opened{st: st, b: b, close: func() {
 					require.NoError(t, b.Close())
@@ -310,7 +311,7 @@ func TestNATSOutbox(t *testing.T) {
 
 	// the first life: one event published and its entry left behind, the
 	// other stored and never published
-	b0, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	b0, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	fresh, err := b0.Accept(ctx, published)
 	require.NoError(t, err)
@@ -331,7 +332,7 @@ func TestNATSOutbox(t *testing.T) {
 
 	// the next life publishes what was left, before it runs anything
 	time.Sleep(5 * time.Millisecond) // the entries are older than its start
-	b1, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	b1, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b1.Close()) })
 	require.Eventually(t, func() bool {
@@ -410,7 +411,7 @@ accounts {
 
 	ctx := context.Background()
 	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: "t_"})
+	b, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: "t_"})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
 
@@ -434,7 +435,7 @@ func TestNATSConnectErrorHidesPassword(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close()) // nothing listens there now
-	_, err = pipeline.NewNATSBroker(context.Background(), openOwnStore(t), pipeline.NATSConfig{URL: "nats://sous:hunter2-pw@" + addr, Prefix: "t_"})
+	_, err = natsbroker.New(context.Background(), openOwnStore(t), natsbroker.Config{URL: "nats://sous:hunter2-pw@" + addr, Prefix: "t_"})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), addr)
 	require.NotContains(t, err.Error(), "hunter2-pw")

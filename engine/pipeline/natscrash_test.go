@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/broker"
-	"github.com/sous-run/sous/engine/pipeline"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
 )
 
 // TestNATSCrashesCounted: on NATS, a message whose holder let it go
@@ -20,7 +20,7 @@ func TestNATSCrashesCounted(t *testing.T) {
 	t.Parallel()
 	u, prefix := testNATS(t)
 	st := openOwnStore(t)
-	b := openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix,
+	b := openNATSWith(t, st, natsbroker.Config{URL: u, Prefix: prefix,
 		AckWait: time.Second, HandleTimeout: 300 * time.Millisecond, DuplicateWindow: shortWindow})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -15,10 +15,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/broker"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/store"
@@ -28,16 +28,16 @@ import (
 // openNATSProcess opens a process's own store and a broker on the shared
 // stream with a duplicate window of shortWindow, so that a test can go
 // past it, and an ack wait of ackWait.
-func openNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration) (*store.Store, *pipeline.NATSBroker) {
+func openNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration) (*store.Store, *natsbroker.Broker) {
 	t.Helper()
 	st := openOwnStore(t)
-	return st, openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8, DuplicateWindow: shortWindow})
+	return st, openNATSWith(t, st, natsbroker.Config{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8, DuplicateWindow: shortWindow})
 }
 
 // openNATSWith opens a broker with cfg on st, closed when the test ends.
-func openNATSWith(t *testing.T, st *store.Store, cfg pipeline.NATSConfig) *pipeline.NATSBroker {
+func openNATSWith(t *testing.T, st *store.Store, cfg natsbroker.Config) *natsbroker.Broker {
 	t.Helper()
-	b, err := pipeline.NewNATSBroker(context.Background(), st, cfg)
+	b, err := natsbroker.New(context.Background(), st, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
 	return b
@@ -45,7 +45,7 @@ func openNATSWith(t *testing.T, st *store.Store, cfg pipeline.NATSConfig) *pipel
 
 // startNATSProcess opens a process (openNATSProcess) and runs an engine
 // named name on it with the recipes of ix.
-func startNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration, ix *pipeline.Index, name string) (*store.Store, *pipeline.NATSBroker, *engineRun) {
+func startNATSProcess(t *testing.T, u, prefix string, ackWait time.Duration, ix *pipeline.Index, name string) (*store.Store, *natsbroker.Broker, *engineRun) {
 	t.Helper()
 	st, b := openNATSProcess(t, u, prefix, ackWait)
 	return st, b, runEngine(t, opened{st: st, b: b}, ix, name)
@@ -130,7 +130,7 @@ func runMsg(t *testing.T, ev *store.Event) []byte {
 
 // handleRunCopy publishes a copy of a run message through b and waits
 // until a process handled it.
-func handleRunCopy(t *testing.T, b *pipeline.NATSBroker, payload []byte) {
+func handleRunCopy(t *testing.T, b *natsbroker.Broker, payload []byte) {
 	t.Helper()
 	require.NoError(t, b.Publisher().Publish(broker.TopicRuns, message.NewMessage(watermill.NewUUID(), payload)))
 	require.Eventually(t, func() bool { return b.Depth(context.Background(), broker.TopicRuns) == 0 }, 10*time.Second, 10*time.Millisecond,
@@ -228,7 +228,7 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 	// context, and the message comes back after the ack wait; the
 	// process stops without waiting for the run (its shutdown timeout)
 	st1 := openOwnStore(t)
-	b1 := openNATSWith(t, st1, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: 2 * time.Second,
+	b1 := openNATSWith(t, st1, natsbroker.Config{URL: u, Prefix: prefix, AckWait: 2 * time.Second,
 		HandleTimeout: 500 * time.Millisecond, Concurrency: 8, DuplicateWindow: shortWindow})
 	eng1, err := pipeline.New(pipeline.Config{Store: st1, Broker: b1, RunTimeout: time.Minute, ShutdownTimeout: 200 * time.Millisecond,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})
@@ -262,45 +262,6 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 	require.GreaterOrEqual(t, count("/second"), 2)
 }
 
-// TestNATSPublishFailsAfterSharedClaim: when an event's publish fails
-// and its shared dedup claim cannot be released either, the sender's
-// retry would be taken for a duplicate, so the event must not be lost:
-// it is accepted, kept with its outbox entry, and published when a
-// process on its store starts again (or the relay's next round); the
-// retry is a duplicate.
-func TestNATSPublishFailsAfterSharedClaim(t *testing.T) {
-	t.Parallel()
-	u, prefix := testNATS(t)
-	ctx := context.Background()
-	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
-	require.NoError(t, err)
-	pipeline.RefuseRelease(b)
-	deleteStream(t, u, prefix)
-
-	ev := newBrokerLoad(1).events[0]
-	fresh, err := b.Accept(ctx, ev)
-	require.NoError(t, err, "accepted: it is stored and will be published")
-	require.True(t, fresh)
-	_, err = st.GetEvent(ctx, ev.ID)
-	require.NoError(t, err, "the event is kept")
-	left, err := st.Outbox(ctx, time.Now().Add(time.Hour), 10)
-	require.NoError(t, err)
-	require.Len(t, left, 1, "with its outbox entry")
-	require.NoError(t, b.Close())
-
-	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
-	require.NoError(t, err)
-	defer b2.Close()
-	require.Eventually(t, func() bool { return b2.Depth(ctx, broker.TopicEvents) == 1 }, 10*time.Second, 10*time.Millisecond,
-		"published at start")
-	retry := *ev
-	retry.ID = pipeline.NewEventID()
-	fresh, err = b2.Accept(ctx, &retry)
-	require.NoError(t, err)
-	require.False(t, fresh, "the sender's retry is a duplicate")
-}
-
 // TestNATSHeldMessagesAreNotDeliveredAgain: a process tells the server
 // that the messages it holds are in progress, so that a run that takes
 // longer than the ack wait, and the runs that wait behind it for a
@@ -312,7 +273,7 @@ func TestNATSHeldMessagesAreNotDeliveredAgain(t *testing.T) {
 	ctx := context.Background()
 	sink := newBrokerSink(t, 1500*time.Millisecond)
 	st := openOwnStore(t)
-	b := openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Second, Concurrency: 1})
+	b := openNATSWith(t, st, natsbroker.Config{URL: u, Prefix: prefix, AckWait: time.Second, Concurrency: 1})
 	er := runEngine(t, opened{st: st, b: b}, brokerIndex(t, sink.srv.URL), "one")
 	defer er.stop(t)
 
@@ -340,7 +301,7 @@ func TestNATSReconcile(t *testing.T) {
 	u, prefix := testNATS(t)
 	ctx := context.Background()
 	st := openOwnStore(t)
-	b, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	b, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	_, other := openNATSBroker(t, u, prefix)
 
@@ -356,7 +317,7 @@ func TestNATSReconcile(t *testing.T) {
 	require.NoError(t, other.ShareDone(ctx, "run_marked_elsewhere"))
 	require.NoError(t, b.Close()) // killed: the journal stays
 
-	b2, err := pipeline.NewNATSBroker(ctx, st, pipeline.NATSConfig{URL: u, Prefix: prefix})
+	b2, err := natsbroker.New(ctx, st, natsbroker.Config{URL: u, Prefix: prefix})
 	require.NoError(t, err)
 	defer b2.Close()
 	run, err := st.GetRun(ctx, "run_marked_here")
@@ -382,7 +343,7 @@ func TestNATSHandleTimeoutLetsGo(t *testing.T) {
 	u, prefix := testNATS(t)
 	ctx := context.Background()
 	st := openOwnStore(t)
-	b := openNATSWith(t, st, pipeline.NATSConfig{URL: u, Prefix: prefix,
+	b := openNATSWith(t, st, natsbroker.Config{URL: u, Prefix: prefix,
 		AckWait: time.Second, HandleTimeout: 300 * time.Millisecond, DuplicateWindow: shortWindow})
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -416,7 +377,7 @@ func TestNATSRunsBucketOutOfReach(t *testing.T) {
 	sink := newBrokerSink(t, 0)
 	ix := brokerIndex(t, sink.srv.URL)
 	st := openOwnStore(t)
-	cfg := pipeline.NATSConfig{URL: u, Prefix: prefix, KVTimeout: 200 * time.Millisecond}
+	cfg := natsbroker.Config{URL: u, Prefix: prefix, KVTimeout: 200 * time.Millisecond}
 	b := openNATSWith(t, st, cfg)
 	er := runEngine(t, opened{st: st, b: b}, ix, "one")
 	defer er.stop(t)
@@ -497,7 +458,7 @@ func TestNATSWarnsOfAnotherConfig(t *testing.T) {
 	open := func(ackWait time.Duration) string {
 		var buf logbuf.Buffer
 		l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		openNATSWith(t, openOwnStore(t), pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8,
+		openNATSWith(t, openOwnStore(t), natsbroker.Config{URL: u, Prefix: prefix, AckWait: ackWait, Concurrency: 8,
 			Logger: broker.NewWatermillLogger(l)})
 		return buf.String()
 	}
@@ -509,67 +470,4 @@ func TestNATSWarnsOfAnotherConfig(t *testing.T) {
 	require.Contains(t, got, "ack_wait=2m0s")
 	require.Contains(t, got, "was_ack_wait=1m0s")
 	require.Contains(t, got, "consumer="+prefix)
-}
-
-// TestNATSLargeCheckpoint: a checkpoint over what the runs bucket holds
-// is shared through the object store, read back whole by another
-// process, and deleted when the process that put it marks the run done.
-func TestNATSLargeCheckpoint(t *testing.T) {
-	t.Parallel()
-	u, prefix := testNATS(t)
-	ctx := context.Background()
-	_, b1 := openNATSProcess(t, u, prefix, time.Minute)
-	_, b2 := openNATSProcess(t, u, prefix, time.Minute)
-	big := []byte(`{"steps":[{"id":"first","output":{"pad":"` + strings.Repeat("y", 300<<10) + `"}}]}`)
-
-	require.NoError(t, b1.ShareCheckpoint(ctx, "run_big", big))
-	done, state, err := b2.SharedRun(ctx, "run_big")
-	require.NoError(t, err)
-	require.False(t, done)
-	require.Equal(t, big, state, "read whole by the other process")
-
-	nc, err := nats.Connect(u)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	obs, err := js.ObjectStore(ctx, prefix+"sous_checkpoints")
-	require.NoError(t, err)
-	_, err = obs.GetInfo(ctx, "run_big")
-	require.NoError(t, err, "in the object store")
-
-	require.NoError(t, b1.ShareDone(ctx, "run_big"))
-	done, _, err = b2.SharedRun(ctx, "run_big")
-	require.NoError(t, err)
-	require.True(t, done)
-	_, err = obs.GetInfo(ctx, "run_big")
-	require.ErrorIs(t, err, jetstream.ErrObjectNotFound, "deleted with the run's end")
-
-	// a small one stays in the runs bucket
-	require.NoError(t, b1.ShareCheckpoint(ctx, "run_small", []byte(`{"steps":[]}`)))
-	_, err = obs.GetInfo(ctx, "run_small")
-	require.ErrorIs(t, err, jetstream.ErrObjectNotFound)
-
-	// a run taken up in another process from its large checkpoint ends
-	// there: that process deletes the object
-	require.NoError(t, b1.ShareCheckpoint(ctx, "run_moved", big))
-	_, state, err = b2.SharedRun(ctx, "run_moved")
-	require.NoError(t, err)
-	require.Equal(t, big, state)
-	require.NoError(t, b2.ShareDone(ctx, "run_moved"))
-	_, err = obs.GetInfo(ctx, "run_moved")
-	require.ErrorIs(t, err, jetstream.ErrObjectNotFound, "deleted by the process the run ended in")
-	require.False(t, pipeline.RemembersRun(b2, "run_moved"))
-
-	// the first process, where it did not end, forgets it once the object
-	// store's TTL is past, not before; so does the second the run it read
-	// but did not end (run_big)
-	require.True(t, pipeline.RemembersRun(b1, "run_moved"))
-	require.True(t, pipeline.RemembersRun(b2, "run_big"))
-	pipeline.SweepStored(b1, time.Now())
-	require.True(t, pipeline.RemembersRun(b1, "run_moved"), "within the TTL: kept")
-	pipeline.SweepStored(b1, time.Now().Add(7*24*time.Hour+time.Minute))
-	require.False(t, pipeline.RemembersRun(b1, "run_moved"), "past the TTL: forgotten")
-	pipeline.SweepStored(b2, time.Now().Add(7*24*time.Hour+time.Minute))
-	require.False(t, pipeline.RemembersRun(b2, "run_big"))
 }

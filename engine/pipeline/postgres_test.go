@@ -14,6 +14,7 @@ import (
 
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/broker"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
 	"github.com/sous-run/sous/engine/broker/postgres"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
@@ -534,7 +535,7 @@ func TestDurableRetryHoldsNoWorker(t *testing.T) {
 		{"nats", func(t *testing.T) opened {
 			u, prefix := testNATS(t)
 			st := openOwnStore(t)
-			b, err := pipeline.NewNATSBroker(context.Background(), st, pipeline.NATSConfig{URL: u, Prefix: prefix, AckWait: time.Minute,
+			b, err := natsbroker.New(context.Background(), st, natsbroker.Config{URL: u, Prefix: prefix, AckWait: time.Minute,
 				Concurrency: 1, MaxAckPending: 2})
 			require.NoError(t, err)
 			return opened{st: st, b: b, close: func() { require.NoError(t, b.Close()) }}

@@ -7,7 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sous-run/sous/engine/pipeline/natstest"
+	"github.com/sous-run/sous/engine/broker/nats/natstest"
 )
 
 // TestServeNATSStreamSettings: broker.max_age and broker.max_parked reach

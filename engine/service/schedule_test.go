@@ -14,9 +14,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/broker/nats/natstest"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
-	"github.com/sous-run/sous/engine/pipeline/natstest"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/store/storetest"
 	"github.com/sous-run/sous/recipes"

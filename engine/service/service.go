@@ -16,6 +16,7 @@ import (
 
 	"github.com/sous-run/sous/engine/broker"
 	"github.com/sous-run/sous/engine/broker/memory"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
 	"github.com/sous-run/sous/engine/broker/postgres"
 	"github.com/sous-run/sous/engine/broker/sqlite"
 	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
@@ -186,7 +187,7 @@ func (s *Service) openBroker(ctx context.Context) error {
 		if set.Type == "nats" {
 			// events and runs in this process's SQLite store, messages on
 			// JetStream, shared by every process
-			b, err := pipeline.NewNATSBroker(ctx, s.Store, pipeline.NATSConfig{
+			b, err := natsbroker.New(ctx, s.Store, natsbroker.Config{
 				URL:           set.URL,
 				Prefix:        set.Prefix,
 				AckWait:       set.AckWait,

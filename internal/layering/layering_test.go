@@ -31,9 +31,16 @@ import (
 //   - engine/store and engine/metrics import no other engine package and
 //     the runner needs neither: they sit above the runner, beside its
 //     recipe-test driver, and below the pipeline that uses them.
-//   - the SQL queue writes through the store's group-commit writer
-//     (store.Writer, store.Op, store.Execer: one Execer for the store and
-//     every broker), so it sits one layer above the store.
+//   - engine/broker is what the engine knows of a broker (the interface,
+//     the capabilities a broker declares, the messages they share); it
+//     uses the store's types (store.Writer, store.Op, store.Execer: one
+//     Execer for the store and every broker), so it sits above the store.
+//     The SQL queue (engine/broker/sqlite/sqlqueue) follows its
+//     conventions (broker.LocalKey, broker.CrashesKey...): one layer up.
+//   - the concrete brokers (engine/broker/sqlite, memory, postgres, nats)
+//     share the engine's layer (issue 20 item 3): the engine may not
+//     import one, no broker may import the engine or another broker, and
+//     engine/service, above them, picks one.
 //   - engine/server sits below engine/service, which assembles it (DESIGN.md
 //     says "service below server"; the code and docs/development.md say the
 //     service builds the server).
@@ -47,7 +54,7 @@ import (
 //   - internal/catalog only renders the registry: a helper near the bottom.
 //     internal/gen writes every generated file from every connector: a
 //     program, at the top.
-//   - the test helpers engine/store/storetest and engine/pipeline/natstest
+//   - the test helpers engine/store/storetest and engine/broker/nats/natstest
 //     sit one layer above the package they serve.
 var layers = []struct {
 	name string
@@ -60,8 +67,8 @@ var layers = []struct {
 	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics"}},
 	{"broker", []string{"engine/broker"}},
 	{"queue", []string{"engine/broker/sqlite/sqlqueue"}},
-	{"pipeline", []string{"engine/pipeline", "engine/broker/sqlite", "engine/broker/memory", "engine/broker/postgres", "engine/store/storetest"}},
-	{"server", []string{"engine/server", "engine/pipeline/natstest"}},
+	{"pipeline", []string{"engine/pipeline", "engine/broker/sqlite", "engine/broker/memory", "engine/broker/postgres", "engine/broker/nats", "engine/store/storetest"}},
+	{"server", []string{"engine/server", "engine/broker/nats/natstest"}},
 	{"service", []string{"engine/service"}},
 	{"schemas", []string{"schemas"}},
 	{"service clients", []string{"internal/clients/..."}},

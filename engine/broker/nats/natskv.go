@@ -1,4 +1,4 @@
-package pipeline
+package nats
 
 import (
 	"context"
@@ -21,10 +21,10 @@ import (
 // JetStream key-value buckets they share:
 //
 //   - <prefix>sous_dedup holds every dedup key accepted (hashed), for
-//     NATSConfig.DedupTTL (retention.dedup): a key accepted by one
+//     Config.DedupTTL (retention.dedup): a key accepted by one
 //     process is a duplicate to every other one for as long as its own
 //     store would say so, not only within the stream's duplicate window.
-//   - <prefix>sous_runs holds, for NATSConfig.MaxAge (as long as the
+//   - <prefix>sous_runs holds, for Config.MaxAge (as long as the
 //     stream keeps a message that could come again), each run's latest
 //     checkpoint and then its end: a run message that comes again to
 //     another process (its ack was lost, its process died between the
@@ -47,19 +47,19 @@ const (
 	natsCheckpointsBucket = "sous_checkpoints"
 )
 
-// NATSStreams names the JetStream streams a broker with prefix keeps:
+// Streams names the JetStream streams a broker with prefix keeps:
 // its stream, and the streams behind its two key-value buckets and its
 // object store.
-func NATSStreams(prefix string) []string {
+func Streams(prefix string) []string {
 	return []string{prefix + "sous", "KV_" + prefix + natsDedupBucket, "KV_" + prefix + natsRunsBucket, "OBJ_" + prefix + natsCheckpointsBucket}
 }
 
-// DropNATSStreams deletes the streams a broker with prefix keeps
-// (NATSStreams), those that exist: for tests and benchmarks that share a
+// DropStreams deletes the streams a broker with prefix keeps
+// (Streams), those that exist: for tests and benchmarks that share a
 // server.
-func DropNATSStreams(js nats.JetStreamContext, prefix string) error {
+func DropStreams(js nats.JetStreamContext, prefix string) error {
 	var errs []error
-	for _, name := range NATSStreams(prefix) {
+	for _, name := range Streams(prefix) {
 		if err := js.DeleteStream(name); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
 			errs = append(errs, fmt.Errorf("delete stream %s: %w", name, err))
 		}
@@ -80,7 +80,7 @@ var errTakenElsewhere = errors.New("dedup key accepted by another process")
 // keyValue opens the bucket named name (after the prefix) with ttl as
 // the age of its entries, creating it, or setting ttl on it when an
 // earlier configuration gave another.
-func (b *NATSBroker) keyValue(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.KeyValue, error) {
+func (b *Broker) keyValue(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.KeyValue, error) {
 	bucket := b.cfg.Prefix + name
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: ttl, Storage: jetstream.FileStorage,
 		Description: "sous: shared by the processes on stream " + b.stream})
@@ -92,7 +92,7 @@ func (b *NATSBroker) keyValue(ctx context.Context, js jetstream.JetStream, name 
 
 // objectStore opens the object store named name (after the prefix),
 // whose objects go after ttl, as keyValue does a bucket.
-func (b *NATSBroker) objectStore(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.ObjectStore, error) {
+func (b *Broker) objectStore(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.ObjectStore, error) {
 	bucket := b.cfg.Prefix + name
 	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket, TTL: ttl, Storage: jetstream.FileStorage,
 		Description: "sous: shared by the processes on stream " + b.stream})
@@ -105,7 +105,7 @@ func (b *NATSBroker) objectStore(ctx context.Context, js jetstream.JetStream, na
 // kvContext bounds one key-value operation by KVTimeout: a bucket out
 // of reach (its stream gone, the server slow) is an error soon, not a
 // wait as long as the caller's context, which for a run is its timeout.
-func (b *NATSBroker) kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (b *Broker) kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, b.cfg.KVTimeout)
 }
 
@@ -119,7 +119,7 @@ func dedupKVKey(key string) string {
 // claimShared claims ev's dedup key for every process: the revision of
 // the claim, or errTakenElsewhere when a process (this one in an earlier
 // life, or another) accepted the key first.
-func (b *NATSBroker) claimShared(ctx context.Context, ev *store.Event) (uint64, error) {
+func (b *Broker) claimShared(ctx context.Context, ev *store.Event) (uint64, error) {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
 	rev, err := b.dedup.Create(ctx, dedupKVKey(ev.DedupKey), []byte(ev.ID))
@@ -134,7 +134,7 @@ func (b *NATSBroker) claimShared(ctx context.Context, ev *store.Event) (uint64, 
 
 // releaseShared undoes claimShared (revision rev), so that the sender's
 // retry of an event that was not published is accepted.
-func (b *NATSBroker) releaseShared(ctx context.Context, ev *store.Event, rev uint64) error {
+func (b *Broker) releaseShared(ctx context.Context, ev *store.Event, rev uint64) error {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
 	return b.dedup.Delete(ctx, dedupKVKey(ev.DedupKey), jetstream.LastRevision(rev))
@@ -145,7 +145,7 @@ func (b *NATSBroker) releaseShared(ctx context.Context, ev *store.Event, rev uin
 // checkpoint msg carries (a retry paused by another process carries where
 // it stood) and with what the runs bucket says: finished in another
 // process, or the latest checkpoint of the three.
-func (b *NATSBroker) SharedState(ctx context.Context, msg *message.Message, runID string, checkpoint []byte) (bool, []byte, error) {
+func (b *Broker) SharedState(ctx context.Context, msg *message.Message, runID string, checkpoint []byte) (bool, []byte, error) {
 	checkpoint = laterState(checkpoint, carriedState(msg))
 	done, shared, err := b.SharedRun(ctx, runID)
 	if err != nil {
@@ -159,7 +159,7 @@ func (b *NATSBroker) SharedState(ctx context.Context, msg *message.Message, runI
 
 // SharedRun implements broker.Sharer: whether run runID finished in any process,
 // else its latest checkpoint any process shared (nil when none).
-func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error) {
+func (b *Broker) SharedRun(ctx context.Context, runID string) (done bool, state []byte, err error) {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
 	e, err := b.runs.Get(ctx, runID)
@@ -194,7 +194,7 @@ func (b *NATSBroker) SharedRun(ctx context.Context, runID string) (done bool, st
 // ShareCheckpoint implements broker.Sharer. A checkpoint larger than a message
 // carries (maxCarriedState) goes to the checkpoints object store, and the
 // runs bucket says so.
-func (b *NATSBroker) ShareCheckpoint(ctx context.Context, runID string, state []byte) error {
+func (b *Broker) ShareCheckpoint(ctx context.Context, runID string, state []byte) error {
 	if runID == "" || len(state) == 0 {
 		return nil
 	}
@@ -228,7 +228,7 @@ const sweepStoredEvery = 1024
 // of the process: every sweepStoredEvery calls, the runs remembered for
 // longer than MaxAge, the object store's TTL, go (their objects are gone
 // too).
-func (b *NATSBroker) remember(runID string, now time.Time) {
+func (b *Broker) remember(runID string, now time.Time) {
 	b.stored.Store(runID, now)
 	if b.remembered.Add(1)%sweepStoredEvery == 0 {
 		b.sweepStored(now)
@@ -236,7 +236,7 @@ func (b *NATSBroker) remember(runID string, now time.Time) {
 }
 
 // sweepStored forgets the runs remembered before now less MaxAge.
-func (b *NATSBroker) sweepStored(now time.Time) {
+func (b *Broker) sweepStored(now time.Time) {
 	horizon := now.Add(-b.cfg.MaxAge)
 	b.stored.Range(func(k, v any) bool {
 		if at, _ := v.(time.Time); at.Before(horizon) { // remember stores a time.Time
@@ -250,7 +250,7 @@ func (b *NATSBroker) sweepStored(now time.Time) {
 // instance id), which alone records the run (see reconcile).
 // A checkpoint in the object store that this process put there, or read
 // to take the run up, goes (one it never saw goes after MaxAge).
-func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
+func (b *Broker) ShareDone(ctx context.Context, runID string) error {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
 	if _, err := b.runs.Put(ctx, runID, append([]byte{runValueDone}, b.instance...)); err != nil {
@@ -266,7 +266,7 @@ func (b *NATSBroker) ShareDone(ctx context.Context, runID string) error {
 
 // doneBy is the instance id of the process that marked run runID
 // finished, or "" when none did.
-func (b *NATSBroker) doneBy(ctx context.Context, runID string) (string, error) {
+func (b *Broker) doneBy(ctx context.Context, runID string) (string, error) {
 	ctx, cancel := b.kvContext(ctx)
 	defer cancel()
 	e, err := b.runs.Get(ctx, runID)
@@ -289,7 +289,7 @@ func (b *NATSBroker) doneBy(ctx context.Context, runID string) (string, error) {
 // or that another process marked (it took the run up and recorded it
 // there), is not recorded here: its entry goes. An entry whose mark
 // cannot be read stays for the next start.
-func (b *NATSBroker) reconcile(ctx context.Context) error {
+func (b *Broker) reconcile(ctx context.Context) error {
 	runs, err := b.Store.Finishing(ctx)
 	if err != nil {
 		return fmt.Errorf("nats broker: %w", err)

@@ -1,4 +1,4 @@
-package pipeline
+package nats
 
 import (
 	"encoding/base64"

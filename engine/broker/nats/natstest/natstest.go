@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/sous-run/sous/engine/pipeline"
+	natsbroker "github.com/sous-run/sous/engine/broker/nats"
 )
 
 // NATS returns the URL of the NATS server (SOUS_TEST_NATS overrides the
@@ -31,7 +31,7 @@ func NATS(t *testing.T) (url, prefix string) {
 	}
 	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
 	if err != nil {
-		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", pipeline.RedactURL(url), err)
+		t.Fatalf("NATS is not reachable at %s (set SOUS_TEST_NATS, or run with -short to skip): %v", natsbroker.RedactURL(url), err)
 	}
 	js, err := nc.JetStream()
 	if err == nil {
@@ -39,14 +39,14 @@ func NATS(t *testing.T) (url, prefix string) {
 	}
 	if err != nil {
 		nc.Close()
-		t.Fatalf("NATS at %s has no JetStream (start nats-server with -js): %v", pipeline.RedactURL(url), err)
+		t.Fatalf("NATS at %s has no JetStream (start nats-server with -js): %v", natsbroker.RedactURL(url), err)
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	prefix = "t" + hex.EncodeToString(b[:]) + "_"
 	t.Cleanup(func() {
 		defer nc.Close()
-		if err := pipeline.DropNATSStreams(js, prefix); err != nil {
+		if err := natsbroker.DropStreams(js, prefix); err != nil {
 			t.Error(err)
 		}
 	})

@@ -1,4 +1,4 @@
-package pipeline
+package nats
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sous-run/sous/engine/broker"
 )
 
@@ -43,7 +44,7 @@ func deliveryKey(seq uint64) string { return "delivery." + strconv.FormatUint(se
 
 // delivery reads the record of a redelivered message, and sets its crash
 // count on m.
-func (b *NATSBroker) delivery(ctx context.Context, nm *nats.Msg, m *message.Message) natsDelivery {
+func (b *Broker) delivery(ctx context.Context, nm *nats.Msg, m *message.Message) natsDelivery {
 	md, err := nm.Metadata()
 	if err != nil {
 		return natsDelivery{}
@@ -81,7 +82,7 @@ func (b *NATSBroker) delivery(ctx context.Context, nm *nats.Msg, m *message.Mess
 }
 
 // putDelivery writes the record of dv's message.
-func (b *NATSBroker) putDelivery(ctx context.Context, dv *natsDelivery, settled, crashed uint64) bool {
+func (b *Broker) putDelivery(ctx context.Context, dv *natsDelivery, settled, crashed uint64) bool {
 	kctx, cancel := b.kvContext(context.WithoutCancel(ctx))
 	defer cancel()
 	if _, err := b.runs.Put(kctx, deliveryKey(dv.seq), []byte(fmt.Sprintf("%d:%d", settled, crashed))); err != nil {
@@ -93,7 +94,7 @@ func (b *NATSBroker) putDelivery(ctx context.Context, dv *natsDelivery, settled,
 }
 
 // markDelivery counts the start of a suspect before it starts.
-func (b *NATSBroker) markDelivery(ctx context.Context, dv *natsDelivery) {
+func (b *Broker) markDelivery(ctx context.Context, dv *natsDelivery) {
 	if dv.suspect && dv.known {
 		dv.marked = b.putDelivery(ctx, dv, dv.n-1, dv.crashed+1)
 	}
@@ -103,14 +104,14 @@ func (b *NATSBroker) markDelivery(ctx context.Context, dv *natsDelivery) {
 // handed on at all): accounted for, its start no longer counted, the
 // deaths known when it came (the one that made it a suspect among them)
 // kept.
-func (b *NATSBroker) settleDelivery(ctx context.Context, dv *natsDelivery) {
+func (b *Broker) settleDelivery(ctx context.Context, dv *natsDelivery) {
 	if dv.known {
 		b.putDelivery(ctx, dv, dv.n, dv.crashes)
 	}
 }
 
 // endDelivery deletes the record of a message acked.
-func (b *NATSBroker) endDelivery(ctx context.Context, dv *natsDelivery) {
+func (b *Broker) endDelivery(ctx context.Context, dv *natsDelivery) {
 	if !dv.known || (!dv.stored && dv.n <= 1) {
 		return
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package nats
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 
 // RefuseRelease makes b fail to release a shared dedup claim, as when
 // the NATS server goes away between the claim and its release.
-func RefuseRelease(b *NATSBroker) {
+func RefuseRelease(b *Broker) {
 	b.release = func(context.Context, *store.Event, uint64) error { return errors.New("release refused") }
 }
 
 // RemembersRun reports whether b remembers run runID as having a
 // checkpoint in the object store.
-func RemembersRun(b *NATSBroker, runID string) bool {
+func RemembersRun(b *Broker, runID string) bool {
 	_, ok := b.stored.Load(runID)
 	return ok
 }
 
 // SweepStored runs b's sweep of the runs it remembers as if it were now.
-func SweepStored(b *NATSBroker, now time.Time) { b.sweepStored(now) }
+func SweepStored(b *Broker, now time.Time) { b.sweepStored(now) }

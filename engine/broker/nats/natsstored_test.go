@@ -1,4 +1,4 @@
-package pipeline
+package nats
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 // sweepStoredEvery calls, those remembered before the object store's TTL,
 // and only those.
 func TestRememberSweeps(t *testing.T) {
-	b := &NATSBroker{cfg: NATSConfig{MaxAge: time.Hour}}
+	b := &Broker{cfg: Config{MaxAge: time.Hour}}
 	now := time.Now()
 	b.remember("run_old", now.Add(-2*time.Hour))
 	b.remember("run_recent", now.Add(-30*time.Minute))

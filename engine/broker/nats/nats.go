@@ -1,4 +1,8 @@
-package pipeline
+// Package nats is the NATS JetStream broker: messages on a stream that
+// several sous processes share, events and runs in each process's own
+// store (see Broker), and what the processes must share of each run in
+// JetStream key-value buckets (natskv.go).
+package nats
 
 import (
 	"context"
@@ -25,8 +29,8 @@ import (
 	"github.com/sous-run/sous/engine/store"
 )
 
-// NATSConfig tunes the NATS JetStream broker.
-type NATSConfig struct {
+// Config tunes the NATS JetStream broker.
+type Config struct {
 	// URL of the NATS server, nats://127.0.0.1:4222 when empty.
 	URL string
 	// Prefix names the stream, its subjects and its consumers (tests
@@ -74,7 +78,7 @@ type NATSConfig struct {
 	Logger       watermill.LoggerAdapter
 }
 
-func (c *NATSConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.URL == "" {
 		c.URL = nats.DefaultURL
 	}
@@ -113,7 +117,7 @@ func (c *NATSConfig) setDefaults() {
 	}
 }
 
-// NATSBroker carries messages on a NATS JetStream stream and keeps events
+// Broker carries messages on a NATS JetStream stream and keeps events
 // and runs in the process's own store (the embedded SQLite one). Every
 // topic has a durable consumer that all sous processes join as the queue
 // group "sous", so they share the work; the stream is a work queue, so an
@@ -168,11 +172,11 @@ func (c *NATSConfig) setDefaults() {
 // ShareCheckpoint).
 // Either way the checkpoint of a run taken up elsewhere stays behind here
 // until Store.Prune drops it (see store.MaxCheckpointWait).
-type NATSBroker struct {
+type Broker struct {
 	Store  *store.Store
 	Writer *store.Writer
 
-	cfg       NATSConfig
+	cfg       Config
 	stream    string
 	nc        *nats.Conn // publishes and manages the stream
 	js        nats.JetStreamContext
@@ -212,18 +216,18 @@ type NATSBroker struct {
 	closeErr  error
 }
 
-var _ broker.Broker = (*NATSBroker)(nil)
+var _ broker.Broker = (*Broker)(nil)
 
-// NewNATSBroker connects, creates the stream and the topics' durable
+// New connects, creates the stream and the topics' durable
 // consumers (or updates them to cfg) and returns the broker. st is the
 // process's own store, already migrated.
-func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSBroker, error) {
+func New(ctx context.Context, st *store.Store, cfg Config) (*Broker, error) {
 	// the same prefix names the store's tables
 	if !broker.ValidPrefix(cfg.Prefix) {
 		return nil, fmt.Errorf("nats broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
 	}
 	cfg.setDefaults()
-	b := &NATSBroker{Store: st, cfg: cfg, stream: cfg.Prefix + "sous"}
+	b := &Broker{Store: st, cfg: cfg, stream: cfg.Prefix + "sous"}
 	b.release = b.releaseShared
 	var err error
 	if b.nc, err = b.connect("publisher"); err != nil {
@@ -281,7 +285,7 @@ func NewNATSBroker(ctx context.Context, st *store.Store, cfg NATSConfig) (*NATSB
 	return b, nil
 }
 
-func (b *NATSBroker) connect(role string) (*nats.Conn, error) {
+func (b *Broker) connect(role string) (*nats.Conn, error) {
 	nc, err := nats.Connect(b.cfg.URL, nats.Name("sous "+role), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("nats broker: connect to %s: %w", RedactURL(b.cfg.URL), err)
@@ -309,18 +313,18 @@ func RedactURL(servers string) string {
 	return strings.Join(parts, ",")
 }
 
-func (b *NATSBroker) subject(topic string) string { return b.stream + "." + topic }
+func (b *Broker) subject(topic string) string { return b.stream + "." + topic }
 
-func (b *NATSBroker) durable(topic string) string { return b.cfg.Prefix + "sous_" + topic }
+func (b *Broker) durable(topic string) string { return b.cfg.Prefix + "sous_" + topic }
 
-func (b *NATSBroker) subjects(queueGroup, topic string) *wnats.SubjectDetail {
+func (b *Broker) subjects(queueGroup, topic string) *wnats.SubjectDetail {
 	return &wnats.SubjectDetail{Primary: b.subject(topic), QueueGroup: queueGroup}
 }
 
 var natsTopics = []string{broker.TopicEvents, broker.TopicRuns, broker.TopicDeadLetters}
 
 // natsParked is the subject (after the stream's name) and consumer where
-// runs wait for their durable retry (see NATSBroker). It is not a topic
+// runs wait for their durable retry (see Broker). It is not a topic
 // of the router: the broker handles its deliveries itself.
 const natsParked = "parked"
 
@@ -336,7 +340,7 @@ const natsRetryAtHdr = "Sous-Retry-At"
 // per topic and one for the parked runs, delivering to the queue group. The consumers are created
 // here rather than by the subscriptions, which would delete them when
 // they unsubscribe, under the other processes' feet.
-func (b *NATSBroker) provision(ctx context.Context) error {
+func (b *Broker) provision(ctx context.Context) error {
 	opt := nats.Context(ctx)
 	sc := &nats.StreamConfig{
 		Name:       b.stream,
@@ -403,8 +407,8 @@ func (b *NATSBroker) provision(ctx context.Context) error {
 // Accept implements broker.Broker: claim the dedup key in this process's store
 // and store the event with an outbox entry, then claim the key in the
 // dedup bucket the processes share, then publish with the dedup key as
-// the JetStream message id. See NATSBroker for what is not atomic here.
-func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
+// the JetStream message id. See Broker for what is not atomic here.
+func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	fresh, err := broker.AcceptEvent(ctx, b.Writer, b.Store, ev, func(ctx context.Context, tx store.Execer) error {
 		return b.Store.AddOutbox(ctx, tx, ev, time.Now())
 	})
@@ -447,7 +451,7 @@ func (b *NATSBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) 
 // dropEvent deletes an event that another process accepted first, and
 // its outbox entry; the dedup claim stays, so that a later copy is
 // refused here without asking the others.
-func (b *NATSBroker) dropEvent(ctx context.Context, ev *store.Event) error {
+func (b *Broker) dropEvent(ctx context.Context, ev *store.Event) error {
 	return b.Writer.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
 			return err
@@ -459,7 +463,7 @@ func (b *NATSBroker) dropEvent(ctx context.Context, ev *store.Event) error {
 // undoAccept undoes the accept of ev, which failed with err, so that the
 // sender's retry is accepted: the event, its outbox entry and its dedup
 // claim go. It returns err, with the undo's own error if any.
-func (b *NATSBroker) undoAccept(ctx context.Context, ev *store.Event, err error) error {
+func (b *Broker) undoAccept(ctx context.Context, ev *store.Event, err error) error {
 	uerr := b.Writer.Do(ctx, func(ctx context.Context, tx store.Execer) error {
 		if err := b.Store.DeleteOutbox(ctx, tx, ev.ID); err != nil {
 			return err
@@ -475,7 +479,7 @@ func (b *NATSBroker) undoAccept(ctx context.Context, ev *store.Event, err error)
 // publishEvent publishes ev on the events subject with its dedup key as
 // message id, waiting for the stream's answer: dup when the stream had
 // the id already (within its duplicate window).
-func (b *NATSBroker) publishEvent(ev *store.Event) (dup bool, err error) {
+func (b *Broker) publishEvent(ev *store.Event) (dup bool, err error) {
 	msg, err := broker.EventMessage(ev)
 	if err != nil {
 		return false, err
@@ -497,7 +501,7 @@ func (b *NATSBroker) publishEvent(ev *store.Event) (dup bool, err error) {
 // relay deletes them in batches. An entry whose deletion a crash cut
 // short is published again at the next start, a duplicate the stream
 // drops within its window.
-func (b *NATSBroker) sent(eventID string) {
+func (b *Broker) sent(eventID string) {
 	select {
 	case b.published <- eventID:
 	case <-b.stop:
@@ -517,7 +521,7 @@ const outboxAge = time.Minute
 // event and publishing it: the sender was not answered 2xx, and its
 // retry was, or will be, taken for a duplicate), then every minute the
 // entries older than outboxAge.
-func (b *NATSBroker) relay(start time.Time) {
+func (b *Broker) relay(start time.Time) {
 	defer b.wg.Done()
 	b.republish(start)
 	tick := time.NewTicker(outboxAge)
@@ -568,7 +572,7 @@ func (b *NATSBroker) relay(start time.Time) {
 
 // republish publishes the events of the outbox entries created before
 // before, and deletes their entries once the stream has them.
-func (b *NATSBroker) republish(before time.Time) {
+func (b *Broker) republish(before time.Time) {
 	ctx := context.Background()
 	for {
 		entries, err := b.Store.Outbox(ctx, before, 256)
@@ -632,13 +636,13 @@ func natsMsgID(key string) string {
 }
 
 // Write implements broker.Broker.
-func (b *NATSBroker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
+func (b *Broker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 
 // Capabilities implements broker.Broker: a paused run waits for its retry
 // time in the stream (see Reschedule), not in the process, and the
 // processes, which keep stores of their own, share what became of each
 // run (natskv.go).
-func (b *NATSBroker) Capabilities() broker.Capabilities {
+func (b *Broker) Capabilities() broker.Capabilities {
 	return broker.Capabilities{DelayedRedelivery: true, Rescheduler: b, SharedState: b}
 }
 
@@ -650,7 +654,7 @@ func (b *NATSBroker) Capabilities() broker.Capabilities {
 // MaxAckPending meanwhile; should that fail too, msg is nacked: it comes
 // back after a second (sooner than at), or after AckWait when the server
 // is out of reach. It is not lost.
-func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save store.Op) error {
+func (b *Broker) Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save store.Op) error {
 	if err := b.Writer.Do(ctx, save); err != nil {
 		return fmt.Errorf("store the checkpoint: %w", err)
 	}
@@ -690,7 +694,7 @@ func (b *NATSBroker) Reschedule(ctx context.Context, msg *message.Message, at ti
 // where it stood. Its message id is made of the run and the time, so that
 // the same pause parked twice (its delivery came again before its ack) is
 // one copy.
-func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time, state []byte) error {
+func (b *Broker) park(nm *nats.Msg, runID string, at time.Time, state []byte) error {
 	ms := strconv.FormatInt(at.UnixMilli(), 10)
 	pm := b.copyTo(natsParked, nm)
 	carryState(pm.Header.Set, pm.Header.Del, state)
@@ -704,7 +708,7 @@ func (b *NATSBroker) park(nm *nats.Msg, runID string, at time.Time, state []byte
 }
 
 // copyTo is a copy of m, data and headers, to publish on topic's subject.
-func (b *NATSBroker) copyTo(topic string, m *nats.Msg) *nats.Msg {
+func (b *Broker) copyTo(topic string, m *nats.Msg) *nats.Msg {
 	c := nats.NewMsg(b.subject(topic))
 	c.Data = m.Data
 	maps.Copy(c.Header, m.Header)
@@ -718,7 +722,7 @@ func (b *NATSBroker) copyTo(topic string, m *nats.Msg) *nats.Msg {
 // Nothing here loses a run: a nak or ack that does not reach the server
 // has the delivery come back after parkedAckWait, and a copy published
 // twice has one message id, so the stream keeps one.
-func (b *NATSBroker) unpark(pm *nats.Msg) {
+func (b *Broker) unpark(pm *nats.Msg) {
 	ms, err := strconv.ParseInt(pm.Header.Get(natsRetryAtHdr), 10, 64)
 	if err == nil {
 		if wait := time.Until(time.UnixMilli(ms)); wait > 0 {
@@ -756,18 +760,18 @@ var errNotDelivered = errors.New("not a run message delivered by this broker")
 // Redelivered is how many deliveries this process took of messages
 // JetStream had delivered before (a nak, a process that died, an ack
 // lost or not sent within AckWait).
-func (b *NATSBroker) Redelivered() int64 { return b.redelivered.Load() }
+func (b *Broker) Redelivered() int64 { return b.redelivered.Load() }
 
 // Publisher implements broker.Broker.
-func (b *NATSBroker) Publisher() message.Publisher { return b.publisher }
+func (b *Broker) Publisher() message.Publisher { return b.publisher }
 
 // Subscriber implements broker.Broker.
-func (b *NATSBroker) Subscriber() message.Subscriber { return b.subscriber }
+func (b *Broker) Subscriber() message.Subscriber { return b.subscriber }
 
 // Depth implements broker.Broker: the messages the topic's consumer has not
 // delivered yet or that wait for their ack, and for the runs topic the
 // runs parked until their retry time.
-func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
+func (b *Broker) Depth(ctx context.Context, topic string) int64 {
 	consumers := []string{topic}
 	if topic == broker.TopicRuns {
 		consumers = append(consumers, natsParked)
@@ -784,7 +788,7 @@ func (b *NATSBroker) Depth(ctx context.Context, topic string) int64 {
 }
 
 // Close implements broker.Broker. It does not close the store.
-func (b *NATSBroker) Close() error {
+func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		serr := b.subscriber.Close()
 		// the relay deletes the entries of what was published, then stops
@@ -801,7 +805,7 @@ func (b *NATSBroker) Close() error {
 // id, so that the copies a redelivered event produces are dropped by the
 // stream. The router closes its handlers' publishers; the broker closes
 // the real one.
-type natsPublisher struct{ b *NATSBroker }
+type natsPublisher struct{ b *Broker }
 
 // Publish implements message.Publisher.
 func (p *natsPublisher) Publish(topic string, msgs ...*message.Message) error {
@@ -839,7 +843,7 @@ func (p *natsPublisher) Close() error { return nil }
 // held is in progress: AckWait can be short (30 s by default), and the
 // work of a dead process comes back that soon.
 type natsSubs struct {
-	b      *NATSBroker
+	b      *Broker
 	mu     sync.Mutex
 	topics map[string]*natsTopic
 	conn   map[string]*nats.Conn
@@ -1014,7 +1018,7 @@ func (s *natsSubs) hold(ctx context.Context, tp *natsTopic, m *message.Message, 
 // nak has nm delivered again in a second. A delivery settled already
 // (Reschedule naks with a delay of its own, then the router nacks) is
 // left as it is.
-func (b *NATSBroker) nak(nm *nats.Msg) {
+func (b *Broker) nak(nm *nats.Msg) {
 	if err := nm.NakWithDelay(time.Second); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
 		b.cfg.Logger.Error("nak a message: it will be delivered again after the ack wait", err, nil)
 	}
@@ -1023,7 +1027,7 @@ func (b *NATSBroker) nak(nm *nats.Msg) {
 // heartbeat tells the server, every AckWait/3, that each delivery this
 // process holds is in progress, so that it is not delivered again
 // elsewhere however long it waits or runs here.
-func (b *NATSBroker) heartbeat() {
+func (b *Broker) heartbeat() {
 	defer b.wg.Done()
 	tick := time.NewTicker(max(b.cfg.AckWait/3, 10*time.Millisecond))
 	defer tick.Stop()
