@@ -177,7 +177,10 @@ no API key, no server answers there or it has no such run.`,
 			}
 			defer closeFn()
 			// through the embedded broker, on the store's own queue
-			b := sqlite.New(st, sqlqueue.Config{})
+			b, err := sqlite.New(cmd.Context(), st, sqlqueue.Config{})
+			if err != nil {
+				return err
+			}
 			id, err := pipeline.Replay(cmd.Context(), st, b.Publisher(), args[0], fromFailed)
 			b.Close()
 			if err != nil {

@@ -52,7 +52,8 @@ func newBenchPipeline(b *testing.B, cfg sqlqueue.Config) *benchPipeline {
 	require.NoError(b, err)
 	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 	require.NoError(b, st.Migrate(ctx))
-	br := sqlite.New(st, cfg)
+	br, err := sqlite.New(ctx, st, cfg)
+	require.NoError(b, err)
 	b.Cleanup(func() { br.Close(); read.Close(); write.Close() })
 	return &benchPipeline{hits: hits, st: st, br: br, ix: ix}
 }

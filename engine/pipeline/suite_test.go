@@ -52,7 +52,8 @@ func sqliteCase() brokerCase {
 			st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 			require.NoError(t, st.Migrate(ctx))
 			// few in flight, so that a restart finds work left in a load
-			b := sqlite.New(st, sqlqueue.Config{Poll: 20 * time.Millisecond, MaxInFlight: 16})
+			b, err := sqlite.New(ctx, st, sqlqueue.Config{Poll: 20 * time.Millisecond, MaxInFlight: 16})
+			require.NoError(t, err)
 			require.NoError(t, b.Queue.ReleaseLeases(ctx))
 			return opened{st: st, b: b, close: func() { b.Close(); read.Close(); write.Close() }}
 		}

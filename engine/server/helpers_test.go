@@ -104,7 +104,8 @@ func newEnv(tb testing.TB, srcs []string, secrets map[string]string, mod func(*s
 	require.NoError(tb, err)
 	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 	require.NoError(tb, st.Migrate(ctx))
-	b := sqlite.New(st, sqlqueue.Config{Poll: 20 * time.Millisecond})
+	b, err := sqlite.New(ctx, st, sqlqueue.Config{Poll: 20 * time.Millisecond})
+	require.NoError(tb, err)
 	m := metrics.New()
 	eng, err := pipeline.New(pipeline.Config{Store: st, Broker: b, Metrics: m,
 		NewRunner: func() *runner.Runner { return &runner.Runner{} }})

@@ -212,8 +212,11 @@ func (s *Service) openBroker(ctx context.Context) error {
 			s.closers = append([]func() error{b.Close}, s.closers...)
 			return nil
 		}
-		b := sqlite.New(s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight,
+		b, err := sqlite.New(ctx, s.Store, sqlqueue.Config{MaxInFlight: s.opts.Settings.Pipeline.MaxInFlight,
 			CommitDelay: s.opts.Settings.Pipeline.CommitDelay})
+		if err != nil {
+			return err
+		}
 		// the embedded store belongs to this process alone: a lease left
 		// in it can only come from a crash, so take those messages again now
 		if err := b.Queue.ReleaseLeases(ctx); err != nil {

@@ -110,6 +110,7 @@ func TestScheduledClaimSkipsLocked(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	st := &store.Store{DB: db, Dialect: store.Postgres}
 	require.NoError(t, st.Migrate(ctx))
+	require.NoError(t, brokerTables(ctx, st))
 	now := time.Now()
 	require.NoError(t, inTx(t, st, func(tx *sql.Tx) error {
 		for _, id := range []string{"a", "b"} {

@@ -1,5 +1,5 @@
 // Package store keeps what the runtime must not lose: accepted events and
-// their dedup keys, the durable queue, run records with every step and
+// their dedup keys, run records with every step and
 // attempt, schedule ticks, and the analytics computed from them. One SQL
 // implementation serves the embedded SQLite default and PostgreSQL.
 package store
@@ -155,8 +155,65 @@ func (tableReplacer) Replace(query, prefix string) string {
 	}
 }
 
-// Migrate creates the tables.
+// Migrate creates the engine's tables: dedup keys, events, runs and
+// their steps, checkpoints. The tables a broker needs beside them (its
+// queue, the scheduled messages, an outbox) the broker creates when it
+// starts (CreateTables).
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.CreateTables(ctx,
+		`CREATE TABLE IF NOT EXISTS {dedup} (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, created_at BIGINT NOT NULL)<keyed>`,
+		// dedup keys are pruned with their events (see Prune): an index on
+		// created_at cost a b-tree write per event, 1-5 % of the CPU of an
+		// event end to end on the embedded store (docs/performance.md)
+		`DROP INDEX IF EXISTS {dedup_created}`,
+		`CREATE TABLE IF NOT EXISTS {events} (id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL,
+			dedup_key TEXT NOT NULL, received_at BIGINT NOT NULL, payload <blob> NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS {events_received} ON {events} (received_at)`,
+		`CREATE TABLE IF NOT EXISTS {runs} (id TEXT PRIMARY KEY, recipe TEXT NOT NULL, event_id TEXT NOT NULL,
+			status TEXT NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, duration_us BIGINT NOT NULL,
+			error_step TEXT NOT NULL, reason TEXT NOT NULL, error TEXT NOT NULL, attempt INTEGER NOT NULL,
+			retries INTEGER NOT NULL, record <blob>)`,
+		`CREATE INDEX IF NOT EXISTS {runs_started} ON {runs} (started_at)`,
+		`CREATE INDEX IF NOT EXISTS {runs_recipe} ON {runs} (recipe, started_at)`,
+		`CREATE INDEX IF NOT EXISTS {runs_status} ON {runs} (status, started_at)`,
+		`CREATE INDEX IF NOT EXISTS {runs_event} ON {runs} (event_id)`,
+		`CREATE TABLE IF NOT EXISTS {run_steps} (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
+			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
+			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))<keyed>`,
+		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state <blob> NOT NULL, updated_at BIGINT NOT NULL)`,
+	)
+}
+
+// ScheduledTables creates the scheduled table: messages a broker that
+// cannot delay a delivery publishes at their due time (durable retries),
+// see Schedule. The PostgreSQL broker creates it (CreateTables).
+var ScheduledTables = []string{
+	`CREATE TABLE IF NOT EXISTS {scheduled} (id <serial>, topic TEXT NOT NULL, key TEXT NOT NULL, uuid TEXT NOT NULL,
+		payload <blob> NOT NULL, metadata TEXT NOT NULL, due_at BIGINT NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS {scheduled_due} ON {scheduled} (due_at, id)`,
+	`CREATE INDEX IF NOT EXISTS {scheduled_key} ON {scheduled} (topic, key)`,
+}
+
+// OwnStoreTables creates the tables of a broker that commits apart from
+// the store and whose processes keep stores of their own (NATS), which
+// creates them (CreateTables): the outbox (events stored but not yet
+// known to be handed to the broker, see AddOutbox), the runs finished but
+// not yet recorded (see AddFinishing), and the id of the process that
+// keeps the store (see InstanceID).
+var OwnStoreTables = []string{
+	`CREATE TABLE IF NOT EXISTS {outbox} (event_id TEXT PRIMARY KEY, recipes TEXT NOT NULL, created_at BIGINT NOT NULL)<keyed>`,
+	`CREATE TABLE IF NOT EXISTS {finishing} (run_id TEXT PRIMARY KEY, run <blob> NOT NULL, created_at BIGINT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS {instance} (id TEXT NOT NULL)`,
+}
+
+// CreateTables runs DDL statements on the store, in order: a name in
+// braces ({events}) takes the store's Prefix, and <serial>, <blob> and
+// <keyed> the dialect's auto-incremented integer key, binary type, and
+// the clause that keeps small rows keyed by text in their key's b-tree
+// alone (SQLite's WITHOUT ROWID; nothing on PostgreSQL). A broker creates
+// the tables it needs with it each time it starts, so every statement
+// must be one that can run again (IF NOT EXISTS).
+func (s *Store) CreateTables(ctx context.Context, stmts ...string) error {
 	// small rows keyed by text are stored in their key's b-tree only
 	// (SQLite's WITHOUT ROWID): an insert writes one b-tree, not a table
 	// and its key's index
@@ -164,48 +221,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if s.Dialect == Postgres {
 		serial, blob, keyed = "BIGSERIAL PRIMARY KEY", "BYTEA", ""
 	}
-	stmts := []string{
-		`CREATE TABLE IF NOT EXISTS {dedup} (key TEXT PRIMARY KEY, event_id TEXT NOT NULL, created_at BIGINT NOT NULL)` + keyed,
-		// dedup keys are pruned with their events (see Prune): an index on
-		// created_at cost a b-tree write per event, 1-5 % of the CPU of an
-		// event end to end on the embedded store (docs/performance.md)
-		`DROP INDEX IF EXISTS {dedup_created}`,
-		`CREATE TABLE IF NOT EXISTS {events} (id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL,
-			dedup_key TEXT NOT NULL, received_at BIGINT NOT NULL, payload ` + blob + ` NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS {events_received} ON {events} (received_at)`,
-		`CREATE TABLE IF NOT EXISTS {queue} (seq ` + serial + `, topic TEXT NOT NULL, uuid TEXT NOT NULL,
-			payload ` + blob + ` NOT NULL, metadata TEXT NOT NULL, available_at BIGINT NOT NULL,
-			leased_until BIGINT NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)`,
-		`CREATE INDEX IF NOT EXISTS {queue_topic} ON {queue} (topic, available_at, seq)`,
-		`CREATE TABLE IF NOT EXISTS {runs} (id TEXT PRIMARY KEY, recipe TEXT NOT NULL, event_id TEXT NOT NULL,
-			status TEXT NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, duration_us BIGINT NOT NULL,
-			error_step TEXT NOT NULL, reason TEXT NOT NULL, error TEXT NOT NULL, attempt INTEGER NOT NULL,
-			retries INTEGER NOT NULL, record ` + blob + `)`,
-		`CREATE INDEX IF NOT EXISTS {runs_started} ON {runs} (started_at)`,
-		`CREATE INDEX IF NOT EXISTS {runs_recipe} ON {runs} (recipe, started_at)`,
-		`CREATE INDEX IF NOT EXISTS {runs_status} ON {runs} (status, started_at)`,
-		`CREATE INDEX IF NOT EXISTS {runs_event} ON {runs} (event_id)`,
-		`CREATE TABLE IF NOT EXISTS {run_steps} (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
-			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
-			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))` + keyed,
-		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state ` + blob + ` NOT NULL, updated_at BIGINT NOT NULL)`,
-		// messages a broker publishes at their due time (durable retries on
-		// brokers that cannot delay a delivery): see Schedule
-		`CREATE TABLE IF NOT EXISTS {scheduled} (id ` + serial + `, topic TEXT NOT NULL, key TEXT NOT NULL, uuid TEXT NOT NULL,
-			payload ` + blob + ` NOT NULL, metadata TEXT NOT NULL, due_at BIGINT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS {scheduled_due} ON {scheduled} (due_at, id)`,
-		`CREATE INDEX IF NOT EXISTS {scheduled_key} ON {scheduled} (topic, key)`,
-		// events stored but not yet known to be handed to a broker that
-		// commits apart from the store (NATS): see AddOutbox
-		`CREATE TABLE IF NOT EXISTS {outbox} (event_id TEXT PRIMARY KEY, recipes TEXT NOT NULL, created_at BIGINT NOT NULL)` + keyed,
-		// runs finished but not yet recorded, on such a broker: see
-		// AddFinishing
-		`CREATE TABLE IF NOT EXISTS {finishing} (run_id TEXT PRIMARY KEY, run ` + blob + ` NOT NULL, created_at BIGINT NOT NULL)`,
-		// the id of the process that keeps this store: see InstanceID
-		`CREATE TABLE IF NOT EXISTS {instance} (id TEXT NOT NULL)`,
-	}
+	types := strings.NewReplacer("<serial>", serial, "<blob>", blob, "<keyed>", keyed)
 	for _, st := range stmts {
-		if _, err := s.w().ExecContext(ctx, s.q(st)); err != nil {
+		if _, err := s.w().ExecContext(ctx, s.q(types.Replace(st))); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}

@@ -26,6 +26,7 @@ func backends(t *testing.T, test func(t *testing.T, st *store.Store)) {
 		t.Cleanup(func() { read.Close(); write.Close() })
 		st := &store.Store{DB: read, Write: write, Dialect: store.SQLite, Prefix: "t_"}
 		require.NoError(t, st.Migrate(ctx))
+		require.NoError(t, brokerTables(ctx, st))
 		test(t, st)
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -36,8 +37,10 @@ func backends(t *testing.T, test func(t *testing.T, st *store.Store)) {
 		t.Cleanup(func() { db.Close() })
 		st := &store.Store{DB: db, Dialect: store.Postgres, Prefix: "t_"}
 		require.NoError(t, st.Migrate(ctx))
+		require.NoError(t, brokerTables(ctx, st))
 		// migrating again changes nothing
 		require.NoError(t, st.Migrate(ctx))
+		require.NoError(t, brokerTables(ctx, st))
 		test(t, st)
 	})
 }
@@ -559,5 +562,15 @@ func openSQLite(t testing.TB) *store.Store {
 	t.Cleanup(func() { read.Close(); write.Close() })
 	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
 	require.NoError(t, st.Migrate(ctx))
+	require.NoError(t, brokerTables(ctx, st))
 	return st
+}
+
+// brokerTables creates the tables the brokers create beside the engine's
+// (the scheduled messages, the outbox...), whose methods the store has.
+func brokerTables(ctx context.Context, st *store.Store) error {
+	if err := st.CreateTables(ctx, store.ScheduledTables...); err != nil {
+		return err
+	}
+	return st.CreateTables(ctx, store.OwnStoreTables...)
 }

@@ -220,13 +220,19 @@ var _ broker.Broker = (*Broker)(nil)
 
 // New connects, creates the stream and the topics' durable
 // consumers (or updates them to cfg) and returns the broker. st is the
-// process's own store, already migrated.
+// process's own store, already migrated: the broker creates its own
+// tables in it.
 func New(ctx context.Context, st *store.Store, cfg Config) (*Broker, error) {
 	// the same prefix names the store's tables
 	if !broker.ValidPrefix(cfg.Prefix) {
 		return nil, fmt.Errorf("nats broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
 	}
 	cfg.setDefaults()
+	// the outbox, the journal of runs finished and the instance id, in
+	// this process's own store
+	if err := st.CreateTables(ctx, store.OwnStoreTables...); err != nil {
+		return nil, fmt.Errorf("nats broker: %w", err)
+	}
 	b := &Broker{Store: st, cfg: cfg, stream: cfg.Prefix + "sous"}
 	b.release = b.releaseShared
 	var err error

@@ -225,6 +225,10 @@ func (b *Broker) migrate(ctx context.Context, db *sql.DB) error {
 	if err := b.Store.Migrate(ctx); err != nil {
 		return err
 	}
+	// the durable retries wait in the store (see storeScheduler)
+	if err := b.Store.CreateTables(ctx, store.ScheduledTables...); err != nil {
+		return err
+	}
 	rows, err := conn.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
 	if err != nil {
 		return fmt.Errorf("postgres broker: list the message tables: %w", err)

@@ -6,6 +6,7 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,20 +27,24 @@ type Broker struct {
 	claimedPayloads atomic.Int64 // events read with their claim
 }
 
-// New builds the queue over the store's write handle.
-func New(st *store.Store, cfg sqlqueue.Config) *Broker {
-	w := store.NewWriter(st.Write, 512)
-	w.Linger = cfg.CommitDelay
-	w.Detached = true // the embedded database is local
+// New creates the queue's table in the store unless it exists, and builds
+// the queue over the store's write handle.
+func New(ctx context.Context, st *store.Store, cfg sqlqueue.Config) (*Broker, error) {
 	if cfg.Table == "" {
 		cfg.Table = st.Prefix + "queue"
 	}
+	if err := st.CreateTables(ctx, sqlqueue.Schema(cfg.Table)...); err != nil {
+		return nil, fmt.Errorf("sqlite broker: %w", err)
+	}
+	w := store.NewWriter(st.Write, 512)
+	w.Linger = cfg.CommitDelay
+	w.Detached = true // the embedded database is local
 	b := &Broker{Store: st, Writer: w}
 	if cfg.Claimed == nil {
 		cfg.Claimed = b.claimed
 	}
 	b.Queue = sqlqueue.New(st.Write, w, cfg)
-	return b
+	return b, nil
 }
 
 // Accept implements broker.Broker. The queued message leaves the payload out

@@ -38,6 +38,19 @@ const (
 	settledKey = "sous_settled"
 )
 
+// Schema is the statements that create the queue table named table, with
+// its index, unless they exist, written for store.CreateTables (<serial>
+// and <blob> take the dialect's types): the embedded broker runs them
+// when it starts.
+func Schema(table string) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + table + ` (seq <serial>, topic TEXT NOT NULL, uuid TEXT NOT NULL,
+			payload <blob> NOT NULL, metadata TEXT NOT NULL, available_at BIGINT NOT NULL,
+			leased_until BIGINT NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE INDEX IF NOT EXISTS ` + table + `_topic ON ` + table + ` (topic, available_at, seq)`,
+	}
+}
+
 // Config tunes a queue.
 type Config struct {
 	// Table is the queue table name (with any prefix).
@@ -532,7 +545,7 @@ var (
 	_ message.Subscriber = (*Queue)(nil)
 )
 
-// New returns a queue over db (whose table exists) writing through w.
+// New returns a queue over db (whose table exists: see Schema) writing through w.
 func New(db *sql.DB, w *store.Writer, cfg Config) *Queue {
 	if cfg.Lease <= 0 {
 		cfg.Lease = 5 * time.Minute

@@ -22,7 +22,8 @@ const schema = `CREATE TABLE queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic
 	leased_until BIGINT NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX queue_topic ON queue (topic, available_at, seq)`
 
-// The schema above is the store's (engine/store Migrate), index included.
+// The schema above is the queue's own (Schema, which the embedded broker
+// creates), index included.
 
 // openDB opens a file database with one connection, as the service does.
 func openDB(t testing.TB) *sql.DB {
