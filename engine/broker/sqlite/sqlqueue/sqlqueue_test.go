@@ -34,20 +34,7 @@ func openDB(t testing.TB) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	_, err = db.Exec(schema)
 	require.NoError(t, err)
-	_, err = db.Exec(`CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`)
-	require.NoError(t, err)
 	return db
-}
-
-func withTimeout(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("did not finish within %s (deadlock?)", d)
-	}
 }
 
 func newQueue(t *testing.T, db *sql.DB, cfg sqlqueue.Config) *sqlqueue.Queue {
