@@ -73,7 +73,7 @@ bench: build ## benchmarks and the end-to-end load test (figures in docs/perform
 	$(GO) test -run='^$$' -bench='Match|Retained' -benchmem -cpu=1 ./engine/pipeline/
 	$(GO) test -run='^$$' -bench=Filter -benchmem -cpu=1 ./engine/runner/
 	$(GO) test -run='^$$' -bench='PipelineSQLite|DrainSQLite' -benchmem -benchtime=20000x ./engine/pipeline/
-	$(GO) test -run='^$$' -bench=ClaimBacklog -benchtime=300x ./engine/pipeline/sqlqueue/
+	$(GO) test -run='^$$' -bench=ClaimBacklog -benchtime=300x ./engine/broker/sqlite/sqlqueue/
 	$(GO) test -run='^$$' -bench=PruneStall -benchtime=1x ./engine/store/
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -rate 4500
