@@ -40,8 +40,8 @@ type Config struct {
 	// MaxCrashes is how many times a process may die while it holds a
 	// message before the message is set aside as poison: its runs are
 	// recorded dead with reason poison (DefaultMaxCrashes when zero; see
-	// sqlqueue.Crashes for what is counted, on the embedded queue, and
-	// natsDelivery on NATS).
+	// broker.Crashes for what is counted, on the embedded queue
+	// (sqlqueue) and on NATS).
 	MaxCrashes int
 }
 
@@ -288,7 +288,7 @@ func poisonError(what string, n int) string {
 
 // poisonEvent records a dead run, reason poison, of each recipe the
 // event was accepted for or matches, unless it finished already: the
-// event was held by a process that died n times (see sqlqueue.Crashes),
+// event was held by a process that died n times (see broker.Crashes),
 // and whatever killed it, in the matcher or in one of its runs, must not
 // kill the next one.
 func (e *Engine) poisonEvent(ctx context.Context, ev broker.EventMsg, matched []*recipes.Recipe, n int) error {
