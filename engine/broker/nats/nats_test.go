@@ -178,3 +178,21 @@ func TestNATSLargeCheckpoint(t *testing.T) {
 	natsbroker.SweepStored(b2, time.Now().Add(7*24*time.Hour+time.Minute))
 	require.False(t, natsbroker.RemembersRun(b2, "run_big"))
 }
+
+// TestCapabilities: a paused run waits in the stream and is taken back by
+// the broker itself (a Rescheduler), and the processes, which keep stores
+// of their own, share what became of each run (SharedState); the broker
+// creates its tables (the outbox...) in its process's store.
+func TestCapabilities(t *testing.T) {
+	t.Parallel()
+	u, prefix := testNATS(t)
+	st, b := openNATSProcess(t, u, prefix, time.Minute)
+	caps := b.Capabilities()
+	require.True(t, caps.DelayedRedelivery)
+	require.False(t, caps.LeanMessages)
+	require.Zero(t, caps.Partitions)
+	require.Same(t, b, caps.Rescheduler)
+	require.Same(t, b, caps.SharedState)
+	_, err := st.Outbox(context.Background(), time.Now(), 1)
+	require.NoError(t, err, "the outbox table exists")
+}
