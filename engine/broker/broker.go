@@ -64,14 +64,14 @@ type Capabilities struct {
 	SharedState Sharer
 }
 
-// Rescheduler is a broker with its own way to take a paused run back (a
-// delayer by itself). Reschedule runs save (which stores the run's
-// checkpoint, state) in a transaction of the store and arranges for msg
-// to be delivered again at at, in this process or another, not before. A
-// broker whose processes keep stores of their own (NATS) has the message
-// carry state, for the process that takes it up. It may settle msg
-// itself; the handler returns its error, and acks msg when it returns nil
-// and msg is not settled yet.
+// Rescheduler is a broker with its own way to take a paused run back,
+// rather than a nack with a retry time. Reschedule runs save (which stores
+// the run's checkpoint, state) in a transaction of the store and arranges
+// for msg to be delivered again at at, in this process or another, not
+// before. A broker whose processes keep stores of their own (NATS) has
+// the message carry state, for the process that takes it up. It may
+// settle msg itself; the handler returns its error, and acks msg when it
+// returns nil and msg is not settled yet.
 type Rescheduler interface {
 	Reschedule(ctx context.Context, msg *message.Message, at time.Time, state []byte, save store.Op) error
 }

@@ -15,9 +15,9 @@ import (
 )
 
 // natsDelivery is what a NATS process knows of the deaths of processes
-// that held a stream message, counted as the embedded queue counts them
-// (see sqlqueue.Crashes). JetStream counts the deliveries of a message
-// (NumDelivered); a delivery that ended normally (a nak) writes, in the
+// that held a stream message, counted as the embedded queue (sqlqueue)
+// counts them (see broker.Crashes). JetStream counts the deliveries of a
+// message (NumDelivered); a delivery that ended normally (a nak) writes, in the
 // runs bucket under deliveryKey, up to which delivery they are accounted
 // for, and a suspect (a delivery after one that did not end so, its
 // process gone or its handler past HandleTimeout) writes, before it

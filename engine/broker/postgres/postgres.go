@@ -478,7 +478,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string) ([]<-chan *message
 func (b *Broker) skipRescheduled(in <-chan *message.Message) <-chan *message.Message {
 	out := make(chan *message.Message)
 	go func() {
-		// the drainer reads out until it closes, which follows in
+		// the Drainer reads out until it closes, which follows in
 		defer close(out)
 		for m := range in {
 			if id := broker.RunIDOf(m); id != "" {
