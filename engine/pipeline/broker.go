@@ -21,6 +21,10 @@ type Broker interface {
 	// events topic. It returns false, storing nothing, for a duplicate.
 	// It returns only after the event is committed.
 	Accept(ctx context.Context, ev *store.Event) (bool, error)
+	// AcceptAll stores events as Accept does, in one transaction of the
+	// store together with also (a poller's cursor), when not nil: either
+	// all of it commits, or nothing. It returns how many events were new.
+	AcceptAll(ctx context.Context, evs []*store.Event, also sqlqueue.Op) (int, error)
 	// Write runs fn in a (group-committed) transaction of the store.
 	Write(ctx context.Context, fn sqlqueue.Op) error
 	Publisher() message.Publisher
@@ -80,6 +84,37 @@ func (b *SQLBroker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 		b.Queue.Delivered(ins)
 	}
 	return fresh, nil
+}
+
+// AcceptAll implements Broker.
+func (b *SQLBroker) AcceptAll(ctx context.Context, evs []*store.Event, also sqlqueue.Op) (int, error) {
+	msgs := make([]*message.Message, len(evs))
+	for i, ev := range evs {
+		em := EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes}
+		msg, err := newMessage(em)
+		if err != nil {
+			return 0, err
+		}
+		sqlqueue.WithLocal(msg, &localEvent{msg: em, payload: ev.Payload, decoded: ev.Decoded})
+		msgs[i] = msg
+	}
+	ins := make([]*sqlqueue.Inserted, len(evs))
+	fresh, err := acceptEvents(ctx, b.Writer, b.Store, evs, func(ctx context.Context, tx sqlqueue.Tx, i int) error {
+		var err error
+		ins[i], err = b.Queue.Insert(ctx, tx, TopicEvents, msgs[i])
+		return err
+	}, also)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, ok := range fresh {
+		if ok {
+			b.Queue.Delivered(ins[i])
+			n++
+		}
+	}
+	return n, nil
 }
 
 // claimed reads the payloads of a claim of event messages (a backlog
@@ -154,6 +189,43 @@ func acceptEvent(ctx context.Context, w *sqlqueue.Writer, st *store.Store, ev *s
 	return fresh, nil
 }
 
+// acceptEvents is acceptEvent for several events and also, in one
+// transaction of w: enqueue is called with the index of each new event.
+// It reports which events were new.
+func acceptEvents(ctx context.Context, w *sqlqueue.Writer, st *store.Store, evs []*store.Event,
+	enqueue func(ctx context.Context, tx sqlqueue.Tx, i int) error, also sqlqueue.Op) ([]bool, error) {
+	fresh := make([]bool, len(evs))
+	err := w.Do(ctx, func(ctx context.Context, tx sqlqueue.Tx) error {
+		clear(fresh) // an op may run twice: decide from what this try reads
+		for i, ev := range evs {
+			ok, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if err := st.InsertEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+			if enqueue != nil {
+				if err := enqueue(ctx, tx, i); err != nil {
+					return err
+				}
+			}
+			fresh[i] = true
+		}
+		if also != nil {
+			return also(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
 func eventMessage(ev *store.Event) (*message.Message, error) {
 	return newMessage(EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes, Payload: ev.Payload})
 }
@@ -221,6 +293,31 @@ func (b *MemoryBroker) Accept(ctx context.Context, ev *store.Event) (bool, error
 	return true, nil
 }
 
+// AcceptAll implements Broker: the events and also commit together, then
+// the new events are published (lost with the process, as every message
+// of this broker).
+func (b *MemoryBroker) AcceptAll(ctx context.Context, evs []*store.Event, also sqlqueue.Op) (int, error) {
+	fresh, err := acceptEvents(ctx, b.Writer, b.Store, evs, nil, also)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, ok := range fresh {
+		if !ok {
+			continue
+		}
+		msg, err := eventMessage(evs[i])
+		if err != nil {
+			return n, err
+		}
+		if err := b.pubsub.Publish(TopicEvents, msg); err != nil {
+			return n, fmt.Errorf("publish event: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Write implements Broker.
 func (b *MemoryBroker) Write(ctx context.Context, fn sqlqueue.Op) error { return b.Writer.Do(ctx, fn) }
 
@@ -243,4 +340,15 @@ func (b *MemoryBroker) Close() error {
 // retryAt sets a durable redelivery time on a message before Nack.
 func retryAt(msg *message.Message, at time.Time) {
 	msg.Metadata.Set(sqlqueue.RetryAtKey, fmt.Sprint(at.UnixMilli()))
+}
+
+// countTrue counts the true values of l.
+func countTrue(l []bool) int {
+	n := 0
+	for _, ok := range l {
+		if ok {
+			n++
+		}
+	}
+	return n
 }

@@ -282,6 +282,29 @@ func (b *PostgresBroker) Accept(ctx context.Context, ev *store.Event) (bool, err
 	return fresh, nil
 }
 
+// AcceptAll implements Broker: the dedup claims, the events, their
+// messages and also commit in one transaction.
+func (b *PostgresBroker) AcceptAll(ctx context.Context, evs []*store.Event, also sqlqueue.Op) (int, error) {
+	msgs := make([]*message.Message, len(evs))
+	for i, ev := range evs {
+		msg, err := eventMessage(ev)
+		if err != nil {
+			return 0, err
+		}
+		msgs[i] = msg
+	}
+	fresh, err := acceptEvents(ctx, b.Writer, b.Store, evs, func(ctx context.Context, tx sqlqueue.Tx, i int) error {
+		if err := b.publishTx(ctx, tx, TopicEvents, msgs[i]); err != nil {
+			return fmt.Errorf("publish event: %w", err)
+		}
+		return nil
+	}, also)
+	if err != nil {
+		return 0, err
+	}
+	return countTrue(fresh), nil
+}
+
 // publishTx publishes msgs on topic through a watermill-sql publisher
 // on tx (a transaction of the group commit), so that they commit with
 // what else tx writes.

@@ -126,7 +126,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}()
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
-		MaxBody: opts.Settings.Limits.MaxBody,
+		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
 		Ready: func() bool {
 			select {
 			case <-ready:
@@ -222,6 +222,21 @@ func (s *Service) openBroker(ctx context.Context) error {
 	return fmt.Errorf("broker %q is not available in this build yet", set.Type)
 }
 
+// connection resolves a connection of the config by name.
+func (s *Service) connection(name string) (*connector.Connection, error) {
+	return s.opts.Config.Connection(name)
+}
+
+// pollOwner names this process in the pollers' leases: the embedded
+// store's instance id (the store is this process's alone, so a restart
+// takes its pollers back at once), or an id of its own on a shared store.
+func (s *Service) pollOwner(ctx context.Context) (string, error) {
+	if s.Store.Dialect == store.Postgres {
+		return pipeline.NewEventID(), nil
+	}
+	return s.Store.InstanceID(ctx)
+}
+
 func (s *Service) newRunner() *runner.Runner {
 	cfg := s.opts.Config
 	return &runner.Runner{
@@ -243,6 +258,10 @@ func (s *Service) Addr() string { return s.listener.Addr().String() }
 // timeout), close the broker and the store.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.closeAll()
+	owner, err := s.pollOwner(ctx)
+	if err != nil {
+		return fmt.Errorf("pollers: %w", err)
+	}
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	errc := make(chan error, 2)
@@ -254,12 +273,15 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: owner, Connection: s.connection, Logger: s.log.With("component", "poller")})
+	}()
 	go func() { defer wg.Done(); s.scheduleLoop(bg) }()
 	go func() { defer wg.Done(); s.reloadLoop(bg) }()
 	go func() { defer wg.Done(); s.retentionLoop(bg) }()
 	s.log.Info("sous is serving", "addr", s.Addr(), "broker", s.opts.Settings.Broker.Type, "recipes", len(s.Engine.Index().Recipes()))
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -334,7 +356,7 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 			ix = cur
 			fresh := map[string]*entry{}
 			for _, rec := range cur.Recipes() {
-				if rec.Trigger.Spec == nil || rec.Trigger.Spec.Schedule == nil {
+				if t := rec.Trigger.Spec.Trigger; t == nil || t.Kind != connector.Clock {
 					continue
 				}
 				opts, err := rec.Trigger.Options(s.opts.Secrets)
@@ -411,10 +433,7 @@ func (r tickRetry) withDefaults() tickRetry {
 // stored is retried in the background until it is stored, stops being
 // relevant, or ctx ends.
 func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next time.Time) {
-	payload, _ := json.Marshal(map[string]any{
-		"scheduled_at": tick.Format(time.RFC3339),
-		"fired_at":     now.UTC().Format(time.RFC3339Nano),
-	})
+	payload, _ := json.Marshal(rec.Trigger.Spec.Trigger.Tick(tick, now))
 	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name, Recipes: []string{rec.Name},
 		DedupKey: fmt.Sprintf("tick:%s:%d", rec.Name, tick.Unix()), ReceivedAt: now.UTC(), Payload: payload}
 	err := s.acceptTick(ctx, ev)

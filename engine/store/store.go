@@ -203,6 +203,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS {finishing} (run_id TEXT PRIMARY KEY, run ` + blob + ` NOT NULL, created_at BIGINT NOT NULL)`,
 		// the id of the process that keeps this store: see InstanceID
 		`CREATE TABLE IF NOT EXISTS {instance} (id TEXT NOT NULL)`,
+		// one row per poller: its cursor, saved with the events it produced,
+		// and the lease of the process polling it: see LeasePoll
+		`CREATE TABLE IF NOT EXISTS {polls} (key TEXT PRIMARY KEY, cursor ` + blob + `, owner TEXT NOT NULL,
+			lease_until BIGINT NOT NULL, polled_at BIGINT NOT NULL)`,
 	}
 	for _, st := range stmts {
 		if _, err := s.w().ExecContext(ctx, s.q(st)); err != nil {
