@@ -258,10 +258,6 @@ func (s *Service) Addr() string { return s.listener.Addr().String() }
 // timeout), close the broker and the store.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.closeAll()
-	owner, err := s.pollOwner(ctx)
-	if err != nil {
-		return fmt.Errorf("pollers: %w", err)
-	}
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	errc := make(chan error, 2)
@@ -276,12 +272,20 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
+		owner, err := s.pollOwner(bg)
+		if err != nil {
+			if bg.Err() == nil {
+				s.log.Error("no pollers run: the store cannot name this process", "error", err)
+			}
+			return
+		}
 		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: owner, Connection: s.connection, Logger: s.log.With("component", "poller")})
 	}()
 	go func() { defer wg.Done(); s.scheduleLoop(bg) }()
 	go func() { defer wg.Done(); s.reloadLoop(bg) }()
 	go func() { defer wg.Done(); s.retentionLoop(bg) }()
 	s.log.Info("sous is serving", "addr", s.Addr(), "broker", s.opts.Settings.Broker.Type, "recipes", len(s.Engine.Index().Recipes()))
+	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -433,10 +437,14 @@ func (r tickRetry) withDefaults() tickRetry {
 // stored is retried in the background until it is stored, stops being
 // relevant, or ctx ends.
 func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next time.Time) {
-	payload, _ := json.Marshal(rec.Trigger.Spec.Trigger.Tick(tick, now))
+	payload, err := s.tickPayload(rec, tick, now)
+	if err != nil {
+		s.log.Error("schedule tick", "recipe", rec.Name, "error", err)
+		return
+	}
 	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name, Recipes: []string{rec.Name},
 		DedupKey: fmt.Sprintf("tick:%s:%d", rec.Name, tick.Unix()), ReceivedAt: now.UTC(), Payload: payload}
-	err := s.acceptTick(ctx, ev)
+	err = s.acceptTick(ctx, ev)
 	if err == nil {
 		return
 	}
@@ -454,6 +462,23 @@ func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next
 		defer s.tickRetries.Done()
 		s.retryTick(ctx, rec.Name, tick, ev, until)
 	}()
+}
+
+// tickPayload is the event of a recipe's tick, as its trigger's spec
+// makes it (looked up by type when the recipe carries none).
+func (s *Service) tickPayload(rec *recipes.Recipe, tick, now time.Time) ([]byte, error) {
+	spec := rec.Trigger.Spec
+	if spec == nil {
+		reg := s.opts.Registry
+		if reg == nil {
+			reg = connector.Default
+		}
+		spec, _ = reg.Lookup(rec.Trigger.Type)
+	}
+	if spec == nil || spec.Trigger == nil || spec.Trigger.Tick == nil {
+		return nil, fmt.Errorf("trigger %s makes no schedule ticks", rec.Trigger.Type)
+	}
+	return json.Marshal(spec.Trigger.Tick(tick, now))
 }
 
 // retryTick tries to store a tick again, with a doubling delay, until it
