@@ -27,7 +27,7 @@ var (
 // string option, on connection type svc, declaring tr.
 func triggerSpec(tr *connector.Trigger) *connector.Spec {
 	return &connector.Spec{ID: "svc.thing_happened", Kind: connector.KindTrigger, Summary: "A thing happened", Connection: "svc",
-		Fields: []connector.Field{field("path", connector.String), field("id", connector.Expression), field("channel", connector.String)},
+		Fields:  []connector.Field{field("path", connector.String), field("id", connector.Expression), field("channel", connector.String)},
 		Trigger: tr}
 }
 
