@@ -157,7 +157,8 @@ type Incoming struct {
 	Query  url.Values
 	Body   []byte
 	// With holds the options of the recipes sharing the key, secrets
-	// rendered, for a trigger keyed by a field; nil for a service webhook.
+	// rendered, but the key field itself (Path has it), for a trigger keyed
+	// by a field; nil for a service webhook. It is shared: read it only.
 	With Values
 	// Connection is the connection a service webhook is for; nil for a
 	// trigger keyed by a field.

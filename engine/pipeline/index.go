@@ -7,6 +7,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -38,7 +39,8 @@ type Hook struct {
 	Path string // the key: the path under /hooks
 	Spec *connector.Spec
 	// With holds the options the recipes on the path share, secrets
-	// rendered: what the receiver verifies requests with.
+	// rendered, but the key field (the path): what the receiver verifies
+	// requests with. Hooks with the same options share one map.
 	With    connector.Values
 	ID      *recipes.Expr // dedup key expression (Trigger.DedupField), may be nil
 	Recipes []string
@@ -76,6 +78,7 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 	ix := &Index{byName: make(map[string]*recipes.Recipe, len(rs)), byKey: map[string]map[string][]*recipes.Recipe{},
 		hooks: map[string]*Hook{}, polls: map[string]*Poll{}, opts: map[string]connector.Values{}}
 	var errs []error
+	shared := sharedOptions{}
 	sorted := append([]*recipes.Recipe(nil), rs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, r := range sorted {
@@ -108,7 +111,7 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 				prev.Recipes = append(prev.Recipes, r.Name)
 				prev.recipes = append(prev.recipes, r)
 			} else {
-				ix.hooks[key] = &Hook{Path: key, Spec: spec, With: opts, ID: id, Recipes: []string{r.Name},
+				ix.hooks[key] = &Hook{Path: key, Spec: spec, With: shared.of(spec, opts), ID: id, Recipes: []string{r.Name},
 					recipes: []*recipes.Recipe{r}}
 			}
 			ix.byName[r.Name] = r
@@ -133,6 +136,33 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 		m[key] = append(m[key], r)
 	}
 	return ix, errs
+}
+
+// sharedOptions holds one copy of each distinct set of hook options, so
+// that the many webhook recipes whose options differ only by path (the
+// key, which the receiver has from the request) keep one map between them
+// rather than one each: a few hundred bytes per loaded recipe.
+type sharedOptions map[string]connector.Values
+
+// of is opts without the key field, shared with the hooks that have the
+// same.
+func (so sharedOptions) of(spec *connector.Spec, opts connector.Values) connector.Values {
+	rest := make(connector.Values, len(opts))
+	for k, v := range opts {
+		if k != spec.Trigger.KeyField {
+			rest[k] = v
+		}
+	}
+	b, err := json.Marshal(rest)
+	if err != nil {
+		return rest
+	}
+	key := spec.ID + " " + string(b)
+	if v, ok := so[key]; ok {
+		return v
+	}
+	so[key] = rest
+	return rest
 }
 
 // compatible checks that a recipe of spec with options opts and dedup
