@@ -150,15 +150,17 @@ func (e *Engine) pollLoop(ctx context.Context, key string, cfg PollConfig) {
 			return
 		case errors.Is(err, store.ErrLeaseLost):
 			log.Warn("the poller's lease was taken over: nothing of this poll was stored")
+			e.cfg.Metrics.Polls.WithLabelValues(p.Spec.ID, "lease_lost").Inc()
 			held = false
 			continue
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), cfg.MaxBackoff, interval)
 			log.Warn("poll failed: retrying", "in", backoff, "error", err)
-			e.cfg.Metrics.IntakeRejects.WithLabelValues("poll_failed").Inc()
+			e.cfg.Metrics.Polls.WithLabelValues(p.Spec.ID, "error").Inc()
 			e.pollWait(ctx, key, cfg, backoff, true)
 			continue
 		}
+		e.cfg.Metrics.Polls.WithLabelValues(p.Spec.ID, "ok").Inc()
 		backoff = 0
 		if more {
 			continue
@@ -206,7 +208,7 @@ func (e *Engine) pollOnce(ctx context.Context, p *Poll, cursor []byte, cfg PollC
 			return false, err
 		}
 	}
-	res, err := p.Spec.Trigger.Poller.Poll(ctx, req)
+	res, err := callPoller(ctx, p.Spec.Trigger.Poller, req)
 	if err != nil {
 		return false, fmt.Errorf("poll %s: %w", p.Spec.ID, err)
 	}
@@ -246,6 +248,17 @@ func (e *Engine) pollOnce(ctx context.Context, p *Poll, cursor []byte, cfg PollC
 		log.Debug("polled", "events", len(res.Events), "new", n)
 	}
 	return res.More, nil
+}
+
+// callPoller calls a connector's poller; a panic is an error of the
+// poll, retried as any, rather than the end of the process.
+func callPoller(ctx context.Context, p connector.Poller, req *connector.PollRequest) (res *connector.PollResult, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			res, err = nil, fmt.Errorf("the poller panicked: %v", v)
+		}
+	}()
+	return p.Poll(ctx, req)
 }
 
 // polledEvent is the stored event of an item a poller returned, for the

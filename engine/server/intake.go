@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +86,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	if t.hook != nil {
 		in.With = t.hook.With
 	}
-	got, err := t.receiver.Receive(r.Context(), in)
+	got, err := receive(r.Context(), t.receiver, in)
 	if err != nil {
 		var rej *connector.Rejection
 		if errors.As(err, &rej) && rej.Status >= 400 && rej.Status < 500 {
@@ -154,6 +155,17 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ignored", "message": "no recipe listens to this request's events"})
 	}
+}
+
+// receive calls a connector's receiver; a panic is answered 500 as any
+// failure of the receiver, and logged with the rest.
+func receive(ctx context.Context, rcv connector.Receiver, in *connector.Incoming) (got *connector.Received, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			got, err = nil, fmt.Errorf("the receiver panicked: %v", v)
+		}
+	}()
+	return rcv.Receive(ctx, in)
 }
 
 // event is the stored event of what a receiver returned, with the recipes
