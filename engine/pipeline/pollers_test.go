@@ -297,42 +297,57 @@ func TestPollerMore(t *testing.T) {
 	require.Len(t, p.seen(), 3, "once it has no more, it waits for its interval")
 }
 
-// TestPollerErrorBacksOff: a failed poll stores nothing of what it
-// returned and leaves the cursor; it is retried after the backoff, from
-// the same cursor.
+// TestPollerErrorBacksOff: a failed poll (an error, or a panic of the
+// poller) stores nothing of what it returned and leaves the cursor; it is
+// retried after the backoff, from the same cursor.
 func TestPollerErrorBacksOff(t *testing.T) {
 	const backoff = 150 * time.Millisecond
-	p := &fakePoller{respond: func(n int, req *connector.PollRequest) (*connector.PollResult, error) {
-		if n <= 2 {
+	tests := []struct {
+		name string
+		fail func(n int) (*connector.PollResult, error)
+	}{
+		{name: "an error", fail: func(n int) (*connector.PollResult, error) {
 			// what a failed poll returns besides its error is dropped
 			return &connector.PollResult{Events: []connector.Event{item("a", 100+n)}, Next: json.RawMessage(`"bad"`)},
 				fmt.Errorf("the service answered 503 (%d)", n)
-		}
-		if n == 3 {
-			return &connector.PollResult{Events: []connector.Event{item("a", 3)}, Next: json.RawMessage(`"good"`)}, nil
-		}
-		return &connector.PollResult{}, nil
-	}}
-	ix := pollIndex(t, pollRegistry(t, p, nil), polledRecipe{name: "items", channel: "a"})
-	key := pollKey(t, ix)
-	h := newPollHost(t, ix)
-	h.saveCursor(t, key, []byte(`"start"`))
-	h.start(t, pipeline.PollConfig{MaxBackoff: backoff})
+		}},
+		{name: "a panic", fail: func(n int) (*connector.PollResult, error) {
+			panic(fmt.Sprintf("poller bug %d", n))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &fakePoller{respond: func(n int, req *connector.PollRequest) (*connector.PollResult, error) {
+				if n <= 2 {
+					return tc.fail(n)
+				}
+				if n == 3 {
+					return &connector.PollResult{Events: []connector.Event{item("a", 3)}, Next: json.RawMessage(`"good"`)}, nil
+				}
+				return &connector.PollResult{}, nil
+			}}
+			ix := pollIndex(t, pollRegistry(t, p, nil), polledRecipe{name: "items", channel: "a"})
+			key := pollKey(t, ix)
+			h := newPollHost(t, ix)
+			h.saveCursor(t, key, []byte(`"start"`))
+			h.start(t, pipeline.PollConfig{MaxBackoff: backoff})
 
-	h.waitCursor(t, key, `"good"`)
-	calls := p.seen()
-	require.Len(t, calls, 3)
-	for i, c := range calls {
-		require.Equal(t, `"start"`, string(c.cursor), "call %d is made from the saved cursor", i+1)
+			h.waitCursor(t, key, `"good"`)
+			calls := p.seen()
+			require.Len(t, calls, 3)
+			for i, c := range calls {
+				require.Equal(t, `"start"`, string(c.cursor), "call %d is made from the saved cursor", i+1)
+			}
+			for i := 1; i < 3; i++ {
+				gap := calls[i].at.Sub(calls[i-1].at)
+				require.GreaterOrEqual(t, gap, backoff-10*time.Millisecond, "retry %d came after the backoff", i)
+				require.Less(t, gap, 5*time.Second, "retry %d waited for MaxBackoff, not the interval", i)
+			}
+			evs := h.events(t, key)
+			require.Len(t, evs, 1)
+			require.Equal(t, key+":3", evs[0].DedupKey)
+		})
 	}
-	for i := 1; i < 3; i++ {
-		gap := calls[i].at.Sub(calls[i-1].at)
-		require.GreaterOrEqual(t, gap, backoff-10*time.Millisecond, "retry %d came after the backoff", i)
-		require.Less(t, gap, 5*time.Second, "retry %d waited for MaxBackoff, not the interval", i)
-	}
-	evs := h.events(t, key)
-	require.Len(t, evs, 1)
-	require.Equal(t, key+":3", evs[0].DedupKey)
 }
 
 // TestPollerLease: a process polls only while it holds the poller's
