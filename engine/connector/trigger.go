@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -304,6 +305,12 @@ func checkTrigger(s *Spec) error {
 	if t.Key == KeyField && t.KeyField == "" {
 		return fmt.Errorf("connector %s: a trigger keyed by a field names it (KeyField)", s.ID)
 	}
+	if f, ok := s.Field(t.KeyField); ok && f.Type != String {
+		return fmt.Errorf("connector %s: the key field %q is not a string", s.ID, t.KeyField)
+	}
+	if t.DedupField != "" && t.Key != KeyField {
+		return fmt.Errorf("connector %s: only a trigger keyed by a field takes a dedup expression (DedupField); a %s trigger gives each event's DedupKey", s.ID, t.Kind)
+	}
 	if f, ok := s.Field(t.DedupField); ok && f.Type != Expression {
 		return fmt.Errorf("connector %s: the dedup field %q is not an expression", s.ID, t.DedupField)
 	}
@@ -329,6 +336,18 @@ func IndexKey(s *Spec, recipe, conn string, with Values) string {
 	case KeyRecipe:
 		return recipe
 	case KeyOptions:
+		// without the secrets: a rotated token keeps the poller and its
+		// cursor, and the key (in logs, as events' source) holds no hash
+		// of one
+		if secret := s.SecretFields(); len(secret) > 0 {
+			rest := make(Values, len(with))
+			for k, v := range with {
+				if !slices.Contains(secret, k) {
+					rest[k] = v
+				}
+			}
+			with = rest
+		}
 		return PollKey(s.ID, conn, with)
 	}
 	return ""

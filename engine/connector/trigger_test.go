@@ -58,6 +58,12 @@ func TestRegistryAddTrigger(t *testing.T) {
 			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyField, KeyField: "path", Receiver: noReceive, DedupField: "id"})
 		}},
 
+		{name: "a key field that is not a string", spec: func() *connector.Spec {
+			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyField, KeyField: "id", Receiver: noReceive})
+		}, wantErr: `the key field "id" is not a string`},
+		{name: "a dedup expression on a poller", spec: func() *connector.Spec {
+			return triggerSpec(&connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions, Poller: noPoll, DedupField: "id"})
+		}, wantErr: "only a trigger keyed by a field takes a dedup expression"},
 		{name: "receive keyed by a field without its receiver", spec: func() *connector.Spec {
 			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyField, KeyField: "path"})
 		}, wantErr: "connector svc.thing_happened: a trigger keyed by a field needs its Receiver"},
@@ -228,6 +234,15 @@ func TestIndexKey(t *testing.T) {
 			require.Equal(t, tc.want, connector.IndexKey(s, "nightly", tc.conn, with))
 		})
 	}
+	t.Run("keyed by options leaves the secrets out", func(t *testing.T) {
+		s := triggerSpec(&connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions})
+		s.Fields = append(s.Fields, connector.Field{Name: "token", Type: connector.String, Secret: true, Description: "d"})
+		one := connector.IndexKey(s, "nightly", "acme", connector.Values{"channel": "ops", "token": "s3cret-one"})
+		two := connector.IndexKey(s, "nightly", "acme", connector.Values{"channel": "ops", "token": "s3cret-two"})
+		require.Equal(t, one, two, "a rotated secret keeps the poller and its cursor")
+		require.Equal(t, connector.PollKey(s.ID, "acme", connector.Values{"channel": "ops"}), one)
+		require.NotEqual(t, one, connector.IndexKey(s, "nightly", "acme", connector.Values{"channel": "dev", "token": "s3cret-one"}))
+	})
 	t.Run("keyed by options names the type and connection", func(t *testing.T) {
 		s := triggerSpec(&connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions})
 		key := connector.IndexKey(s, "nightly", "acme", with)

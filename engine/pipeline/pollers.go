@@ -85,8 +85,16 @@ func (e *Engine) RunPollers(ctx context.Context, cfg PollConfig) {
 				}
 			}
 			for key := range ix.polls {
-				if _, ok := polls[key]; ok {
-					continue
+				if r, ok := polls[key]; ok {
+					select {
+					case <-r.done:
+						// its loop ended by itself, having seen the key go
+						// in an index between two of these looks: start it
+						// again
+						delete(polls, key)
+					default:
+						continue
+					}
 				}
 				pctx, cancel := context.WithCancel(ctx)
 				r := &running{cancel: cancel, done: make(chan struct{})}
@@ -208,7 +216,28 @@ func (e *Engine) pollOnce(ctx context.Context, p *Poll, cursor []byte, cfg PollC
 			return false, err
 		}
 	}
+	// a poll may take longer than a third of the lease: renew it meanwhile,
+	// so that another process does not take over a poller at work
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-t.C:
+				if ok, _, err := e.cfg.Store.LeasePoll(renewCtx, p.Key, cfg.Owner, time.Now(), cfg.LeaseTTL); err == nil && !ok {
+					return // lost: SavePoll will say so
+				}
+			}
+		}
+	}()
 	res, err := callPoller(ctx, p.Spec.Trigger.Poller, req)
+	stopRenew()
+	<-renewed
 	if err != nil {
 		return false, fmt.Errorf("poll %s: %w", p.Spec.ID, err)
 	}
