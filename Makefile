@@ -49,7 +49,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(call fuzzbudget,100000x) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(call fuzzbudget,30000x) ./recipes
 	$(GO) test -run='^$$' -fuzz='^FuzzIntake$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodedPayload$$' -fuzztime=$(call fuzzbudget,20000x) ./triggers/webhook
 	$(GO) test -run='^$$' -fuzz='^FuzzRunRecipe$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/server
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(call fuzzbudget,100000x) ./cmd/sous-bench

@@ -26,6 +26,10 @@ type Broker interface {
 	// events topic. It returns false, storing nothing, for a duplicate.
 	// It returns only after the event is committed.
 	Accept(ctx context.Context, ev *store.Event) (bool, error)
+	// AcceptAll stores events as Accept does, in one transaction of the
+	// store together with also (a poller's cursor), when not nil: either
+	// all of it commits, or nothing. It returns how many events were new.
+	AcceptAll(ctx context.Context, evs []*store.Event, also store.Op) (int, error)
 	// Write runs fn in a (group-committed) transaction of the store.
 	Write(ctx context.Context, fn store.Op) error
 	Publisher() message.Publisher
@@ -132,6 +136,43 @@ func AcceptEvent(ctx context.Context, w *store.Writer, st *store.Store, ev *stor
 	})
 	if err != nil {
 		return false, err
+	}
+	return fresh, nil
+}
+
+// AcceptEvents is AcceptEvent for several events and also, in one
+// transaction of w: enqueue is called with the index of each new event.
+// It reports which events were new.
+func AcceptEvents(ctx context.Context, w *store.Writer, st *store.Store, evs []*store.Event,
+	enqueue func(ctx context.Context, tx store.Execer, i int) error, also store.Op) ([]bool, error) {
+	fresh := make([]bool, len(evs))
+	err := w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
+		clear(fresh) // an op may run twice: decide from what this try reads
+		for i, ev := range evs {
+			ok, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if err := st.InsertEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+			if enqueue != nil {
+				if err := enqueue(ctx, tx, i); err != nil {
+					return err
+				}
+			}
+			fresh[i] = true
+		}
+		if also != nil {
+			return also(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return fresh, nil
 }

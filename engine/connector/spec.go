@@ -93,6 +93,10 @@ type Spec struct {
 	// Schedule, for triggers that fire on a clock, returns the function
 	// giving the next fire time after a time, from the trigger options.
 	Schedule func(with Values) (Next func(time.Time) time.Time, err error)
+	// Trigger, for triggers, says how their events come and how the index
+	// keys their recipes (see the trigger contract in trigger.go). A
+	// trigger without one starts runs only through the API.
+	Trigger *Trigger
 }
 
 // Service is the part of the ID before the dot.
@@ -195,11 +199,12 @@ type Registry struct {
 	mu    sync.RWMutex
 	specs map[string]*Spec
 	conns map[string]*ConnectionSpec
+	hooks map[string]*ReceiverSpec // by service
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{specs: map[string]*Spec{}, conns: map[string]*ConnectionSpec{}}
+	return &Registry{specs: map[string]*Spec{}, conns: map[string]*ConnectionSpec{}, hooks: map[string]*ReceiverSpec{}}
 }
 
 // Default is the registry the connector packages register into.
@@ -275,6 +280,9 @@ func (r *Registry) Add(s *Spec) error {
 	if err := checkFields("connector "+s.ID, s.Fields); err != nil {
 		return err
 	}
+	if err := checkTrigger(s); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.specs[s.ID]; dup {
@@ -299,6 +307,42 @@ func (r *Registry) AddConnection(c *ConnectionSpec) error {
 	}
 	r.conns[c.Type] = c
 	return nil
+}
+
+// RegisterReceiver adds a service's webhook receiver to the default
+// registry; it panics on a malformed or duplicate one.
+func RegisterReceiver(rs *ReceiverSpec) {
+	if err := Default.AddReceiver(rs); err != nil {
+		panic(err)
+	}
+}
+
+// AddReceiver registers the receiver of a service's webhooks.
+func (r *Registry) AddReceiver(rs *ReceiverSpec) error {
+	if !fieldPattern.MatchString(rs.Service) {
+		return fmt.Errorf("receiver: service %q is not snake_case", rs.Service)
+	}
+	if rs.Receiver == nil {
+		return fmt.Errorf("receiver %s: no implementation", rs.Service)
+	}
+	if rs.Connection == "" {
+		return fmt.Errorf("receiver %s: no connection type to verify requests with", rs.Service)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.hooks[rs.Service]; dup {
+		return fmt.Errorf("receiver %s: registered twice", rs.Service)
+	}
+	r.hooks[rs.Service] = rs
+	return nil
+}
+
+// Receiver finds the webhook receiver of a service.
+func (r *Registry) Receiver(service string) (*ReceiverSpec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	rs, ok := r.hooks[service]
+	return rs, ok
 }
 
 // Lookup finds a spec by ID.

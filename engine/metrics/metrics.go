@@ -16,6 +16,7 @@ type Metrics struct {
 	IntakeDup      *prometheus.CounterVec   // source kind
 	IntakeRejects  *prometheus.CounterVec   // reason
 	QueueDepth     *prometheus.GaugeVec     // topic
+	Polls          *prometheus.CounterVec   // trigger, outcome
 }
 
 // New registers the collectors on a fresh registry, with the Go and
@@ -45,8 +46,11 @@ func New() *Metrics {
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sous_queue_depth", Help: "Messages waiting or in flight by topic.",
 		}, []string{"topic"}),
+		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_polls_total", Help: "Polls by trigger and outcome: ok, error (retried after a backoff) or lease_lost (another process took the poller over; nothing of the poll was stored).",
+		}, []string{"trigger", "outcome"}),
 	}
-	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth,
+	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth, m.Polls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

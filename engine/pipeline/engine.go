@@ -84,7 +84,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.MaxCrashes = DefaultMaxCrashes
 	}
 	e := &Engine{cfg: cfg, caps: cfg.Broker.Capabilities(), log: cfg.Logger, workers: newWorkers()}
-	e.index.Store(&Index{byName: map[string]*recipes.Recipe{}, byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}})
+	e.index.Store(emptyIndex())
 	wlog := broker.NewWatermillLogger(cfg.Logger.With("component", "watermill"))
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second

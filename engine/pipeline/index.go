@@ -7,8 +7,8 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -16,56 +16,69 @@ import (
 	"github.com/sous-run/sous/recipes"
 )
 
-// Index finds recipes by trigger type and key. Keys are the webhook path
-// for webhook.received, the recipe for schedule.cron, the connection for
-// service webhooks, and "" for the rest. An Index is immutable: a reload builds a new one.
+// Index finds recipes by trigger type and key. The key is what the
+// trigger's spec says (connector.IndexKey): an option's value for a
+// receiver keyed by a field (webhook.received's path), the connection for
+// service webhooks, the recipe for schedules, connection and options for
+// pollers. An Index is immutable: a reload builds a new one.
 type Index struct {
 	byName map[string]*recipes.Recipe
-	// byKey holds the recipes of every trigger type but webhooks, whose
-	// hooks hold them: one map entry less per webhook recipe
+	// byKey holds the recipes of every trigger type but those keyed by a
+	// field, whose hooks hold them: one map entry less per webhook recipe
 	byKey map[string]map[string][]*recipes.Recipe // type -> key -> recipes
-	hooks map[string]*Hook                        // webhook path -> hook
+	hooks map[string]*Hook                        // field key (path) -> hook
+	polls map[string]*Poll                        // poll key -> poller
+	// opts holds the options of the recipes whose trigger filters events
+	// by them (Trigger.Match), by recipe
+	opts map[string]connector.Values
 }
 
-// webhookType is the trigger type of webhooks, indexed by their hooks.
-const webhookType = "webhook.received"
-
-// Hook is what intake needs to know about one webhook path, shared by all
-// recipes on it.
+// Hook is what intake needs to know about one key of a trigger keyed by a
+// field (a webhook path), shared by all recipes on it.
 type Hook struct {
-	Path            string
-	Secret          string // empty: unsigned
-	SignatureHeader string
-	Token           string // empty: no token asked for
-	TokenHeader     string
-	ID              *recipes.Expr // dedup key expression, may be nil
-	Methods         []string
-	Recipes         []string
-	recipes         []*recipes.Recipe // as Recipes
+	Path string // the key: the path under /hooks
+	Spec *connector.Spec
+	// With holds the options the recipes on the path share, secrets
+	// rendered, but the key field (the path): what the receiver verifies
+	// requests with. Hooks with the same options share one map.
+	With    connector.Values
+	ID      *recipes.Expr // dedup key expression (Trigger.DedupField), may be nil
+	Recipes []string
+	recipes []*recipes.Recipe // as Recipes
+}
+
+// Poll is one poller: a polled trigger, its connection and options, and
+// the recipes that share them.
+type Poll struct {
+	Key        string // connector.PollKey
+	Spec       *connector.Spec
+	Connection string
+	With       connector.Values
+	Recipes    []string
 }
 
 // Key is the index key of a recipe's trigger.
 func Key(r *recipes.Recipe, opts connector.Values) string {
-	switch {
-	case r.Trigger.Type == webhookType:
-		return opts.String("path")
-	case r.Trigger.Type == "schedule.cron":
-		return r.Name // each tick is an event for one recipe
-	case r.Trigger.Connection != "":
+	if r.Trigger.Spec == nil {
 		return r.Trigger.Connection
 	}
-	return ""
+	return connector.IndexKey(r.Trigger.Spec, r.Name, r.Trigger.Connection, opts)
 }
 
-// BuildIndex indexes the enabled recipes. Recipes sharing a webhook path
-// must agree on its secret, signature header, id expression and methods;
-// a conflict is returned as an error naming both recipes, and the later
-// recipe is left out.
+// keyedByField reports whether a trigger's recipes are held by hooks.
+func keyedByField(s *connector.Spec) bool {
+	return s != nil && s.Trigger != nil && s.Trigger.Key == connector.KeyField
+}
+
+// BuildIndex indexes the enabled recipes. Recipes sharing a key of a
+// trigger keyed by a field (a webhook path) must agree on the options
+// their receiver uses (Trigger.Compatible); a conflict is returned as an
+// error naming both recipes, and the later recipe is left out.
 func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []error) {
-	ix := &Index{byName: make(map[string]*recipes.Recipe, len(rs)), byKey: map[string]map[string][]*recipes.Recipe{}, hooks: map[string]*Hook{}}
+	ix := &Index{byName: make(map[string]*recipes.Recipe, len(rs)), byKey: map[string]map[string][]*recipes.Recipe{},
+		hooks: map[string]*Hook{}, polls: map[string]*Poll{}, opts: map[string]connector.Values{}}
 	var errs []error
-	// the lists of methods, shared by the hooks that accept the same
-	methods := map[string][]string{}
+	shared := sharedOptions{}
 	sorted := append([]*recipes.Recipe(nil), rs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, r := range sorted {
@@ -83,36 +96,38 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 				r.Name, strings.Join(missing, ", ")))
 			continue
 		}
+		spec := r.Trigger.Spec
 		key := Key(r, opts)
-		if r.Trigger.Type == webhookType {
-			h := &Hook{Path: key, Secret: opts.String("secret"), SignatureHeader: opts.String("signature_header"),
-				Token: opts.String("token"), TokenHeader: opts.String("token_header"),
-				ID: r.Trigger.Exprs["id"], Recipes: []string{r.Name}, recipes: []*recipes.Recipe{r}}
-			for _, m := range asList(opts["methods"]) {
-				h.Methods = append(h.Methods, strings.ToUpper(m))
-			}
-			joined := strings.Join(h.Methods, ",")
-			if shared, ok := methods[joined]; ok {
-				h.Methods = shared
-			} else {
-				h.Methods = slices.Clip(h.Methods)
-				methods[joined] = h.Methods
+		if keyedByField(spec) {
+			var id *recipes.Expr
+			if spec.Trigger.DedupField != "" {
+				id = r.Trigger.Exprs[spec.Trigger.DedupField]
 			}
 			if prev, ok := ix.hooks[key]; ok {
-				if err := prev.compatible(h); err != nil {
+				if err := prev.compatible(spec, opts, id); err != nil {
 					errs = append(errs, fmt.Errorf("recipe %s: webhook path %s is shared with recipe %s, but %w", r.Name, key, prev.Recipes[0], err))
 					continue
 				}
 				prev.Recipes = append(prev.Recipes, r.Name)
 				prev.recipes = append(prev.recipes, r)
 			} else {
-				ix.hooks[key] = h
+				ix.hooks[key] = &Hook{Path: key, Spec: spec, With: shared.of(spec, opts), ID: id, Recipes: []string{r.Name},
+					recipes: []*recipes.Recipe{r}}
 			}
-		}
-		ix.byName[r.Name] = r
-		if r.Trigger.Type == webhookType {
+			ix.byName[r.Name] = r
 			continue // its hook holds it
 		}
+		if spec != nil && spec.Trigger != nil && spec.Trigger.Kind == connector.Poll {
+			if p, ok := ix.polls[key]; ok {
+				p.Recipes = append(p.Recipes, r.Name)
+			} else {
+				ix.polls[key] = &Poll{Key: key, Spec: spec, Connection: r.Trigger.Connection, With: opts, Recipes: []string{r.Name}}
+			}
+		}
+		if spec != nil && spec.Trigger != nil && spec.Trigger.Match != nil {
+			ix.opts[r.Name] = opts
+		}
+		ix.byName[r.Name] = r
 		m, ok := ix.byKey[r.Trigger.Type]
 		if !ok {
 			m = map[string][]*recipes.Recipe{}
@@ -123,27 +138,48 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 	return ix, errs
 }
 
-func asList(v any) []string {
-	l, _ := v.([]any)
-	out := make([]string, 0, len(l))
-	for _, e := range l {
-		out = append(out, fmt.Sprint(e))
+// sharedOptions holds one copy of each distinct set of hook options, so
+// that the many webhook recipes whose options differ only by path (the
+// key, which the receiver has from the request) keep one map between them
+// rather than one each: a few hundred bytes per loaded recipe.
+type sharedOptions map[string]connector.Values
+
+// of is opts without the key field, shared with the hooks that have the
+// same.
+func (so sharedOptions) of(spec *connector.Spec, opts connector.Values) connector.Values {
+	rest := make(connector.Values, len(opts))
+	for k, v := range opts {
+		if k != spec.Trigger.KeyField {
+			rest[k] = v
+		}
 	}
-	return out
+	b, err := json.Marshal(rest)
+	if err != nil {
+		return rest
+	}
+	key := spec.ID + " " + string(b)
+	if v, ok := so[key]; ok {
+		return v
+	}
+	so[key] = rest
+	return rest
 }
 
-func (h *Hook) compatible(o *Hook) error {
-	switch {
-	case h.Secret != o.Secret:
-		return fmt.Errorf("their secrets differ")
-	case h.SignatureHeader != o.SignatureHeader:
-		return fmt.Errorf("their signature headers differ")
-	case h.Token != o.Token || h.TokenHeader != o.TokenHeader:
-		return fmt.Errorf("their tokens differ")
-	case exprSource(h.ID) != exprSource(o.ID):
+// compatible checks that a recipe of spec with options opts and dedup
+// expression id may share the hook.
+func (h *Hook) compatible(spec *connector.Spec, opts connector.Values, id *recipes.Expr) error {
+	if spec != h.Spec {
+		return fmt.Errorf("their triggers differ (%s, %s)", h.Spec.ID, spec.ID)
+	}
+	check := spec.Trigger.Compatible
+	if check == nil {
+		check = connector.DefaultCompatible(spec)
+	}
+	if err := check(h.With, opts); err != nil {
+		return err
+	}
+	if exprSource(h.ID) != exprSource(id) {
 		return fmt.Errorf("their id expressions differ")
-	case strings.Join(h.Methods, ",") != strings.Join(o.Methods, ","):
-		return fmt.Errorf("their methods differ")
 	}
 	return nil
 }
@@ -157,13 +193,27 @@ func exprSource(e *recipes.Expr) string {
 
 // Match returns the recipes an event of a type and key starts.
 func (ix *Index) Match(typ, key string) []*recipes.Recipe {
-	if typ == webhookType {
-		if h := ix.hooks[key]; h != nil {
-			return h.recipes
-		}
-		return nil
+	if m, ok := ix.byKey[typ]; ok {
+		return m[key]
 	}
-	return ix.byKey[typ][key]
+	if h := ix.hooks[key]; h != nil && h.Spec.ID == typ {
+		return h.recipes
+	}
+	return nil
+}
+
+// Options are a recipe's trigger options, secrets rendered, for triggers
+// that filter events by them (Trigger.Match); nil for the others.
+func (ix *Index) Options(recipe string) connector.Values { return ix.opts[recipe] }
+
+// Polls lists the pollers the recipes need, by key.
+func (ix *Index) Polls() []*Poll {
+	out := make([]*Poll, 0, len(ix.polls))
+	for _, p := range ix.polls {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
 }
 
 // Recipe returns a recipe by name.
@@ -185,8 +235,8 @@ func (ix *Index) Recipes() []*recipes.Recipe {
 // ByType lists the recipes with a trigger type.
 func (ix *Index) ByType(typ string) []*recipes.Recipe {
 	var out []*recipes.Recipe
-	if typ == webhookType {
-		for _, h := range ix.hooks {
+	for _, h := range ix.hooks {
+		if h.Spec.ID == typ {
 			out = append(out, h.recipes...)
 		}
 	}
@@ -207,4 +257,10 @@ func missingSecrets(r *recipes.Recipe, opts connector.Values) []string {
 		}
 	}
 	return out
+}
+
+// emptyIndex is the index of no recipes.
+func emptyIndex() *Index {
+	ix, _ := BuildIndex(nil, nil)
+	return ix
 }

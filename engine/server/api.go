@@ -10,6 +10,7 @@ import (
 
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -139,7 +140,7 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
 // runRecipe runs one recipe now on the event in the body (a JSON object,
 // as the recipe's trigger would deliver it; none is {}).
 func (s *Server) runRecipe(w http.ResponseWriter, r *http.Request) {
-	if !isJSONType(r.Header.Get("Content-Type")) {
+	if !httpx.IsJSON(r.Header.Get("Content-Type")) {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the event must be JSON (Content-Type: application/json)")
 		return
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
@@ -40,6 +41,12 @@ type Config struct {
 	// ProbeWrite finds whether the store takes writes now, for /readyz
 	// when no intake committed lately (Store.ProbeWrite when nil).
 	ProbeWrite func(context.Context) error
+	// Registry holds the services' webhook receivers (connector.Default
+	// when nil).
+	Registry *connector.Registry
+	// Connection resolves a connection by name, for the services'
+	// webhooks at /hooks/{service}/{connection}; nil: there are none.
+	Connection func(name string) (*connector.Connection, error)
 }
 
 // Server is the HTTP handler.
@@ -137,6 +144,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = connector.Default
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: time.Now}
 	s.writes.probe = make(chan struct{}, 1)

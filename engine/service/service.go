@@ -131,7 +131,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}()
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
-		MaxBody: opts.Settings.Limits.MaxBody,
+		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
 		Ready: func() bool {
 			select {
 			case <-ready:
@@ -230,6 +230,21 @@ func (s *Service) openBroker(ctx context.Context) error {
 	return fmt.Errorf("broker %q is not available in this build yet", set.Type)
 }
 
+// connection resolves a connection of the config by name.
+func (s *Service) connection(name string) (*connector.Connection, error) {
+	return s.opts.Config.Connection(name)
+}
+
+// pollOwner names this process in the pollers' leases: the embedded
+// store's instance id (the store is this process's alone, so a restart
+// takes its pollers back at once), or an id of its own on a shared store.
+func (s *Service) pollOwner(ctx context.Context) (string, error) {
+	if s.Store.Dialect == store.Postgres {
+		return pipeline.NewEventID(), nil
+	}
+	return s.Store.InstanceID(ctx)
+}
+
 func (s *Service) newRunner() *runner.Runner {
 	cfg := s.opts.Config
 	return &runner.Runner{
@@ -262,7 +277,18 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		owner, err := s.pollOwner(bg)
+		if err != nil {
+			if bg.Err() == nil {
+				s.log.Error("no pollers run: the store cannot name this process", "error", err)
+			}
+			return
+		}
+		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: owner, Connection: s.connection, Logger: s.log.With("component", "poller")})
+	}()
 	go func() { defer wg.Done(); s.scheduleLoop(bg) }()
 	go func() { defer wg.Done(); s.reloadLoop(bg) }()
 	go func() { defer wg.Done(); s.retentionLoop(bg) }()
@@ -342,7 +368,7 @@ func (s *Service) scheduleLoop(ctx context.Context) {
 			ix = cur
 			fresh := map[string]*entry{}
 			for _, rec := range cur.Recipes() {
-				if rec.Trigger.Spec == nil || rec.Trigger.Spec.Schedule == nil {
+				if t := rec.Trigger.Spec.Trigger; t == nil || t.Kind != connector.Clock {
 					continue
 				}
 				opts, err := rec.Trigger.Options(s.opts.Secrets)
@@ -419,13 +445,14 @@ func (r tickRetry) withDefaults() tickRetry {
 // stored is retried in the background until it is stored, stops being
 // relevant, or ctx ends.
 func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next time.Time) {
-	payload, _ := json.Marshal(map[string]any{
-		"scheduled_at": tick.Format(time.RFC3339),
-		"fired_at":     now.UTC().Format(time.RFC3339Nano),
-	})
+	payload, err := s.tickPayload(rec, tick, now)
+	if err != nil {
+		s.log.Error("schedule tick", "recipe", rec.Name, "error", err)
+		return
+	}
 	ev := &store.Event{ID: pipeline.NewEventID(), Type: rec.Trigger.Type, Source: rec.Name, Recipes: []string{rec.Name},
 		DedupKey: fmt.Sprintf("tick:%s:%d", rec.Name, tick.Unix()), ReceivedAt: now.UTC(), Payload: payload}
-	err := s.acceptTick(ctx, ev)
+	err = s.acceptTick(ctx, ev)
 	if err == nil {
 		return
 	}
@@ -443,6 +470,23 @@ func (s *Service) fire(ctx context.Context, rec *recipes.Recipe, tick, now, next
 		defer s.tickRetries.Done()
 		s.retryTick(ctx, rec.Name, tick, ev, until)
 	}()
+}
+
+// tickPayload is the event of a recipe's tick, as its trigger's spec
+// makes it (looked up by type when the recipe carries none).
+func (s *Service) tickPayload(rec *recipes.Recipe, tick, now time.Time) ([]byte, error) {
+	spec := rec.Trigger.Spec
+	if spec == nil {
+		reg := s.opts.Registry
+		if reg == nil {
+			reg = connector.Default
+		}
+		spec, _ = reg.Lookup(rec.Trigger.Type)
+	}
+	if spec == nil || spec.Trigger == nil || spec.Trigger.Tick == nil {
+		return nil, fmt.Errorf("trigger %s makes no schedule ticks", rec.Trigger.Type)
+	}
+	return json.Marshal(spec.Trigger.Tick(tick, now))
 }
 
 // retryTick tries to store a tick again, with a doubling delay, until it

@@ -156,7 +156,7 @@ func (tableReplacer) Replace(query, prefix string) string {
 }
 
 // Migrate creates the engine's tables: dedup keys, events, runs and
-// their steps, checkpoints. The tables a broker needs beside them (its
+// their steps, checkpoints, the instance id, pollers. The tables a broker needs beside them (its
 // queue, the scheduled messages, an outbox) the broker creates when it
 // starts (CreateTables).
 func (s *Store) Migrate(ctx context.Context) error {
@@ -181,6 +181,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 			action TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
 			rate_limited INTEGER NOT NULL, duration_us BIGINT NOT NULL, PRIMARY KEY (run_id, idx))<keyed>`,
 		`CREATE TABLE IF NOT EXISTS {checkpoints} (run_id TEXT PRIMARY KEY, state <blob> NOT NULL, updated_at BIGINT NOT NULL)`,
+		// the id of the process that keeps this store (the NATS broker's,
+		// and the owner of the pollers' leases): see InstanceID
+		`CREATE TABLE IF NOT EXISTS {instance} (id TEXT NOT NULL)`,
+		// one row per poller: its cursor, saved with the events it produced,
+		// and the lease of the process polling it: see LeasePoll
+		`CREATE TABLE IF NOT EXISTS {polls} (key TEXT PRIMARY KEY, cursor <blob>, owner TEXT NOT NULL,
+			lease_until BIGINT NOT NULL, polled_at BIGINT NOT NULL)`,
 	)
 }
 
@@ -197,13 +204,11 @@ var ScheduledTables = []string{
 // OwnStoreTables creates the tables of a broker that commits apart from
 // the store and whose processes keep stores of their own (NATS), which
 // creates them (CreateTables): the outbox (events stored but not yet
-// known to be handed to the broker, see AddOutbox), the runs finished but
-// not yet recorded (see AddFinishing), and the id of the process that
-// keeps the store (see InstanceID).
+// known to be handed to the broker, see AddOutbox) and the runs finished
+// but not yet recorded (see AddFinishing).
 var OwnStoreTables = []string{
 	`CREATE TABLE IF NOT EXISTS {outbox} (event_id TEXT PRIMARY KEY, recipes TEXT NOT NULL, created_at BIGINT NOT NULL)<keyed>`,
 	`CREATE TABLE IF NOT EXISTS {finishing} (run_id TEXT PRIMARY KEY, run <blob> NOT NULL, created_at BIGINT NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS {instance} (id TEXT NOT NULL)`,
 }
 
 // CreateTables runs DDL statements on the store, in order: a name in

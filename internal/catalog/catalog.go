@@ -30,6 +30,26 @@ func List(w io.Writer, reg *connector.Registry) error {
 	return tw.Flush()
 }
 
+// Fires says how a trigger's events come, from its spec's Trigger: ""
+// for an action or a trigger that declares none.
+func Fires(s *connector.Spec) string {
+	t := s.Trigger
+	if t == nil {
+		return ""
+	}
+	switch {
+	case t.Kind == connector.Receive && t.Key == connector.KeyField:
+		return fmt.Sprintf("on each request to `/hooks<%s>`; recipes sharing a %s must agree on its other options", t.KeyField, t.KeyField)
+	case t.Kind == connector.Receive:
+		return fmt.Sprintf("on the service's webhooks at `POST /hooks/%s/<connection>`; every recipe on the connection sees each event", s.Service())
+	case t.Kind == connector.Poll:
+		return "by polling the service from a saved cursor; one poller per connection and options, across processes"
+	case t.Kind == connector.Clock:
+		return "on its schedule, once per tick across processes"
+	}
+	return ""
+}
+
 // Describe prints one component in full: fields, shape and an example.
 func Describe(w io.Writer, s *connector.Spec) error {
 	var b bytes.Buffer
@@ -43,6 +63,9 @@ func Describe(w io.Writer, s *connector.Spec) error {
 			req = "required"
 		}
 		fmt.Fprintf(&b, "\nConnection: type %s (%s)\n", s.Connection, req)
+	}
+	if how := Fires(s); how != "" {
+		fmt.Fprintf(&b, "\nFires: %s\n", strings.ReplaceAll(how, "`", ""))
 	}
 	fmt.Fprintln(&b, "\nFields (with):")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -175,6 +198,9 @@ func Markdown(reg *connector.Registry) []byte {
 				req = "required"
 			}
 			fmt.Fprintf(&b, "Connection: type `%s` (%s).\n\n", s.Connection, req)
+		}
+		if how := Fires(s); how != "" {
+			fmt.Fprintf(&b, "Fires: %s.\n\n", how)
 		}
 		if len(s.Fields) > 0 {
 			b.WriteString("| field | type | required | default | description |\n| --- | --- | --- | --- | --- |\n")

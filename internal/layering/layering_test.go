@@ -54,6 +54,9 @@ import (
 //   - internal/catalog only renders the registry: a helper near the bottom.
 //     internal/gen writes every generated file from every connector: a
 //     program, at the top.
+//   - internal/hosttest is a connector written against the trigger
+//     contract alone (issue 20): it is limited as a service's packages are,
+//     so that its tests prove a new service needs no engine import.
 //   - the test helpers engine/store/storetest and engine/broker/nats/natstest
 //     sit one layer above the package they serve.
 var layers = []struct {
@@ -72,7 +75,7 @@ var layers = []struct {
 	{"service", []string{"engine/service"}},
 	{"schemas", []string{"schemas"}},
 	{"service clients", []string{"internal/clients/..."}},
-	{"connectors", []string{"triggers/...", "actions/..."}},
+	{"connectors", []string{"triggers/...", "actions/...", "internal/hosttest"}},
 	{"connector sets", []string{"triggers/all", "actions/all"}},
 	{"programs", []string{"cmd/...", "internal/gen", "internal/layering"}},
 }
@@ -88,7 +91,7 @@ var limits = []struct {
 	pkgs    []string
 	imports []string
 }{
-	{[]string{"triggers/...", "actions/...", "internal/clients/..."}, []string{"engine/connector", "internal/httpx", "internal/clients/..."}},
+	{[]string{"triggers/...", "actions/...", "internal/clients/...", "internal/hosttest"}, []string{"engine/connector", "internal/httpx", "internal/clients/..."}},
 	{[]string{"triggers/all"}, []string{"triggers/..."}},
 	{[]string{"actions/all"}, []string{"actions/..."}},
 }

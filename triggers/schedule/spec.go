@@ -113,7 +113,16 @@ func next(with connector.Values) (func(time.Time) time.Time, error) {
 	return s.Next, nil
 }
 
+// tick is the event of a tick due at scheduled, fired at fired.
+func tick(scheduled, fired time.Time) map[string]any {
+	return map[string]any{
+		"scheduled_at": scheduled.Format(time.RFC3339),
+		"fired_at":     fired.UTC().Format(time.RFC3339Nano),
+	}
+}
+
 func init() {
 	Cron.Schedule = next
+	Cron.Trigger = &connector.Trigger{Kind: connector.Clock, Key: connector.KeyRecipe, Tick: tick}
 	connector.Register(Cron)
 }

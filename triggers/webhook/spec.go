@@ -97,4 +97,8 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-func init() { connector.Register(Received) }
+func init() {
+	Received.Trigger = &connector.Trigger{Kind: connector.Receive, Key: connector.KeyField, KeyField: FieldPath,
+		Receiver: receiver{}, DedupField: FieldID, Compatible: compatible}
+	connector.Register(Received)
+}

@@ -46,6 +46,31 @@ func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	return true, nil
 }
 
+// AcceptAll implements broker.Broker: the events and also commit
+// together, then the new events are published (lost with the process, as
+// every message of this broker).
+func (b *Broker) AcceptAll(ctx context.Context, evs []*store.Event, also store.Op) (int, error) {
+	fresh, err := broker.AcceptEvents(ctx, b.Writer, b.Store, evs, nil, also)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, ok := range fresh {
+		if !ok {
+			continue
+		}
+		msg, err := broker.EventMessage(evs[i])
+		if err != nil {
+			return n, err
+		}
+		if err := b.pubsub.Publish(broker.TopicEvents, msg); err != nil {
+			return n, fmt.Errorf("publish event: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Write implements broker.Broker.
 func (b *Broker) Write(ctx context.Context, fn store.Op) error { return b.Writer.Do(ctx, fn) }
 

@@ -228,8 +228,8 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("nats broker: prefix %q may hold only letters, digits and _", cfg.Prefix)
 	}
 	cfg.setDefaults()
-	// the outbox, the journal of runs finished and the instance id, in
-	// this process's own store
+	// the outbox and the journal of runs finished, in this process's
+	// own store
 	if err := st.CreateTables(ctx, store.OwnStoreTables...); err != nil {
 		return nil, fmt.Errorf("nats broker: %w", err)
 	}
@@ -452,6 +452,55 @@ func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	}
 	b.sent(ev.ID)
 	return true, nil
+}
+
+// AcceptAll implements broker.Broker: the local dedup claims, the events with
+// their outbox entries and also commit in one transaction of this
+// process's store; then each new event is claimed in the shared bucket
+// and published, as Accept does. An event whose publish fails stays in
+// the outbox, which the relay publishes again (within outboxAge): it is
+// accepted, not lost.
+func (b *Broker) AcceptAll(ctx context.Context, evs []*store.Event, also store.Op) (int, error) {
+	now := time.Now()
+	fresh, err := broker.AcceptEvents(ctx, b.Writer, b.Store, evs, func(ctx context.Context, tx store.Execer, i int) error {
+		return b.Store.AddOutbox(ctx, tx, evs[i], now)
+	}, also)
+	if err != nil {
+		return 0, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	n := 0
+	for i, ok := range fresh {
+		if !ok {
+			continue
+		}
+		ev := evs[i]
+		if _, err := b.claimShared(ctx, ev); errors.Is(err, errTakenElsewhere) {
+			if err := b.dropEvent(ctx, ev); err != nil {
+				return n, err
+			}
+			continue
+		} else if err != nil {
+			b.cfg.Logger.Error("claim an event's key: it is stored, and published again within a minute", err, watermill.LogFields{"event": ev.ID})
+			n++
+			continue
+		}
+		dup, err := b.publishEvent(ev)
+		if err == nil && dup {
+			if err := b.dropEvent(ctx, ev); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if err != nil {
+			b.cfg.Logger.Error("publish an event: it is stored, and published again within a minute", err, watermill.LogFields{"event": ev.ID})
+			n++
+			continue
+		}
+		b.sent(ev.ID)
+		n++
+	}
+	return n, nil
 }
 
 // dropEvent deletes an event that another process accepted first, and

@@ -280,6 +280,29 @@ func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	return fresh, nil
 }
 
+// AcceptAll implements broker.Broker: the dedup claims, the events, their
+// messages and also commit in one transaction.
+func (b *Broker) AcceptAll(ctx context.Context, evs []*store.Event, also store.Op) (int, error) {
+	msgs := make([]*message.Message, len(evs))
+	for i, ev := range evs {
+		msg, err := broker.EventMessage(ev)
+		if err != nil {
+			return 0, err
+		}
+		msgs[i] = msg
+	}
+	fresh, err := broker.AcceptEvents(ctx, b.Writer, b.Store, evs, func(ctx context.Context, tx store.Execer, i int) error {
+		if err := b.publishTx(ctx, tx, broker.TopicEvents, msgs[i]); err != nil {
+			return fmt.Errorf("publish event: %w", err)
+		}
+		return nil
+	}, also)
+	if err != nil {
+		return 0, err
+	}
+	return countTrue(fresh), nil
+}
+
 // publishTx publishes msgs on topic through a watermill-sql publisher
 // on tx (a transaction of the group commit), so that they commit with
 // what else tx writes.
@@ -542,4 +565,15 @@ func (a pgOffsets) NextOffsetQuery(topic, consumerGroup string) wsql.Query {
 			WHERE consumer_group = $1 AND pg_try_advisory_xact_lock($2)`,
 		Args: []any{consumerGroup, int64(h.Sum64())},
 	}
+}
+
+// countTrue counts the true values of l.
+func countTrue(l []bool) int {
+	n := 0
+	for _, ok := range l {
+		if ok {
+			n++
+		}
+	}
+	return n
 }

@@ -72,6 +72,37 @@ func (b *Broker) Accept(ctx context.Context, ev *store.Event) (bool, error) {
 	return fresh, nil
 }
 
+// AcceptAll implements broker.Broker.
+func (b *Broker) AcceptAll(ctx context.Context, evs []*store.Event, also store.Op) (int, error) {
+	msgs := make([]*message.Message, len(evs))
+	for i, ev := range evs {
+		em := broker.EventMsg{ID: ev.ID, Type: ev.Type, Source: ev.Source, ReceivedAt: ev.ReceivedAt, Recipes: ev.Recipes}
+		msg, err := broker.NewMessage(em)
+		if err != nil {
+			return 0, err
+		}
+		broker.WithLocal(msg, &broker.LocalEvent{Msg: em, Payload: ev.Payload, Decoded: ev.Decoded})
+		msgs[i] = msg
+	}
+	ins := make([]*sqlqueue.Inserted, len(evs))
+	fresh, err := broker.AcceptEvents(ctx, b.Writer, b.Store, evs, func(ctx context.Context, tx store.Execer, i int) error {
+		var err error
+		ins[i], err = b.Queue.Insert(ctx, tx, broker.TopicEvents, msgs[i])
+		return err
+	}, also)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, ok := range fresh {
+		if ok {
+			b.Queue.Delivered(ins[i])
+			n++
+		}
+	}
+	return n, nil
+}
+
 // claimed reads the payloads of a claim of event messages (a backlog
 // draining) in one query, rather than one each when matched: a
 // broker.LocalEvent per message, nil for one that is not a lean event message

@@ -1,9 +1,11 @@
-package server
+package webhook
 
 import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // FuzzDecodedPayload: when intake says its parsed event is exact, it is
@@ -33,7 +35,7 @@ func FuzzDecodedPayload(f *testing.F) {
 		headers, query := map[string]any{hk: hv}, map[string]any{"q": hv}
 		exact = roundTrips(exact, headers, query)
 		payload := eventPayload(body, headers, query, "POST", "/p")
-		stored, err := storedPayload(raw, body != nil && isJSONType(contentType), body, headers, query, "POST", "/p")
+		stored, err := storedPayload(raw, body != nil && httpx.IsJSON(contentType), body, headers, query, "POST", "/p")
 		if err != nil {
 			return
 		}
