@@ -661,7 +661,7 @@ func TestPollerConnection(t *testing.T) {
 // hand) commits nothing: neither its events nor its cursor; the process
 // polls again only once it holds the lease again, from the cursor saved.
 func TestPollerLeaseLostMidPoll(t *testing.T) {
-	const ttl = 300 * time.Millisecond
+	const ttl = time.Second // renewed every third: a stall of a second under -race would be needed to lose it
 	unblock := make(chan struct{})
 	p := &fakePoller{respond: func(n int, req *connector.PollRequest) (*connector.PollResult, error) {
 		if n == 1 {
