@@ -116,28 +116,15 @@ func ValidPrefix(prefix string) bool { return identRE.MatchString(prefix) }
 // w, with enqueue (when not nil) in the same transaction. It reports
 // whether the event is new; a duplicate stores and enqueues nothing.
 func AcceptEvent(ctx context.Context, w *store.Writer, st *store.Store, ev *store.Event, enqueue store.Op) (bool, error) {
-	fresh := false
-	err := w.Do(ctx, func(ctx context.Context, tx store.Execer) error {
-		fresh = false // an op may run twice: decide from what this try reads
-		ok, err := st.ClaimDedup(ctx, tx, ev.DedupKey, ev.ID, ev.ReceivedAt)
-		if err != nil || !ok {
-			return err
-		}
-		if err := st.InsertEvent(ctx, tx, ev); err != nil {
-			return err
-		}
-		if enqueue != nil {
-			if err := enqueue(ctx, tx); err != nil {
-				return err
-			}
-		}
-		fresh = true
-		return nil
-	})
+	var each func(ctx context.Context, tx store.Execer, i int) error
+	if enqueue != nil {
+		each = func(ctx context.Context, tx store.Execer, _ int) error { return enqueue(ctx, tx) }
+	}
+	fresh, err := AcceptEvents(ctx, w, st, []*store.Event{ev}, each, nil)
 	if err != nil {
 		return false, err
 	}
-	return fresh, nil
+	return fresh[0], nil
 }
 
 // AcceptEvents is AcceptEvent for several events and also, in one
