@@ -256,6 +256,7 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 			f.errorf(kv.val, "%s.%s: %v", what, key, err)
 			continue
 		}
+		f.checkNestedSecrets(what+"."+key, fd, kv.val, v)
 		if fd.Secret {
 			if plain := f.plainScalar(kv.val); plain != nil {
 				f.warnf(plain, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, key)
@@ -286,6 +287,9 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 		} else if fd.Required {
 			f.errorf(p.key, "%s: missing required field %q for a %s connection", what, fd.Name, typ)
 		}
+	}
+	for _, fe := range spec.Check(c.Values) {
+		f.errorf(p.key, "%s: %s", what, fe.Error())
 	}
 	return c
 }
@@ -379,21 +383,65 @@ func (c *Config) SecretValues() []string {
 	}
 	var out []string
 	for _, conn := range c.Connections {
-		for _, fd := range conn.Spec.Fields {
-			if !fd.Secret {
-				continue
+		out = appendSecrets(out, conn.Spec.Fields, conn.Values)
+	}
+	return out
+}
+
+// appendSecrets appends the values of the secret fields of values, and of
+// the secret keys of its object fields, to out.
+func appendSecrets(out []string, fields []connector.Field, values map[string]any) []string {
+	for _, fd := range fields {
+		if len(fd.Fields) > 0 {
+			if m, ok := values[fd.Name].(map[string]any); ok {
+				out = appendSecrets(out, fd.Fields, m)
 			}
-			switch v := conn.Values[fd.Name].(type) {
-			case string:
-				out = append(out, v)
-			case map[string]string:
-				for _, s := range v {
-					out = append(out, s)
-				}
+		}
+		if !fd.Secret {
+			continue
+		}
+		switch v := values[fd.Name].(type) {
+		case string:
+			out = append(out, v)
+		case map[string]string:
+			for _, s := range v {
+				out = append(out, s)
 			}
 		}
 	}
 	return out
+}
+
+// checkNestedSecrets warns of the secret keys of an object field (a
+// connection's oauth block) written in plain text, and refuses short ones,
+// as for a secret field; checked is the field's value once checked.
+func (f *file) checkNestedSecrets(what string, fd *connector.Field, n *yaml.Node, checked any) {
+	m, ok := checked.(map[string]any)
+	if len(fd.Fields) == 0 || !ok {
+		return
+	}
+	pairs, ok := f.mapping(n, what)
+	if !ok {
+		return
+	}
+	for _, kv := range pairs {
+		sub, ok := fd.Field(kv.key.Value)
+		if !ok {
+			continue
+		}
+		f.checkNestedSecrets(what+"."+sub.Name, sub, kv.val, m[sub.Name])
+		if !sub.Secret {
+			continue
+		}
+		if plain := f.plainScalar(kv.val); plain != nil {
+			f.warnf(plain, "%s.%s is a secret written in plain text: use ${VAR} to read it from the environment", what, sub.Name)
+		}
+		if v, ok := m[sub.Name].(string); ok {
+			if err := ShortSecretError("", ShortSecrets(map[string]string{"value": v})); err != nil {
+				f.errorf(kv.val, "%s.%s: %v", what, sub.Name, err)
+			}
+		}
+	}
 }
 
 // Connection resolves a connection by name for an action.

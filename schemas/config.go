@@ -163,6 +163,21 @@ func GenerateConfig(reg *connector.Registry) ([]byte, error) {
 func connectionSchema(c *connector.ConnectionSpec) obj {
 	out := fieldsSchema(c.Fields, c.Summary, ConfigFieldSchema)
 	out["properties"].(obj)["type"] = obj{"const": c.Type}
+	// the fields checked together (connector.ConnectionSpec.Check)
+	if len(c.OneOf) > 0 {
+		alts := make([]any, len(c.OneOf))
+		for i, set := range c.OneOf {
+			alts[i] = obj{"required": set}
+		}
+		out["anyOf"] = alts
+	}
+	if len(c.Requires) > 0 {
+		dep := obj{}
+		for name, needs := range c.Requires {
+			dep[name] = needs
+		}
+		out["dependentRequired"] = dep
+	}
 	return out
 }
 
@@ -175,6 +190,8 @@ func connectionSchema(c *connector.ConnectionSpec) obj {
 func ConfigFieldSchema(f connector.Field) obj {
 	var out obj
 	switch {
+	case f.Type == connector.Object && len(f.Fields) > 0:
+		out = fieldsSchema(f.Fields, f.Description, ConfigFieldSchema) // its keys, each a field
 	case f.Type == connector.String && len(f.Enum) == 0 && f.Pattern == "":
 		out = obj{"type": []string{"string", "number", "boolean"}} // a scalar, read as text
 	case f.Type == connector.Expression:

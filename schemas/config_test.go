@@ -448,6 +448,15 @@ func sampleValue(t *testing.T, f connector.Field) string {
 		require.True(t, ok, "field %s has a pattern: give it a string Example", f.Name)
 		return strconv.Quote(s)
 	}
+	if f.Type == connector.Object && len(f.Fields) > 0 {
+		var keys []string
+		for _, sub := range f.Fields {
+			if sub.Required {
+				keys = append(keys, sub.Name+": "+sampleValue(t, sub))
+			}
+		}
+		return "{" + strings.Join(keys, ", ") + "}"
+	}
 	switch f.Type {
 	case connector.Int:
 		return "1"
@@ -479,10 +488,20 @@ func TestConfigConnectionTypes(t *testing.T) {
 				required = append(required, f)
 			}
 		}
+		// a type whose fields are checked together needs one set of
+		// them besides (connector.ConnectionSpec.OneOf)
+		var together []connector.Field
+		if len(spec.OneOf) > 0 {
+			for _, name := range spec.OneOf[0] {
+				if f, ok := spec.Field(name); ok && !f.Required {
+					together = append(together, *f)
+				}
+			}
+		}
 		conn := func(skip string, extra string) string {
 			var b strings.Builder
 			fmt.Fprintf(&b, "connections:\n  conn:\n    type: %s\n", spec.Type)
-			for _, f := range required {
+			for _, f := range append(required, together...) {
 				if f.Name != skip {
 					fmt.Fprintf(&b, "    %s: %s\n", f.Name, sampleValue(t, f))
 				}

@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/connector"
+	_ "github.com/sous-run/sous/internal/clients/all"
 	"github.com/sous-run/sous/schemas"
 	_ "github.com/sous-run/sous/triggers/all"
 )

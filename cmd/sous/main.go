@@ -12,6 +12,7 @@ import (
 	_ "time/tzdata" // time zones for schedule.cron on machines without zoneinfo
 
 	_ "github.com/sous-run/sous/actions/all"
+	_ "github.com/sous-run/sous/internal/clients/all"
 	_ "github.com/sous-run/sous/triggers/all"
 )
 

@@ -54,6 +54,10 @@ type Field struct {
 	// Declares, on a trigger's field, makes its value declare the shape of
 	// a key of the event for the recipe that sets it (see Declaration).
 	Declares *Declaration
+	// Fields, on an Object field, describe its keys (a connection's oauth
+	// block): each is checked as a field, unknown keys are refused, and
+	// the schemas and docs list them as name.key.
+	Fields []Field
 
 	re *regexp.Regexp
 }
@@ -69,6 +73,16 @@ func (e FieldError) Error() string {
 		return e.Message
 	}
 	return e.Field + ": " + e.Message
+}
+
+// Field returns the key of an object field with that name.
+func (f *Field) Field(name string) (*Field, bool) {
+	for i := range f.Fields {
+		if f.Fields[i].Name == name {
+			return &f.Fields[i], true
+		}
+	}
+	return nil, false
 }
 
 // Spec describes one trigger or action, once.
@@ -140,6 +154,50 @@ type ConnectionSpec struct {
 	Type    string
 	Summary string
 	Fields  []Field
+	// OneOf lists sets of fields of which one must be set whole (a token,
+	// or an oauth app): the config parser and the config schema both
+	// check it.
+	OneOf [][]string
+	// Requires lists, for a field, the fields it needs beside it (a
+	// service account's subject needs its key file).
+	Requires map[string][]string
+}
+
+// Check checks a connection's fields together (OneOf, Requires), after
+// each was checked on its own.
+func (c *ConnectionSpec) Check(with Values) []FieldError {
+	var errs []FieldError
+	if len(c.OneOf) > 0 {
+		ok := false
+		var alts []string
+		for _, set := range c.OneOf {
+			all := true
+			for _, name := range set {
+				all = all && with.Has(name)
+			}
+			ok = ok || all
+			alts = append(alts, strings.Join(set, " and "))
+		}
+		if !ok {
+			errs = append(errs, FieldError{Message: "set " + strings.Join(alts, ", or ")})
+		}
+	}
+	names := make([]string, 0, len(c.Requires))
+	for name := range c.Requires {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !with.Has(name) {
+			continue
+		}
+		for _, need := range c.Requires[name] {
+			if !with.Has(need) {
+				errs = append(errs, FieldError{Field: name, Message: "needs " + need + " too"})
+			}
+		}
+	}
+	return errs
 }
 
 // Field returns the field with that name.
@@ -251,6 +309,14 @@ func checkFields(owner string, fields []Field) error {
 				return fmt.Errorf("%s: field %q pattern: %w", owner, f.Name, err)
 			}
 			f.re = re
+		}
+		if len(f.Fields) > 0 {
+			if f.Type != Object {
+				return fmt.Errorf("%s: field %q has keys (Fields) but is not an object", owner, f.Name)
+			}
+			if err := checkFields(owner+" field "+f.Name, f.Fields); err != nil {
+				return err
+			}
 		}
 		if f.Default != nil {
 			v, err := Coerce(f.Type, f.Default)

@@ -204,12 +204,58 @@ func (f *Field) CheckValue(v any) (any, error) {
 			return nil, fmt.Errorf("%q %s", s, help)
 		}
 	}
+	if len(f.Fields) > 0 {
+		if c, err = checkKeys(f.Fields, c.(map[string]any)); err != nil {
+			return nil, err
+		}
+	}
 	if f.Check != nil {
 		if err := f.Check(c); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// checkKeys checks the keys of an object against the fields describing
+// them: each value as its field, unknown keys and missing required ones
+// refused, defaults applied. It returns a new map.
+func checkKeys(fields []Field, m map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(fields))
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.Name
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		i := slices.Index(names, k)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown key %q (known: %s)", k, strings.Join(names, ", "))
+		}
+		v, err := fields[i].CheckValue(m[k])
+		if err != nil {
+			if fields[i].Secret {
+				err = fmt.Errorf("the value does not fit (%s)", fields[i].Type)
+			}
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = v
+	}
+	for _, f := range fields {
+		if _, ok := out[f.Name]; ok {
+			continue
+		}
+		if f.Default != nil {
+			out[f.Name] = f.Default
+		} else if f.Required {
+			return nil, fmt.Errorf("missing required key %q", f.Name)
+		}
+	}
+	return out, nil
 }
 
 // formatFloat writes a number as a template would: whole numbers without

@@ -243,19 +243,53 @@ func Markdown(reg *connector.Registry) []byte {
 	}
 	sort.Strings(conns)
 	if len(conns) > 0 {
-		b.WriteString("\n# Connection types\n\nConnections live in the config file (`sous.yaml`); `${VAR}` reads the environment.\n")
+		b.WriteString("\n# Connection types\n\nConnections live in the config file (`sous.yaml`); `${VAR}` reads the environment. " +
+			"The config is checked against each type's fields; a type that no trigger or action above names is accepted and checked, and not used yet.\n")
 		for _, c := range reg.Connections() {
-			fmt.Fprintf(&b, "\n## %s\n\n%s.\n\n| field | type | description |\n| --- | --- | --- |\n", c.Type, c.Summary)
-			for _, f := range c.Fields {
-				desc := f.Description
-				if f.Secret {
-					desc += " (secret)"
+			fmt.Fprintf(&b, "\n## %s\n\n%s.\n\n| field | type | default | description |\n| --- | --- | --- | --- |\n", c.Type, c.Summary)
+			connectionRows(&b, "", c.Fields)
+			if len(c.OneOf) > 0 {
+				var alts []string
+				for _, set := range c.OneOf {
+					alts = append(alts, "`"+strings.Join(set, "` and `")+"`")
 				}
-				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Name, f.Type, desc)
+				fmt.Fprintf(&b, "\nSet %s.\n", strings.Join(alts, ", or "))
+			}
+			if len(c.Requires) > 0 {
+				names := make([]string, 0, len(c.Requires))
+				for name := range c.Requires {
+					names = append(names, name)
+				}
+				sort.Strings(names)
+				for _, name := range names {
+					fmt.Fprintf(&b, "`%s` needs `%s`.\n", name, strings.Join(c.Requires[name], "` and `"))
+				}
 			}
 		}
 	}
 	return b.Bytes()
+}
+
+// connectionRows writes a table row per field, and one per key of an
+// object field (as oauth.client_id).
+func connectionRows(b *bytes.Buffer, prefix string, fields []connector.Field) {
+	for _, f := range fields {
+		desc := f.Description
+		if f.Secret {
+			desc += " (secret)"
+		}
+		if f.Required {
+			desc += " (required)"
+		}
+		def := ""
+		if f.Default != nil {
+			def = "`" + show(f.Default) + "`"
+		}
+		fmt.Fprintf(b, "| `%s%s` | %s | %s | %s |\n", prefix, f.Name, f.Type, def, desc)
+		if len(f.Fields) > 0 {
+			connectionRows(b, prefix+f.Name+".", f.Fields)
+		}
+	}
 }
 
 func anchor(id string) string { return strings.ReplaceAll(id, ".", "") }

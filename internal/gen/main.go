@@ -11,6 +11,7 @@ import (
 	_ "github.com/sous-run/sous/actions/all"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/internal/catalog"
+	_ "github.com/sous-run/sous/internal/clients/all"
 	"github.com/sous-run/sous/schemas"
 	_ "github.com/sous-run/sous/triggers/all"
 )

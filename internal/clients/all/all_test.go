@@ -1,0 +1,83 @@
+package all_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/connector"
+	_ "github.com/sous-run/sous/internal/clients/all"
+	"github.com/sous-run/sous/recipes"
+)
+
+func parse(t *testing.T, conns string, env map[string]string) (*recipes.Config, recipes.Diagnostics) {
+	t.Helper()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return recipes.ParseConfig("sous.yaml", []byte("connections:\n"+conns), lookup, connector.Default)
+}
+
+// TestConnectionTypes: every service's connection type parses the forms
+// its docs give, and refuses what it cannot use, saying where.
+func TestConnectionTypes(t *testing.T) {
+	env := map[string]string{"SECRET": "a-long-secret-value", "CID": "client-id-1"}
+	tests := []struct {
+		name, conns string
+		wantErr     string // "" for a config that parses
+	}{
+		{"slack with a bot token", "  s:\n    type: slack\n    token: ${SECRET}\n    signing_secret: ${SECRET}\n", ""},
+		{"slack with an oauth app", "  s:\n    type: slack\n    oauth: {client_id: \"${CID}\", client_secret: \"${SECRET}\"}\n", ""},
+		{"slack with neither", "  s:\n    type: slack\n    signing_secret: ${SECRET}\n", "connections.s: set token, or oauth"},
+		{"google with a service account and a subject", "  g:\n    type: google\n    service_account_file: /etc/sa.json\n    subject: ops@example.com\n", ""},
+		{"google with a subject alone", "  g:\n    type: google\n    token: ${SECRET}\n    subject: ops@example.com\n", "subject: needs service_account_file too"},
+		{"jira with an api token", "  j:\n    type: jira\n    base_url: https://acme.atlassian.net\n    email: ops@acme.test\n    api_token: ${SECRET}\n", ""},
+		{"jira with an email and no token", "  j:\n    type: jira\n    base_url: https://acme.atlassian.net\n    email: ops@acme.test\n", "email: needs api_token too"},
+		{"jira with oauth", "  j:\n    type: jira\n    oauth: {client_id: x, client_secret: \"${SECRET}\", token_url: \"http://127.0.0.1:1/t\"}\n", ""},
+		{"zoom with its webhook secret", "  z:\n    type: zoom\n    webhook_secret: ${SECRET}\n", ""},
+		{"zoom server-to-server", "  z:\n    type: zoom\n    account_id: acc\n    oauth: {client_id: x, client_secret: \"${SECRET}\"}\n", ""},
+		{"zoom account id alone", "  z:\n    type: zoom\n    webhook_secret: ${SECRET}\n    account_id: acc\n", "account_id: needs oauth too"},
+		{"microsoft in a tenant", "  m:\n    type: microsoft\n    tenant: contoso.onmicrosoft.com\n    oauth: {client_id: x}\n", ""},
+		{"microsoft in a bad tenant", "  m:\n    type: microsoft\n    tenant: \"a/b\"\n    oauth: {client_id: x}\n", "tenant"},
+		{"dropbox", "  d:\n    type: dropbox\n    oauth: {client_id: x, client_secret: \"${SECRET}\"}\n", ""},
+		{"imap", "  i:\n    type: imap\n    host: 127.0.0.1\n    port: 1143\n    tls: none\n    username: u\n    password: ${SECRET}\n", ""},
+		{"imap with a password and no user", "  i:\n    type: imap\n    host: h\n    password: ${SECRET}\n", "password: needs username too"},
+		{"smtp with a bad port", "  o:\n    type: smtp\n    host: h\n    port: 70000\n", "is not a port"},
+		{"smtp with a bad tls mode", "  o:\n    type: smtp\n    host: h\n    tls: maybe\n", "not one of implicit, starttls, none"},
+		{"an unknown oauth key", "  s:\n    type: slack\n    oauth: {client_id: x, clientsecret: y}\n", `unknown key "clientsecret"`},
+		{"a bad rate limit", "  s:\n    type: slack\n    token: ${SECRET}\n    rate_limit: fast\n", `"fast" is not a rate`},
+		{"a bad base url", "  s:\n    type: slack\n    token: ${SECRET}\n    base_url: slack.com\n", "must start with http"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, diags := parse(t, tc.conns, env)
+			if tc.wantErr == "" {
+				require.False(t, diags.HasErrors(), "%v", diags)
+				return
+			}
+			require.True(t, diags.HasErrors(), "want %q", tc.wantErr)
+			require.Contains(t, diags.Error(), tc.wantErr)
+			require.NotContains(t, diags.Error(), env["SECRET"])
+		})
+	}
+}
+
+// TestNestedSecrets: a secret key of the oauth block is redacted like any
+// secret field, warned of when written in plain text, and refused short.
+func TestNestedSecrets(t *testing.T) {
+	cfg, diags := parse(t, "  s:\n    type: slack\n    oauth: {client_id: x, client_secret: \"${SECRET}\"}\n",
+		map[string]string{"SECRET": "an-oauth-client-secret"})
+	require.False(t, diags.HasErrors(), "%v", diags)
+	require.Contains(t, cfg.SecretValues(), "an-oauth-client-secret")
+	require.NotContains(t, cfg.SecretValues(), "x", "the client id is not secret")
+
+	_, diags = parse(t, "  s:\n    type: slack\n    oauth: {client_id: x, client_secret: written-in-the-file}\n", nil)
+	require.False(t, diags.HasErrors(), "%v", diags)
+	require.Len(t, diags, 1)
+	require.Contains(t, diags[0].Message, "connections.s.oauth.client_secret is a secret written in plain text")
+	require.Equal(t, 4, diags[0].Line)
+
+	_, diags = parse(t, "  s:\n    type: slack\n    oauth: {client_id: x, client_secret: \"${S}\"}\n", map[string]string{"S": "ab"})
+	require.True(t, diags.HasErrors())
+	require.True(t, strings.Contains(diags.Error(), "connections.s.oauth.client_secret"), "%v", diags)
+	require.NotContains(t, diags.Error(), `"ab"`)
+}

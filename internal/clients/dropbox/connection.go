@@ -1,0 +1,22 @@
+// Package dropbox is Dropbox's connection type and, as its triggers and
+// actions arrive, the client and fakes they share.
+package dropbox
+
+import "github.com/sous-run/sous/engine/connector"
+
+// Connection is the dropbox connection type: an OAuth app, authorized for
+// offline access (a refresh token).
+var Connection = &connector.ConnectionSpec{
+	Type:    "dropbox",
+	Summary: "A Dropbox account: an OAuth app with offline access",
+	Fields: []connector.Field{
+		connector.OAuthField([]string{"files.content.read", "files.content.write"},
+			"https://www.dropbox.com/oauth2/authorize", "https://api.dropboxapi.com/oauth2/token"),
+		connector.TokenField("An access token minted elsewhere, used as is"),
+		connector.BaseURLField("https://api.dropboxapi.com/2/", "The API root (a test server elsewhere)"),
+		connector.RateLimitField("10/s"),
+	},
+	OneOf: connector.TokenOrOAuth,
+}
+
+func init() { connector.RegisterConnection(Connection) }

@@ -1,0 +1,38 @@
+// Package google is Google's connection type (Calendar, Drive, Gmail)
+// and, as its triggers and actions arrive, the client and fakes they share.
+package google
+
+import "github.com/sous-run/sous/engine/connector"
+
+// Field names of a google connection.
+const (
+	FieldRefreshToken       = "refresh_token"
+	FieldServiceAccountFile = "service_account_file"
+	FieldSubject            = "subject"
+)
+
+// Connection is the google connection type: an OAuth app (with a refresh
+// token minted elsewhere), or a service
+// account's JSON key file, with an optional subject to act as through
+// domain-wide delegation.
+var Connection = &connector.ConnectionSpec{
+	Type:    "google",
+	Summary: "A Google account: an OAuth app, or a service account key file",
+	Fields: []connector.Field{
+		connector.OAuthField([]string{"https://www.googleapis.com/auth/calendar", "https://www.googleapis.com/auth/drive.file"},
+			"https://accounts.google.com/o/oauth2/auth", "https://oauth2.googleapis.com/token"),
+		{Name: FieldRefreshToken, Type: connector.String, Secret: true, Example: "${GOOGLE_REFRESH_TOKEN}",
+			Description: "A refresh token minted elsewhere for the oauth app"},
+		{Name: FieldServiceAccountFile, Type: connector.String, Example: "/etc/sous/google-sa.json",
+			Description: "A service account's JSON key file, instead of an OAuth app"},
+		{Name: FieldSubject, Type: connector.String, Example: "ops@example.com",
+			Description: "With a service account: the user to act as, through domain-wide delegation"},
+		connector.TokenField("An access token minted elsewhere, used as is"),
+		connector.BaseURLField("https://www.googleapis.com/", "The APIs' root (a test server elsewhere)"),
+		connector.RateLimitField("10/s"),
+	},
+	OneOf:    [][]string{{connector.ConnOAuth}, {FieldServiceAccountFile}, {connector.ConnToken}},
+	Requires: map[string][]string{FieldSubject: {FieldServiceAccountFile}, FieldRefreshToken: {connector.ConnOAuth}},
+}
+
+func init() { connector.RegisterConnection(Connection) }

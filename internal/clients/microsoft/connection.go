@@ -1,0 +1,29 @@
+// Package microsoft is Microsoft Graph's connection type (Outlook mail
+// and calendar) and, as its triggers and actions arrive, the client and
+// fakes they share.
+package microsoft
+
+import "github.com/sous-run/sous/engine/connector"
+
+// FieldTenant is the Entra tenant of a microsoft connection.
+const FieldTenant = "tenant"
+
+// Connection is the microsoft connection type: an OAuth app in a tenant
+// (common by default: work, school and personal accounts).
+var Connection = &connector.ConnectionSpec{
+	Type:    "microsoft",
+	Summary: "A Microsoft 365 or Outlook account through Microsoft Graph: an OAuth app",
+	Fields: []connector.Field{
+		connector.OAuthField([]string{"offline_access", "User.Read", "Mail.Read", "Mail.Send", "Calendars.ReadWrite"},
+			"https://login.microsoftonline.com/common/oauth2/v2.0/authorize", "https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+		{Name: FieldTenant, Type: connector.String, Default: "common", Pattern: `^[A-Za-z0-9.-]+$`,
+			PatternHelp: "must be common, organizations, consumers, a tenant id or a domain",
+			Description: "The Entra tenant the app signs in to: common, organizations, consumers, a tenant id or a domain"},
+		connector.TokenField("An access token minted elsewhere, used as is"),
+		connector.BaseURLField("https://graph.microsoft.com/v1.0/", "The Graph root (a test server elsewhere)"),
+		connector.RateLimitField("10/s"),
+	},
+	OneOf: connector.TokenOrOAuth,
+}
+
+func init() { connector.RegisterConnection(Connection) }

@@ -1,0 +1,34 @@
+// Package zoom is Zoom's connection type and, as its triggers and actions
+// arrive, the client and fakes they share.
+package zoom
+
+import "github.com/sous-run/sous/engine/connector"
+
+// Field names of a zoom connection.
+const (
+	FieldWebhookSecret = "webhook_secret"
+	FieldAccountID     = "account_id"
+)
+
+// Connection is the zoom connection type: the app's webhook secret token,
+// and an OAuth app, or Server-to-Server OAuth (account_id with the app's
+// client id and secret, the account_credentials grant).
+var Connection = &connector.ConnectionSpec{
+	Type:    "zoom",
+	Summary: "A Zoom app: its webhook secret token, and OAuth or Server-to-Server OAuth",
+	Fields: []connector.Field{
+		{Name: FieldWebhookSecret, Type: connector.String, Secret: true, Example: "${ZOOM_WEBHOOK_SECRET}",
+			Description: "The app's secret token (Zoom's webhook signature)"},
+		{Name: FieldAccountID, Type: connector.String, Example: "${ZOOM_ACCOUNT_ID}",
+			Description: "Server-to-Server OAuth: the account id, with oauth's client id and secret (the account_credentials grant)"},
+		connector.OAuthField([]string{"meeting:read", "recording:read"},
+			"https://zoom.us/oauth/authorize", "https://zoom.us/oauth/token"),
+		connector.TokenField("An access token minted elsewhere, used as is"),
+		connector.BaseURLField("https://api.zoom.us/v2/", "The API root (a test server elsewhere)"),
+		connector.RateLimitField("10/s"),
+	},
+	OneOf:    [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
+	Requires: map[string][]string{FieldAccountID: {connector.ConnOAuth}},
+}
+
+func init() { connector.RegisterConnection(Connection) }
