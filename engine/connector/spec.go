@@ -161,6 +161,10 @@ type ConnectionSpec struct {
 	// Requires lists, for a field, the fields it needs beside it (a
 	// service account's subject needs its key file).
 	Requires map[string][]string
+	// Authorize builds, from a connection's values, what adds its
+	// credentials to a request (StaticAuthorize when nil: token as a
+	// bearer token). nil and no error: requests go out as they are.
+	Authorize func(with Values) (Authorize, error)
 }
 
 // Check checks a connection's fields together (OneOf, Requires), after
@@ -215,6 +219,9 @@ type Connection struct {
 	Name   string
 	Type   string
 	Values Values
+	// Client is the connection's shared client (see NewClient), when the
+	// runtime built one: triggers and actions call the service through it.
+	Client *Client
 }
 
 // Request is what an action is called with.

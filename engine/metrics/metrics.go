@@ -17,6 +17,8 @@ type Metrics struct {
 	IntakeRejects  *prometheus.CounterVec   // reason
 	QueueDepth     *prometheus.GaugeVec     // topic
 	Polls          *prometheus.CounterVec   // trigger, outcome
+	ConnCalls      *prometheus.CounterVec   // connection, status
+	ConnWait       *prometheus.CounterVec   // connection
 }
 
 // New registers the collectors on a fresh registry, with the Go and
@@ -49,8 +51,14 @@ func New() *Metrics {
 		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sous_polls_total", Help: "Polls by trigger and outcome: ok, error (retried after a backoff) or lease_lost (another process took the poller over; nothing of the poll was stored).",
 		}, []string{"trigger", "outcome"}),
+		ConnCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_connection_calls_total", Help: "Calls to a service through a connection's client, by connection and HTTP status (error when none came back).",
+		}, []string{"connection", "status"}),
+		ConnWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_connection_rate_limit_wait_seconds_total", Help: "Time calls waited for their connection's rate limit, by connection.",
+		}, []string{"connection"}),
 	}
-	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth, m.Polls,
+	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth, m.Polls, m.ConnCalls, m.ConnWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

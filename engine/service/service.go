@@ -26,6 +26,7 @@ import (
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -59,6 +60,8 @@ type Service struct {
 	retry tickRetry
 	// tickRetries are the retries in flight; scheduleLoop waits for them.
 	tickRetries sync.WaitGroup
+	// clients holds each connection's client by name, built on first use
+	clients sync.Map
 	// redact is the config's secret values, listed once: every runner gets
 	// the same list, and the runner's redactor is found by its identity
 	redact []string
@@ -230,9 +233,32 @@ func (s *Service) openBroker(ctx context.Context) error {
 	return fmt.Errorf("broker %q is not available in this build yet", set.Type)
 }
 
-// connection resolves a connection of the config by name.
+// connection resolves a connection of the config by name, with its
+// client: built once per connection and shared by every trigger and action
+// on it (one rate limiter, one connection pool).
 func (s *Service) connection(name string) (*connector.Connection, error) {
-	return s.opts.Config.Connection(name)
+	c, err := s.opts.Config.Connection(name)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := s.clients.Load(name); ok {
+		c.Client = cl.(*connector.Client)
+		return c, nil
+	}
+	spec, ok := s.opts.Registry.Connection(c.Type)
+	if !ok {
+		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
+	}
+	cl, err := connector.NewClient(c, spec, &httpx.Transport{}, connector.ClientHooks{
+		Call: func(conn, status string, _ time.Duration) { s.Metrics.ConnCalls.WithLabelValues(conn, status).Inc() },
+		Wait: func(conn string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn).Add(d.Seconds()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	got, _ := s.clients.LoadOrStore(name, cl)
+	c.Client = got.(*connector.Client)
+	return c, nil
 }
 
 // pollOwner names this process in the pollers' leases: the embedded
@@ -246,13 +272,10 @@ func (s *Service) pollOwner(ctx context.Context) (string, error) {
 }
 
 func (s *Service) newRunner() *runner.Runner {
-	cfg := s.opts.Config
 	return &runner.Runner{
-		Secrets: s.opts.Secrets,
-		Redact:  s.redact,
-		Connection: func(name string) (*connector.Connection, error) {
-			return cfg.Connection(name)
-		},
+		Secrets:       s.opts.Secrets,
+		Redact:        s.redact,
+		Connection:    s.connection,
 		Logger:        s.log,
 		MaxRetryAfter: s.opts.Settings.Pipeline.MaxRetryAfter,
 	}

@@ -36,6 +36,8 @@ var Connection = &connector.ConnectionSpec{
 	Fields: []connector.Field{
 		{Name: FieldBaseURL, Type: connector.String, Required: true, Description: "The service's API root"},
 		{Name: FieldSecret, Type: connector.String, Secret: true, Description: "The secret the service signs its webhooks with"},
+		connector.TokenField("The service's API token"),
+		connector.RateLimitField("1000/s"),
 	},
 }
 
@@ -128,7 +130,8 @@ func poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	// the connection's client: its token, its rate limit, its metrics
+	resp, err := req.Connection.Client.HTTP.Do(hreq)
 	if err != nil {
 		return nil, httpx.TransportError(http.MethodGet, hreq.URL, err)
 	}

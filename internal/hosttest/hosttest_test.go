@@ -113,6 +113,7 @@ connections:
     type: hosttest
     base_url: %s
     secret: main-secret-0123456789
+    token: hosttest-token-0123456789
   other:
     type: hosttest
     base_url: %s
@@ -254,6 +255,11 @@ func (it *items) polled() []int64 {
 func (it *items) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/items" {
 		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer hosttest-token-0123456789" {
+		// the poller calls through its connection's client, which holds the token
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)

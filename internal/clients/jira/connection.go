@@ -35,6 +35,16 @@ var Connection = &connector.ConnectionSpec{
 	OneOf: [][]string{{connector.ConnBaseURL, FieldEmail, FieldAPIToken}, {connector.ConnOAuth}, {connector.ConnToken}},
 	Requires: map[string][]string{FieldEmail: {FieldAPIToken, connector.ConnBaseURL},
 		FieldAPIToken: {FieldEmail, connector.ConnBaseURL}},
+	Authorize: authorize,
+}
+
+// authorize sends email and API token as basic authentication (Jira
+// Cloud's API tokens), else a static token as a bearer token.
+func authorize(w connector.Values) (connector.Authorize, error) {
+	if w.Has(FieldAPIToken) {
+		return connector.BasicAuthorize(w.String(FieldEmail), w.String(FieldAPIToken)), nil
+	}
+	return connector.StaticAuthorize(w)
 }
 
 func init() { connector.RegisterConnection(Connection) }

@@ -1,0 +1,154 @@
+package connector
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Authorize adds a connection's credentials to an outgoing request (a
+// copy the client made: it may set headers).
+type Authorize func(req *http.Request) error
+
+// Client is what a connection builds once and every trigger and action on
+// that connection shares: an *http.Client whose requests wait for the
+// connection's rate limiter, carry its credentials and are counted. Hand
+// HTTP to a service's SDK (slack.OptionHTTPClient, option.WithHTTPClient,
+// jira.NewClient); a connector never reads the credentials itself.
+type Client struct {
+	Name    string // the connection's name
+	HTTP    *http.Client
+	Limiter *rate.Limiter
+}
+
+// ClientHooks observe a connection's calls; the service counts them.
+type ClientHooks struct {
+	// Call is told of each call's outcome: the HTTP status code, or
+	// "error" when none came back, and how long the call took.
+	Call func(conn, status string, took time.Duration)
+	// Wait is told how long a call waited for the rate limiter, when it
+	// waited.
+	Wait func(conn string, waited time.Duration)
+}
+
+// ErrNoCredentials is returned by a connection's Authorize when the
+// connection holds nothing to authenticate with.
+var ErrNoCredentials = errors.New("the connection holds no credentials")
+
+// StaticAuthorize is the Authorize of the static credentials a connection
+// type describes with the shared fields: `token` as a bearer token, else
+// none (a request goes out as it is).
+func StaticAuthorize(with Values) (Authorize, error) {
+	if tok := with.String(ConnToken); tok != "" {
+		return BearerAuthorize(tok), nil
+	}
+	return nil, nil
+}
+
+// BearerAuthorize sends token as `Authorization: Bearer <token>`.
+func BearerAuthorize(token string) Authorize {
+	v := "Bearer " + token
+	return func(req *http.Request) error {
+		req.Header.Set("Authorization", v)
+		return nil
+	}
+}
+
+// BasicAuthorize sends user and password as HTTP basic authentication.
+func BasicAuthorize(user, password string) Authorize {
+	v := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+	return func(req *http.Request) error {
+		req.Header.Set("Authorization", v)
+		return nil
+	}
+}
+
+// NewClient builds the client of a connection of type spec: the rate
+// limiter of its rate_limit (none when the type has no such field), the
+// credentials of spec.Authorize (StaticAuthorize when nil), and hooks,
+// over base (the shared transport; http.DefaultTransport when nil).
+func NewClient(conn *Connection, spec *ConnectionSpec, base http.RoundTripper, hooks ClientHooks) (*Client, error) {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	authorize := spec.Authorize
+	if authorize == nil {
+		authorize = StaticAuthorize
+	}
+	auth, err := authorize(conn.Values)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", conn.Name, err)
+	}
+	t := &clientTransport{name: conn.Name, base: base, auth: auth, hooks: hooks}
+	if s := conn.Values.String(ConnRateLimit); s != "" {
+		r, err := ParseRate(s)
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: rate_limit: %w", conn.Name, err)
+		}
+		t.limiter = rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
+	}
+	return &Client{Name: conn.Name, HTTP: &http.Client{Transport: t}, Limiter: t.limiter}, nil
+}
+
+// clientTransport waits for the limiter, authorizes and counts each call.
+type clientTransport struct {
+	name    string
+	base    http.RoundTripper
+	auth    Authorize
+	limiter *rate.Limiter
+	hooks   ClientHooks
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.limiter != nil {
+		if err := t.wait(req.Context()); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+	}
+	if t.auth != nil {
+		// a RoundTripper must not modify the request it is given
+		r := req.Clone(req.Context())
+		if err := t.auth(r); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, fmt.Errorf("connection %s: %w", t.name, err)
+		}
+		req = r
+	}
+	start := time.Now()
+	resp, err := t.base.RoundTrip(req)
+	if t.hooks.Call != nil {
+		status := "error"
+		if err == nil {
+			status = strconv.Itoa(resp.StatusCode)
+		}
+		t.hooks.Call(t.name, status, time.Since(start))
+	}
+	return resp, err
+}
+
+// wait waits for the limiter without a timer when a token is there.
+func (t *clientTransport) wait(ctx context.Context) error {
+	if t.limiter.Allow() {
+		return nil
+	}
+	start := time.Now()
+	if err := t.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("connection %s: waiting for its rate limit: %w", t.name, err)
+	}
+	if t.hooks.Wait != nil {
+		t.hooks.Wait(t.name, time.Since(start))
+	}
+	return nil
+}
