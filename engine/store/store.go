@@ -188,6 +188,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		// and the lease of the process polling it: see LeasePoll
 		`CREATE TABLE IF NOT EXISTS {polls} (key TEXT PRIMARY KEY, cursor <blob>, owner TEXT NOT NULL,
 			lease_until BIGINT NOT NULL, polled_at BIGINT NOT NULL)`,
+		// the connections' OAuth tokens, sealed by engine/oauth: see TokensTable
+		TokensTable,
 	)
 }
 
