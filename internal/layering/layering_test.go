@@ -57,6 +57,12 @@ import (
 //   - internal/hosttest is a connector written against the trigger
 //     contract alone (issue 20): it is limited as a service's packages are,
 //     so that its tests prove a new service needs no engine import.
+//   - engine/oauth (issue 21: the connections' OAuth tokens, sealed in
+//     the store) keeps its rows through engine/store and may use the
+//     connector contract: it sits right above the store. Nothing below it
+//     (the store, the runner, the language, the contract) imports it, so
+//     no token can reach a run record or a connector except through what
+//     the pipeline and the service above hand them.
 //   - the test helpers engine/store/storetest and engine/broker/nats/natstest
 //     sit one layer above the package they serve.
 var layers = []struct {
@@ -68,6 +74,7 @@ var layers = []struct {
 	{"language", []string{"recipes/..."}},
 	{"runner", []string{"engine/runner", "engine/settings/..."}},
 	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics"}},
+	{"tokens", []string{"engine/oauth"}},
 	{"broker", []string{"engine/broker"}},
 	{"queue", []string{"engine/broker/sqlite/sqlqueue"}},
 	{"pipeline", []string{"engine/pipeline", "engine/broker/sqlite", "engine/broker/memory", "engine/broker/postgres", "engine/broker/nats", "engine/store/storetest"}},
