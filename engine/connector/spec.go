@@ -165,6 +165,27 @@ type ConnectionSpec struct {
 	// credentials to a request (StaticAuthorize when nil: token as a
 	// bearer token). nil and no error: requests go out as they are.
 	Authorize func(with Values) (Authorize, error)
+	// OAuth says how the type's provider departs from the plain
+	// authorization-code flow; nil for a type without an oauth block.
+	OAuth *OAuthSpec
+}
+
+// OAuthSpec is what a provider's authorization-code flow needs beyond the
+// oauth block's client, scopes and endpoints.
+type OAuthSpec struct {
+	// AuthParams are added to the authorization URL: Google's
+	// access_type=offline and prompt=consent, Atlassian's audience,
+	// Dropbox's token_access_type=offline.
+	AuthParams map[string]string
+	// CredentialsInHeader sends the client id and secret to the token
+	// endpoint as HTTP basic authentication (Slack, Zoom); false sends
+	// them in the form (Google, Microsoft, Atlassian, Dropbox). Set, not
+	// detected: a detection retries a failed exchange, which would replay
+	// a single-use code.
+	CredentialsInHeader bool
+	// Endpoints, when set, adjusts the oauth block's endpoints to the
+	// connection's other values (Microsoft's tenant in place of common).
+	Endpoints func(with Values, authURL, tokenURL string) (string, string)
 }
 
 // Check checks a connection's fields together (OneOf, Requires), after

@@ -81,3 +81,25 @@ func TestNestedSecrets(t *testing.T) {
 	require.True(t, strings.Contains(diags.Error(), "connections.s.oauth.client_secret"), "%v", diags)
 	require.NotContains(t, diags.Error(), `"ab"`)
 }
+
+// TestOAuthSpecs: each provider's departures from the plain flow.
+func TestOAuthSpecs(t *testing.T) {
+	get := func(typ string) *connector.ConnectionSpec {
+		s, ok := connector.Default.Connection(typ)
+		require.True(t, ok, typ)
+		require.NotNil(t, s.OAuth, typ)
+		return s
+	}
+	require.True(t, get("slack").OAuth.CredentialsInHeader)
+	require.True(t, get("zoom").OAuth.CredentialsInHeader)
+	require.Equal(t, "offline", get("google").OAuth.AuthParams["access_type"])
+	require.Equal(t, "api.atlassian.com", get("jira").OAuth.AuthParams["audience"])
+	require.Equal(t, "offline", get("dropbox").OAuth.AuthParams["token_access_type"])
+	ms := get("microsoft")
+	a, tk := ms.OAuth.Endpoints(connector.Values{"tenant": "contoso.onmicrosoft.com"},
+		"https://login.microsoftonline.com/common/oauth2/v2.0/authorize", "https://login.microsoftonline.com/common/oauth2/v2.0/token")
+	require.Equal(t, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize", a)
+	require.Equal(t, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", tk)
+	a, _ = ms.OAuth.Endpoints(connector.Values{"tenant": "common"}, "https://x/common/a", "https://x/common/t")
+	require.Equal(t, "https://x/common/a", a)
+}

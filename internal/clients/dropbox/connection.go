@@ -17,6 +17,8 @@ var Connection = &connector.ConnectionSpec{
 		connector.RateLimitField("10/s"),
 	},
 	OneOf: connector.TokenOrOAuth,
+	// a refresh token comes only with offline access
+	OAuth: &connector.OAuthSpec{AuthParams: map[string]string{"token_access_type": "offline"}},
 }
 
 func init() { connector.RegisterConnection(Connection) }

@@ -31,7 +31,10 @@ var Connection = &connector.ConnectionSpec{
 		connector.BaseURLField("https://www.googleapis.com/", "The APIs' root (a test server elsewhere)"),
 		connector.RateLimitField("10/s"),
 	},
-	OneOf:    [][]string{{connector.ConnOAuth}, {FieldServiceAccountFile}, {connector.ConnToken}},
+	OneOf: [][]string{{connector.ConnOAuth}, {FieldServiceAccountFile}, {connector.ConnToken}},
+	// a refresh token comes only with offline access, and again only
+	// with consent asked for
+	OAuth:    &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"}},
 	Requires: map[string][]string{FieldSubject: {FieldServiceAccountFile}, FieldRefreshToken: {connector.ConnOAuth}},
 }
 

@@ -36,6 +36,7 @@ var Connection = &connector.ConnectionSpec{
 	Requires: map[string][]string{FieldEmail: {FieldAPIToken, connector.ConnBaseURL},
 		FieldAPIToken: {FieldEmail, connector.ConnBaseURL}},
 	Authorize: authorize,
+	OAuth:     &connector.OAuthSpec{AuthParams: map[string]string{"audience": "api.atlassian.com", "prompt": "consent"}},
 }
 
 // authorize sends email and API token as basic authentication (Jira

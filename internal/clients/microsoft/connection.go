@@ -3,7 +3,11 @@
 // fakes they share.
 package microsoft
 
-import "github.com/sous-run/sous/engine/connector"
+import (
+	"strings"
+
+	"github.com/sous-run/sous/engine/connector"
+)
 
 // FieldTenant is the Entra tenant of a microsoft connection.
 const FieldTenant = "tenant"
@@ -24,6 +28,17 @@ var Connection = &connector.ConnectionSpec{
 		connector.RateLimitField("10/s"),
 	},
 	OneOf: connector.TokenOrOAuth,
+	OAuth: &connector.OAuthSpec{Endpoints: tenantEndpoints},
+}
+
+// tenantEndpoints puts the connection's tenant in place of common in the
+// endpoints of the Microsoft identity platform.
+func tenantEndpoints(with connector.Values, authURL, tokenURL string) (string, string) {
+	tenant := with.String(FieldTenant)
+	if tenant == "" || tenant == "common" {
+		return authURL, tokenURL
+	}
+	return strings.Replace(authURL, "/common/", "/"+tenant+"/", 1), strings.Replace(tokenURL, "/common/", "/"+tenant+"/", 1)
 }
 
 func init() { connector.RegisterConnection(Connection) }

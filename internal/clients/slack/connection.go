@@ -24,6 +24,8 @@ var Connection = &connector.ConnectionSpec{
 		connector.RateLimitField("50/min burst 5"),
 	},
 	OneOf: connector.TokenOrOAuth,
+	// Slack takes the client's credentials as basic authentication
+	OAuth: &connector.OAuthSpec{CredentialsInHeader: true},
 }
 
 func init() { connector.RegisterConnection(Connection) }

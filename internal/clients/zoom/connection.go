@@ -28,6 +28,7 @@ var Connection = &connector.ConnectionSpec{
 		connector.RateLimitField("10/s"),
 	},
 	OneOf:    [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
+	OAuth:    &connector.OAuthSpec{CredentialsInHeader: true},
 	Requires: map[string][]string{FieldAccountID: {connector.ConnOAuth}},
 }
 
