@@ -158,7 +158,7 @@ func exchangeError(err error) error {
 func ParseRedirect(pasted string) (url.Values, error) {
 	u, err := url.Parse(strings.TrimSpace(pasted))
 	if err != nil || u.RawQuery == "" {
-		return nil, errors.New("paste the whole address the browser was sent to, with its ?code=...&state=...")
+		return nil, errors.New("paste the whole address the browser was sent to, with its code and state parameters")
 	}
 	return u.Query(), nil
 }
@@ -220,3 +220,7 @@ func Loopback(ctx context.Context, conn *connector.Connection, spec *connector.C
 		return nil, fmt.Errorf("connection %s: no answer from the browser: %w", conn.Name, ctx.Err())
 	}
 }
+
+// Config is the flow's OAuth app and endpoints, which also refresh the
+// connection's tokens (see Source).
+func (f *Flow) Config() *oauth2.Config { return f.conf }
