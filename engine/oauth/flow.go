@@ -166,11 +166,12 @@ func ParseRedirect(pasted string) (url.Values, error) {
 // Loopback runs the flow through a listener on 127.0.0.1, as `gh auth
 // login` does: the redirect URL is http://127.0.0.1:PORT/callback, show is
 // given the URL to open, and the first callback with this flow's state
-// finishes it (another is answered 400 and waited past). It gives up when
-// ctx ends.
+// finishes it (another is answered 400 and waited past). port 0 takes a
+// free one; set it when the app's redirect URL must match exactly. It
+// gives up when ctx ends.
 func Loopback(ctx context.Context, conn *connector.Connection, spec *connector.ConnectionSpec, client *http.Client,
-	show func(authURL string)) (*oauth2.Token, error) {
-	ln, err := listenLoopback()
+	port int, show func(authURL string)) (*oauth2.Token, error) {
+	ln, err := listenLoopback(port)
 	if err != nil {
 		return nil, err
 	}

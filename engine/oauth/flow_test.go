@@ -148,7 +148,7 @@ func TestLoopbackFlow(t *testing.T) {
 			spec := oauthSpec(tc.header)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			tok, err := oauth.Loopback(ctx, p.connection(t, spec), spec, nil, browser(t))
+			tok, err := oauth.Loopback(ctx, p.connection(t, spec), spec, nil, 0, browser(t))
 			require.NoError(t, err)
 			require.Equal(t, tc.access, tok.AccessToken)
 			q := p.authURLs[0]
