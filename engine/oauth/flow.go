@@ -47,8 +47,8 @@ func NewFlow(conn *connector.Connection, spec *connector.ConnectionSpec, redirec
 	if os.Endpoints != nil {
 		authURL, tokenURL = os.Endpoints(conn.Values, authURL, tokenURL)
 	}
-	if authURL == "" || tokenURL == "" {
-		return nil, fmt.Errorf("connection %s: oauth.auth_url and oauth.token_url are needed", conn.Name)
+	if tokenURL == "" {
+		return nil, fmt.Errorf("connection %s: oauth.token_url is needed", conn.Name)
 	}
 	var scopes []string
 	if l, ok := block[connector.OAuthScopes].([]any); ok {
@@ -83,6 +83,9 @@ type Pending struct {
 // Start begins the flow: a random state and PKCE verifier, and the URL to
 // open.
 func (f *Flow) Start() (*Pending, error) {
+	if f.conf.Endpoint.AuthURL == "" {
+		return nil, fmt.Errorf("connection %s: oauth.auth_url is needed to authorize", f.Connection)
+	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("make a state: %w", err)

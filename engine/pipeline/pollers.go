@@ -160,6 +160,13 @@ func (e *Engine) pollLoop(ctx context.Context, key string, cfg PollConfig) {
 			e.cfg.Metrics.Polls.WithLabelValues(p.Spec.ID, "lease_lost").Inc()
 			held = false
 			continue
+		case err != nil && !connector.Classify(err).Retryable && connector.Classify(err).Reason == connector.ReasonAuth:
+			// the connection cannot authenticate until a person acts (a
+			// refresh refused: needs_reauth): polling on would only fail
+			log.Error("the poller is paused: its connection cannot authenticate", "retry_in", cfg.MaxBackoff, "error", err)
+			e.cfg.Metrics.Polls.WithLabelValues(p.Spec.ID, "paused").Inc()
+			e.pollWait(ctx, key, cfg, cfg.MaxBackoff, true)
+			continue
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), cfg.MaxBackoff, interval)
 			log.Warn("poll failed: retrying", "in", backoff, "error", err)

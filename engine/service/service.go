@@ -22,6 +22,7 @@ import (
 	"github.com/sous-run/sous/engine/broker/sqlite/sqlqueue"
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
+	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/server"
@@ -62,6 +63,11 @@ type Service struct {
 	tickRetries sync.WaitGroup
 	// clients holds each connection's client by name, built on first use
 	clients sync.Map
+	// vault holds the OAuth connections' tokens, opened on first use
+	vaultOnce sync.Once
+	vault     *oauth.Vault
+	vaultErr  error
+	owner     string // this process, in the refresh leases
 	// redact is the config's secret values, listed once: every runner gets
 	// the same list, and the runner's redactor is found by its identity
 	redact []string
@@ -249,6 +255,16 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	if !ok {
 		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
 	}
+	if spec.OAuth != nil && c.Values.Has(connector.ConnOAuth) && !c.Values.Has(connector.ConnToken) {
+		// an OAuth app: the token `sous connect` stored, kept fresh
+		src, err := s.tokenSource(c, spec)
+		if err != nil {
+			return nil, err
+		}
+		own := *spec
+		own.Authorize = func(connector.Values) (connector.Authorize, error) { return src.Authorize, nil }
+		spec = &own
+	}
 	cl, err := connector.NewClient(c, spec, &httpx.Transport{}, connector.ClientHooks{
 		Call: func(conn, status string, _ time.Duration) { s.Metrics.ConnCalls.WithLabelValues(conn, status).Inc() },
 		Wait: func(conn string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn).Add(d.Seconds()) },
@@ -259,6 +275,36 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	got, _ := s.clients.LoadOrStore(name, cl)
 	c.Client = got.(*connector.Client)
 	return c, nil
+}
+
+// tokenSource is the token of a connection with an OAuth app: read from
+// the vault (opened on first use, with the master key), refreshed under a
+// lease in the store.
+func (s *Service) tokenSource(c *connector.Connection, spec *connector.ConnectionSpec) (*oauth.Source, error) {
+	s.vaultOnce.Do(func() {
+		ctx := context.Background()
+		key, err := oauth.LoadKey(s.opts.DataDir, os.Getenv)
+		if err != nil {
+			s.vaultErr = err
+			return
+		}
+		if s.vault, err = oauth.NewVault(s.Store, key); err != nil {
+			s.vaultErr = err
+			return
+		}
+		if s.owner, err = s.pollOwner(ctx); err != nil {
+			s.vaultErr = err
+		}
+	})
+	if s.vaultErr != nil {
+		return nil, fmt.Errorf("connection %s: %w", c.Name, s.vaultErr)
+	}
+	flow, err := oauth.NewFlow(c, spec, "")
+	if err != nil {
+		return nil, err
+	}
+	return &oauth.Source{Vault: s.vault, Connection: c.Name, Refresh: flow.Config(), Leases: s.Store, Owner: s.owner,
+		Client: &http.Client{Transport: &httpx.Transport{}}}, nil
 }
 
 // pollOwner names this process in the pollers' leases: the embedded

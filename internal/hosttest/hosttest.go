@@ -37,8 +37,10 @@ var Connection = &connector.ConnectionSpec{
 		{Name: FieldBaseURL, Type: connector.String, Required: true, Description: "The service's API root"},
 		{Name: FieldSecret, Type: connector.String, Secret: true, Description: "The secret the service signs its webhooks with"},
 		connector.TokenField("The service's API token"),
+		connector.OAuthField(nil, "", ""),
 		connector.RateLimitField("1000/s"),
 	},
+	OAuth: &connector.OAuthSpec{},
 }
 
 // Ping is a trigger received at /hooks/hosttest/{connection}: every recipe

@@ -101,7 +101,12 @@ func ClassifyTransport(err error) error {
 // that kind.
 func classifyTransport(err, wrapped error) error {
 	var ne net.Error
+	var ce *connector.Error
 	switch {
+	case errors.As(err, &ce):
+		// classified below the transport already (a connection whose
+		// token cannot be had): that kind stands
+		return &connector.Error{Reason: ce.Reason, Retryable: ce.Retryable, RetryAfter: ce.RetryAfter, Err: wrapped}
 	case errors.Is(err, ErrBodyTooLarge):
 		return connector.Permanent(connector.ReasonClientError, wrapped) // a retry gets the same body
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):

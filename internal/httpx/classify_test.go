@@ -296,3 +296,16 @@ func TestRedactURL(t *testing.T) {
 		})
 	}
 }
+
+// TestTransportKeepsAConnectorError: a failure the connection's client
+// classified (its token cannot be had) keeps its kind through the
+// transport's classification.
+func TestTransportKeepsAConnectorError(t *testing.T) {
+	inner := connector.Permanent(connector.ReasonAuth, errors.New("connection app needs to be connected again"))
+	err := httpx.TransportError("GET", mustURL(t, "http://x/items?token=s3cret"), &url.Error{Op: "Get", URL: "http://x/items?token=s3cret", Err: inner})
+	ce := connector.Classify(err)
+	require.False(t, ce.Retryable)
+	require.Equal(t, connector.ReasonAuth, ce.Reason)
+	require.NotContains(t, err.Error(), "s3cret")
+	require.Contains(t, err.Error(), "needs to be connected again")
+}
