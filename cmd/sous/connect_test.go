@@ -184,3 +184,59 @@ func TestConnectNoBrowser(t *testing.T) {
 		require.Contains(t, r.stderr, "connection bot has no oauth block")
 	})
 }
+
+func TestConnectionsList(t *testing.T) {
+	provider := slackProvider(t)
+	dir, config := connectFixture(t, provider.URL)
+	config = writeFile(t, dir, "sous.yaml", fmt.Sprintf(`data_dir: %s/data
+connections:
+  slack:
+    type: slack
+    oauth: {client_id: cid, client_secret: "${SLACK_CLIENT_SECRET}", auth_url: %s/authorize, token_url: %s/token}
+  bot:
+    type: slack
+    token: xoxb-static-token-1
+  site:
+    type: jira
+    base_url: https://acme.atlassian.net
+    email: ops@acme.test
+    api_token: jira-api-token-1
+  web:
+    type: http
+    base_url: http://127.0.0.1:1/
+`, dir, provider.URL, provider.URL))
+
+	r := sous(t, "", "connections", "list", "--config", config)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Regexp(t, `(?m)^bot\s+slack\s+ok\s+token\s`, r.stdout)
+	require.Regexp(t, `(?m)^site\s+jira\s+ok\s+config\s`, r.stdout)
+	require.Regexp(t, `(?m)^slack\s+slack\s+unconfigured\s+oauth\s`, r.stdout)
+	require.Regexp(t, `(?m)^web\s+http\s+ok\s+none\s`, r.stdout)
+	for _, secret := range []string{"xoxb-static-token-1", "jira-api-token-1", "slack-client-secret-1"} {
+		require.NotContains(t, r.stdout, secret)
+	}
+	r = sous(t, "", "connections", "show", "slack", "--config", config)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "run `sous connect slack` to authorize it")
+
+	// connected: ok, with what the store knows
+	authURL, out, done := runConnect(t, strings.NewReader(""), "connect", "slack", "--config", config, "--timeout", "20s")
+	resp, err := http.Get(authURL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 0, <-done, out.String())
+	r = sous(t, "", "connections", "list", "--config", config, "--json")
+	require.Equal(t, 0, r.code, "%s", r)
+	var sts []oauth.Status
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &sts))
+	require.Len(t, sts, 4)
+	require.Equal(t, "slack", sts[2].Name)
+	require.Equal(t, "ok", sts[2].State)
+	require.Equal(t, []string{"chat:write", "channels:read", "channels:history", "reactions:read", "files:write"}, sts[2].Scopes)
+	require.NotEmpty(t, sts[2].KeyID)
+	require.NotContains(t, r.stdout, "xoxb-connected-token-1")
+
+	r = sous(t, "", "connections", "show", "nope", "--config", config)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, `connection "nope" is not in`)
+}

@@ -1,10 +1,152 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-// newConnections gathers the commands on connections' stored tokens.
+	"github.com/spf13/cobra"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/oauth"
+	"github.com/sous-run/sous/engine/service"
+	"github.com/sous-run/sous/recipes"
+)
+
+// newConnections gathers the commands on connections and their stored
+// OAuth tokens.
 func newConnections() *cobra.Command {
-	conns := &cobra.Command{Use: "connections", Short: "The connections' stored OAuth tokens"}
-	conns.AddCommand(newConnectionsRekey())
+	conns := &cobra.Command{Use: "connections", Short: "The config's connections and their stored OAuth tokens"}
+	conns.AddCommand(newConnectionsList(), newConnectionsShow(), newConnectionsRekey())
 	return conns
+}
+
+// connectionStatuses reads the state of the config's connections.
+func connectionStatuses(cmd *cobra.Command, cfg *recipes.Config, settings service.Settings) ([]oauth.Status, error) {
+	st, closeStore, err := openTokenStore(cmd.Context(), cfg, settings)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	names := make([]string, 0, len(cfg.Connections))
+	for name := range cfg.Connections {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	conns := make([]*connector.Connection, 0, len(names))
+	for _, name := range names {
+		c, err := cfg.Connection(name)
+		if err != nil {
+			return nil, &exitError{code: 1, err: err}
+		}
+		conns = append(conns, c)
+	}
+	out, err := oauth.Statuses(cmd.Context(), st, conns, connector.Default)
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	return out, nil
+}
+
+func newConnectionsList() *cobra.Command {
+	f := &serveFlags{}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the config's connections: type, state, credentials, account, expiry",
+		Long: `List the connections of the config: their type, their state (ok,
+needs_reauth: run 'sous connect NAME' again, or unconfigured: an OAuth app
+not connected yet), where their credentials come from (oauth: the token
+'sous connect' stored; token: a static token in the config; config: other
+credentials in the config), and of a stored token its account, expiry and
+last refresh. No secret is printed, and no master key is needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, settings, err := f.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			sts, err := connectionStatuses(cmd, cfg, settings)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), sts)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTYPE\tSTATE\tCREDENTIALS\tACCOUNT\tEXPIRES\tREFRESHED")
+			for _, s := range sts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, s.State, s.Credentials, dash(s.Account),
+					when(s.Expiry), when(s.RefreshedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	f.bind(cmd, false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newConnectionsShow() *cobra.Command {
+	f := &serveFlags{}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one connection: state, credentials, account, scopes, expiry, last error",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, settings, err := f.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			if _, err := cfg.Connection(args[0]); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			sts, err := connectionStatuses(cmd, cfg, settings)
+			if err != nil {
+				return err
+			}
+			for _, s := range sts {
+				if s.Name != args[0] {
+					continue
+				}
+				if asJSON {
+					return writeJSONOut(cmd.OutOrStdout(), s)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "connection %s (%s)\n  state:        %s\n  credentials:  %s\n", s.Name, s.Type, s.State, s.Credentials)
+				if s.Credentials == "oauth" {
+					fmt.Fprintf(w, "  account:      %s\n  scopes:       %s\n  expires:      %s\n  refreshed:    %s\n  master key:   %s\n",
+						dash(s.Account), dash(strings.Join(s.Scopes, " ")), when(s.Expiry), when(s.RefreshedAt), dash(s.KeyID))
+				}
+				if s.LastError != "" {
+					fmt.Fprintf(w, "  last error:   %s\n", s.LastError)
+				}
+				if s.State == string(oauth.StateUnconfigured) || s.State == string(oauth.StateNeedsReauth) {
+					fmt.Fprintf(w, "run `sous connect %s` to authorize it\n", s.Name)
+				}
+				return nil
+			}
+			return nil
+		},
+	}
+	f.bind(cmd, false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -124,10 +124,12 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			msg := "the provider refused the refresh (invalid_grant): run `sous connect " + s.Connection + "`"
+			why := "was refused a refresh by the provider (invalid_grant)"
 			if serr := s.Vault.SetState(context.WithoutCancel(ctx), s.Connection, StateNeedsReauth, msg); serr != nil {
-				err = errors.Join(err, serr)
+				// the other processes will try the refresh too, and learn the same
+				why += "; recording needs_reauth failed: " + serr.Error()
 			}
-			return nil, authError(s.Connection, "was refused a refresh by the provider (invalid_grant)")
+			return nil, authError(s.Connection, why)
 		}
 		return nil, connector.Retryable(connector.ReasonAuth, 0,
 			fmt.Errorf("connection %s: refresh the token: %w", s.Connection, exchangeError(err)))
