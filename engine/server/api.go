@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/internal/httpx"
@@ -186,6 +187,20 @@ func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "run_id": id})
+}
+
+// connections lists the config's connections and their state: no secret.
+func (s *Server) connections(w http.ResponseWriter, r *http.Request) {
+	sts := []oauth.Status{}
+	if s.cfg.Connections != nil {
+		var err error
+		if sts, err = s.cfg.Connections(r.Context()); err != nil {
+			s.log.Error("connections", "error", err)
+			writeError(w, http.StatusInternalServerError, "store_error", "the connections' state could not be read")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"connections": sts})
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/metrics"
+	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
 )
@@ -47,6 +48,9 @@ type Config struct {
 	// Connection resolves a connection by name, for the services'
 	// webhooks at /hooks/{service}/{connection}; nil: there are none.
 	Connection func(name string) (*connector.Connection, error)
+	// Connections says the state of the config's connections, for GET
+	// /api/v1/connections (an empty list when nil).
+	Connections func(ctx context.Context) ([]oauth.Status, error)
 }
 
 // Server is the HTTP handler.
@@ -164,6 +168,7 @@ func New(cfg Config) *Server {
 		{http.MethodGet, "/api/v1/runs/{id}", s.auth(s.showRun)},
 		{http.MethodPost, "/api/v1/runs/{id}/replay", s.auth(s.replayRun)},
 		{http.MethodGet, "/api/v1/stats", s.auth(s.stats)},
+		{http.MethodGet, "/api/v1/connections", s.auth(s.connections)},
 	})
 	s.mux.Handle("/api/", s.auth(notFound))
 	s.mux.HandleFunc("/", notFound)

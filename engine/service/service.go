@@ -141,6 +141,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
 		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
+		Connections: s.connectionStatuses,
 		Ready: func() bool {
 			select {
 			case <-ready:
@@ -275,6 +276,21 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	got, _ := s.clients.LoadOrStore(name, cl)
 	c.Client = got.(*connector.Client)
 	return c, nil
+}
+
+// connectionStatuses is the state of the config's connections.
+func (s *Service) connectionStatuses(ctx context.Context) ([]oauth.Status, error) {
+	var conns []*connector.Connection
+	if cfg := s.opts.Config; cfg != nil {
+		for name := range cfg.Connections {
+			c, err := cfg.Connection(name)
+			if err != nil {
+				return nil, err
+			}
+			conns = append(conns, c)
+		}
+	}
+	return oauth.Statuses(ctx, s.Store, conns, s.opts.Registry)
 }
 
 // tokenSource is the token of a connection with an OAuth app: read from
