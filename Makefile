@@ -72,6 +72,7 @@ bench: build ## benchmarks and the end-to-end load test (figures in docs/perform
 	$(GO) test -run='^$$' -bench=. -benchmem -cpu=1 ./recipes/...
 	$(GO) test -run='^$$' -bench='Match|Retained' -benchmem -cpu=1 ./engine/pipeline/
 	$(GO) test -run='^$$' -bench=Filter -benchmem -cpu=1 ./engine/runner/
+	$(GO) test -run='^$$' -bench=Client -benchmem -cpu=1 ./engine/connector/
 	$(GO) test -run='^$$' -bench='PipelineSQLite|DrainSQLite' -benchmem -benchtime=20000x ./engine/pipeline/
 	$(GO) test -run='^$$' -bench=ClaimBacklog -benchtime=300x ./engine/broker/sqlite/sqlqueue/
 	$(GO) test -run='^$$' -bench=PruneStall -benchtime=1x ./engine/store/
