@@ -187,8 +187,8 @@ func TestConnectNoBrowser(t *testing.T) {
 
 func TestConnectionsList(t *testing.T) {
 	provider := slackProvider(t)
-	dir, config := connectFixture(t, provider.URL)
-	config = writeFile(t, dir, "sous.yaml", fmt.Sprintf(`data_dir: %s/data
+	dir, _ := connectFixture(t, provider.URL)
+	config := writeFile(t, dir, "sous.yaml", fmt.Sprintf(`data_dir: %s/data
 connections:
   slack:
     type: slack
