@@ -117,6 +117,14 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 			}
 			fmt.Fprintf(out, "connection %s is connected: its token is stored encrypted under master key %s (%s, %s)\n",
 				name, key.ID(), expiry, refresh)
+			if spec.Identity != nil {
+				// who it acts as, recorded beside the token
+				if id, err := testConnection(ctx, cfg, settings, name); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: the identity call failed (`sous connections test %s` tries again): %v\n", name, err)
+				} else {
+					fmt.Fprintf(out, "it acts as %s\n", id.Account)
+				}
+			}
 			return nil
 		},
 	}

@@ -73,6 +73,14 @@ func slackProvider(t *testing.T) *httptest.Server {
 				"token_type": "bot", "team": map[string]any{"id": "T1", "name": "Acme"}})
 		}
 	})
+	mux.HandleFunc("/api/auth.test", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer xoxb-connected-token-1" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "team": "Acme", "team_id": "T1", "url": "https://acme.slack.com/", "user": "sous"})
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -87,12 +95,13 @@ func connectFixture(t *testing.T, provider string) (dir, config string) {
 connections:
   slack:
     type: slack
+    base_url: %s/api/
     oauth:
       client_id: cid
       client_secret: ${SLACK_CLIENT_SECRET}
       auth_url: %s/authorize
       token_url: %s/token
-`, dir, provider, provider))
+`, dir, provider, provider, provider))
 	return dir, config
 }
 
@@ -192,9 +201,11 @@ func TestConnectionsList(t *testing.T) {
 connections:
   slack:
     type: slack
+    base_url: %s/api/
     oauth: {client_id: cid, client_secret: "${SLACK_CLIENT_SECRET}", auth_url: %s/authorize, token_url: %s/token}
   bot:
     type: slack
+    base_url: %s/api/
     token: xoxb-static-token-1
   site:
     type: jira
@@ -204,7 +215,7 @@ connections:
   web:
     type: http
     base_url: http://127.0.0.1:1/
-`, dir, provider.URL, provider.URL))
+`, dir, provider.URL, provider.URL, provider.URL, provider.URL))
 
 	r := sous(t, "", "connections", "list", "--config", config)
 	require.Equal(t, 0, r.code, "%s", r)
@@ -235,6 +246,18 @@ connections:
 	require.Equal(t, []string{"chat:write", "channels:read", "channels:history", "reactions:read", "files:write"}, sts[2].Scopes)
 	require.NotEmpty(t, sts[2].KeyID)
 	require.NotContains(t, r.stdout, "xoxb-connected-token-1")
+
+	require.Equal(t, "Acme (https://acme.slack.com/) as sous", sts[2].Account, "sous connect records who it acts as")
+	r = sous(t, "", "connections", "test", "slack", "--config", config)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "connection slack works: it acts as Acme (https://acme.slack.com/) as sous")
+	r = sous(t, "", "connections", "test", "bot", "--config", config)
+	require.Equal(t, 1, r.code, "a static token the service refuses: %s", r)
+	require.Contains(t, r.stderr, "slack auth.test: invalid_auth")
+	require.NotContains(t, r.stderr, "xoxb-static-token-1")
+	r = sous(t, "", "connections", "test", "web", "--config", config)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "has no identity call")
 
 	r = sous(t, "", "connections", "show", "nope", "--config", config)
 	require.Equal(t, 1, r.code)

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/service"
+	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -19,7 +23,7 @@ import (
 // OAuth tokens.
 func newConnections() *cobra.Command {
 	conns := &cobra.Command{Use: "connections", Short: "The config's connections and their stored OAuth tokens"}
-	conns.AddCommand(newConnectionsList(), newConnectionsShow(), newConnectionsRekey())
+	conns.AddCommand(newConnectionsList(), newConnectionsShow(), newConnectionsTest(), newConnectionsRekey())
 	return conns
 }
 
@@ -149,4 +153,92 @@ func when(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// testConnection makes the connection's identity call through its client
+// (the stored token for an OAuth app, refreshed when it expired) and, for
+// an OAuth app, records the account beside the token.
+func testConnection(ctx context.Context, cfg *recipes.Config, settings service.Settings, name string) (*connector.Identity, error) {
+	c, err := cfg.Connection(name)
+	if err != nil {
+		return nil, err
+	}
+	spec, ok := connector.Default.Connection(c.Type)
+	if !ok {
+		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
+	}
+	if spec.Identity == nil {
+		return nil, fmt.Errorf("connection %s: a %s connection has no identity call to test it with", name, c.Type)
+	}
+	st, closeStore, err := openTokenStore(ctx, cfg, settings)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	var vault *oauth.Vault
+	open := func() (*oauth.Vault, error) {
+		if vault != nil {
+			return vault, nil
+		}
+		key, err := oauth.LoadKey(cfg.DataDir, os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		vault, err = oauth.NewVault(st, key)
+		return vault, err
+	}
+	owner := "sous-cli-" + strconv.Itoa(os.Getpid())
+	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: open, Leases: st, Owner: owner, Base: &httpx.Transport{}},
+		&httpx.Transport{}, connector.ClientHooks{})
+	if err != nil {
+		return nil, err
+	}
+	id, err := spec.Identity(ctx, cl, c.Values)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", name, err)
+	}
+	if oauth.UsesOAuth(c, spec) {
+		v, err := open()
+		if err != nil {
+			return nil, err
+		}
+		tok, meta, err := v.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		meta.Account, meta.Extra = id.Account, id.Extra
+		if err := v.Put(ctx, name, tok, meta); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+func newConnectionsTest() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "test NAME",
+		Short: "Make the connection's cheapest identity call, and say who it acts as",
+		Long: `Make the service's cheapest call that says who connection NAME acts as
+(Slack auth.test, Google Drive about, Jira myself or accessible-resources,
+Zoom users/me, Microsoft Graph me, Dropbox users/get_current_account),
+through the connection's client: its rate limit, its credentials, for an
+OAuth app the stored token (refreshed when it expired). The account is
+recorded beside the token. Exit 1 when the call fails.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, settings, err := f.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			id, err := testConnection(cmd.Context(), cfg, settings, args[0])
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "connection %s works: it acts as %s\n", args[0], id.Account)
+			return nil
+		},
+	}
+	f.bind(cmd, false)
+	return cmd
 }

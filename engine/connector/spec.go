@@ -168,6 +168,19 @@ type ConnectionSpec struct {
 	// OAuth says how the type's provider departs from the plain
 	// authorization-code flow; nil for a type without an oauth block.
 	OAuth *OAuthSpec
+	// Identity makes the service's cheapest call that says who the
+	// connection acts as (`sous connections test`), through its client.
+	Identity func(ctx context.Context, client *Client, with Values) (*Identity, error)
+}
+
+// Identity is who a connection acts as.
+type Identity struct {
+	// Account names it for a person: the Slack team, the Google email,
+	// the Jira site and user...
+	Account string
+	// Extra holds identifiers the connection needs beside its token
+	// (Slack's team id, Atlassian's cloud id): never a secret.
+	Extra map[string]string
 }
 
 // OAuthSpec is what a provider's authorization-code flow needs beyond the

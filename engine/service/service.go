@@ -67,7 +67,9 @@ type Service struct {
 	vaultOnce sync.Once
 	vault     *oauth.Vault
 	vaultErr  error
-	owner     string // this process, in the refresh leases
+	// owner is this process in the refresh leases: the embedded store's
+	// instance id, or an id of its own on a shared store (see pollOwner)
+	owner string
 	// redact is the config's secret values, listed once: every runner gets
 	// the same list, and the runner's redactor is found by its identity
 	redact []string
@@ -105,6 +107,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s.Engine = eng
 	s.accept = eng.Accept
+	if s.owner, err = s.pollOwner(ctx); err != nil {
+		return nil, err
+	}
 	s.reload = &reloader{dir: opts.RecipesDir, loader: &recipes.Loader{Registry: opts.Registry, Config: opts.Config},
 		secrets: opts.Secrets, log: s.log, last: map[string]*recipes.Recipe{}}
 	if opts.RecipesDir != "" {
@@ -256,20 +261,11 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	if !ok {
 		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
 	}
-	if spec.OAuth != nil && c.Values.Has(connector.ConnOAuth) && !c.Values.Has(connector.ConnToken) {
-		// an OAuth app: the token `sous connect` stored, kept fresh
-		src, err := s.tokenSource(c, spec)
-		if err != nil {
-			return nil, err
-		}
-		own := *spec
-		own.Authorize = func(connector.Values) (connector.Authorize, error) { return src.Authorize, nil }
-		spec = &own
-	}
-	cl, err := connector.NewClient(c, spec, &httpx.Transport{}, connector.ClientHooks{
-		Call: func(conn, status string, _ time.Duration) { s.Metrics.ConnCalls.WithLabelValues(conn, status).Inc() },
-		Wait: func(conn string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn).Add(d.Seconds()) },
-	})
+	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: s.openVault, Leases: s.Store, Owner: s.owner, Base: &httpx.Transport{}},
+		&httpx.Transport{}, connector.ClientHooks{
+			Call: func(conn, status string, _ time.Duration) { s.Metrics.ConnCalls.WithLabelValues(conn, status).Inc() },
+			Wait: func(conn string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn).Add(d.Seconds()) },
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -293,34 +289,19 @@ func (s *Service) connectionStatuses(ctx context.Context) ([]oauth.Status, error
 	return oauth.Statuses(ctx, s.Store, conns, s.opts.Registry)
 }
 
-// tokenSource is the token of a connection with an OAuth app: read from
-// the vault (opened on first use, with the master key), refreshed under a
-// lease in the store.
-func (s *Service) tokenSource(c *connector.Connection, spec *connector.ConnectionSpec) (*oauth.Source, error) {
+// openVault opens the vault of the OAuth connections' tokens, on first
+// need: the master key is read (or created) then, and this process's name
+// in the refresh leases found.
+func (s *Service) openVault() (*oauth.Vault, error) {
 	s.vaultOnce.Do(func() {
-		ctx := context.Background()
 		key, err := oauth.LoadKey(s.opts.DataDir, os.Getenv)
 		if err != nil {
 			s.vaultErr = err
 			return
 		}
-		if s.vault, err = oauth.NewVault(s.Store, key); err != nil {
-			s.vaultErr = err
-			return
-		}
-		if s.owner, err = s.pollOwner(ctx); err != nil {
-			s.vaultErr = err
-		}
+		s.vault, s.vaultErr = oauth.NewVault(s.Store, key)
 	})
-	if s.vaultErr != nil {
-		return nil, fmt.Errorf("connection %s: %w", c.Name, s.vaultErr)
-	}
-	flow, err := oauth.NewFlow(c, spec, "")
-	if err != nil {
-		return nil, err
-	}
-	return &oauth.Source{Vault: s.vault, Connection: c.Name, Refresh: flow.Config(), Leases: s.Store, Owner: s.owner,
-		Client: &http.Client{Transport: &httpx.Transport{}}}, nil
+	return s.vault, s.vaultErr
 }
 
 // pollOwner names this process in the pollers' leases: the embedded
@@ -365,14 +346,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
-		owner, err := s.pollOwner(bg)
-		if err != nil {
-			if bg.Err() == nil {
-				s.log.Error("no pollers run: the store cannot name this process", "error", err)
-			}
-			return
-		}
-		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: owner, Connection: s.connection, Logger: s.log.With("component", "poller")})
+		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: s.owner, Connection: s.connection, Logger: s.log.With("component", "poller")})
 	}()
 	go func() { defer wg.Done(); s.scheduleLoop(bg) }()
 	go func() { defer wg.Done(); s.reloadLoop(bg) }()

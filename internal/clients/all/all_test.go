@@ -1,6 +1,10 @@
 package all_test
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -102,4 +106,80 @@ func TestOAuthSpecs(t *testing.T) {
 	require.Equal(t, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", tk)
 	a, _ = ms.OAuth.Endpoints(connector.Values{"tenant": "common"}, "https://x/common/a", "https://x/common/t")
 	require.Equal(t, "https://x/common/a", a)
+}
+
+// TestIdentity: each type's identity call, against a server answering as
+// the service documents, through the connection's client and its token.
+func TestIdentity(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok-1" && r.Header.Get("Authorization") != "Basic b3BzQGFjbWUudGVzdDphcGktdG9rLTE=" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.Method + " " + r.URL.Path {
+		case "POST /api/auth.test":
+			_, _ = io.WriteString(w, `{"ok":true,"team":"Acme","team_id":"T1","url":"https://acme.slack.com/","user":"sous"}`)
+		case "GET /drive/v3/about":
+			require.Equal(t, "user", r.URL.Query().Get("fields"))
+			_, _ = io.WriteString(w, `{"user":{"emailAddress":"ops@acme.test","displayName":"Ops"}}`)
+		case "GET /rest/api/3/myself":
+			_, _ = io.WriteString(w, `{"accountId":"5b10a","emailAddress":"ops@acme.test","displayName":"Ops"}`)
+		case "GET /oauth/token/accessible-resources":
+			_, _ = io.WriteString(w, `[{"id":"c-1","url":"https://one.atlassian.net","name":"one"},{"id":"c-2","url":"https://two.atlassian.net","name":"two"}]`)
+		case "GET /v2/users/me":
+			_, _ = io.WriteString(w, `{"email":"host@acme.test","account_id":"zacc"}`)
+		case "GET /v1.0/me":
+			_, _ = io.WriteString(w, `{"userPrincipalName":"ops@acme.onmicrosoft.com","mail":null}`)
+		case "POST /2/users/get_current_account":
+			body, _ := io.ReadAll(r.Body)
+			require.Equal(t, "null", string(body))
+			_, _ = io.WriteString(w, `{"email":"box@acme.test","account_id":"dbid:1"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		typ     string
+		with    connector.Values
+		account string
+		extra   map[string]string
+	}{
+		{"slack", connector.Values{"token": "tok-1", "base_url": srv.URL + "/api/"}, "Acme (https://acme.slack.com/) as sous", map[string]string{"team_id": "T1"}},
+		{"google", connector.Values{"token": "tok-1", "base_url": srv.URL + "/"}, "ops@acme.test", nil},
+		{"jira", connector.Values{"base_url": srv.URL, "email": "ops@acme.test", "api_token": "api-tok-1"}, "Ops <ops@acme.test> on " + srv.URL, map[string]string{"account_id": "5b10a"}},
+		{"jira", connector.Values{"token": "tok-1", "base_url": srv.URL, "cloud_id": "c-2"}, "https://two.atlassian.net", map[string]string{"cloud_id": "c-2"}},
+		{"zoom", connector.Values{"token": "tok-1", "base_url": srv.URL + "/v2/"}, "host@acme.test", map[string]string{"account_id": "zacc"}},
+		{"microsoft", connector.Values{"token": "tok-1", "base_url": srv.URL + "/v1.0/"}, "ops@acme.onmicrosoft.com", nil},
+		{"dropbox", connector.Values{"token": "tok-1", "base_url": srv.URL + "/2/"}, "box@acme.test", map[string]string{"account_id": "dbid:1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ+" "+tc.account, func(t *testing.T) {
+			spec, ok := connector.Default.Connection(tc.typ)
+			require.True(t, ok)
+			conn := &connector.Connection{Name: "c", Type: tc.typ, Values: tc.with}
+			cl, err := connector.NewClient(conn, spec, nil, connector.ClientHooks{})
+			require.NoError(t, err)
+			id, err := spec.Identity(context.Background(), cl, tc.with)
+			require.NoError(t, err)
+			require.Equal(t, tc.account, id.Account)
+			require.Equal(t, tc.extra, id.Extra)
+
+			// a token the service refuses: a permanent auth failure
+			bad := connector.Values{}
+			for k, v := range tc.with {
+				bad[k] = v
+			}
+			bad["token"], bad["api_token"] = "wrong", "wrong"
+			cl, err = connector.NewClient(&connector.Connection{Name: "c", Type: tc.typ, Values: bad}, spec, nil, connector.ClientHooks{})
+			require.NoError(t, err)
+			_, err = spec.Identity(context.Background(), cl, bad)
+			require.Error(t, err)
+			if tc.typ != "slack" { // Slack answers 401 here too, as the fake does
+				require.Equal(t, connector.ReasonAuth, connector.Classify(err).Reason, "%v", err)
+			}
+			require.NotContains(t, err.Error(), "wrong")
+		})
+	}
 }

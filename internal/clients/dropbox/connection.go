@@ -2,7 +2,13 @@
 // actions arrive, the client and fakes they share.
 package dropbox
 
-import "github.com/sous-run/sous/engine/connector"
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/sous-run/sous/engine/connector"
+)
 
 // Connection is the dropbox connection type: an OAuth app, authorized for
 // offline access (a refresh token).
@@ -18,7 +24,22 @@ var Connection = &connector.ConnectionSpec{
 	},
 	OneOf: connector.TokenOrOAuth,
 	// a refresh token comes only with offline access
-	OAuth: &connector.OAuthSpec{AuthParams: map[string]string{"token_access_type": "offline"}},
+	OAuth:    &connector.OAuthSpec{AuthParams: map[string]string{"token_access_type": "offline"}},
+	Identity: identity,
 }
 
 func init() { connector.RegisterConnection(Connection) }
+
+// identity asks who the token acts as (users/get_current_account, whose
+// body is JSON null).
+func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
+	var me struct {
+		Email     string `json:"email"`
+		AccountID string `json:"account_id"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, "https://api.dropboxapi.com/2/", http.MethodPost, "users/get_current_account",
+		json.RawMessage("null"), &me); err != nil {
+		return nil, err
+	}
+	return &connector.Identity{Account: me.Email, Extra: map[string]string{"account_id": me.AccountID}}, nil
+}

@@ -2,7 +2,12 @@
 // and, as its triggers and actions arrive, the client and fakes they share.
 package google
 
-import "github.com/sous-run/sous/engine/connector"
+import (
+	"context"
+	"net/http"
+
+	"github.com/sous-run/sous/engine/connector"
+)
 
 // Field names of a google connection.
 const (
@@ -36,6 +41,22 @@ var Connection = &connector.ConnectionSpec{
 	// with consent asked for
 	OAuth:    &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"}},
 	Requires: map[string][]string{FieldSubject: {FieldServiceAccountFile}, FieldRefreshToken: {connector.ConnOAuth}},
+	Identity: identity,
 }
 
 func init() { connector.RegisterConnection(Connection) }
+
+// identity asks Drive who the connection acts as (about?fields=user, which
+// the drive scopes allow).
+func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
+	var r struct {
+		User struct {
+			EmailAddress string `json:"emailAddress"`
+			DisplayName  string `json:"displayName"`
+		} `json:"user"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, "https://www.googleapis.com/", http.MethodGet, "drive/v3/about?fields=user", nil, &r); err != nil {
+		return nil, err
+	}
+	return &connector.Identity{Account: r.User.EmailAddress}, nil
+}

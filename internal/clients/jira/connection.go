@@ -2,7 +2,13 @@
 // actions arrive, the client and fakes they share.
 package jira
 
-import "github.com/sous-run/sous/engine/connector"
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/sous-run/sous/engine/connector"
+)
 
 // Field names of a jira connection.
 const (
@@ -36,6 +42,7 @@ var Connection = &connector.ConnectionSpec{
 	Requires: map[string][]string{FieldEmail: {FieldAPIToken, connector.ConnBaseURL},
 		FieldAPIToken: {FieldEmail, connector.ConnBaseURL}},
 	Authorize: authorize,
+	Identity:  identity,
 	OAuth:     &connector.OAuthSpec{AuthParams: map[string]string{"audience": "api.atlassian.com", "prompt": "consent"}},
 }
 
@@ -49,3 +56,41 @@ func authorize(w connector.Values) (connector.Authorize, error) {
 }
 
 func init() { connector.RegisterConnection(Connection) }
+
+// identity asks the site who the account is (rest/api/3/myself) with an
+// API token; with OAuth, which sites the token reaches
+// (accessible-resources), whose first is the connection's.
+func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
+	if with.Has(FieldAPIToken) {
+		var me struct {
+			AccountID    string `json:"accountId"`
+			EmailAddress string `json:"emailAddress"`
+			DisplayName  string `json:"displayName"`
+		}
+		if err := connector.CallJSON(ctx, cl, with, "", http.MethodGet, "rest/api/3/myself", nil, &me); err != nil {
+			return nil, err
+		}
+		return &connector.Identity{Account: fmt.Sprintf("%s <%s> on %s", me.DisplayName, me.EmailAddress, with.String(connector.ConnBaseURL)),
+			Extra: map[string]string{"account_id": me.AccountID}}, nil
+	}
+	var sites []struct {
+		ID   string `json:"id"`
+		URL  string `json:"url"`
+		Name string `json:"name"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, "https://api.atlassian.com/", http.MethodGet, "oauth/token/accessible-resources", nil, &sites); err != nil {
+		return nil, err
+	}
+	if len(sites) == 0 {
+		return nil, connector.Permanent(connector.ReasonAuth, fmt.Errorf("the token reaches no Jira site"))
+	}
+	site := sites[0]
+	if id := with.String(FieldCloudID); id != "" {
+		for _, s := range sites {
+			if s.ID == id {
+				site = s
+			}
+		}
+	}
+	return &connector.Identity{Account: site.URL, Extra: map[string]string{"cloud_id": site.ID}}, nil
+}

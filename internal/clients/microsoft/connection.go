@@ -4,6 +4,8 @@
 package microsoft
 
 import (
+	"context"
+	"net/http"
 	"strings"
 
 	"github.com/sous-run/sous/engine/connector"
@@ -27,8 +29,9 @@ var Connection = &connector.ConnectionSpec{
 		connector.BaseURLField("https://graph.microsoft.com/v1.0/", "The Graph root (a test server elsewhere)"),
 		connector.RateLimitField("10/s"),
 	},
-	OneOf: connector.TokenOrOAuth,
-	OAuth: &connector.OAuthSpec{Endpoints: tenantEndpoints},
+	OneOf:    connector.TokenOrOAuth,
+	OAuth:    &connector.OAuthSpec{Endpoints: tenantEndpoints},
+	Identity: identity,
 }
 
 // tenantEndpoints puts the connection's tenant in place of common in the
@@ -42,3 +45,19 @@ func tenantEndpoints(with connector.Values, authURL, tokenURL string) (string, s
 }
 
 func init() { connector.RegisterConnection(Connection) }
+
+// identity asks Graph who the token acts as (me).
+func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
+	var me struct {
+		UserPrincipalName string `json:"userPrincipalName"`
+		Mail              string `json:"mail"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, "https://graph.microsoft.com/v1.0/", http.MethodGet, "me", nil, &me); err != nil {
+		return nil, err
+	}
+	account := me.Mail
+	if account == "" {
+		account = me.UserPrincipalName
+	}
+	return &connector.Identity{Account: account}, nil
+}

@@ -2,7 +2,16 @@
 // actions arrive, the client and fakes they share.
 package slack
 
-import "github.com/sous-run/sous/engine/connector"
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/sous-run/sous/engine/connector"
+)
+
+// DefaultBaseURL is the Web API's root.
+const DefaultBaseURL = "https://slack.com/api/"
 
 // Field names of a slack connection.
 const (
@@ -20,12 +29,37 @@ var Connection = &connector.ConnectionSpec{
 			Description: "The app's signing secret (Slack's request signing)"},
 		connector.OAuthField([]string{"chat:write", "channels:read", "channels:history", "reactions:read", "files:write"},
 			"https://slack.com/oauth/v2/authorize", "https://slack.com/api/oauth.v2.access"),
-		connector.BaseURLField("https://slack.com/api/", "The Web API root (an Enterprise Grid or a test server elsewhere)"),
+		connector.BaseURLField(DefaultBaseURL, "The Web API root (an Enterprise Grid or a test server elsewhere)"),
 		connector.RateLimitField("50/min burst 5"),
 	},
 	OneOf: connector.TokenOrOAuth,
 	// Slack takes the client's credentials as basic authentication
-	OAuth: &connector.OAuthSpec{CredentialsInHeader: true},
+	OAuth:    &connector.OAuthSpec{CredentialsInHeader: true},
+	Identity: identity,
 }
 
 func init() { connector.RegisterConnection(Connection) }
+
+// identity calls auth.test: the workspace (team) and user the token acts as.
+func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
+	var r struct {
+		OK     bool   `json:"ok"`
+		Error  string `json:"error"`
+		Team   string `json:"team"`
+		TeamID string `json:"team_id"`
+		User   string `json:"user"`
+		URL    string `json:"url"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, DefaultBaseURL, http.MethodPost, "auth.test", nil, &r); err != nil {
+		return nil, err
+	}
+	if !r.OK {
+		reason := connector.ReasonClientError
+		if r.Error == "invalid_auth" || r.Error == "not_authed" || r.Error == "token_revoked" || r.Error == "account_inactive" {
+			reason = connector.ReasonAuth
+		}
+		return nil, connector.Permanent(reason, fmt.Errorf("slack auth.test: %s", r.Error))
+	}
+	return &connector.Identity{Account: fmt.Sprintf("%s (%s) as %s", r.Team, r.URL, r.User),
+		Extra: map[string]string{"team_id": r.TeamID}}, nil
+}

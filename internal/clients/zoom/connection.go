@@ -2,7 +2,12 @@
 // arrive, the client and fakes they share.
 package zoom
 
-import "github.com/sous-run/sous/engine/connector"
+import (
+	"context"
+	"net/http"
+
+	"github.com/sous-run/sous/engine/connector"
+)
 
 // Field names of a zoom connection.
 const (
@@ -29,7 +34,20 @@ var Connection = &connector.ConnectionSpec{
 	},
 	OneOf:    [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
 	OAuth:    &connector.OAuthSpec{CredentialsInHeader: true},
+	Identity: identity,
 	Requires: map[string][]string{FieldAccountID: {connector.ConnOAuth}},
 }
 
 func init() { connector.RegisterConnection(Connection) }
+
+// identity asks who the token acts as (users/me).
+func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
+	var me struct {
+		Email     string `json:"email"`
+		AccountID string `json:"account_id"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, "https://api.zoom.us/v2/", http.MethodGet, "users/me", nil, &me); err != nil {
+		return nil, err
+	}
+	return &connector.Identity{Account: me.Email, Extra: map[string]string{"account_id": me.AccountID}}, nil
+}

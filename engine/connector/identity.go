@@ -1,0 +1,85 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// CallJSON makes one call of a service's JSON API through a connection's
+// client: method on ref, resolved against the connection's base_url (or
+// def when it has none), with body as JSON when not nil, and decodes the
+// answer into out. A status other than 2xx is an error naming the status,
+// auth for 401 and 403; the answer is read up to 1 MiB.
+func CallJSON(ctx context.Context, client *Client, with Values, def, method, ref string, body, out any) error {
+	base := with.String(ConnBaseURL)
+	if base == "" {
+		base = def
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return Permanent(ReasonInvalid, fmt.Errorf("base_url %q: %w", base, err))
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	target, err := u.Parse(ref)
+	if err != nil {
+		return Permanent(ReasonInvalid, err)
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return Permanent(ReasonInvalid, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target.String(), rd)
+	if err != nil {
+		return Permanent(ReasonInvalid, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.HTTP.Do(req)
+	if err != nil {
+		wrapped := fmt.Errorf("%s %s%s: %w", method, target.Host, target.Path, unwrapURL(err))
+		var ce *Error
+		if errors.As(err, &ce) { // the connection's own failure (its token): its kind stands
+			return &Error{Reason: ce.Reason, Retryable: ce.Retryable, RetryAfter: ce.RetryAfter, Err: wrapped}
+		}
+		return Retryable(ReasonNetwork, 0, wrapped)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return Retryable(ReasonNetwork, 0, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return Permanent(ReasonAuth, fmt.Errorf("%s %s%s: %s", method, target.Host, target.Path, resp.Status))
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Permanent(ReasonClientError, fmt.Errorf("%s %s%s: %s", method, target.Host, target.Path, resp.Status))
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return Permanent(ReasonClientError, fmt.Errorf("%s %s%s: the answer is not the JSON expected", method, target.Host, target.Path))
+	}
+	return nil
+}
+
+// unwrapURL keeps of a client error what is not the URL (a query may hold
+// a secret), keeping a connector error's kind.
+func unwrapURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
