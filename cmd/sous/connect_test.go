@@ -81,6 +81,14 @@ func slackProvider(t *testing.T) *httptest.Server {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "team": "Acme", "team_id": "T1", "url": "https://acme.slack.com/", "user": "sous"})
 	})
+	mux.HandleFunc("/api/auth.revoke", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") != "Bearer xoxb-connected-token-1" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "revoked": true})
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -258,6 +266,18 @@ connections:
 	r = sous(t, "", "connections", "test", "web", "--config", config)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "has no identity call")
+
+	r = sous(t, "", "connections", "revoke", "slack", "--config", config)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "connection slack: the grant is revoked at the provider")
+	require.Contains(t, r.stdout, "the stored token is deleted")
+	r = sous(t, "", "connections", "list", "--config", config)
+	require.Regexp(t, `(?m)^slack\s+slack\s+unconfigured\s+oauth\s`, r.stdout)
+	r = sous(t, "", "connections", "revoke", "slack", "--config", config)
+	require.Equal(t, 1, r.code, "nothing left to revoke: %s", r)
+	r = sous(t, "", "connections", "revoke", "bot", "--config", config)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "connection bot has no OAuth app")
 
 	r = sous(t, "", "connections", "show", "nope", "--config", config)
 	require.Equal(t, 1, r.code)

@@ -23,7 +23,7 @@ import (
 // OAuth tokens.
 func newConnections() *cobra.Command {
 	conns := &cobra.Command{Use: "connections", Short: "The config's connections and their stored OAuth tokens"}
-	conns.AddCommand(newConnectionsList(), newConnectionsShow(), newConnectionsTest(), newConnectionsRekey())
+	conns.AddCommand(newConnectionsList(), newConnectionsShow(), newConnectionsTest(), newConnectionsRevoke(), newConnectionsRekey())
 	return conns
 }
 
@@ -236,6 +236,82 @@ recorded beside the token. Exit 1 when the call fails.`,
 				return &exitError{code: 1, err: err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "connection %s works: it acts as %s\n", args[0], id.Account)
+			return nil
+		},
+	}
+	f.bind(cmd, false)
+	return cmd
+}
+
+func newConnectionsRevoke() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke an OAuth connection's grant at the provider, and delete its stored token",
+		Long: `Revoke the grant of OAuth connection NAME at the provider, where it has a
+revocation endpoint (Google, Zoom: the oauth block's token_url with revoke in
+place of its last element; Slack auth.revoke; Dropbox auth/token/revoke), then
+delete the stored token: the connection is unconfigured until 'sous connect
+NAME'. Where the provider has none (Microsoft, Atlassian), or the revocation
+fails, the token is deleted all the same and the command says so: revoke the
+app's access in the provider's settings then.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, settings, err := f.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			ctx := cmd.Context()
+			c, err := cfg.Connection(name)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			spec, ok := connector.Default.Connection(c.Type)
+			if !ok || !oauth.UsesOAuth(c, spec) {
+				return &exitError{code: 1, err: fmt.Errorf("connection %s has no OAuth app: nothing is stored to revoke", name)}
+			}
+			st, closeStore, err := openTokenStore(ctx, cfg, settings)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			key, err := oauth.LoadKey(cfg.DataDir, os.Getenv)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			vault, err := oauth.NewVault(st, key)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			tok, _, err := vault.Get(ctx, name)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case spec.OAuth.Revoke == nil:
+				fmt.Fprintf(out, "the %s provider has no revocation endpoint: revoke the app's access in its settings\n", c.Type)
+			default:
+				grant := tok.RefreshToken
+				if grant == "" {
+					grant = tok.AccessToken
+				}
+				cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: func() (*oauth.Vault, error) { return vault, nil }, Leases: st,
+					Owner: "sous-cli-" + strconv.Itoa(os.Getpid()), Base: &httpx.Transport{}}, &httpx.Transport{}, connector.ClientHooks{})
+				if err == nil {
+					err = spec.OAuth.Revoke(ctx, cl, c.Values, grant)
+				}
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: the provider did not revoke the grant (%v): revoke the app's access in its settings\n", err)
+				} else {
+					fmt.Fprintf(out, "connection %s: the grant is revoked at the provider\n", name)
+				}
+			}
+			if err := vault.Delete(ctx, name); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			fmt.Fprintf(out, "connection %s: the stored token is deleted; run `sous connect %s` to authorize it again\n", name, name)
 			return nil
 		},
 	}

@@ -83,3 +83,40 @@ func unwrapURL(err error) error {
 	}
 	return err
 }
+
+// RevokeAt posts token to a revocation endpoint as RFC 7009 describes
+// (form field token), with the oauth block's client credentials as basic
+// authentication when basic is set. The endpoint is the oauth block's
+// token_url with its last path element replaced by "revoke"
+// (https://oauth2.googleapis.com/revoke, https://zoom.us/oauth/revoke), so
+// that a token_url pointed at a test server points the revocation there.
+func RevokeAt(ctx context.Context, with Values, token string, basic bool) error {
+	block, _ := with[ConnOAuth].(map[string]any)
+	tokenURL, _ := block[OAuthTokenURL].(string)
+	u, err := url.Parse(tokenURL)
+	if err != nil || tokenURL == "" {
+		return Permanent(ReasonInvalid, fmt.Errorf("oauth.token_url %q gives no revocation endpoint", tokenURL))
+	}
+	u.Path = u.Path[:strings.LastIndex(u.Path, "/")+1] + "revoke"
+	u.RawQuery = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(url.Values{"token": {token}}.Encode()))
+	if err != nil {
+		return Permanent(ReasonInvalid, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic {
+		id, _ := block[OAuthClientID].(string)
+		secret, _ := block[OAuthClientSecret].(string)
+		req.SetBasicAuth(id, secret)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Retryable(ReasonNetwork, 0, fmt.Errorf("revoke at %s%s: %w", u.Host, u.Path, unwrapURL(err)))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Permanent(ReasonClientError, fmt.Errorf("revoke at %s%s: %s", u.Host, u.Path, resp.Status))
+	}
+	return nil
+}

@@ -199,6 +199,10 @@ type OAuthSpec struct {
 	// Endpoints, when set, adjusts the oauth block's endpoints to the
 	// connection's other values (Microsoft's tenant in place of common).
 	Endpoints func(with Values, authURL, tokenURL string) (string, string)
+	// Revoke, where the provider has a revocation endpoint, revokes the
+	// connection's grant: token is the refresh token when there is one,
+	// else the access token; client carries the access token.
+	Revoke func(ctx context.Context, client *Client, with Values, token string) error
 }
 
 // Check checks a connection's fields together (OneOf, Requires), after

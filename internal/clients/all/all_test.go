@@ -2,6 +2,7 @@ package all_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -182,4 +183,49 @@ func TestIdentity(t *testing.T) {
 			require.NotContains(t, err.Error(), "wrong")
 		})
 	}
+}
+
+// TestRevoke: each provider's revocation, as it documents it.
+func TestRevoke(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, r.ParseForm())
+		id, secret, basic := r.BasicAuth()
+		body := r.PostForm.Get("token")
+		if r.URL.Path == "/2/auth/token/revoke" {
+			raw, _ := io.ReadAll(r.Body)
+			body = string(raw)
+		}
+		got = append(got, fmt.Sprintf("%s %s basic=%v:%s:%s auth=%q token=%s", r.Method, r.URL.Path, basic, id, secret, r.Header.Get("Authorization"), body))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `null`)
+	}))
+	defer srv.Close()
+	oauthBlock := map[string]any{"client_id": "cid", "client_secret": "csecret", "token_url": srv.URL + "/oauth/token"}
+	tests := []struct {
+		typ  string
+		with connector.Values
+		want string
+	}{
+		{"google", connector.Values{"oauth": oauthBlock}, `POST /oauth/revoke basic=false:: auth="" token=rt-1`},
+		{"zoom", connector.Values{"oauth": oauthBlock}, `POST /oauth/revoke basic=true:cid:csecret auth="Basic Y2lkOmNzZWNyZXQ=" token=rt-1`},
+		{"dropbox", connector.Values{"oauth": oauthBlock, "base_url": srv.URL + "/2/"}, `POST /2/auth/token/revoke basic=false:: auth="Bearer at-1" token=null`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ, func(t *testing.T) {
+			got = nil
+			spec, _ := connector.Default.Connection(tc.typ)
+			cl, err := connector.NewClient(&connector.Connection{Name: "c", Type: tc.typ, Values: connector.Values{"token": "at-1"}}, spec, nil, connector.ClientHooks{})
+			require.NoError(t, err)
+			with := connector.Values{}
+			for k, v := range tc.with {
+				with[k] = v
+			}
+			with["token"] = "at-1"
+			require.NoError(t, spec.OAuth.Revoke(context.Background(), cl, with, "rt-1"))
+			require.Equal(t, []string{tc.want}, got)
+		})
+	}
+	ms, _ := connector.Default.Connection("microsoft")
+	require.Nil(t, ms.OAuth.Revoke, "Microsoft has no revocation endpoint")
 }

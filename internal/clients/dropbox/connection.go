@@ -24,7 +24,7 @@ var Connection = &connector.ConnectionSpec{
 	},
 	OneOf: connector.TokenOrOAuth,
 	// a refresh token comes only with offline access
-	OAuth:    &connector.OAuthSpec{AuthParams: map[string]string{"token_access_type": "offline"}},
+	OAuth:    &connector.OAuthSpec{AuthParams: map[string]string{"token_access_type": "offline"}, Revoke: revoke},
 	Identity: identity,
 }
 
@@ -42,4 +42,11 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 		return nil, err
 	}
 	return &connector.Identity{Account: me.Email, Extra: map[string]string{"account_id": me.AccountID}}, nil
+}
+
+// revoke calls auth/token/revoke with the token itself (its body is JSON
+// null; the answer is null too).
+func revoke(ctx context.Context, cl *connector.Client, with connector.Values, _ string) error {
+	var out any
+	return connector.CallJSON(ctx, cl, with, "https://api.dropboxapi.com/2/", http.MethodPost, "auth/token/revoke", json.RawMessage("null"), &out)
 }

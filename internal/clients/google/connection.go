@@ -39,7 +39,10 @@ var Connection = &connector.ConnectionSpec{
 	OneOf: [][]string{{connector.ConnOAuth}, {FieldServiceAccountFile}, {connector.ConnToken}},
 	// a refresh token comes only with offline access, and again only
 	// with consent asked for
-	OAuth:    &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"}},
+	OAuth: &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+		Revoke: func(ctx context.Context, _ *connector.Client, with connector.Values, token string) error {
+			return connector.RevokeAt(ctx, with, token, false) // https://oauth2.googleapis.com/revoke
+		}},
 	Requires: map[string][]string{FieldSubject: {FieldServiceAccountFile}, FieldRefreshToken: {connector.ConnOAuth}},
 	Identity: identity,
 }

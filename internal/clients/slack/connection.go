@@ -34,7 +34,7 @@ var Connection = &connector.ConnectionSpec{
 	},
 	OneOf: connector.TokenOrOAuth,
 	// Slack takes the client's credentials as basic authentication
-	OAuth:    &connector.OAuthSpec{CredentialsInHeader: true},
+	OAuth:    &connector.OAuthSpec{CredentialsInHeader: true, Revoke: revoke},
 	Identity: identity,
 }
 
@@ -62,4 +62,19 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 	}
 	return &connector.Identity{Account: fmt.Sprintf("%s (%s) as %s", r.Team, r.URL, r.User),
 		Extra: map[string]string{"team_id": r.TeamID}}, nil
+}
+
+// revoke calls auth.revoke with the token itself.
+func revoke(ctx context.Context, cl *connector.Client, with connector.Values, _ string) error {
+	var r struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := connector.CallJSON(ctx, cl, with, DefaultBaseURL, http.MethodPost, "auth.revoke", nil, &r); err != nil {
+		return err
+	}
+	if !r.OK {
+		return connector.Permanent(connector.ReasonClientError, fmt.Errorf("slack auth.revoke: %s", r.Error))
+	}
+	return nil
 }

@@ -32,8 +32,11 @@ var Connection = &connector.ConnectionSpec{
 		connector.BaseURLField("https://api.zoom.us/v2/", "The API root (a test server elsewhere)"),
 		connector.RateLimitField("10/s"),
 	},
-	OneOf:    [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
-	OAuth:    &connector.OAuthSpec{CredentialsInHeader: true},
+	OneOf: [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
+	OAuth: &connector.OAuthSpec{CredentialsInHeader: true,
+		Revoke: func(ctx context.Context, _ *connector.Client, with connector.Values, token string) error {
+			return connector.RevokeAt(ctx, with, token, true) // https://zoom.us/oauth/revoke
+		}},
 	Identity: identity,
 	Requires: map[string][]string{FieldAccountID: {connector.ConnOAuth}},
 }
