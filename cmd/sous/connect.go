@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"os/user"
 	"strconv"
 	"time"
 
@@ -117,14 +118,17 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 			}
 			fmt.Fprintf(out, "connection %s is connected: its token is stored encrypted under master key %s (%s, %s)\n",
 				name, key.ID(), expiry, refresh)
+			detail := ""
 			if spec.Identity != nil {
 				// who it acts as, recorded beside the token
 				if id, err := testConnection(ctx, cfg, settings, name); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: the identity call failed (`sous connections test %s` tries again): %v\n", name, err)
 				} else {
 					fmt.Fprintf(out, "it acts as %s\n", id.Account)
+					detail = "acts as " + id.Account
 				}
 			}
+			_ = vault.Audit(ctx, cliActor(), "connection.connected", name, detail)
 			return nil
 		},
 	}
@@ -133,6 +137,14 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 	cmd.Flags().IntVar(&port, "port", 0, "the port of the redirect URL http://127.0.0.1:PORT/callback (0: any free one; 8085 with --no-browser)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the authorization")
 	return cmd
+}
+
+// cliActor names the person running the CLI in the audit log.
+func cliActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
 }
 
 // pasted runs the flow with the redirect's address pasted on stdin.

@@ -15,6 +15,7 @@ import (
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/service"
+	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
@@ -289,6 +290,7 @@ app's access in the provider's settings then.`,
 				return &exitError{code: 1, err: err}
 			}
 			out := cmd.OutOrStdout()
+			revoked := "the stored token deleted; the provider has no revocation endpoint"
 			switch {
 			case spec.OAuth.Revoke == nil:
 				fmt.Fprintf(out, "the %s provider has no revocation endpoint: revoke the app's access in its settings\n", c.Type)
@@ -304,13 +306,16 @@ app's access in the provider's settings then.`,
 				}
 				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: the provider did not revoke the grant (%v): revoke the app's access in its settings\n", err)
+					revoked = "the stored token deleted; the provider did not revoke the grant"
 				} else {
 					fmt.Fprintf(out, "connection %s: the grant is revoked at the provider\n", name)
+					revoked = "revoked at the provider, the stored token deleted"
 				}
 			}
 			if err := vault.Delete(ctx, name); err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			_ = st.AddAudit(ctx, store.AuditEntry{Actor: cliActor(), Action: "connection.revoked", Target: name, Detail: revoked})
 			fmt.Fprintf(out, "connection %s: the stored token is deleted; run `sous connect %s` to authorize it again\n", name, name)
 			return nil
 		},

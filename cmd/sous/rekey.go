@@ -216,5 +216,7 @@ func reencrypt(ctx context.Context, cfg *recipes.Config, settings service.Settin
 	if err != nil {
 		return 0, &exitError{code: 1, err: err}
 	}
+	_ = st.AddAudit(ctx, store.AuditEntry{Actor: cliActor(), Action: "keys.rekeyed", Target: "master key",
+		Detail: fmt.Sprintf("%d token(s) from %s to %s", n, cur.ID(), next.ID())})
 	return n, nil
 }

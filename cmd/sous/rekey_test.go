@@ -115,6 +115,10 @@ func TestRekeyGenerate(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, oauth.NewKeyFile))
 	require.ErrorIs(t, err, os.ErrNotExist)
 	requireTokens(t, st, newKey, oldKey)
+	r = sous(t, "", "audit", "--data", dir)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "keys.rekeyed")
+	require.Contains(t, r.stdout, "2 token(s) from "+oldKey.ID()+" to "+newKey.ID())
 }
 
 // TestRekeyFinishesAStoppedChange: tokens re-encrypted under the staged

@@ -38,6 +38,8 @@ type Source struct {
 	Client *http.Client
 	Leases Leaser
 	Owner  string // this process, in the lease
+	// Actor names this process in the audit log ("serve" when empty).
+	Actor string
 	// LeaseTTL bounds a refresh (30 s when zero); Poll is how often a
 	// process that waits for another's refresh looks (100 ms when zero).
 	LeaseTTL, Poll time.Duration
@@ -125,6 +127,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			msg := "the provider refused the refresh (invalid_grant): run `sous connect " + s.Connection + "`"
 			why := "was refused a refresh by the provider (invalid_grant)"
+			s.audit(ctx, "connection.needs_reauth", "the provider refused the refresh (invalid_grant)")
 			if serr := s.Vault.SetState(context.WithoutCancel(ctx), s.Connection, StateNeedsReauth, msg); serr != nil {
 				// the other processes will try the refresh too, and learn the same
 				why += "; recording needs_reauth failed: " + serr.Error()
@@ -144,8 +147,19 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 				fmt.Errorf("connection %s: save the refreshed token: %w", s.Connection, err))
 		}
 	}
+	s.audit(ctx, "connection.refreshed", "")
 	s.cached = fresh
 	return fresh, nil
+}
+
+// audit records what became of the connection; the audit log failing
+// does not fail the call.
+func (s *Source) audit(ctx context.Context, action, detail string) {
+	actor := s.Actor
+	if actor == "" {
+		actor = "serve"
+	}
+	_ = s.Vault.Audit(context.WithoutCancel(ctx), actor, action, s.Connection, detail)
 }
 
 // stored reads the connection's token, failing permanently when it has

@@ -363,3 +363,15 @@ func (v *Vault) Rekey(ctx context.Context, newKey Key) (int, error) {
 	v.key, v.gcm = newKey, newGCM
 	return n, nil
 }
+
+// Audit records an entry of the audit log in the vault's store: who
+// (actor) did what to which connection. It never holds a token: detail is
+// scrubbed of the connection's own when it can be read.
+func (v *Vault) Audit(ctx context.Context, actor, action, connection, detail string) error {
+	if detail != "" {
+		if tok, _, err := v.Get(ctx, connection); err == nil {
+			detail = scrub(detail, tok)
+		}
+	}
+	return v.st.AddAudit(ctx, store.AuditEntry{Actor: actor, Action: action, Target: connection, Detail: detail})
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -168,6 +169,7 @@ func (s *Server) runRecipe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the run could not be queued: retry")
 		return
 	}
+	s.audit(r, "recipe.run", r.PathValue("name"), "run "+runID)
 	if !queued {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "filtered", "event_id": eventID, "run_id": runID})
 		return
@@ -186,7 +188,52 @@ func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "cannot_replay", err.Error())
 		return
 	}
+	detail := "as " + id
+	if fromFailed {
+		detail += ", from the failed step"
+	}
+	s.audit(r, "run.replayed", r.PathValue("id"), detail)
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "run_id": id})
+}
+
+// audit records a change made through the API, by the key's name; the
+// audit log failing fails nothing.
+func (s *Server) audit(r *http.Request, action, target, detail string) {
+	err := s.cfg.Store.AddAudit(context.WithoutCancel(r.Context()), store.AuditEntry{Actor: "api:" + keyName(r.Context()),
+		Action: action, Target: target, Detail: detail})
+	if err != nil {
+		s.log.Warn("audit", "action", action, "error", err)
+	}
+}
+
+// listAudit lists the audit log, newest first: ?since=24h (default 7d),
+// ?limit=N (default 100, at most 1000).
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	since := 7 * 24 * time.Hour
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := recipes.ParsePeriod(v)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "bad_filter", "since must be a positive duration such as 24h or 7d")
+			return
+		}
+		since = d
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "bad_filter", "limit must be a number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	entries, err := s.cfg.Store.ListAudit(r.Context(), time.Now().Add(-since), limit)
+	if err != nil {
+		s.log.Error("audit", "error", err)
+		writeError(w, http.StatusInternalServerError, "store_error", "the audit log could not be read")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }
 
 // connections lists the config's connections and their state: no secret.

@@ -4,7 +4,9 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,6 +171,7 @@ func New(cfg Config) *Server {
 		{http.MethodPost, "/api/v1/runs/{id}/replay", s.auth(s.replayRun)},
 		{http.MethodGet, "/api/v1/stats", s.auth(s.stats)},
 		{http.MethodGet, "/api/v1/connections", s.auth(s.connections)},
+		{http.MethodGet, "/api/v1/audit", s.auth(s.listAudit)},
 	})
 	s.mux.Handle("/api/", s.auth(notFound))
 	s.mux.HandleFunc("/", notFound)
@@ -288,8 +291,25 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "the API key is not valid")
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), keyNameKey{}, KeyName(key))))
 	})
+}
+
+// keyNameKey is the context key of the name of the API key a request
+// carried.
+type keyNameKey struct{}
+
+// KeyName names an API key in the audit log without revealing it: "key-"
+// and the first 8 hex digits of its SHA-256.
+func KeyName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "key-" + hex.EncodeToString(sum[:4])
+}
+
+// keyName is the name of the API key of a request ("" outside the API).
+func keyName(ctx context.Context) string {
+	n, _ := ctx.Value(keyNameKey{}).(string)
+	return n
 }
 
 // apiError is the JSON body of every error answer.

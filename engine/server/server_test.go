@@ -25,6 +25,8 @@ var apiEndpoints = []struct{ method, path string }{
 	{http.MethodGet, "/api/v1/runs/run_1"},
 	{http.MethodPost, "/api/v1/runs/run_1/replay"},
 	{http.MethodPost, "/api/v1/recipes/orders/run"},
+	{http.MethodGet, "/api/v1/connections"},
+	{http.MethodGet, "/api/v1/audit"},
 	{http.MethodGet, "/api/v1/stats"},
 	{http.MethodGet, "/api/v1/nope"},
 	// wrong methods: refused for the key before the method

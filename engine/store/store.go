@@ -190,6 +190,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 			lease_until BIGINT NOT NULL, polled_at BIGINT NOT NULL)`,
 		// the connections' OAuth tokens, sealed by engine/oauth: see TokensTable
 		TokensTable,
+		// who changed what: see AddAudit
+		`CREATE TABLE IF NOT EXISTS {audit} (id <serial>, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+			target TEXT NOT NULL, detail TEXT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS {audit_at} ON {audit} (at)`,
 	)
 }
 
