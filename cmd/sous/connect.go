@@ -56,13 +56,9 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 				return err
 			}
 			name := args[0]
-			conn, err := cfg.Connection(name)
+			conn, spec, err := configConnection(cfg, name)
 			if err != nil {
 				return &exitError{code: 1, err: err}
-			}
-			spec, ok := connector.Default.Connection(conn.Type)
-			if !ok {
-				return &exitError{code: 1, err: fmt.Errorf("connection %s: unknown type %q", name, conn.Type)}
 			}
 			// the key and the store first: a bad key fails before the browser
 			key, err := oauth.LoadKey(cfg.DataDir, os.Getenv)

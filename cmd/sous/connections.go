@@ -156,17 +156,26 @@ func when(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// configConnection is a connection of the config with its type's spec.
+func configConnection(cfg *recipes.Config, name string) (*connector.Connection, *connector.ConnectionSpec, error) {
+	c, err := cfg.Connection(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, ok := connector.Default.Connection(c.Type)
+	if !ok {
+		return nil, nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
+	}
+	return c, spec, nil
+}
+
 // testConnection makes the connection's identity call through its client
 // (the stored token for an OAuth app, refreshed when it expired) and, for
 // an OAuth app, records the account beside the token.
 func testConnection(ctx context.Context, cfg *recipes.Config, settings service.Settings, name string) (*connector.Identity, error) {
-	c, err := cfg.Connection(name)
+	c, spec, err := configConnection(cfg, name)
 	if err != nil {
 		return nil, err
-	}
-	spec, ok := connector.Default.Connection(c.Type)
-	if !ok {
-		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
 	}
 	if spec.Identity == nil {
 		return nil, fmt.Errorf("connection %s: a %s connection has no identity call to test it with", name, c.Type)
@@ -264,12 +273,11 @@ app's access in the provider's settings then.`,
 			}
 			name := args[0]
 			ctx := cmd.Context()
-			c, err := cfg.Connection(name)
+			c, spec, err := configConnection(cfg, name)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			spec, ok := connector.Default.Connection(c.Type)
-			if !ok || !oauth.UsesOAuth(c, spec) {
+			if !oauth.UsesOAuth(c, spec) {
 				return &exitError{code: 1, err: fmt.Errorf("connection %s has no OAuth app: nothing is stored to revoke", name)}
 			}
 			st, closeStore, err := openTokenStore(ctx, cfg, settings)

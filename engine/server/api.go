@@ -209,14 +209,9 @@ func (s *Server) audit(r *http.Request, action, target, detail string) {
 // listAudit lists the audit log, newest first: ?since=24h (default 7d),
 // ?limit=N (default 100, at most 1000).
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
-	since := 7 * 24 * time.Hour
-	if v := r.URL.Query().Get("since"); v != "" {
-		d, err := recipes.ParsePeriod(v)
-		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "bad_filter", "since must be a positive duration such as 24h or 7d")
-			return
-		}
-		since = d
+	since, ok := sinceParam(w, r, 7*24*time.Hour)
+	if !ok {
+		return
 	}
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {
@@ -250,15 +245,25 @@ func (s *Server) connections(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"connections": sts})
 }
 
+// sinceParam reads ?since= (def when absent); false when it is bad,
+// which it answered.
+func sinceParam(w http.ResponseWriter, r *http.Request, def time.Duration) (time.Duration, bool) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		return def, true
+	}
+	d, err := recipes.ParsePeriod(v)
+	if err != nil || d <= 0 {
+		writeError(w, http.StatusBadRequest, "bad_filter", "since must be a positive duration such as 24h or 7d")
+		return 0, false
+	}
+	return d, true
+}
+
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	since := 24 * time.Hour
-	if v := r.URL.Query().Get("since"); v != "" {
-		d, err := recipes.ParsePeriod(v)
-		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "bad_filter", "since must be a positive duration such as 24h or 7d")
-			return
-		}
-		since = d
+	since, ok := sinceParam(w, r, 24*time.Hour)
+	if !ok {
+		return
 	}
 	st, err := s.cfg.Store.Stats(r.Context(), r.URL.Query().Get("recipe"), time.Now().Add(-since))
 	if err != nil {
