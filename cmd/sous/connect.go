@@ -60,6 +60,10 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			if spec.OAuth != nil && spec.OAuth.SelfMinted != nil && spec.OAuth.SelfMinted(conn.Values) {
+				return &exitError{code: 1, err: fmt.Errorf("connection %s mints its own tokens (Server-to-Server OAuth, a service account): "+
+					"there is nothing to authorize; `sous connections test %s` checks it", name, name)}
+			}
 			// the key and the store first: a bad key fails before the browser
 			key, err := oauth.LoadKey(cfg.DataDir, os.Getenv)
 			if err != nil {

@@ -193,6 +193,15 @@ func TestConnectNoBrowser(t *testing.T) {
 		require.Equal(t, 1, <-done)
 		require.Contains(t, out.String(), "the state sent back is not the one sent")
 	})
+	t.Run("a connection that mints its own tokens", func(t *testing.T) {
+		dir := t.TempDir()
+		config := writeFile(t, dir, "sous.yaml", "data_dir: "+dir+"\nconnections:\n  zoom:\n    type: zoom\n    account_id: acc-1\n"+
+			"    oauth: {client_id: cid, client_secret: \"${SLACK_CLIENT_SECRET}\"}\n")
+		t.Setenv("SLACK_CLIENT_SECRET", "zoom-client-secret-1")
+		r := sous(t, "", "connect", "zoom", "--config", config)
+		require.Equal(t, 1, r.code, "%s", r)
+		require.Contains(t, r.stderr, "connection zoom mints its own tokens")
+	})
 	t.Run("a connection without an oauth block", func(t *testing.T) {
 		dir := t.TempDir()
 		config := writeFile(t, dir, "sous.yaml", "data_dir: "+dir+"\nconnections:\n  bot:\n    type: slack\n    token: xoxb-static-token-1\n")

@@ -199,6 +199,11 @@ type OAuthSpec struct {
 	// Endpoints, when set, adjusts the oauth block's endpoints to the
 	// connection's other values (Microsoft's tenant in place of common).
 	Endpoints func(with Values, authURL, tokenURL string) (string, string)
+	// SelfMinted reports whether a connection's values mint its tokens
+	// without a person (Zoom's account_credentials grant, a Google service
+	// account): no `sous connect`, no stored token; the type's Authorize
+	// mints and renews them.
+	SelfMinted func(with Values) bool
 	// Revoke, where the provider has a revocation endpoint, revokes the
 	// connection's grant: token is the refresh token when there is one,
 	// else the access token; client carries the access token.

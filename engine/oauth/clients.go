@@ -7,10 +7,11 @@ import (
 )
 
 // UsesOAuth reports whether a connection authenticates with its OAuth
-// app's stored token: its type has a provider, it sets an oauth block and
-// no static token.
+// app's stored token: its type has a provider, it sets an oauth block, no
+// static token, and nothing its type mints tokens from by itself.
 func UsesOAuth(c *connector.Connection, spec *connector.ConnectionSpec) bool {
-	return spec.OAuth != nil && c.Values.Has(connector.ConnOAuth) && !c.Values.Has(connector.ConnToken)
+	return spec.OAuth != nil && c.Values.Has(connector.ConnOAuth) && !c.Values.Has(connector.ConnToken) &&
+		(spec.OAuth.SelfMinted == nil || !spec.OAuth.SelfMinted(c.Values))
 }
 
 // Tokens is what ClientFor needs to give an OAuth connection its stored

@@ -2,10 +2,20 @@ package all_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -228,4 +238,112 @@ func TestRevoke(t *testing.T) {
 	}
 	ms, _ := connector.Default.Connection("microsoft")
 	require.Nil(t, ms.OAuth.Revoke, "Microsoft has no revocation endpoint")
+}
+
+// TestSelfMinted: Zoom's Server-to-Server OAuth (the account_credentials
+// grant) and a Google service account (the JWT bearer grant, RFC 7523) mint
+// their tokens without a person, as the providers document it.
+func TestSelfMinted(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	require.NoError(t, err)
+	var minted []string
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, r.ParseForm())
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/zoom/oauth/token":
+			id, secret, ok := r.BasicAuth()
+			if !ok || id != "cid" || secret != "zoom-secret-1" || r.PostForm.Get("grant_type") != "account_credentials" || r.PostForm.Get("account_id") != "acc-1" {
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
+				return
+			}
+			minted = append(minted, "zoom")
+			_, _ = io.WriteString(w, `{"access_token":"s2s-1","token_type":"bearer","expires_in":3600}`)
+		case "/google/token":
+			if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error":"unsupported_grant_type"}`)
+				return
+			}
+			parts := strings.Split(r.PostForm.Get("assertion"), ".")
+			require.Len(t, parts, 3)
+			sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+			require.NoError(t, err)
+			sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+			require.NoError(t, rsa.VerifyPKCS1v15(&priv.PublicKey, crypto.SHA256, sum[:], sig), "RS256 with the account's key")
+			claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+			require.NoError(t, err)
+			var c struct{ Iss, Sub, Scope, Aud string }
+			require.NoError(t, json.Unmarshal(claims, &c))
+			require.Equal(t, "sa@proj.iam.gserviceaccount.com", c.Iss)
+			require.Equal(t, "ops@acme.test", c.Sub, "domain-wide delegation")
+			require.Equal(t, srv.URL+"/google/token", c.Aud)
+			require.Contains(t, c.Scope, "https://www.googleapis.com/auth/drive.file")
+			minted = append(minted, "google")
+			_, _ = io.WriteString(w, `{"access_token":"sa-1","token_type":"Bearer","expires_in":3600}`)
+		case "/v2/users/me":
+			if r.Header.Get("Authorization") != "Bearer s2s-1" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, `{"email":"host@acme.test","account_id":"acc-1"}`)
+		case "/drive/v3/about":
+			if r.Header.Get("Authorization") != "Bearer sa-1" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, `{"user":{"emailAddress":"ops@acme.test"}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	keyPath := filepath.Join(t.TempDir(), "sa.json")
+	keyJSON, err := json.Marshal(map[string]string{"type": "service_account", "client_email": "sa@proj.iam.gserviceaccount.com",
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "private_key_id": "k1",
+		"token_uri": srv.URL + "/google/token"})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(keyPath, keyJSON, 0o600))
+
+	tests := []struct {
+		typ     string
+		conns   string
+		account string
+	}{
+		{"zoom", fmt.Sprintf("  z:\n    type: zoom\n    account_id: acc-1\n    base_url: %s/v2/\n    oauth: {client_id: cid, client_secret: zoom-secret-1, token_url: %s/zoom/oauth/token}\n", srv.URL, srv.URL), "host@acme.test"},
+		{"google", fmt.Sprintf("  g:\n    type: google\n    service_account_file: %s\n    subject: ops@acme.test\n    base_url: %s/\n", keyPath, srv.URL), "ops@acme.test"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ, func(t *testing.T) {
+			minted = nil
+			cfg, diags := parse(t, tc.conns, nil)
+			require.False(t, diags.HasErrors(), "%v", diags)
+			for name := range cfg.Connections {
+				c, err := cfg.Connection(name)
+				require.NoError(t, err)
+				spec, _ := connector.Default.Connection(c.Type)
+				require.True(t, spec.OAuth.SelfMinted(c.Values))
+				cl, err := connector.NewClient(c, spec, nil, connector.ClientHooks{})
+				require.NoError(t, err)
+				for range 2 {
+					id, err := spec.Identity(context.Background(), cl, c.Values)
+					require.NoError(t, err)
+					require.Equal(t, tc.account, id.Account)
+				}
+				require.Equal(t, []string{tc.typ}, minted, "minted once, reused while valid")
+			}
+		})
+	}
+	t.Run("a file that is not a key", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.json")
+		require.NoError(t, os.WriteFile(bad, []byte(`{"private_key":"-----BEGIN secret"}`), 0o600))
+		spec, _ := connector.Default.Connection("google")
+		_, err := connector.NewClient(&connector.Connection{Name: "g", Type: "google", Values: connector.Values{"service_account_file": bad}}, spec, nil, connector.ClientHooks{})
+		require.ErrorContains(t, err, "is not a service account's JSON key")
+		require.NotContains(t, err.Error(), "BEGIN")
+	})
 }

@@ -16,6 +16,9 @@ const (
 	FieldSubject            = "subject"
 )
 
+// DefaultScopes are the scopes asked for when the config names none.
+var DefaultScopes = []string{"https://www.googleapis.com/auth/calendar", "https://www.googleapis.com/auth/drive.file"}
+
 // Connection is the google connection type: an OAuth app (with a refresh
 // token minted elsewhere), or a service
 // account's JSON key file, with an optional subject to act as through
@@ -24,7 +27,7 @@ var Connection = &connector.ConnectionSpec{
 	Type:    "google",
 	Summary: "A Google account: an OAuth app, or a service account key file",
 	Fields: []connector.Field{
-		connector.OAuthField([]string{"https://www.googleapis.com/auth/calendar", "https://www.googleapis.com/auth/drive.file"},
+		connector.OAuthField(DefaultScopes,
 			"https://accounts.google.com/o/oauth2/auth", "https://oauth2.googleapis.com/token"),
 		{Name: FieldRefreshToken, Type: connector.String, Secret: true, Example: "${GOOGLE_REFRESH_TOKEN}",
 			Description: "A refresh token minted elsewhere for the oauth app"},
@@ -39,7 +42,8 @@ var Connection = &connector.ConnectionSpec{
 	OneOf: [][]string{{connector.ConnOAuth}, {FieldServiceAccountFile}, {connector.ConnToken}},
 	// a refresh token comes only with offline access, and again only
 	// with consent asked for
-	OAuth: &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+	Authorize: authorize,
+	OAuth: &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"}, SelfMinted: selfMinted,
 		Revoke: func(ctx context.Context, _ *connector.Client, with connector.Values, token string) error {
 			return connector.RevokeAt(ctx, with, token, false) // https://oauth2.googleapis.com/revoke
 		}},

@@ -32,8 +32,9 @@ var Connection = &connector.ConnectionSpec{
 		connector.BaseURLField("https://api.zoom.us/v2/", "The API root (a test server elsewhere)"),
 		connector.RateLimitField("10/s"),
 	},
-	OneOf: [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
-	OAuth: &connector.OAuthSpec{CredentialsInHeader: true,
+	OneOf:     [][]string{{FieldWebhookSecret}, {connector.ConnOAuth}, {connector.ConnToken}},
+	Authorize: authorize,
+	OAuth: &connector.OAuthSpec{CredentialsInHeader: true, SelfMinted: selfMinted,
 		Revoke: func(ctx context.Context, _ *connector.Client, with connector.Values, token string) error {
 			return connector.RevokeAt(ctx, with, token, true) // https://zoom.us/oauth/revoke
 		}},
