@@ -50,6 +50,9 @@ type Config struct {
 	// Connection resolves a connection by name, for the services'
 	// webhooks at /hooks/{service}/{connection}; nil: there are none.
 	Connection func(name string) (*connector.Connection, error)
+	// Vault opens the store's vault of OAuth tokens, for the flow at
+	// /oauth/NAME/start and /oauth/callback (no flow when nil).
+	Vault func() (*oauth.Vault, error)
 	// Connections says the state of the config's connections, for GET
 	// /api/v1/connections (an empty list when nil).
 	Connections func(ctx context.Context) ([]oauth.Status, error)
@@ -64,6 +67,8 @@ type Server struct {
 	writes writeHealth
 	// now is time.Now, or a test's clock
 	now func() time.Time
+	// flows are the OAuth authorizations started here
+	flows flows
 }
 
 // ReadyFresh is how long the outcome of the latest write to the store (a
@@ -172,6 +177,8 @@ func New(cfg Config) *Server {
 		{http.MethodGet, "/api/v1/stats", s.auth(s.stats)},
 		{http.MethodGet, "/api/v1/connections", s.auth(s.connections)},
 		{http.MethodGet, "/api/v1/audit", s.auth(s.listAudit)},
+		{http.MethodGet, "/oauth/{name}/start", s.auth(s.oauthStart)},
+		{http.MethodGet, "/oauth/callback", http.HandlerFunc(s.oauthCallback)},
 	})
 	s.mux.Handle("/api/", s.auth(notFound))
 	s.mux.HandleFunc("/", notFound)

@@ -146,7 +146,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
 		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
-		Connections: s.connectionStatuses,
+		Connections: s.connectionStatuses, Vault: s.openVault,
 		Ready: func() bool {
 			select {
 			case <-ready:
