@@ -19,6 +19,7 @@ type Metrics struct {
 	Polls          *prometheus.CounterVec   // trigger, outcome
 	ConnCalls      *prometheus.CounterVec   // connection, status
 	ConnWait       *prometheus.CounterVec   // connection
+	ConnRefreshes  *prometheus.CounterVec   // connection, outcome
 }
 
 // New registers the collectors on a fresh registry, with the Go and
@@ -57,8 +58,11 @@ func New() *Metrics {
 		ConnWait: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sous_connection_rate_limit_wait_seconds_total", Help: "Time calls waited for their connection's rate limit, by connection.",
 		}, []string{"connection"}),
+		ConnRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sous_connection_token_refreshes_total", Help: "OAuth token refreshes this process made, by connection and outcome (ok, refused: invalid_grant, error).",
+		}, []string{"connection", "outcome"}),
 	}
-	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth, m.Polls, m.ConnCalls, m.ConnWait,
+	m.Registry.MustRegister(m.Runs, m.StepDuration, m.StepRetries, m.IntakeAccepted, m.IntakeDup, m.IntakeRejects, m.QueueDepth, m.Polls, m.ConnCalls, m.ConnWait, m.ConnRefreshes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -24,6 +24,8 @@ type Tokens struct {
 	Owner  string
 	// Base sends the refresh requests (the default transport when nil).
 	Base http.RoundTripper
+	// Refreshed is told of each refresh's outcome (see Source).
+	Refreshed func(conn, outcome string)
 }
 
 // ClientFor builds the client of a connection of type spec (see
@@ -45,7 +47,7 @@ func ClientFor(c *connector.Connection, spec *connector.ConnectionSpec, tokens T
 			refresh = http.DefaultTransport
 		}
 		src := &Source{Vault: v, Connection: c.Name, Refresh: flow.Config(), Leases: tokens.Leases, Owner: tokens.Owner,
-			Client: &http.Client{Transport: refresh}}
+			Client: &http.Client{Transport: refresh}, Refreshed: tokens.Refreshed}
 		own := *spec
 		own.Authorize = func(connector.Values) (connector.Authorize, error) { return src.Authorize, nil }
 		spec = &own

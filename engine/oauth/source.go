@@ -40,6 +40,9 @@ type Source struct {
 	Owner  string // this process, in the lease
 	// Actor names this process in the audit log ("serve" when empty).
 	Actor string
+	// Refreshed, when set, is told of each refresh this process made:
+	// "ok", "refused" (invalid_grant) or "error".
+	Refreshed func(conn, outcome string)
 	// LeaseTTL bounds a refresh (30 s when zero); Poll is how often a
 	// process that waits for another's refresh looks (100 ms when zero).
 	LeaseTTL, Poll time.Duration
@@ -126,6 +129,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			msg := "the provider refused the refresh (invalid_grant): run `sous connect " + s.Connection + "`"
+			s.refreshed("refused")
 			why := "was refused a refresh by the provider (invalid_grant)"
 			s.audit(ctx, "connection.needs_reauth", "the provider refused the refresh (invalid_grant)")
 			if serr := s.Vault.SetState(context.WithoutCancel(ctx), s.Connection, StateNeedsReauth, msg); serr != nil {
@@ -134,6 +138,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 			}
 			return nil, authError(s.Connection, why)
 		}
+		s.refreshed("error")
 		return nil, connector.Retryable(connector.ReasonAuth, 0,
 			fmt.Errorf("connection %s: refresh the token: %w", s.Connection, exchangeError(err)))
 	}
@@ -147,9 +152,17 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 				fmt.Errorf("connection %s: save the refreshed token: %w", s.Connection, err))
 		}
 	}
+	s.refreshed("ok")
 	s.audit(ctx, "connection.refreshed", "")
 	s.cached = fresh
 	return fresh, nil
+}
+
+// refreshed tells the Refreshed hook of a refresh's outcome.
+func (s *Source) refreshed(outcome string) {
+	if s.Refreshed != nil {
+		s.Refreshed(s.Connection, outcome)
+	}
 }
 
 // audit records what became of the connection; the audit log failing

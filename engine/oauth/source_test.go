@@ -80,12 +80,15 @@ func TestSourceRefresh(t *testing.T) {
 			v := newVault(t, b.st, key)
 			require.NoError(t, v.Put(ctx, "acme", expired(), oauth.Meta{Type: "acme"}))
 			src := r.source(v, b.st, "p1")
+			var outcomes []string
+			src.Refreshed = func(conn, outcome string) { outcomes = append(outcomes, conn+" "+outcome) }
 			for range 3 {
 				got, err := src.Token(ctx)
 				require.NoError(t, err)
 				require.Equal(t, "at-2", got.AccessToken)
 			}
 			require.EqualValues(t, 1, r.refreshes.Load())
+			require.Equal(t, []string{"acme ok"}, outcomes)
 			saved, meta, err := v.Get(ctx, "acme")
 			require.NoError(t, err)
 			require.Equal(t, "rt-2", saved.RefreshToken, "the rotated refresh token is saved")
@@ -134,8 +137,11 @@ func TestSourceRefresh(t *testing.T) {
 			v := newVault(t, b.st, key)
 			require.NoError(t, v.Put(ctx, "acme", expired(), oauth.Meta{Type: "acme"}))
 			src := r.source(v, b.st, "p1")
+			var outcomes []string
+			src.Refreshed = func(conn, outcome string) { outcomes = append(outcomes, conn+" "+outcome) }
 			_, err := src.Token(ctx)
 			require.Error(t, err)
+			require.Equal(t, []string{"acme refused"}, outcomes)
 			ce := connector.Classify(err)
 			require.False(t, ce.Retryable)
 			require.Equal(t, connector.ReasonAuth, ce.Reason)

@@ -261,7 +261,8 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	if !ok {
 		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
 	}
-	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: s.openVault, Leases: s.Store, Owner: s.owner, Base: &httpx.Transport{}},
+	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: s.openVault, Leases: s.Store, Owner: s.owner, Base: &httpx.Transport{},
+		Refreshed: func(conn, outcome string) { s.Metrics.ConnRefreshes.WithLabelValues(conn, outcome).Inc() }},
 		&httpx.Transport{}, connector.ClientHooks{
 			Call: func(conn, status string, _ time.Duration) { s.Metrics.ConnCalls.WithLabelValues(conn, status).Inc() },
 			Wait: func(conn string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn).Add(d.Seconds()) },
