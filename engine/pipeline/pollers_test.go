@@ -681,10 +681,15 @@ func TestPollerLeaseLostMidPoll(t *testing.T) {
 	held, _, err := h.o.st.LeasePoll(ctx, key, "other", time.Now(), time.Hour)
 	require.NoError(t, err)
 	require.False(t, held, "a poll at work renews its lease")
-	require.NoError(t, h.o.st.ReleasePoll(ctx, key, "me")) // the stall
-	held, _, err = h.o.st.LeasePoll(ctx, key, "other", time.Now(), time.Hour)
-	require.NoError(t, err)
-	require.True(t, held)
+	// the stall: the lease ends and another process takes it before this
+	// one renews it (the renewal runs a third of the lease apart, so the
+	// two are tried together until the other wins)
+	require.Eventually(t, func() bool {
+		require.NoError(t, h.o.st.ReleasePoll(ctx, key, "me"))
+		held, _, err := h.o.st.LeasePoll(ctx, key, "other", time.Now(), time.Hour)
+		require.NoError(t, err)
+		return held
+	}, 10*time.Second, time.Millisecond)
 	require.NoError(t, h.o.b.Write(ctx, func(ctx context.Context, tx store.Execer) error {
 		return h.o.st.SavePoll(ctx, tx, key, "other", []byte(`"theirs"`), time.Now())
 	}))
