@@ -243,7 +243,10 @@ func testRunResumesElsewhere(t *testing.T, pad int) {
 	require.NoError(t, err)
 	require.True(t, fresh)
 	runID := pipeline.RunID(ev.ID, "retried")
-	require.Eventually(t, func() bool { return count("/second") == 1 }, 10*time.Second, 5*time.Millisecond)
+	// a 400 KiB step output is encoded, redacted and checkpointed under
+	// -race, beside the other packages of make test on a 2-core machine:
+	// seconds, not milliseconds (10 s was once too short in CI)
+	require.Eventually(t, func() bool { return count("/second") == 1 }, 45*time.Second, 5*time.Millisecond)
 	_ = eng1.Close() // the router's close timeout: the run is still in flight
 	<-done1
 	defer close(released)
