@@ -3,7 +3,6 @@ package connector
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -36,10 +35,6 @@ type ClientHooks struct {
 	// waited.
 	Wait func(conn string, waited time.Duration)
 }
-
-// ErrNoCredentials is returned by a connection's Authorize when the
-// connection holds nothing to authenticate with.
-var ErrNoCredentials = errors.New("the connection holds no credentials")
 
 // StaticAuthorize is the Authorize of the static credentials a connection
 // type describes with the shared fields: `token` as a bearer token, else

@@ -92,12 +92,12 @@ func TestClient(t *testing.T) {
 	})
 	t.Run("an authorization that fails stops the call, naming the connection", func(t *testing.T) {
 		bad := &connector.ConnectionSpec{Type: "acme", Authorize: func(connector.Values) (connector.Authorize, error) {
-			return func(*http.Request) error { return connector.ErrNoCredentials }, nil
+			return func(*http.Request) error { return errNoCredentials }, nil
 		}}
 		cl, err := connector.NewClient(&connector.Connection{Name: "x", Values: connector.Values{}}, bad, nil, connector.ClientHooks{})
 		require.NoError(t, err)
 		_, err = cl.HTTP.Get(srv.URL)
-		require.ErrorIs(t, err, connector.ErrNoCredentials)
+		require.ErrorIs(t, err, errNoCredentials)
 		require.ErrorContains(t, err, "connection x")
 	})
 	t.Run("the rate limit makes calls wait, and a context ends the wait", func(t *testing.T) {
@@ -133,6 +133,9 @@ func TestClient(t *testing.T) {
 		require.ErrorContains(t, err, "connection b: rate_limit")
 	})
 }
+
+// errNoCredentials is what a test authorizer fails with.
+var errNoCredentials = errors.New("the connection holds no credentials")
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 

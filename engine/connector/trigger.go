@@ -125,9 +125,6 @@ type Event struct {
 	// the matcher decodes JSON (a payload keeping an integer too large for
 	// a float64 as json.Number, say).
 	Exact bool
-	// At is when the occurrence happened, if the service says (zero: when
-	// it was received).
-	At time.Time
 }
 
 // Receiver turns an HTTP request into events.

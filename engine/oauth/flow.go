@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Flow is the authorization-code flow of one connection, with PKCE and a
@@ -129,31 +130,9 @@ func (f *Flow) Finish(ctx context.Context, p *Pending, answer url.Values) (*oaut
 	}
 	tok, err := f.conf.Exchange(ctx, code, oauth2.VerifierOption(p.verifier))
 	if err != nil {
-		return nil, fmt.Errorf("connection %s: exchange the code: %w", f.Connection, exchangeError(err))
+		return nil, fmt.Errorf("connection %s: %w", f.Connection, httpx.TokenError("exchange the code", err))
 	}
 	return tok, nil
-}
-
-// exchangeError keeps of a token endpoint's error its code and
-// description, never the body (which could hold a token).
-func exchangeError(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		if re.ErrorCode != "" {
-			msg := re.ErrorCode
-			if re.ErrorDescription != "" {
-				msg += ": " + re.ErrorDescription
-			}
-			return errors.New("the provider refused: " + msg)
-		}
-		if re.Response != nil {
-			return fmt.Errorf("the provider answered %s", re.Response.Status)
-		}
-	}
-	if strings.Contains(err.Error(), "missing access_token") {
-		return errors.New("the provider's answer has no access token")
-	}
-	return err
 }
 
 // ParseRedirect reads the URL the browser was sent back to, as pasted

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Leaser serialises the refreshes of a connection across the processes
@@ -140,7 +141,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 		}
 		s.refreshed("error")
 		return nil, connector.Retryable(connector.ReasonAuth, 0,
-			fmt.Errorf("connection %s: refresh the token: %w", s.Connection, exchangeError(err)))
+			fmt.Errorf("connection %s: %w", s.Connection, httpx.TokenError("refresh the token", err)))
 	}
 	if fresh.AccessToken != tok.AccessToken || fresh.RefreshToken != tok.RefreshToken {
 		meta.RefreshedAt = time.Now()

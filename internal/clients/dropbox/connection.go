@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Connection is the dropbox connection type: an OAuth app, authorized for
@@ -37,7 +38,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 		Email     string `json:"email"`
 		AccountID string `json:"account_id"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, "https://api.dropboxapi.com/2/", http.MethodPost, "users/get_current_account",
+	if err := httpx.CallJSON(ctx, cl, with, "https://api.dropboxapi.com/2/", http.MethodPost, "users/get_current_account",
 		json.RawMessage("null"), &me); err != nil {
 		return nil, err
 	}
@@ -48,5 +49,5 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 // null; the answer is null too).
 func revoke(ctx context.Context, cl *connector.Client, with connector.Values, _ string) error {
 	var out any
-	return connector.CallJSON(ctx, cl, with, "https://api.dropboxapi.com/2/", http.MethodPost, "auth/token/revoke", json.RawMessage("null"), &out)
+	return httpx.CallJSON(ctx, cl, with, "https://api.dropboxapi.com/2/", http.MethodPost, "auth/token/revoke", json.RawMessage("null"), &out)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Field names of a google connection.
@@ -45,7 +46,7 @@ var Connection = &connector.ConnectionSpec{
 	Authorize: authorize,
 	OAuth: &connector.OAuthSpec{AuthParams: map[string]string{"access_type": "offline", "prompt": "consent"}, SelfMinted: selfMinted,
 		Revoke: func(ctx context.Context, _ *connector.Client, with connector.Values, token string) error {
-			return connector.RevokeAt(ctx, with, token, false) // https://oauth2.googleapis.com/revoke
+			return httpx.RevokeAt(ctx, with, token, false) // https://oauth2.googleapis.com/revoke
 		}},
 	Requires: map[string][]string{FieldSubject: {FieldServiceAccountFile}, FieldRefreshToken: {connector.ConnOAuth}},
 	Identity: identity,
@@ -62,7 +63,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 			DisplayName  string `json:"displayName"`
 		} `json:"user"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, "https://www.googleapis.com/", http.MethodGet, "drive/v3/about?fields=user", nil, &r); err != nil {
+	if err := httpx.CallJSON(ctx, cl, with, "https://www.googleapis.com/", http.MethodGet, "drive/v3/about?fields=user", nil, &r); err != nil {
 		return nil, err
 	}
 	return &connector.Identity{Account: r.User.EmailAddress}, nil

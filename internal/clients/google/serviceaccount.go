@@ -3,7 +3,6 @@ package google
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/oauth2/jwt"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // selfMinted: a service account's key file.
@@ -65,13 +65,7 @@ func authorize(with connector.Values) (connector.Authorize, error) {
 	return func(req *http.Request) error {
 		tok, err := src.Token()
 		if err != nil {
-			var re *oauth2.RetrieveError
-			if errors.As(err, &re) && re.ErrorCode != "" {
-				err = errors.New("google service account: " + re.ErrorCode)
-			} else {
-				err = errors.New("google service account: the token could not be minted")
-			}
-			return connector.Permanent(connector.ReasonAuth, err)
+			return connector.Permanent(connector.ReasonAuth, httpx.TokenError("google service account", err))
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		return nil

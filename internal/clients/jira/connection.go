@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Field names of a jira connection.
@@ -67,7 +68,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 			EmailAddress string `json:"emailAddress"`
 			DisplayName  string `json:"displayName"`
 		}
-		if err := connector.CallJSON(ctx, cl, with, "", http.MethodGet, "rest/api/3/myself", nil, &me); err != nil {
+		if err := httpx.CallJSON(ctx, cl, with, "", http.MethodGet, "rest/api/3/myself", nil, &me); err != nil {
 			return nil, err
 		}
 		return &connector.Identity{Account: fmt.Sprintf("%s <%s> on %s", me.DisplayName, me.EmailAddress, with.String(connector.ConnBaseURL)),
@@ -78,7 +79,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 		URL  string `json:"url"`
 		Name string `json:"name"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, "https://api.atlassian.com/", http.MethodGet, "oauth/token/accessible-resources", nil, &sites); err != nil {
+	if err := httpx.CallJSON(ctx, cl, with, "https://api.atlassian.com/", http.MethodGet, "oauth/token/accessible-resources", nil, &sites); err != nil {
 		return nil, err
 	}
 	if len(sites) == 0 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // FieldTenant is the Entra tenant of a microsoft connection.
@@ -52,7 +53,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 		UserPrincipalName string `json:"userPrincipalName"`
 		Mail              string `json:"mail"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, "https://graph.microsoft.com/v1.0/", http.MethodGet, "me", nil, &me); err != nil {
+	if err := httpx.CallJSON(ctx, cl, with, "https://graph.microsoft.com/v1.0/", http.MethodGet, "me", nil, &me); err != nil {
 		return nil, err
 	}
 	account := me.Mail

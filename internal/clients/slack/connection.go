@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // DefaultBaseURL is the Web API's root.
@@ -50,7 +51,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 		User   string `json:"user"`
 		URL    string `json:"url"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, DefaultBaseURL, http.MethodPost, "auth.test", nil, &r); err != nil {
+	if err := httpx.CallJSON(ctx, cl, with, DefaultBaseURL, http.MethodPost, "auth.test", nil, &r); err != nil {
 		return nil, err
 	}
 	if !r.OK {
@@ -70,7 +71,7 @@ func revoke(ctx context.Context, cl *connector.Client, with connector.Values, _ 
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, DefaultBaseURL, http.MethodPost, "auth.revoke", nil, &r); err != nil {
+	if err := httpx.CallJSON(ctx, cl, with, DefaultBaseURL, http.MethodPost, "auth.revoke", nil, &r); err != nil {
 		return err
 	}
 	if !r.OK {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Field names of a zoom connection.
@@ -36,7 +37,7 @@ var Connection = &connector.ConnectionSpec{
 	Authorize: authorize,
 	OAuth: &connector.OAuthSpec{CredentialsInHeader: true, SelfMinted: selfMinted,
 		Revoke: func(ctx context.Context, _ *connector.Client, with connector.Values, token string) error {
-			return connector.RevokeAt(ctx, with, token, true) // https://zoom.us/oauth/revoke
+			return httpx.RevokeAt(ctx, with, token, true) // https://zoom.us/oauth/revoke
 		}},
 	Identity: identity,
 	Requires: map[string][]string{FieldAccountID: {connector.ConnOAuth}},
@@ -50,7 +51,7 @@ func identity(ctx context.Context, cl *connector.Client, with connector.Values) 
 		Email     string `json:"email"`
 		AccountID string `json:"account_id"`
 	}
-	if err := connector.CallJSON(ctx, cl, with, "https://api.zoom.us/v2/", http.MethodGet, "users/me", nil, &me); err != nil {
+	if err := httpx.CallJSON(ctx, cl, with, "https://api.zoom.us/v2/", http.MethodGet, "users/me", nil, &me); err != nil {
 		return nil, err
 	}
 	return &connector.Identity{Account: me.Email, Extra: map[string]string{"account_id": me.AccountID}}, nil

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // selfMinted: Server-to-Server OAuth, an account id with the app's client.
@@ -31,26 +32,9 @@ func authorize(with connector.Values) (connector.Authorize, error) {
 	return func(req *http.Request) error {
 		tok, err := src.Token()
 		if err != nil {
-			return connector.Permanent(connector.ReasonAuth, mintError(err))
+			return connector.Permanent(connector.ReasonAuth, httpx.TokenError("zoom account_credentials", err))
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		return nil
 	}, nil
 }
-
-// mintError keeps of the token endpoint's refusal its code, never a body.
-func mintError(err error) error {
-	if re, ok := err.(*oauth2.RetrieveError); ok {
-		if re.ErrorCode != "" {
-			return &mintErr{"zoom account_credentials: " + re.ErrorCode}
-		}
-		if re.Response != nil {
-			return &mintErr{"zoom account_credentials: " + re.Response.Status}
-		}
-	}
-	return err
-}
-
-type mintErr struct{ msg string }
-
-func (e *mintErr) Error() string { return e.msg }
