@@ -244,7 +244,8 @@ func Markdown(reg *connector.Registry) []byte {
 	sort.Strings(conns)
 	if len(conns) > 0 {
 		b.WriteString("\n# Connection types\n\nConnections live in the config file (`sous.yaml`); `${VAR}` reads the environment. " +
-			"The config is checked against each type's fields; a type that no trigger or action above names is accepted and checked, and not used yet.\n")
+			"The config is checked against each type's fields. A type that no trigger or action above names is used by " +
+			"`sous connect` and `sous connections` (docs/connections.md), and by no step yet.\n")
 		for _, c := range reg.Connections() {
 			fmt.Fprintf(&b, "\n## %s\n\n%s.\n\n| field | type | default | description |\n| --- | --- | --- | --- |\n", c.Type, c.Summary)
 			connectionRows(&b, "", c.Fields)
