@@ -56,6 +56,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzRecordEncoding$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/pipeline
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSettings$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/service
 	$(GO) test -run='^$$' -fuzz='^FuzzDeclaredShape$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/connector
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRate$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/connector
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/

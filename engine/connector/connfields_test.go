@@ -112,3 +112,20 @@ func TestConnectionCheck(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseRate: any text is a rate or an error, never a panic, and a rate
+// is positive with a burst of at least one.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"10/s", "50/min burst 5", "3600 / hour", "0.5/s", "99999999999999999999999/s burst 99999999999", "/s", "1/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := connector.ParseRate(s)
+		if err != nil {
+			return
+		}
+		if !(r.PerSecond > 0) || r.Burst < 1 {
+			t.Fatalf("%q gave %+v", s, r)
+		}
+	})
+}
