@@ -265,6 +265,11 @@ type Connection struct {
 	// Client is the connection's shared client (see NewClient), when the
 	// runtime built one: triggers and actions call the service through it.
 	Client *Client
+	// AccessToken, when set, gives a current OAuth access token for the
+	// connection, refreshed as needed: for protocols that carry the token
+	// themselves rather than over HTTP (IMAP and SMTP's XOAUTH2 through an
+	// oauth_connection). nil when the connection has no OAuth token.
+	AccessToken func(ctx context.Context) (string, error)
 }
 
 // Request is what an action is called with.

@@ -97,6 +97,14 @@ type Trigger struct {
 	// event a recipe does not match starts no run of it and is not stored
 	// for it.
 	Match func(with Values, ev *Event) bool
+	// Respond, when set, gives the immediate answer to a received request
+	// whose event starts a recipe, from that recipe's options (the reply a
+	// recipe sets for a Slack slash command, say), when the receiver gave
+	// no Reply. Of the recipes the event starts (by name), the first
+	// answer that is not nil is written; none gives the engine's own
+	// answer. It runs after the event is stored, within the sender's time
+	// limit: it must not call out.
+	Respond func(with Values, ev *Event) (*Reply, error)
 }
 
 // DefaultPollInterval is the interval of a poller that sets none.

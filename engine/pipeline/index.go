@@ -124,7 +124,7 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 				ix.polls[key] = &Poll{Key: key, Spec: spec, Connection: r.Trigger.Connection, With: opts, Recipes: []string{r.Name}}
 			}
 		}
-		if spec != nil && spec.Trigger != nil && spec.Trigger.Match != nil {
+		if spec != nil && spec.Trigger != nil && (spec.Trigger.Match != nil || spec.Trigger.Respond != nil) {
 			ix.opts[r.Name] = opts
 		}
 		ix.byName[r.Name] = r
@@ -203,7 +203,8 @@ func (ix *Index) Match(typ, key string) []*recipes.Recipe {
 }
 
 // Options are a recipe's trigger options, secrets rendered, for triggers
-// that filter events by them (Trigger.Match); nil for the others.
+// that filter events or answer requests by them (Trigger.Match,
+// Trigger.Respond); nil for the others.
 func (ix *Index) Options(recipe string) connector.Values { return ix.opts[recipe] }
 
 // Polls lists the pollers the recipes need, by key.

@@ -329,6 +329,27 @@ func (ix *Index) Listeners(typ, key string, ev *connector.Event) []string {
 	return names
 }
 
+// Respond is the immediate answer to a request whose event ev, of type typ
+// from key, starts the recipes names (Listeners): the first answer a
+// recipe's trigger gives from its options (Trigger.Respond), by name; nil
+// when none does.
+func (ix *Index) Respond(typ, key string, ev *connector.Event, names []string) (*connector.Reply, error) {
+	for _, name := range names {
+		rec := ix.Recipe(name)
+		if rec == nil || rec.Trigger.Spec == nil || rec.Trigger.Spec.Trigger == nil || rec.Trigger.Spec.Trigger.Respond == nil {
+			continue
+		}
+		reply, err := rec.Trigger.Spec.Trigger.Respond(ix.Options(name), ev)
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", name, err)
+		}
+		if reply != nil {
+			return reply, nil
+		}
+	}
+	return nil, nil
+}
+
 // StoredEvent is the event to store of what a trigger reported, of type
 // typ from source (its index key), for recipes: the payload's JSON as the
 // trigger gave it or encoded, and the payload itself handed over to the

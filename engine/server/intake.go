@@ -124,6 +124,15 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 			s.reject(w, http.StatusServiceUnavailable, "store_unavailable", "the event could not be stored; retry later")
 			return
 		}
+		if got.Reply == nil && t.hook == nil {
+			// a recipe's own immediate answer (Trigger.Respond), for a
+			// redelivery too: the sender waits for one either way
+			reply, err := ix.Respond(ev.Type, t.source, &got.Events[i], ev.Recipes)
+			if err != nil {
+				s.log.Error("answer a webhook", "path", path, "error", err)
+			}
+			got.Reply = reply
+		}
 		if !fresh {
 			s.cfg.Metrics.IntakeDup.WithLabelValues(t.service).Inc()
 			dups = append(dups, key)

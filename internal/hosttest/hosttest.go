@@ -25,6 +25,7 @@ const (
 	FieldSecret     = "secret"
 	FieldInterval   = "poll_interval"
 	FieldPageSize   = "page_size"
+	FieldReply      = "reply"
 	SignatureHeader = "X-Hosttest-Signature"
 )
 
@@ -48,11 +49,21 @@ var Connection = &connector.ConnectionSpec{
 var Ping = &connector.Spec{
 	ID: "hosttest.ping", Kind: connector.KindTrigger, Summary: "The service sent a ping",
 	Connection: ConnectionType, ConnectionRequired: true,
+	Fields: []connector.Field{
+		{Name: FieldReply, Type: connector.String, Description: "The answer to the ping's request, when set"},
+	},
 	Shape: connector.Obj(
 		connector.P("id", connector.Leaf(connector.String, "The ping's id")),
 		connector.P("text", connector.Leaf(connector.String, "What the ping says")),
 	),
-	Trigger: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection},
+	Trigger: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+		// a recipe's immediate answer, as a slash command's
+		Respond: func(with connector.Values, _ *connector.Event) (*connector.Reply, error) {
+			if r := with.String(FieldReply); r != "" {
+				return connector.JSONReply(http.StatusOK, map[string]string{"text": r})
+			}
+			return nil, nil
+		}},
 }
 
 // ItemCreated is a polled trigger: the items created since the last poll.

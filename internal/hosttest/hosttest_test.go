@@ -161,20 +161,20 @@ func TestReceiver(t *testing.T) {
 	sk := &sink{seen: map[string]int{}}
 	api := httptest.NewServer(sk)
 	defer api.Close()
-	recipe := func(name, conn string) string {
+	recipe := func(name, conn, with string) string {
 		return fmt.Sprintf(`version: 1
 name: %s
-trigger: {type: hosttest.ping, connection: %s}
+trigger: {type: hosttest.ping, connection: %s, with: {%s}}
 filter: event.text != "skip"
 steps:
   - id: tell
     action: http.request
     connection: web
     with: {method: POST, url: sink, json: {id: "{{ event.id }}-%s"}}
-`, name, conn, name)
+`, name, conn, with, name)
 	}
 	f := newFixture(t, api.URL, map[string]string{
-		"a.yaml": recipe("a", "main"), "b.yaml": recipe("b", "main"), "c.yaml": recipe("c", "other"),
+		"a.yaml": recipe("a", "main", ""), "b.yaml": recipe("b", "main", "reply: pong"), "c.yaml": recipe("c", "other", "reply: other"),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, _, err := open(ctx, f.config, slog.New(slog.DiscardHandler))
@@ -222,17 +222,25 @@ steps:
 		code, _ = post("/hooks/nosuchservice/main", "main-secret-0123456789", `{"type":"ping","id":"p0"}`)
 		require.Equal(t, http.StatusNotFound, code)
 	})
-	t.Run("one ping starts every recipe on the connection, once", func(t *testing.T) {
+	t.Run("one ping starts every recipe on the connection, once, and a recipe answers it", func(t *testing.T) {
+		// recipe b's reply is the answer (Trigger.Respond), to the
+		// redelivery too; recipe c's, on another connection, is not
 		code, body := post("/hooks/hosttest/main", "main-secret-0123456789", `{"type":"ping","id":"p1","text":"hi"}`)
-		require.Equal(t, http.StatusAccepted, code, body)
+		require.Equal(t, http.StatusOK, code, body)
+		require.JSONEq(t, `{"text":"pong"}`, body)
 		code, body = post("/hooks/hosttest/main", "main-secret-0123456789", `{"type":"ping","id":"p1","text":"hi"}`)
 		require.Equal(t, http.StatusOK, code, body)
-		require.Contains(t, body, "duplicate")
+		require.JSONEq(t, `{"text":"pong"}`, body)
 		require.Eventually(t, func() bool { d, _ := sk.counts(); return d == 2 }, 10*time.Second, 10*time.Millisecond)
 		time.Sleep(200 * time.Millisecond) // nothing more comes
 		sk.mu.Lock()
 		defer sk.mu.Unlock()
 		require.Equal(t, map[string]int{"p1-a": 1, "p1-b": 1}, sk.seen)
+	})
+	t.Run("the recipes of the connection answer for it", func(t *testing.T) {
+		code, body := post("/hooks/hosttest/other", "other-secret-0123456789", `{"type":"ping","id":"p2","text":"skip"}`)
+		require.Equal(t, http.StatusOK, code, body)
+		require.JSONEq(t, `{"text":"other"}`, body)
 	})
 }
 
