@@ -24,6 +24,10 @@ type Client struct {
 	Name    string // the connection's name
 	HTTP    *http.Client
 	Limiter *rate.Limiter
+	// Token gives the connection's current access token, refreshed as
+	// needed, for protocols that carry it themselves (XOAUTH2); nil when
+	// the connection has none (no static token and no OAuth app).
+	Token func(ctx context.Context) (string, error)
 }
 
 // ClientHooks observe a connection's calls; the service counts them.
@@ -88,7 +92,11 @@ func NewClient(conn *Connection, spec *ConnectionSpec, base http.RoundTripper, h
 		}
 		t.limiter = rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
 	}
-	return &Client{Name: conn.Name, HTTP: &http.Client{Transport: t}, Limiter: t.limiter}, nil
+	cl := &Client{Name: conn.Name, HTTP: &http.Client{Transport: t}, Limiter: t.limiter}
+	if tok := conn.Values.String(ConnToken); tok != "" {
+		cl.Token = func(context.Context) (string, error) { return tok, nil }
+	}
+	return cl, nil
 }
 
 // clientTransport waits for the limiter, authorizes and counts each call.

@@ -171,6 +171,11 @@ type ConnectionSpec struct {
 	// Identity makes the service's cheapest call that says who the
 	// connection acts as (`sous connections test`), through its client.
 	Identity func(ctx context.Context, client *Client, with Values) (*Identity, error)
+	// TokenFrom names a field holding another connection's name whose
+	// OAuth access token this one logs in with (imap and smtp's
+	// oauth_connection, for XOAUTH2): the runtime sets the connection's
+	// AccessToken from that connection's client.
+	TokenFrom string
 }
 
 // Identity is who a connection acts as.

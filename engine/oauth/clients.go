@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/sous-run/sous/engine/connector"
@@ -50,7 +51,18 @@ func ClientFor(c *connector.Connection, spec *connector.ConnectionSpec, tokens T
 			Client: &http.Client{Transport: refresh}, Refreshed: tokens.Refreshed}
 		own := *spec
 		own.Authorize = func(connector.Values) (connector.Authorize, error) { return src.Authorize, nil }
-		spec = &own
+		cl, err := connector.NewClient(c, &own, base, hooks)
+		if err != nil {
+			return nil, err
+		}
+		cl.Token = func(ctx context.Context) (string, error) {
+			t, err := src.Token(ctx)
+			if err != nil {
+				return "", err
+			}
+			return t.AccessToken, nil
+		}
+		return cl, nil
 	}
 	return connector.NewClient(c, spec, base, hooks)
 }

@@ -253,13 +253,13 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := s.clients.Load(name); ok {
-		c.Client = cl.(*connector.Client)
-		return c, nil
-	}
 	spec, ok := s.opts.Registry.Connection(c.Type)
 	if !ok {
 		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
+	}
+	if cl, ok := s.clients.Load(name); ok {
+		c.Client = cl.(*connector.Client)
+		return s.withToken(c, spec)
 	}
 	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: s.openVault, Leases: s.Store, Owner: s.owner, Base: &httpx.Transport{},
 		Refreshed: func(conn, outcome string) { s.Metrics.ConnRefreshes.WithLabelValues(conn, outcome).Inc() }},
@@ -272,6 +272,34 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	}
 	got, _ := s.clients.LoadOrStore(name, cl)
 	c.Client = got.(*connector.Client)
+	return s.withToken(c, spec)
+}
+
+// withToken sets a connection's AccessToken: its own client's token, or,
+// for a type that logs in with another connection's (ConnectionSpec.
+// TokenFrom), that connection's, which must have a token of its own.
+func (s *Service) withToken(c *connector.Connection, spec *connector.ConnectionSpec) (*connector.Connection, error) {
+	from := ""
+	if spec.TokenFrom != "" {
+		from = c.Values.String(spec.TokenFrom)
+	}
+	if from == "" {
+		c.AccessToken = c.Client.Token
+		return c, nil
+	}
+	if cfg, err := s.opts.Config.Connection(from); err == nil {
+		if other, ok := s.opts.Registry.Connection(cfg.Type); from == c.Name || (ok && other.TokenFrom != "" && cfg.Values.String(other.TokenFrom) != "") {
+			return nil, fmt.Errorf("connection %s: %s %q must name a connection with a token of its own", c.Name, spec.TokenFrom, from)
+		}
+	}
+	other, err := s.connection(from)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %s: %w", c.Name, spec.TokenFrom, err)
+	}
+	if other.Client.Token == nil {
+		return nil, fmt.Errorf("connection %s: %s: connection %s has no OAuth app or token to log in with", c.Name, spec.TokenFrom, from)
+	}
+	c.AccessToken = other.Client.Token
 	return c, nil
 }
 

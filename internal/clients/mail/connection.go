@@ -50,10 +50,12 @@ func checkPort(v any) error {
 var requires = map[string][]string{FieldPassword: {FieldUsername}, FieldOAuth: {FieldUsername}}
 
 // IMAP is the imap connection type: a mailbox to read new mail from.
-var IMAP = &connector.ConnectionSpec{Type: "imap", Summary: "An IMAP mailbox", Fields: fields(993, TLSImplicit), Requires: requires}
+var IMAP = &connector.ConnectionSpec{Type: "imap", Summary: "An IMAP mailbox", Fields: fields(993, TLSImplicit), Requires: requires,
+	TokenFrom: FieldOAuth}
 
 // SMTP is the smtp connection type: a server to send mail through.
-var SMTP = &connector.ConnectionSpec{Type: "smtp", Summary: "An SMTP server to send mail through", Fields: fields(587, TLSStartTLS), Requires: requires}
+var SMTP = &connector.ConnectionSpec{Type: "smtp", Summary: "An SMTP server to send mail through", Fields: fields(587, TLSStartTLS), Requires: requires,
+	TokenFrom: FieldOAuth}
 
 func init() {
 	connector.RegisterConnection(IMAP)
