@@ -4,7 +4,9 @@ package zoom
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/internal/httpx"
@@ -14,6 +16,9 @@ import (
 const (
 	FieldWebhookSecret = "webhook_secret"
 	FieldAccountID     = "account_id"
+	// FieldSignatureWindow is how far a webhook's timestamp may be from
+	// the time it arrives.
+	FieldSignatureWindow = "signature_window"
 )
 
 // Connection is the zoom connection type: the app's webhook secret token,
@@ -25,6 +30,14 @@ var Connection = &connector.ConnectionSpec{
 	Fields: []connector.Field{
 		{Name: FieldWebhookSecret, Type: connector.String, Secret: true, Example: "${ZOOM_WEBHOOK_SECRET}",
 			Description: "The app's secret token (Zoom's webhook signature)"},
+		{Name: FieldSignatureWindow, Type: connector.Duration, Default: "5m", Example: "5m",
+			Check: func(v any) error {
+				if d, ok := v.(time.Duration); ok && d <= 0 {
+					return errors.New("must be more than 0")
+				}
+				return nil
+			},
+			Description: "How far a webhook's x-zm-request-timestamp may be from the time it arrives; older or newer requests are refused"},
 		{Name: FieldAccountID, Type: connector.String, Example: "${ZOOM_ACCOUNT_ID}",
 			Description: "Server-to-Server OAuth: the account id, with oauth's client id and secret (the account_credentials grant)"},
 		connector.OAuthField([]string{"meeting:read", "recording:read"},
