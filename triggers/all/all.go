@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/sous-run/sous/triggers/email"    // email.received
 	_ "github.com/sous-run/sous/triggers/jira"     // jira.*
 	_ "github.com/sous-run/sous/triggers/schedule" // schedule.cron
 	_ "github.com/sous-run/sous/triggers/webhook"  // webhook.received
