@@ -5,6 +5,7 @@ import (
 	_ "github.com/sous-run/sous/triggers/email"    // email.received
 	_ "github.com/sous-run/sous/triggers/jira"     // jira.*
 	_ "github.com/sous-run/sous/triggers/schedule" // schedule.cron
+	_ "github.com/sous-run/sous/triggers/slack"    // slack.*
 	_ "github.com/sous-run/sous/triggers/webhook"  // webhook.received
 	_ "github.com/sous-run/sous/triggers/zoom"     // zoom.*
 )
