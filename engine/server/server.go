@@ -24,6 +24,7 @@ import (
 	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/engine/zapier"
 )
 
 // DefaultMaxBody is the default limit of a webhook body.
@@ -56,6 +57,8 @@ type Config struct {
 	// Connections says the state of the config's connections, for GET
 	// /api/v1/connections (an empty list when nil).
 	Connections func(ctx context.Context) ([]oauth.Status, error)
+	// Zapier serves /api/v1/zapier (REST hooks, actions); none when nil.
+	Zapier *zapier.Hub
 }
 
 // Server is the HTTP handler.
@@ -180,6 +183,7 @@ func New(cfg Config) *Server {
 		{http.MethodGet, "/oauth/{name}/start", s.auth(s.oauthStart)},
 		{http.MethodGet, "/oauth/callback", http.HandlerFunc(s.oauthCallback)},
 	})
+	s.routes(s.zapierRoutes())
 	s.mux.Handle("/api/", s.auth(notFound))
 	s.mux.HandleFunc("/", notFound)
 	return s

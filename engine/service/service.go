@@ -27,6 +27,7 @@ import (
 	"github.com/sous-run/sous/engine/runner"
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/engine/zapier"
 	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
@@ -51,6 +52,7 @@ type Service struct {
 	Broker   broker.Broker
 	Engine   *pipeline.Engine
 	Metrics  *metrics.Metrics
+	Zapier   *zapier.Hub // Zapier's REST hooks and actions
 	http     *http.Server
 	listener net.Listener
 	reload   *reloader
@@ -107,6 +109,9 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s.Engine = eng
 	s.accept = eng.Accept
+	if err := s.openZapier(ctx); err != nil {
+		return nil, err
+	}
 	if s.owner, err = s.pollOwner(ctx); err != nil {
 		return nil, err
 	}
@@ -146,7 +151,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
 		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
-		Connections: s.connectionStatuses, Vault: s.openVault,
+		Connections: s.connectionStatuses, Vault: s.openVault, Zapier: s.Zapier,
 		Ready: func() bool {
 			select {
 			case <-ready:
@@ -348,6 +353,7 @@ func (s *Service) newRunner() *runner.Runner {
 		Secrets:       s.opts.Secrets,
 		Redact:        s.redact,
 		Connection:    s.connection,
+		Invoke:        s.invoke,
 		Logger:        s.log,
 		MaxRetryAfter: s.opts.Settings.Pipeline.MaxRetryAfter,
 	}
@@ -372,7 +378,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
+	go func() {
+		defer wg.Done()
+		if err := s.Zapier.Run(bg); err != nil {
+			s.log.Error("zapier deliveries stopped", "error", err)
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: s.owner, Connection: s.connection, Logger: s.log.With("component", "poller")})

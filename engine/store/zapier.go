@@ -459,3 +459,21 @@ func (s *Store) ZapierStats(ctx context.Context, since time.Time) ([]*ZapierHook
 	}
 	return out, rows.Err()
 }
+
+// ZapierEvents lists the events items were published to, by name.
+func (s *Store) ZapierEvents(ctx context.Context) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT DISTINCT event FROM {zapier_items} ORDER BY event`))
+	if err != nil {
+		return nil, fmt.Errorf("zapier events: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			return nil, fmt.Errorf("zapier events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -78,6 +78,7 @@ var layers = []struct {
 	{"broker", []string{"engine/broker"}},
 	{"queue", []string{"engine/broker/sqlite/sqlqueue"}},
 	{"pipeline", []string{"engine/pipeline", "engine/broker/sqlite", "engine/broker/memory", "engine/broker/postgres", "engine/broker/nats", "engine/store/storetest"}},
+	{"zapier", []string{"engine/zapier"}},
 	{"server", []string{"engine/server", "engine/broker/nats/natstest"}},
 	{"service", []string{"engine/service"}},
 	{"schemas", []string{"schemas"}},

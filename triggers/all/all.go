@@ -7,5 +7,6 @@ import (
 	_ "github.com/sous-run/sous/triggers/schedule" // schedule.cron
 	_ "github.com/sous-run/sous/triggers/slack"    // slack.*
 	_ "github.com/sous-run/sous/triggers/webhook"  // webhook.received
+	_ "github.com/sous-run/sous/triggers/zapier"   // zapier.action
 	_ "github.com/sous-run/sous/triggers/zoom"     // zoom.*
 )
