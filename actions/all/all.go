@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/sous-run/sous/actions/gcal"   // gcal.*
+	_ "github.com/sous-run/sous/actions/gdrive" // gdrive.*
 	_ "github.com/sous-run/sous/actions/http"   // http.request
 	_ "github.com/sous-run/sous/actions/zapier" // zapier.notify
 )

@@ -1,0 +1,122 @@
+package gdrive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"google.golang.org/api/drive/v3"
+	"google.golang.org/api/googleapi"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/google"
+	"github.com/sous-run/sous/internal/httpx"
+)
+
+// AppPropertyKey is the app property tagging an uploaded file with its
+// step's idempotency key (hashed).
+const AppPropertyKey = "sous_step"
+
+// fetchClient fetches url content: a plain client, so that the
+// connection's Google credentials never go to another host.
+var fetchClient = &http.Client{}
+
+// upload finds the file an earlier attempt of the step made, or uploads
+// the content: the library sends it multipart when it fits one chunk and
+// resumable otherwise, resending a failed chunk within its retry deadline.
+func upload(ctx context.Context, req *connector.Request) (map[string]any, error) {
+	svc, err := google.Drive(ctx, req.Connection)
+	if err != nil {
+		return nil, err
+	}
+	w := req.With
+	meta := &drive.File{Name: w.String(FieldName), MimeType: w.String(FieldMimeType)}
+	if id := w.String(FieldFolderID); id != "" {
+		meta.Parents = []string{id}
+	}
+	if req.IdempotencyKey != "" {
+		sum := sha256.Sum256([]byte("sous-gdrive:" + req.IdempotencyKey))
+		tag := hex.EncodeToString(sum[:20])
+		meta.AppProperties = map[string]string{AppPropertyKey: tag}
+		found, err := svc.Files.List().Q("appProperties has { key=" + quote(AppPropertyKey) + " and value=" + quote(tag) + " } and trashed = false").
+			Fields("files(" + fileFields + ")").PageSize(1).SupportsAllDrives(true).IncludeItemsFromAllDrives(true).Context(ctx).Do()
+		if err != nil {
+			return nil, google.Classify("find an earlier upload", err)
+		}
+		if len(found.Files) > 0 {
+			return output(found.Files[0], true), nil
+		}
+	}
+	body, contentType, err := content(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	opts := []googleapi.MediaOption{googleapi.ChunkSize(int(w.Int(FieldChunkSize)))}
+	if ct := w.String(FieldMimeType); ct != "" {
+		opts = append(opts, googleapi.ContentType(ct))
+	} else if contentType != "" {
+		opts = append(opts, googleapi.ContentType(contentType))
+	}
+	got, err := svc.Files.Create(meta).Media(body, opts...).Fields(fileFields).SupportsAllDrives(true).Context(ctx).Do()
+	if err != nil {
+		return nil, google.Classify("upload to drive", err)
+	}
+	if req.Logger != nil {
+		req.Logger.Info("drive upload", "file_id", got.Id, "size", got.Size)
+	}
+	return output(got, false), nil
+}
+
+// content opens the content to upload, and its content type when the
+// source says one.
+func content(ctx context.Context, w connector.Values) (io.ReadCloser, string, error) {
+	switch {
+	case w.Has(FieldContent) && !w.Has(FieldContentBase64) && !w.Has(FieldURL):
+		return io.NopCloser(strings.NewReader(w.String(FieldContent))), "", nil
+	case w.Has(FieldContentBase64) && !w.Has(FieldContent) && !w.Has(FieldURL):
+		s := strings.TrimSpace(w.String(FieldContentBase64))
+		enc := base64.StdEncoding
+		if !strings.HasSuffix(s, "=") && len(s)%4 != 0 {
+			enc = base64.RawStdEncoding
+		}
+		return io.NopCloser(base64.NewDecoder(enc, strings.NewReader(s))), "", nil
+	case w.Has(FieldURL) && !w.Has(FieldContent) && !w.Has(FieldContentBase64):
+		return fetch(ctx, w.String(FieldURL))
+	}
+	return nil, "", connector.Permanent(connector.ReasonInvalid, errors.New("upload: set exactly one of content, content_base64 and url"))
+}
+
+// fetch GETs a URL, its body streamed to the upload.
+func fetch(ctx context.Context, raw string) (io.ReadCloser, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, "", connector.Permanent(connector.ReasonInvalid, fmt.Errorf("upload: url is not an http(s) URL"))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, "", connector.Permanent(connector.ReasonInvalid, err)
+	}
+	resp, err := fetchClient.Do(req)
+	if err != nil {
+		return nil, "", httpx.TransportError(http.MethodGet, u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := httpx.ReadBody(resp.Body, 4<<10)
+		return nil, "", fmt.Errorf("upload: fetch the content: %w", httpx.StatusError(http.MethodGet, u, resp, b))
+	}
+	ct := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt == "" {
+		ct = ""
+	}
+	return resp.Body, ct, nil
+}
