@@ -17,11 +17,6 @@ type Event struct {
 	Fields  []string `json:"sample_fields"`
 }
 
-// emptyEnv is what a zapier.notify step's `with` is rendered against to
-// read its event name, when that is written as it is.
-var emptyEnv = map[string]any{"event": map[string]any{}, "trigger": map[string]any{}, "vars": map[string]any{},
-	"steps": map[string]any{}, "run": map[string]any{}, "error": map[string]any{}, "secrets": map[string]any{}}
-
 // Events lists the events: those the loaded recipes' zapier.notify steps
 // publish (when their event name is not a template of the run), and those
 // items were published to, by name.
@@ -40,11 +35,8 @@ func (h *Hub) Events(ctx context.Context) ([]*Event, error) {
 			if st.Action != NotifyAction {
 				continue
 			}
-			with, err := st.RenderRaw(emptyEnv)
-			if err != nil {
-				continue
-			}
-			if name, ok := with["event"].(string); ok && name != "" {
+			v, _ := st.Literal("event")
+			if name, ok := v.(string); ok && name != "" {
 				e := get(name)
 				if !contains(e.Recipes, rec.Name) {
 					e.Recipes = append(e.Recipes, rec.Name)
