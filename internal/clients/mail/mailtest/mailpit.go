@@ -42,7 +42,7 @@ func StartMailpit(t testing.TB, extra ...string) *Mailpit {
 	}
 	bin := findBinary(t, "mailpit", dirs...)
 	dir := t.TempDir()
-	m := &Mailpit{Server: Server{Host: "127.0.0.1", Port: FreePort(t), User: "sender", Password: "pw-" + strconv.Itoa(os.Getpid()), Dir: dir,
+	m := &Mailpit{Server: Server{Host: "127.0.0.1", Port: FreePort(t), User: "sender@example.com", Password: "pw-" + strconv.Itoa(os.Getpid()), Dir: dir,
 		Log: filepath.Join(dir, "mailpit.log")}}
 	httpPort := FreePort(t)
 	m.API = "http://127.0.0.1:" + strconv.Itoa(httpPort)
