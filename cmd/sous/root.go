@@ -29,7 +29,7 @@ offline with 'sous test', try it once with 'sous run --dry-run'.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
-	root.AddCommand(newInit(), newValidate(), newTest(), newRun(), newServe(), newRuns(), newStats(), newConnect(), newConnections(), newAudit(), newSchema(), newConnectors(), newVersion())
+	root.AddCommand(newInit(), newValidate(), newTest(), newRun(), newServe(), newRuns(), newStats(), newConnect(), newConnections(), newAudit(), newZapier(), newSchema(), newConnectors(), newVersion())
 	return root
 }
 
