@@ -42,6 +42,8 @@ type Request struct {
 	Method, Path string
 	Query        map[string][]string
 	Body         map[string]any
+	// Auth is the Authorization header's scheme (Basic, Bearer).
+	Auth string
 }
 
 // Issue is one issue of the fake.
@@ -69,6 +71,9 @@ type Fake struct {
 	Projects []string
 	// PageSize caps maxResults.
 	PageSize int
+	// AnyCredentials accepts any basic credentials (a test kit's canary),
+	// as long as there are some.
+	AnyCredentials bool
 
 	mu       sync.Mutex
 	issues   map[string]*Issue // by key
@@ -235,6 +240,7 @@ var (
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
+	req.Auth, _, _ = strings.Cut(r.Header.Get("Authorization"), " ")
 	if r.Body != nil && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
 		if err := json.NewDecoder(r.Body).Decode(&req.Body); err != nil {
 			jiraError(w, http.StatusBadRequest, []string{"Unexpected character: the body is not JSON"}, nil)
@@ -245,7 +251,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.requests = append(f.requests, req)
 	user, pass, ok := r.BasicAuth()
-	if !ok || user != f.Email || pass != f.Token {
+	if !ok || user == "" || pass == "" || (!f.AnyCredentials && (user != f.Email || pass != f.Token)) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
 		jiraError(w, http.StatusUnauthorized, []string{"Client must be authenticated to access this resource."}, nil)
 		return
