@@ -110,7 +110,7 @@ var (
 		Description: "Sets the given fields of an issue (PUT /rest/api/3/issue/{issue}); the ones not given are left as they are. " +
 			"Its status is changed by jira.transition_issue.",
 		Connection: jc.Connection.Type, ConnectionRequired: true,
-		Fields:     append([]connector.Field{issueField()}, fieldsFields(false)...),
+		Fields: append([]connector.Field{issueField()}, fieldsFields(false)...),
 		Shape: obj(
 			p("issue", leaf(connector.String, "The issue")),
 			p("url", leaf(connector.String, "Its page (empty with OAuth and no base_url)")),
