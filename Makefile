@@ -43,6 +43,7 @@ unit: ## unit and integration tests with the race detector (includes the stale-g
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 	# the allocation tests skip themselves under the race detector, which allocates
 	$(GO) test -count=1 -run 'Allocations' ./engine/runner/
+	cd integrations/zapier && npm ci --no-audit --no-fund --loglevel=error && npm test # the Zapier app against a sous serve it starts
 
 fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRecipe$$' -fuzztime=$(call fuzzbudget,100000x) ./recipes
