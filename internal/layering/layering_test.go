@@ -70,7 +70,7 @@ var layers = []struct {
 	pkgs []string
 }{
 	{"contract", []string{"engine/connector"}},
-	{"helpers", []string{"internal/sqlin", "internal/httpx", "internal/logbuf", "internal/allcheck", "internal/catalog", "internal/benchrecipes"}},
+	{"helpers", []string{"engine/connector/connectortest", "internal/sqlin", "internal/httpx", "internal/logbuf", "internal/allcheck", "internal/catalog", "internal/benchrecipes"}},
 	{"language", []string{"recipes/..."}},
 	{"runner", []string{"engine/runner", "engine/settings/..."}},
 	{"store", []string{"engine/runner/recipetest", "engine/store", "engine/metrics"}},
