@@ -150,7 +150,11 @@ func TestJiraWebhookThroughServe(t *testing.T) {
 	for range 2 {
 		require.Equal(t, http.StatusOK, jiraPost(t, s.base, body, http.Header{jc.HeaderSignature: {sig}, jc.HeaderIdentifier: {"d-1"}, jc.HeaderRetry: {"1"}}))
 	}
-	require.Eventually(t, func() bool { d, _ := sink.counts(); return d == 2 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.seen["PROJ-123:In Progress"] > 0 && sink.seen["10100"] > 0
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return runs("to-in-progress") == 1 && runs("any-update") == 1 }, 30*time.Second, 20*time.Millisecond)
 	stopChild(t, c)
 	require.Equal(t, 1, runs2(t, s, "to-in-progress"))
@@ -322,4 +326,99 @@ func jiraStore(t *testing.T, dataDir string) *sql.DB {
 	require.NoError(t, err)
 	t.Cleanup(func() { read.Close(); write.Close() })
 	return read
+}
+
+// TestJiraActionsThroughServe: webhook.received → filter → jira.create_issue,
+// jira.add_comment and jira.transition_issue against the fake Jira; the run
+// record holds the created issue's key, id and url.
+func TestJiraActionsThroughServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a sous binary")
+	}
+	f := jiratest.New()
+	defer f.Close()
+	recipe := `version: 1
+name: web-to-jira
+trigger: {type: webhook.received, with: {path: /tickets}}
+filter: event.body.priority == "high"
+steps:
+  - id: create
+    action: jira.create_issue
+    connection: jira
+    with:
+      project: PROJ
+      issue_type: Bug
+      summary: "{{ event.body.title }}"
+      description: "{{ event.body.text }}"
+      labels: [web]
+      assignee: ada@example.com
+      custom_fields: {Story Points: 2}
+  - id: comment
+    action: jira.add_comment
+    connection: jira
+    with: {issue: "{{ steps.create.output.key }}", body: "Filed from the web form."}
+  - id: move
+    action: jira.transition_issue
+    connection: jira
+    with: {issue: "{{ steps.create.output.key }}", to: In Progress}
+`
+	s := newServeSetup(t, buildSous(t), map[string]string{"web.yaml": recipe}, jiraConnections(f, "http://127.0.0.1:1"))
+	c := s.start(t, 1)
+	waitReady(t, s.base, c)
+	post := func(body string) int {
+		resp, err := http.Post(s.base+"/hooks/tickets", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusAccepted, post(`{"title":"Checkout broken","text":"Since 10:00.\n\nAll carts.","priority":"high"}`))
+	require.Equal(t, http.StatusAccepted, post(`{"title":"Typo","text":"on the about page","priority":"low"}`))
+	var runID string
+	require.Eventually(t, func() bool {
+		rs, err := s.runs("web-to-jira")
+		if err != nil {
+			return false
+		}
+		for _, r := range rs {
+			if r.Status == "succeeded" {
+				runID = r.ID
+			}
+		}
+		return len(rs) == 2 && runID != ""
+	}, 30*time.Second, 20*time.Millisecond)
+
+	req, err := http.NewRequest(http.MethodGet, s.base+"/api/v1/runs/"+runID, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var run struct {
+		Record struct {
+			Steps []struct {
+				ID     string         `json:"id"`
+				Status string         `json:"status"`
+				Output map[string]any `json:"output"`
+			} `json:"steps"`
+		} `json:"record"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&run))
+	require.Len(t, run.Record.Steps, 3)
+	out := run.Record.Steps[0].Output
+	require.Equal(t, "PROJ-1", out["key"])
+	require.NotEmpty(t, out["id"])
+	require.Equal(t, f.URL+"/browse/PROJ-1", out["url"])
+	require.Equal(t, "In Progress", run.Record.Steps[2].Output["status"])
+
+	is, ok := f.Issue("PROJ-1")
+	require.True(t, ok)
+	require.Equal(t, "Checkout broken", is.Summary)
+	require.Equal(t, "In Progress", is.Status)
+	require.Equal(t, "acc-ada", is.Assignee)
+	require.EqualValues(t, 2, is.Custom["customfield_10010"])
+	require.Equal(t, "Since 10:00.\n\nAll carts.", jc.PlainText(is.Description))
+	require.Len(t, is.Comments, 1)
+	_, other := f.Issue("PROJ-2")
+	require.False(t, other, "the low-priority ticket was filtered out")
+	stopChild(t, c)
 }
