@@ -35,7 +35,7 @@ type intakeTarget struct {
 
 // target finds what answers path (under /hooks): a hook registered on it,
 // else a service's receiver at /{service}/{connection}.
-func (s *Server) target(ix *pipeline.Index, path string) (*intakeTarget, *badBody) {
+func (s *Server) target(ctx context.Context, ix *pipeline.Index, path string) (*intakeTarget, *badBody) {
 	if h := ix.Hook(path); h != nil {
 		return &intakeTarget{hook: h, receiver: h.Spec.Trigger.Receiver, service: h.Spec.Service(), source: path}, nil
 	}
@@ -60,6 +60,11 @@ func (s *Server) target(ix *pipeline.Index, path string) (*intakeTarget, *badBod
 		return nil, &badBody{http.StatusNotFound, "unknown_connection",
 			fmt.Sprintf("connection %q is of type %s, not %s", name, conn.Type, rs.Connection)}
 	}
+	if s.cfg.Paused != nil {
+		if err := s.cfg.Paused(ctx, conn); err != nil {
+			return nil, &badBody{http.StatusServiceUnavailable, "connection_needs_reauth", err.Error()}
+		}
+	}
 	return &intakeTarget{receiver: rs.Receiver, conn: conn, service: svc, source: name}, nil
 }
 
@@ -71,8 +76,11 @@ func (s *Server) target(ix *pipeline.Index, path string) (*intakeTarget, *badBod
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/hooks")
 	ix := s.cfg.Engine.Index()
-	t, bad := s.target(ix, path)
+	t, bad := s.target(r.Context(), ix, path)
 	if bad != nil {
+		if bad.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "300")
+		}
 		s.reject(w, bad.status, bad.code, bad.msg)
 		return
 	}

@@ -51,6 +51,11 @@ type Config struct {
 	// Connection resolves a connection by name, for the services'
 	// webhooks at /hooks/{service}/{connection}; nil: there are none.
 	Connection func(name string) (*connector.Connection, error)
+	// Paused, when set, says why a connection's service webhooks must wait
+	// (its OAuth token needs re-authorization): they are answered 503
+	// with Retry-After, so that the service delivers them again later,
+	// and nothing is stored. nil error: serve them.
+	Paused func(ctx context.Context, conn *connector.Connection) error
 	// Vault opens the store's vault of OAuth tokens, for the flow at
 	// /oauth/NAME/start and /oauth/callback (no flow when nil).
 	Vault func() (*oauth.Vault, error)

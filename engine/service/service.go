@@ -65,6 +65,8 @@ type Service struct {
 	tickRetries sync.WaitGroup
 	// clients holds each connection's client by name, built on first use
 	clients sync.Map
+	// reauth caches the OAuth state of connections, for paused
+	reauth sync.Map
 	// vault holds the OAuth connections' tokens, opened on first use
 	vaultOnce sync.Once
 	vault     *oauth.Vault
@@ -151,7 +153,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
 		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
-		Connections: s.connectionStatuses, Vault: s.openVault, Zapier: s.Zapier,
+		Connections: s.connectionStatuses, Vault: s.openVault, Zapier: s.Zapier, Paused: s.paused,
 		Ready: func() bool {
 			select {
 			case <-ready:
@@ -306,6 +308,41 @@ func (s *Service) withToken(c *connector.Connection, spec *connector.ConnectionS
 	}
 	c.AccessToken = other.Client.Token
 	return c, nil
+}
+
+// paused says why the webhooks of a connection must wait: its OAuth token
+// needs re-authorization (a refresh was refused). The state is read from
+// the store at most once a second per connection, since another process
+// may have marked it or a `sous connect` mended it.
+func (s *Service) paused(ctx context.Context, c *connector.Connection) error {
+	spec, ok := s.opts.Registry.Connection(c.Type)
+	if !ok || !oauth.UsesOAuth(c, spec) {
+		return nil
+	}
+	type seen struct {
+		at    time.Time
+		state oauth.State
+	}
+	if v, ok := s.reauth.Load(c.Name); ok && time.Since(v.(seen).at) < time.Second {
+		return reauthErr(c.Name, v.(seen).state)
+	}
+	v, err := s.openVault()
+	if err != nil {
+		return nil // the calls will say what is wrong
+	}
+	_, meta, err := v.Get(ctx, c.Name)
+	if err != nil {
+		return nil
+	}
+	s.reauth.Store(c.Name, seen{time.Now(), meta.State})
+	return reauthErr(c.Name, meta.State)
+}
+
+func reauthErr(name string, state oauth.State) error {
+	if state != oauth.StateNeedsReauth {
+		return nil
+	}
+	return fmt.Errorf("connection %s needs re-authorization (run `sous connect %s`): its webhooks are refused until then, for the service to deliver them again", name, name)
 }
 
 // connectionStatuses is the state of the config's connections.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/sous-run/sous/engine/oauth"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/hosttest"
+	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/internal/logbuf"
 )
 
@@ -69,6 +72,15 @@ steps:
     connection: web
     with: {method: POST, url: sink, json: {id: "{{ event.id }}"}}
 `), 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "recipes", "ping.yaml"), []byte(`version: 1
+name: tell-pings
+trigger: {type: hosttest.ping, connection: app}
+steps:
+  - id: tell
+    action: http.request
+    connection: web
+    with: {method: POST, url: sink, json: {id: "ping-{{ event.id }}"}}
+`), 0o600))
 			config := filepath.Join(dir, "sous.yaml")
 			require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
@@ -78,6 +90,7 @@ connections:
   app:
     type: hosttest
     base_url: %s
+    secret: app-webhook-secret-1
     oauth: {client_id: cid, client_secret: app-client-secret-1, token_url: %s/token}
   web:
     type: http
@@ -112,8 +125,25 @@ connections:
 				}
 			}()
 
+			// a ping at the connection's webhook: served while the
+			// connection works, refused (503, to be delivered again) while it
+			// needs re-authorization
+			ping := func(id string) (int, http.Header, string) {
+				body := `{"type":"ping","id":"` + id + `"}`
+				req, err := http.NewRequest(http.MethodPost, "http://"+svc.Addr()+"/hooks/hosttest/app", strings.NewReader(body))
+				require.NoError(t, err)
+				req.Header.Set(hosttest.SignatureHeader, httpx.SignSHA256("app-webhook-secret-1", []byte(body)))
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, resp.Header, string(b)
+			}
 			if !refuse {
 				require.Eventually(t, func() bool { d, _ := sk.counts(); return d == 20 }, 20*time.Second, 10*time.Millisecond)
+				code, _, body := ping("p1")
+				require.Equal(t, http.StatusAccepted, code, body)
+				require.Eventually(t, func() bool { d, _ := sk.counts(); return d == 21 }, 20*time.Second, 10*time.Millisecond)
 				require.EqualValues(t, 1, refreshes.Load(), "refreshed once")
 				tok, meta, err := v.Get(ctx, "app")
 				require.NoError(t, err)
@@ -126,8 +156,16 @@ connections:
 				return err == nil && meta.State == oauth.StateNeedsReauth
 			}, 20*time.Second, 10*time.Millisecond)
 			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "run `sous connect app`") }, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, func() bool { code, _, _ := ping("p1"); return code == http.StatusServiceUnavailable }, 5*time.Second, 50*time.Millisecond)
+			code, header, body := ping("p2")
+			require.Equal(t, http.StatusServiceUnavailable, code, body)
+			require.Equal(t, "300", header.Get("Retry-After"))
+			require.Contains(t, body, "connection_needs_reauth")
+			require.Contains(t, body, "run `sous connect app`")
 			time.Sleep(300 * time.Millisecond)
 			require.Zero(t, listed.Load(), "no call to the service without a token")
+			d, _ := sk.counts()
+			require.Zero(t, d, "no ping was stored or run")
 			require.EqualValues(t, 1, refreshes.Load(), "a refused refresh is not tried again")
 			require.NotContains(t, logs.String(), "app-client-secret-1")
 		})
