@@ -218,6 +218,8 @@ func send(ctx context.Context, req *connector.Request) (map[string]any, error) {
 	}
 	text, html := w.String(FieldText), w.String(FieldHTML)
 	switch {
+	case text == "" && html == "":
+		return nil, invalid("set text, html, or both")
 	case text != "" && html != "":
 		m.SetBodyString(gomail.TypeTextPlain, text)
 		m.AddAlternativeString(gomail.TypeTextHTML, html)

@@ -30,9 +30,6 @@ func call(t *testing.T, ctx context.Context, values connector.Values, with map[s
 	if err != nil {
 		return nil, connector.Permanent(connector.ReasonInvalid, err)
 	}
-	if errs := email.Send.Validate(w); len(errs) > 0 {
-		return nil, errs[0]
-	}
 	return email.Send.Action.Run(ctx, &connector.Request{Recipe: "r", RunID: "run-1", Step: "mail", With: w, IdempotencyKey: key,
 		Connection: &connector.Connection{Name: "outbox", Type: "smtp", Values: values}})
 }
@@ -186,6 +183,7 @@ func TestSendErrors(t *testing.T) {
 			v[mail.FieldPort] = int64(mailtest.FreePort(t))
 			return v
 		}, reason: connector.ReasonNetwork, retry: true},
+		{name: "no body is invalid", with: map[string]any{"text": ""}, reason: connector.ReasonInvalid},
 		{name: "bad address is invalid", with: map[string]any{"to": "not an address"}, reason: connector.ReasonInvalid},
 	}
 	for _, tt := range tests {
@@ -246,7 +244,6 @@ func TestValidate(t *testing.T) {
 		with map[string]any
 		msg  string
 	}{
-		{"no body", map[string]any{"to": "a@example.com", "subject": "s"}, "set text, html, or both"},
 		{"bad to", map[string]any{"to": []any{"a@example.com", 3}, "subject": "s", "text": "t"}, "3 is not an address"},
 		{"two contents", map[string]any{"to": "a@example.com", "subject": "s", "text": "t",
 			"attachments": []any{map[string]any{"filename": "a", "content": "x", "content_base64": "eA=="}}}, "set one of content"},
@@ -257,12 +254,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, err := connectortest.With(email.Send, tt.with)
-			if err == nil {
-				errs := email.Send.Validate(w)
-				require.NotEmpty(t, errs)
-				err = errs[0]
-			}
+			_, err := connectortest.With(email.Send, tt.with)
 			require.ErrorContains(t, err, tt.msg)
 		})
 	}

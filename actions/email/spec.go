@@ -65,12 +65,6 @@ var Send = &connector.Spec{
 		{Name: FieldMaxURLBytes, Type: connector.Int, Default: int64(DefaultMaxURLBytes),
 			Description: "The largest attachment fetched from a url"},
 	},
-	Validate: func(with connector.Values) []connector.FieldError {
-		if !with.Has(FieldText) && !with.Has(FieldHTML) {
-			return []connector.FieldError{{Message: "set text, html, or both"}}
-		}
-		return nil
-	},
 	Shape: connector.Obj(
 		connector.P("message_id", connector.Leaf(connector.String, "The Message-ID sent, without angle brackets")),
 		connector.P("accepted", connector.ListOf(connector.Leaf(connector.String, "An address"), "The recipients the server accepted (to, cc and bcc)")),

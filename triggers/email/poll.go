@@ -103,9 +103,10 @@ func poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 				"mailbox", mailbox, "was", cur.UIDValidity, "now", sel.UIDValidity)
 		}
 		next, _ := json.Marshal(Cursor{UIDValidity: sel.UIDValidity, UIDNext: uint32(sel.UIDNext)})
-		_ = c.Logout().Wait()
 		// with IDLE, come back at once to wait in it
-		return &connector.PollResult{Next: next, More: idles(c, w)}, nil
+		res := &connector.PollResult{Next: next, More: idles(c, w)}
+		_ = c.Logout().Wait()
+		return res, nil
 	}
 	next := *cur
 	changed := false
