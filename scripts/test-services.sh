@@ -27,4 +27,26 @@ elif [ -x /usr/sbin/nats-server ]; then
   start_if_down nats "bash -c '</dev/tcp/127.0.0.1/4222'" \
     "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log"
 fi
+
+# The email tests start their own Dovecot (IMAP, in the foreground) and
+# mailpit (SMTP with an HTTP API) on free ports: they only need the
+# binaries. Install them when missing; the tests that need them fail and
+# say so otherwise (`go test -short` skips them).
+if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
+  echo "test-services: installing dovecot-imapd"
+  if command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; } >/dev/null 2>&1 ||
+      echo "test-services: could not install dovecot-imapd (the email.received tests will fail)"
+  else
+    echo "test-services: no apt-get: install Dovecot (dovecot-imapd) for the email.received tests"
+  fi
+fi
+MAILPIT_VERSION=v1.33.1
+GOBIN_DIR="$(go env GOBIN 2>/dev/null)"
+[ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH 2>/dev/null)/bin"
+if ! command -v mailpit >/dev/null 2>&1 && [ ! -x "$GOBIN_DIR/mailpit" ]; then
+  echo "test-services: installing mailpit $MAILPIT_VERSION into $GOBIN_DIR"
+  (cd /tmp && GOBIN="$GOBIN_DIR" go install "github.com/axllent/mailpit@$MAILPIT_VERSION") >/dev/null 2>&1 ||
+    echo "test-services: could not install mailpit (the email.send tests will fail)"
+fi
 exit 0
