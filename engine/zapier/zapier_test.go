@@ -336,3 +336,28 @@ func BenchmarkDeliveries(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// FuzzValidate: any input against any declaration is coerced or refused
+// with the field named, never a panic.
+func FuzzValidate(f *testing.F) {
+	f.Add(`{"email":"a@b.test","qty":"2"}`, "integer")
+	f.Add(`{"qty":1e400}`, "number")
+	f.Add(`{"qty":[1]}`, "datetime")
+	f.Add(`{"qty":"2026-01-02T15:04:05Z"}`, "datetime")
+	f.Add(`{"qty":"TRUE"}`, "boolean")
+	f.Fuzz(func(t *testing.T, raw, typ string) {
+		var in map[string]any
+		if json.Unmarshal([]byte(raw), &in) != nil {
+			return
+		}
+		out, err := zapier.Validate([]zapier.Input{{Key: "qty", Type: typ, Required: true}}, in)
+		if err != nil {
+			var ie *zapier.InputError
+			require.ErrorAs(t, err, &ie)
+			require.Equal(t, "qty", ie.Field)
+			return
+		}
+		_, err = json.Marshal(out)
+		require.NoError(t, err, "a valid input stays JSON")
+	})
+}
