@@ -154,6 +154,13 @@ func ParseInteraction(payload string) (*Delivery, error) {
 			value = acts[0].SelectedOption.Value
 		}
 	}
+	if acts, _ := p["actions"].([]any); actionID == "" && len(acts) > 0 {
+		// an action slack-go did not take for a block action (no type)
+		if a, ok := acts[0].(map[string]any); ok {
+			actionID, _ = a["action_id"].(string)
+			value, _ = a["value"].(string)
+		}
+	}
 	p["action_id"] = actionID
 	p["action_value"] = value
 	if cb.CallbackID == "" {
