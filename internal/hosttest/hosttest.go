@@ -82,12 +82,30 @@ var ItemCreated = &connector.Spec{
 		Interval: func(with connector.Values) time.Duration { return with.Duration(FieldInterval) }},
 }
 
-// Register adds the connection type, the triggers and the receiver to reg.
+// Whoami is an action calling the service through its connection's
+// client: GET {base_url}/whoami, whose answer is the output.
+var Whoami = &connector.Spec{
+	ID: "hosttest.whoami", Kind: connector.KindAction, Summary: "Ask the service who the connection is",
+	Connection: ConnectionType, ConnectionRequired: true,
+	Shape:      connector.Obj(connector.P("name", connector.Leaf(connector.String, "Who the service says the connection is"))),
+	Action: connector.ActionFunc(func(ctx context.Context, req *connector.Request) (map[string]any, error) {
+		var out struct {
+			Name string `json:"name"`
+		}
+		if err := httpx.CallJSON(ctx, req.Connection.Client, req.Connection.Values, "", http.MethodGet, "whoami", nil, &out); err != nil {
+			return nil, err
+		}
+		return map[string]any{"name": out.Name}, nil
+	}),
+}
+
+// Register adds the connection type, the triggers, the action and the
+// receiver to reg.
 func Register(reg *connector.Registry) error {
 	if err := reg.AddConnection(Connection); err != nil {
 		return err
 	}
-	for _, s := range []*connector.Spec{Ping, ItemCreated} {
+	for _, s := range []*connector.Spec{Ping, ItemCreated, Whoami} {
 		if err := reg.Add(s); err != nil {
 			return err
 		}
