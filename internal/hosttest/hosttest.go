@@ -87,7 +87,7 @@ var ItemCreated = &connector.Spec{
 var Whoami = &connector.Spec{
 	ID: "hosttest.whoami", Kind: connector.KindAction, Summary: "Ask the service who the connection is",
 	Connection: ConnectionType, ConnectionRequired: true,
-	Shape:      connector.Obj(connector.P("name", connector.Leaf(connector.String, "Who the service says the connection is"))),
+	Shape: connector.Obj(connector.P("name", connector.Leaf(connector.String, "Who the service says the connection is"))),
 	Action: connector.ActionFunc(func(ctx context.Context, req *connector.Request) (map[string]any, error) {
 		var out struct {
 			Name string `json:"name"`
