@@ -18,14 +18,14 @@ import (
 
 // run calls an action with literal values (defaults applied) on a
 // connection to the fake; it returns the logs too.
-func run(t *testing.T, f *jiratest.Fake, s *connector.Spec, with map[string]any) (map[string]any, error, string) {
+func run(t *testing.T, f *jiratest.Fake, s *connector.Spec, with map[string]any) (map[string]any, string, error) {
 	t.Helper()
 	conn, err := f.Connection()
 	require.NoError(t, err)
 	return runOn(t, context.Background(), conn, s, with)
 }
 
-func runOn(t *testing.T, ctx context.Context, conn *connector.Connection, s *connector.Spec, with map[string]any) (map[string]any, error, string) {
+func runOn(t *testing.T, ctx context.Context, conn *connector.Connection, s *connector.Spec, with map[string]any) (map[string]any, string, error) {
 	t.Helper()
 	w := connector.Values{}
 	for _, fl := range s.Fields {
@@ -40,7 +40,7 @@ func runOn(t *testing.T, ctx context.Context, conn *connector.Connection, s *con
 	var logs bytes.Buffer
 	out, err := s.Action.Run(ctx, &connector.Request{Recipe: "r", RunID: "run-1", Step: "s", With: w, Connection: conn,
 		IdempotencyKey: "run-1:s", Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	return out, err, logs.String()
+	return out, logs.String(), err
 }
 
 // last is the fake's last request to path (with method).
@@ -59,7 +59,7 @@ func last(t *testing.T, f *jiratest.Fake, method, path string) jiratest.Request 
 func TestCreateIssue(t *testing.T) {
 	f := jiratest.New()
 	defer f.Close()
-	out, err, _ := run(t, f, CreateIssue, map[string]any{
+	out, _, err := run(t, f, CreateIssue, map[string]any{
 		"project": "PROJ", "issue_type": "Bug", "summary": "Login fails", "description": "Seen by Ada.\n\nSteps:\n1. log in",
 		"labels": []any{"customer", "p1"}, "assignee": "ada@example.com", "custom_fields": map[string]any{"Story Points": 3},
 	})
@@ -105,7 +105,7 @@ func TestCreateIssueFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := jiratest.New()
 			defer f.Close()
-			_, err, _ := run(t, f, CreateIssue, tc.with)
+			_, _, err := run(t, f, CreateIssue, tc.with)
 			require.Error(t, err)
 			ce := connector.Classify(err)
 			require.False(t, ce.Retryable, "%v", err)
@@ -119,7 +119,7 @@ func TestTransitionIssue(t *testing.T) {
 	f := jiratest.New()
 	defer f.Close()
 	is := f.CreateIssue("PROJ", "x")
-	out, err, _ := run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "done"})
+	out, _, err := run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "done"})
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{"issue": is.Key, "status": "Done", "transition_id": jiratest.TransitionID("Done"), "changed": true}, out)
 	require.Equal(t, map[string]any{"id": jiratest.TransitionID("Done")}, last(t, f, http.MethodPost, "/rest/api/3/issue/"+is.Key+"/transitions").Body["transition"])
@@ -127,12 +127,12 @@ func TestTransitionIssue(t *testing.T) {
 	require.Equal(t, "Done", got.Status)
 
 	// again (a retried step): already there
-	out, err, _ = run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "Done"})
+	out, _, err = run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "Done"})
 	require.NoError(t, err)
 	require.Equal(t, false, out["changed"])
 
 	// no such status: permanent, listing the available ones
-	_, err, _ = run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "Blocked"})
+	_, _, err = run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "Blocked"})
 	require.Error(t, err)
 	ce := connector.Classify(err)
 	require.False(t, ce.Retryable)
@@ -141,7 +141,7 @@ func TestTransitionIssue(t *testing.T) {
 	}
 
 	// no such issue: not_found
-	_, err, _ = run(t, f, TransitionIssue, map[string]any{"issue": "PROJ-999", "to": "Done"})
+	_, _, err = run(t, f, TransitionIssue, map[string]any{"issue": "PROJ-999", "to": "Done"})
 	require.Equal(t, jc.ReasonNotFound, connector.Classify(err).Reason, "%v", err)
 	require.Contains(t, err.Error(), "Issue does not exist")
 }
@@ -150,7 +150,7 @@ func TestAddComment(t *testing.T) {
 	f := jiratest.New()
 	defer f.Close()
 	is := f.CreateIssue("PROJ", "x")
-	out, err, _ := run(t, f, AddComment, map[string]any{"issue": is.Key, "body": "Deployed.\nIn 1.4.2."})
+	out, _, err := run(t, f, AddComment, map[string]any{"issue": is.Key, "body": "Deployed.\nIn 1.4.2."})
 	require.NoError(t, err)
 	require.NotEmpty(t, out["id"])
 	require.Contains(t, out["url"], "/browse/"+is.Key+"?focusedCommentId=")
@@ -165,7 +165,7 @@ func TestUpdateIssue(t *testing.T) {
 	f := jiratest.New()
 	defer f.Close()
 	is := f.CreateIssue("PROJ", "old")
-	out, err, _ := run(t, f, UpdateIssue, map[string]any{"issue": is.Key, "summary": "new", "labels": []any{"a"}})
+	out, _, err := run(t, f, UpdateIssue, map[string]any{"issue": is.Key, "summary": "new", "labels": []any{"a"}})
 	require.NoError(t, err)
 	require.Equal(t, is.Key, out["issue"])
 	req := last(t, f, http.MethodPut, "/rest/api/3/issue/"+is.Key)
@@ -173,7 +173,7 @@ func TestUpdateIssue(t *testing.T) {
 	got, _ := f.Issue(is.Key)
 	require.Equal(t, "new", got.Summary)
 
-	_, err, _ = run(t, f, UpdateIssue, map[string]any{"issue": is.Key})
+	_, _, err = run(t, f, UpdateIssue, map[string]any{"issue": is.Key})
 	require.Equal(t, connector.ReasonInvalid, connector.Classify(err).Reason)
 }
 
@@ -206,7 +206,7 @@ func TestErrorKinds(t *testing.T) {
 				is := f.CreateIssue("PROJ", "x")
 				f.FailNext("/rest/api/3/", tc.status, tc.header, tc.body)
 				with := map[string]any{"project": "PROJ", "summary": "s", "issue": is.Key, "to": "Done", "body": "b"}
-				out, err, logs := run(t, f, s, with)
+				out, logs, err := run(t, f, s, with)
 				require.Error(t, err)
 				ce := connector.Classify(err)
 				require.Equal(t, tc.retryable, ce.Retryable, "%v", err)
@@ -240,7 +240,7 @@ func TestCancel(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err, _ = runOn(t, ctx, conn, CreateIssue, map[string]any{"project": "PROJ", "summary": "x"})
+	_, _, err = runOn(t, ctx, conn, CreateIssue, map[string]any{"project": "PROJ", "summary": "x"})
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "deadline") || strings.Contains(err.Error(), "canceled"), "%v", err)
 	require.Equal(t, connector.ReasonTimeout, connector.Classify(err).Reason)
