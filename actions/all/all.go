@@ -7,5 +7,6 @@ import (
 	_ "github.com/sous-run/sous/actions/gdrive" // gdrive.*
 	_ "github.com/sous-run/sous/actions/http"   // http.request
 	_ "github.com/sous-run/sous/actions/jira"   // jira.*
+	_ "github.com/sous-run/sous/actions/slack"  // slack.*
 	_ "github.com/sous-run/sous/actions/zapier" // zapier.notify
 )
