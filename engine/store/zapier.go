@@ -391,14 +391,31 @@ func (s *Store) ReleaseZapierClaims(ctx context.Context, now time.Time) error {
 // it (pending again with its next time, or final), its attempts, the
 // answer's code and error.
 func (s *Store) FinishZapierAttempt(ctx context.Context, d *ZapierDelivery, now time.Time) error {
-	done := int64(0)
-	if d.Status != DeliveryPending {
-		done = millis(now)
+	return s.FinishZapierAttempts(ctx, []*ZapierDelivery{d}, now)
+}
+
+// FinishZapierAttempts records attempts of deliveries in one transaction
+// (see FinishZapierAttempt): what many deliveries finishing at once cost
+// is one commit.
+func (s *Store) FinishZapierAttempts(ctx context.Context, ds []*ZapierDelivery, now time.Time) error {
+	tx, err := s.w().BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record zapier deliveries: %w", err)
 	}
-	if _, err := s.w().ExecContext(ctx, s.q(`UPDATE {zapier_deliveries} SET status = $1, attempts = $2, claimed = 0, next_at = $3,
-		last_code = $4, last_error = $5, updated_at = $6, done_at = $7 WHERE id = $8 AND status = $9`),
-		d.Status, d.Attempts, millis(d.NextAt), d.LastCode, d.LastError, millis(now), done, d.ID, DeliveryPending); err != nil {
-		return fmt.Errorf("record zapier delivery %s: %w", d.ID, err)
+	defer tx.Rollback() //nolint:errcheck // after a commit, a no-op
+	for _, d := range ds {
+		done := int64(0)
+		if d.Status != DeliveryPending {
+			done = millis(now)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE {zapier_deliveries} SET status = $1, attempts = $2, claimed = 0, next_at = $3,
+			last_code = $4, last_error = $5, updated_at = $6, done_at = $7 WHERE id = $8 AND status = $9`),
+			d.Status, d.Attempts, millis(d.NextAt), d.LastCode, d.LastError, millis(now), done, d.ID, DeliveryPending); err != nil {
+			return fmt.Errorf("record zapier delivery %s: %w", d.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record zapier deliveries: %w", err)
 	}
 	return nil
 }

@@ -40,8 +40,16 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	sem := make(chan struct{}, h.set.Workers)
 	freed := make(chan struct{}, 1)
+	// the attempts are recorded by one goroutine, many in a transaction
+	results := make(chan *store.ZapierDelivery, h.set.Workers)
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); h.record(results) }()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		close(results)
+		<-recorded
+	}()
 	tick := time.NewTicker(h.set.Poll)
 	defer tick.Stop()
 	for {
@@ -55,7 +63,9 @@ func (h *Hub) Run(ctx context.Context) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					h.deliver(ctx, d)
+					if h.attempt(ctx, d) {
+						results <- d
+					}
 					<-sem
 					select {
 					case freed <- struct{}{}:
@@ -77,11 +87,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// deliver makes one attempt of a delivery and records it.
-func (h *Hub) deliver(ctx context.Context, d *store.ZapierDelivery) {
+// attempt makes one attempt of a delivery and sets what is to record of
+// it; false when there is nothing to record (shutting down: the claim
+// lapses, and the delivery is taken up again).
+func (h *Hub) attempt(ctx context.Context, d *store.ZapierDelivery) bool {
 	code, retryAfter, err := h.post(ctx, d)
 	if ctx.Err() != nil {
-		return // shutting down: the claim lapses, the delivery is taken up again
+		return false
 	}
 	d.Attempts++
 	d.LastCode = code
@@ -109,21 +121,50 @@ func (h *Hub) deliver(ctx context.Context, d *store.ZapierDelivery) {
 		d.Status, outcome = store.DeliveryFailed, "failed"
 	}
 	h.outcomes.WithLabelValues(d.Event, outcome).Inc()
-	rec := context.WithoutCancel(ctx)
-	if err := h.cfg.Store.FinishZapierAttempt(rec, d, h.now()); err != nil {
-		h.log.Error("zapier: record a delivery", "delivery", d.ID, "error", err)
-		return
-	}
-	if d.Status == store.DeliveryGone {
-		if _, err := h.cfg.Store.DeleteZapierHook(rec, d.HookID, store.DeliveryGone, h.now()); err != nil {
-			h.log.Error("zapier: delete a subscription answered 410", "hook", d.HookID, "error", err)
-			return
-		}
-		h.log.Info("zapier: the subscriber answered 410 Gone: subscription deleted", "hook", d.HookID, "event", d.Event)
-	}
 	if outcome == "retry" || outcome == "failed" {
 		h.log.Warn("zapier: delivery not accepted", "delivery", d.ID, "hook", d.HookID, "event", d.Event,
 			"attempt", d.Attempts, "status", code, "error", d.LastError, "outcome", outcome)
+	}
+	return true
+}
+
+// maxRecordBatch bounds the attempts recorded in one transaction.
+const maxRecordBatch = 256
+
+// record stores the attempts as they come, those that came meanwhile
+// together, until results is closed; then deletes the subscriptions that
+// answered 410. An attempt not recorded (the store failing) is made again
+// once its claim lapses: deliveries are made at least once.
+func (h *Hub) record(results <-chan *store.ZapierDelivery) {
+	ctx := context.Background()
+	for d := range results {
+		batch := []*store.ZapierDelivery{d}
+	more:
+		for len(batch) < maxRecordBatch {
+			select {
+			case x, ok := <-results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, x)
+			default:
+				break more
+			}
+		}
+		if err := h.cfg.Store.FinishZapierAttempts(ctx, batch, h.now()); err != nil {
+			h.log.Error("zapier: record deliveries", "deliveries", len(batch), "error", err)
+			continue
+		}
+		for _, d := range batch {
+			if d.Status != store.DeliveryGone {
+				continue
+			}
+			if _, err := h.cfg.Store.DeleteZapierHook(ctx, d.HookID, store.DeliveryGone, h.now()); err != nil {
+				h.log.Error("zapier: delete a subscription answered 410", "hook", d.HookID, "error", err)
+				continue
+			}
+			h.log.Info("zapier: the subscriber answered 410 Gone: subscription deleted", "hook", d.HookID, "event", d.Event)
+		}
 	}
 }
 

@@ -322,13 +322,16 @@ func BenchmarkDeliveries(b *testing.B) {
 		require.NoError(b, err)
 	}
 	want := int64(b.N * subscribers)
-	for {
+	for got.Load() < want {
+		time.Sleep(time.Millisecond)
+	}
+	for { // and recorded
 		ds, err := st.ListZapierDeliveries(ctx, store.ZapierDeliveryFilter{Status: store.DeliveryPending, Limit: 1})
 		require.NoError(b, err)
-		if len(ds) == 0 && got.Load() >= want {
+		if len(ds) == 0 {
 			break
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	el := time.Since(start)
 	b.StopTimer()
