@@ -15,7 +15,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sous-run/sous/engine/store"
 	sc "github.com/sous-run/sous/internal/clients/slack"
+	"github.com/sous-run/sous/internal/clients/slack/slackfake"
 )
 
 const slackSigningSecret = "e2e-slack-signing-secret-0123456789"
@@ -276,5 +278,94 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 	filtered(func() {
 		require.Equal(t, 0, count("no-bots"))
 	})
+	stopChild(t, c)
+}
+
+// TestSlackPostMessageThroughServe: webhook.received → filter →
+// slack.post_message against the fake Web API; the run record holds the
+// step's output (channel id, ts, permalink), and the token went as a
+// bearer token only.
+func TestSlackPostMessageThroughServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts a sous binary")
+	}
+	bin := buildSous(t)
+	const token = "xoxb-e2e-post-token-0123456789"
+	fake := slackfake.New(token)
+	defer fake.Stop()
+	setup := newServeSetup(t, bin, map[string]string{"deploys.yaml": `version: 1
+name: deploys
+trigger:
+  type: webhook.received
+  with: {path: /deploys}
+filter: event.body.env == "prod"
+steps:
+  - id: post
+    action: slack.post_message
+    connection: slack
+    with:
+      channel: "#general"
+      text: "Deployed {{ event.body.version }}"
+`}, "connections:\n  slack: {type: slack, token: "+token+", signing_secret: "+slackSigningSecret+", base_url: \""+fake.URL()+"\"}\n")
+	c := setup.start(t, 0)
+	waitReady(t, setup.base, c)
+	defer func() {
+		if t.Failed() {
+			t.Log(c.output())
+		}
+	}()
+	for _, body := range []string{`{"env":"staging","version":"1.2.2"}`, `{"env":"prod","version":"1.2.3"}`} {
+		resp, err := http.Post(setup.base+"/hooks/deploys", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	}
+	var runs []*store.Run
+	require.Eventually(t, func() bool {
+		var err error
+		runs, err = setup.runs("deploys")
+		require.NoError(t, err)
+		n := 0
+		for _, r := range runs {
+			if r.Status == "succeeded" {
+				n++
+			}
+		}
+		return n == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	msgs := fake.Messages()
+	require.Len(t, msgs, 1, "the staging deploy was filtered out")
+	require.Equal(t, "Deployed 1.2.3", msgs[0].Text)
+	var id string
+	for _, r := range runs {
+		if r.Status == "succeeded" {
+			id = r.ID
+		}
+	}
+	req, err := http.NewRequest(http.MethodGet, setup.base+"/api/v1/runs/"+id, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+setup.key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var rec struct {
+		Record struct {
+			Steps []struct {
+				ID     string         `json:"id"`
+				Output map[string]any `json:"output"`
+			} `json:"steps"`
+		} `json:"record"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+	require.Len(t, rec.Record.Steps, 1)
+	out := rec.Record.Steps[0].Output
+	require.Equal(t, "C0GENERAL01", out["channel"])
+	require.Equal(t, msgs[0].TS, out["ts"])
+	require.Equal(t, "https://fake.slack.test/archives/C0GENERAL01/p"+strings.ReplaceAll(msgs[0].TS, ".", ""), out["permalink"])
+	for _, call := range fake.Calls("") {
+		require.Equal(t, "Bearer "+token, call.Auth, call.Method)
+		require.False(t, call.TokenInForm, call.Method)
+	}
+	require.NotContains(t, c.output(), token)
 	stopChild(t, c)
 }
