@@ -167,7 +167,8 @@ type def struct {
 var defs = []def{
 	{"jira.issue_created", "A Jira issue was created", "Jira's jira:issue_created event.", kindCreated, envelope()},
 	{"jira.issue_updated", "A Jira issue was updated",
-		"Jira's jira:issue_updated event (a comment's own update excepted): changelog has the fields changed.", kindUpdated,
+		"Jira's jira:issue_updated event: changelog has the fields changed (Jira sends one for a new comment too, " +
+			"issue_event_type_name issue_commented; the polled form sees changelog entries only).", kindUpdated,
 		envelope(p("changelog", changelogShape()))},
 	{"jira.issue_status_changed", "A Jira issue's status changed",
 		"An issue update whose changelog changes the status: status.from and status.to are the status names, " +
