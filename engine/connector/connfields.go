@@ -20,6 +20,10 @@ const (
 	OAuthScopes       = "scopes"
 	OAuthAuthURL      = "auth_url"
 	OAuthTokenURL     = "token_url"
+	// OAuthRefreshToken is a refresh token obtained elsewhere (Google's
+	// OAuth playground, another tool): the connection needs no `sous
+	// connect`; its first call refreshes and stores the token.
+	OAuthRefreshToken = "refresh_token"
 )
 
 // BaseURLField is a connection's base_url: the service's API root, which
@@ -71,6 +75,8 @@ func OAuthField(scopes []string, authURL, tokenURL string) Field {
 			{Name: OAuthScopes, Type: List, Default: sc, Description: "The scopes to ask for"},
 			url(OAuthAuthURL, authURL, "The provider's authorization endpoint"),
 			url(OAuthTokenURL, tokenURL, "The provider's token endpoint"),
+			{Name: OAuthRefreshToken, Type: String, Secret: true, Example: "${REFRESH_TOKEN}",
+				Description: "A refresh token obtained elsewhere, instead of `sous connect`: the first call refreshes it and stores the tokens"},
 		}}
 }
 

@@ -48,7 +48,8 @@ func ClientFor(c *connector.Connection, spec *connector.ConnectionSpec, tokens T
 			refresh = http.DefaultTransport
 		}
 		src := &Source{Vault: v, Connection: c.Name, Refresh: flow.Config(), Leases: tokens.Leases, Owner: tokens.Owner,
-			Client: &http.Client{Transport: refresh}, Refreshed: tokens.Refreshed}
+			Client: &http.Client{Transport: refresh}, Refreshed: tokens.Refreshed,
+			Seed: seedOf(c.Values), SeedMeta: Meta{Type: c.Type, Scopes: flow.Config().Scopes}}
 		own := *spec
 		own.Authorize = func(connector.Values) (connector.Authorize, error) { return src.Authorize, nil }
 		cl, err := connector.NewClient(c, &own, base, hooks)
@@ -65,4 +66,11 @@ func ClientFor(c *connector.Connection, spec *connector.ConnectionSpec, tokens T
 		return cl, nil
 	}
 	return connector.NewClient(c, spec, base, hooks)
+}
+
+// seedOf is the refresh token a connection's config gives
+// (oauth.refresh_token), or "".
+func seedOf(with connector.Values) string {
+	rt, _ := with.Map(connector.ConnOAuth)[connector.OAuthRefreshToken].(string)
+	return rt
 }

@@ -47,6 +47,12 @@ type Source struct {
 	// LeaseTTL bounds a refresh (30 s when zero); Poll is how often a
 	// process that waits for another's refresh looks (100 ms when zero).
 	LeaseTTL, Poll time.Duration
+	// Seed, when set, stands in for a stored token the connection does not
+	// have yet: a refresh token from the config (oauth.refresh_token),
+	// refreshed on first use and the result stored with SeedMeta. Once a
+	// token is stored, the stored one is used.
+	Seed     string
+	SeedMeta Meta
 
 	mu     sync.Mutex
 	cached *oauth2.Token
@@ -180,6 +186,9 @@ func (s *Source) audit(ctx context.Context, action, detail string) {
 // none or needs a person to connect it again.
 func (s *Source) stored(ctx context.Context) (*oauth2.Token, Meta, error) {
 	tok, meta, err := s.Vault.Get(ctx, s.Connection)
+	if errors.Is(err, ErrNoToken) && s.Seed != "" {
+		return &oauth2.Token{RefreshToken: s.Seed, Expiry: time.Unix(1, 0)}, s.SeedMeta, nil
+	}
 	if errors.Is(err, ErrNoToken) {
 		return nil, Meta{}, authError(s.Connection, "is not connected")
 	}

@@ -183,3 +183,35 @@ func TestSourceAuthorize(t *testing.T) {
 		require.Equal(t, "Bearer xoxb-1", req.Header.Get("Authorization"))
 	})
 }
+
+// TestSourceSeed: a refresh token from the config (oauth.refresh_token)
+// stands in for a stored token until the first refresh stores one.
+func TestSourceSeed(t *testing.T) {
+	backends(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		key := genKey(t)
+		r := newRotating(t)
+		v := newVault(t, b.st, key)
+		src := r.source(v, b.st, "p1")
+		src.Connection = "seeded"
+		src.Seed, src.SeedMeta = "rt-1", oauth.Meta{Type: "google", Scopes: []string{"s1"}}
+		for range 2 {
+			got, err := src.Token(ctx)
+			require.NoError(t, err)
+			require.Equal(t, "at-2", got.AccessToken)
+		}
+		require.EqualValues(t, 1, r.refreshes.Load())
+		saved, meta, err := v.Get(ctx, "seeded")
+		require.NoError(t, err)
+		require.Equal(t, "rt-2", saved.RefreshToken)
+		require.Equal(t, "google", meta.Type)
+		require.Equal(t, []string{"s1"}, meta.Scopes)
+		// once stored, the stored token wins over the config's
+		other := r.source(v, b.st, "p2")
+		other.Connection, other.Seed = "seeded", "rt-1"
+		got, err := other.Token(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "at-2", got.AccessToken)
+		require.EqualValues(t, 1, r.refreshes.Load())
+	})
+}

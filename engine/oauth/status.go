@@ -51,6 +51,10 @@ func Statuses(ctx context.Context, st *store.Store, conns []*connector.Connectio
 		case spec != nil && spec.OAuth != nil && c.Values.Has(connector.ConnOAuth):
 			s.Credentials = "oauth"
 			r, ok := stored[c.Name]
+			if !ok && seedOf(c.Values) != "" {
+				s.Credentials = "refresh_token" // from the config, refreshed on first use
+				break
+			}
 			if !ok {
 				s.State = string(StateUnconfigured)
 				break
