@@ -494,3 +494,25 @@ func (s *Store) ZapierEvents(ctx context.Context) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// PruneZapier deletes, in transactions of up to batch rows, the
+// deliveries finished before a time. It returns how many it deleted.
+func (s *Store) PruneZapier(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = DefaultPruneBatch
+	}
+	var total int64
+	for {
+		res, err := s.w().ExecContext(ctx, s.q(`DELETE FROM {zapier_deliveries} WHERE id IN
+			(SELECT id FROM {zapier_deliveries} WHERE status <> $1 AND done_at > 0 AND done_at < $2 LIMIT $3)`),
+			DeliveryPending, millis(before), batch)
+		if err != nil {
+			return total, fmt.Errorf("prune zapier deliveries: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}

@@ -118,10 +118,20 @@ func TestZapierDeliveries(t *testing.T) {
 		require.Len(t, samples, 2)
 		require.Equal(t, "it2", samples[0].ID, "newest first")
 
+		n, err := st.PruneZapier(ctx, now, 1)
+		require.NoError(t, err)
+		require.Zero(t, n, "none finished before now")
+
 		stats, err := st.ZapierStats(ctx, now.Add(-time.Hour))
 		require.NoError(t, err)
 		require.Len(t, stats, 2)
 		require.Equal(t, map[string]int{store.DeliveryPending: 2}, stats[0].Statuses)
 		require.Equal(t, map[string]int{store.DeliveryDelivered: 1, store.DeliveryPending: 1}, stats[1].Statuses)
+
+		// the delivered one is pruned once older than the time given,
+		// the pending ones are kept
+		n, err = st.PruneZapier(ctx, now.Add(time.Millisecond), 1)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n)
 	})
 }

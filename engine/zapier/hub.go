@@ -19,6 +19,7 @@ import (
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/pipeline"
 	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/recipes"
 )
 
 // Channel is the outbox channel the Hub serves (connector.OutboxMessage).
@@ -49,6 +50,9 @@ type Settings struct {
 	// Poll is how often the worker looks for retries due (1 s); new
 	// deliveries wake it at once.
 	Poll time.Duration
+	// Retention is how long finished deliveries are kept (30 days); the
+	// worker prunes them every hour.
+	Retention time.Duration
 }
 
 // WithDefaults fills what is not set.
@@ -77,12 +81,16 @@ func (s Settings) WithDefaults() Settings {
 	if s.Poll <= 0 {
 		s.Poll = time.Second
 	}
+	if s.Retention <= 0 {
+		s.Retention = 30 * 24 * time.Hour
+	}
 	return s
 }
 
 // SettingsFromEnv reads the settings from the environment:
 // SOUS_ZAPIER_TIMEOUT, SOUS_ZAPIER_BACKOFF, SOUS_ZAPIER_MAX_BACKOFF and
-// SOUS_ZAPIER_POLL (Go durations), SOUS_ZAPIER_MAX_ATTEMPTS (a number).
+// SOUS_ZAPIER_POLL (Go durations), SOUS_ZAPIER_MAX_ATTEMPTS (a number),
+// SOUS_ZAPIER_RETENTION (a duration, or days such as 30d).
 // Unset ones keep their defaults.
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	if getenv == nil {
@@ -93,9 +101,10 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		name string
 		to   *time.Duration
 	}{{"SOUS_ZAPIER_TIMEOUT", &s.Timeout}, {"SOUS_ZAPIER_BACKOFF", &s.Backoff},
-		{"SOUS_ZAPIER_MAX_BACKOFF", &s.MaxBackoff}, {"SOUS_ZAPIER_POLL", &s.Poll}} {
+		{"SOUS_ZAPIER_MAX_BACKOFF", &s.MaxBackoff}, {"SOUS_ZAPIER_POLL", &s.Poll},
+		{"SOUS_ZAPIER_RETENTION", &s.Retention}} {
 		if v := getenv(d.name); v != "" {
-			x, err := time.ParseDuration(v)
+			x, err := recipes.ParsePeriod(v)
 			if err != nil || x <= 0 {
 				return s, fmt.Errorf("%s: want a positive duration such as 5s", d.name)
 			}

@@ -52,6 +52,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(h.set.Poll)
 	defer tick.Stop()
+	h.prune(ctx)
+	pruneTick := time.NewTicker(time.Hour)
+	defer pruneTick.Stop()
 	for {
 		if free := cap(sem) - len(sem); free > 0 {
 			ds, err := h.cfg.Store.ClaimZapierDeliveries(ctx, h.now(), h.set.Lease, free)
@@ -83,7 +86,20 @@ func (h *Hub) Run(ctx context.Context) error {
 		case <-h.wake:
 		case <-freed:
 		case <-tick.C:
+		case <-pruneTick.C:
+			h.prune(ctx)
 		}
+	}
+}
+
+// prune deletes the deliveries finished longer than Settings.Retention ago.
+func (h *Hub) prune(ctx context.Context) {
+	n, err := h.cfg.Store.PruneZapier(ctx, h.now().Add(-h.set.Retention), 0)
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("zapier: prune deliveries", "error", err)
+	}
+	if n > 0 {
+		h.log.Info("zapier: pruned finished deliveries", "deliveries", n)
 	}
 }
 

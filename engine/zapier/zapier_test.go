@@ -81,12 +81,13 @@ func TestBodyAndFilter(t *testing.T) {
 }
 
 func TestSettingsFromEnv(t *testing.T) {
-	env := map[string]string{"SOUS_ZAPIER_BACKOFF": "200ms", "SOUS_ZAPIER_MAX_ATTEMPTS": "4"}
+	env := map[string]string{"SOUS_ZAPIER_BACKOFF": "200ms", "SOUS_ZAPIER_MAX_ATTEMPTS": "4", "SOUS_ZAPIER_RETENTION": "7d"}
 	s, err := zapier.SettingsFromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	require.Equal(t, 200*time.Millisecond, s.Backoff)
 	require.Equal(t, 4, s.MaxAttempts)
 	require.Equal(t, time.Hour, s.MaxBackoff)
+	require.Equal(t, 7*24*time.Hour, s.Retention)
 	for _, bad := range []map[string]string{{"SOUS_ZAPIER_BACKOFF": "soon"}, {"SOUS_ZAPIER_TIMEOUT": "-1s"}, {"SOUS_ZAPIER_MAX_ATTEMPTS": "0"}} {
 		_, err := zapier.SettingsFromEnv(func(k string) string { return bad[k] })
 		require.Error(t, err, "%v", bad)
