@@ -17,7 +17,7 @@ var Connection = &connector.ConnectionSpec{
 	Type:    "dropbox",
 	Summary: "A Dropbox account: an OAuth app with offline access",
 	Fields: []connector.Field{
-		connector.OAuthField([]string{"files.content.read", "files.content.write"},
+		connector.OAuthField([]string{"account_info.read", "files.content.read", "files.content.write"},
 			"https://www.dropbox.com/oauth2/authorize", "https://api.dropboxapi.com/oauth2/token"),
 		connector.TokenField("An access token minted elsewhere, used as is"),
 		connector.BaseURLField("https://api.dropboxapi.com/2/", "The API root (a test server elsewhere)"),
