@@ -239,7 +239,8 @@ func (s *Server) zapierStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_wait", err.Error())
 		return
 	}
-	input, meta := body, map[string]any{}
+	var input map[string]any
+	meta := map[string]any{}
 	if in, ok := body["input"].(map[string]any); ok {
 		input = in
 		if m, ok := body["meta"].(map[string]any); ok {
