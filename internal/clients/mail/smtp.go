@@ -17,7 +17,8 @@ import (
 // (implicit TLS, STARTTLS required, or none for local servers), and its
 // login: XOAUTH2 with the oauth_connection's token, or the password (PLAIN
 // or LOGIN, as the server offers; over an unencrypted connection only with
-// tls: none), or none without a username.
+// tls: none; PLAIN with implicit TLS), or none without a username. ctx
+// is the send's: when it ends, the client's connection is closed.
 func NewSMTPClient(ctx context.Context, cfg Config) (*gomail.Client, error) {
 	tlsConfig := cfg.tlsConfig()
 	// go-mail bounds the dial by ctx, not the SMTP exchange after it: the
@@ -58,8 +59,14 @@ func NewSMTPClient(ctx context.Context, cfg Config) (*gomail.Client, error) {
 		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthXOAUTH2), gomail.WithUsername(cfg.Username), gomail.WithPassword(tok))
 	case cfg.Username != "":
 		auth := gomail.SMTPAuthAutoDiscover
-		if cfg.TLS == TLSNone {
+		switch cfg.TLS {
+		case TLSNone:
 			auth = gomail.SMTPAuthPlainNoEnc
+		case TLSImplicit:
+			// the dialer above makes the TLS connection, so go-mail does
+			// not know it is encrypted and its discovery would refuse
+			// PLAIN and LOGIN; PLAIN itself sees the TLS connection
+			auth = gomail.SMTPAuthPlain
 		}
 		opts = append(opts, gomail.WithSMTPAuth(auth), gomail.WithUsername(cfg.Username), gomail.WithPassword(cfg.Password))
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -46,9 +47,13 @@ func StartMailpit(t testing.TB, extra ...string) *Mailpit {
 		Log: filepath.Join(dir, "mailpit.log")}}
 	httpPort := FreePort(t)
 	m.API = "http://127.0.0.1:" + strconv.Itoa(httpPort)
-	args := append([]string{"--smtp", m.Addr(), "--listen", "127.0.0.1:" + strconv.Itoa(httpPort),
-		"--database", filepath.Join(dir, "mailpit.db"), "--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
-		"--disable-version-check", "--quiet"}, extra...)
+	args := []string{"--smtp", m.Addr(), "--listen", "127.0.0.1:" + strconv.Itoa(httpPort),
+		"--database", filepath.Join(dir, "mailpit.db"), "--smtp-auth-accept-any", "--disable-version-check", "--quiet"}
+	if !slices.Contains(extra, "--smtp-tls-cert") {
+		// a login over plain text (mailpit refuses this flag with TLS)
+		args = append(args, "--smtp-auth-allow-insecure")
+	}
+	args = append(args, extra...)
 	logf, err := os.Create(m.Log)
 	require.NoError(t, err)
 	cmd := exec.Command(bin, args...)

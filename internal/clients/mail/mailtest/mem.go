@@ -2,6 +2,7 @@ package mailtest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -34,6 +35,18 @@ type MemIMAP struct {
 // INBOX, stopped when the test ends.
 func StartMemIMAP(t testing.TB) *MemIMAP {
 	t.Helper()
+	return startMem(t, nil, false)
+}
+
+// StartMemIMAPTLS is StartMemIMAP with TLS: implicit (TLS from the
+// start), or STARTTLS offered on a plain connection.
+func StartMemIMAPTLS(t testing.TB, cert *Cert, implicit bool) *MemIMAP {
+	t.Helper()
+	return startMem(t, cert.Server, implicit)
+}
+
+func startMem(t testing.TB, tlsConfig *tls.Config, implicit bool) *MemIMAP {
+	t.Helper()
 	m := &MemIMAP{Server: Server{Host: "127.0.0.1", User: "bob", Password: "pw"}, Token: "ya29.test-access-token"}
 	m.Mem = imapmemserver.NewUser(m.User, m.Password)
 	require.NoError(t, m.Mem.Create("INBOX", nil))
@@ -43,10 +56,14 @@ func StartMemIMAP(t testing.TB) *MemIMAP {
 		},
 		Caps: imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}, imap.CapIdle: {}, imap.CapMove: {},
 			imap.CapSASLIR: {}, imap.Cap("AUTH=" + mail.XOAuth2): {}},
-		InsecureAuth: true,
+		InsecureAuth: tlsConfig == nil,
+		TLSConfig:    tlsConfig,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	if implicit {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	m.Port = ln.Addr().(*net.TCPAddr).Port
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
