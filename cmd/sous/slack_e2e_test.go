@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -367,5 +369,58 @@ steps:
 		require.False(t, call.TokenInForm, call.Method)
 	}
 	require.NotContains(t, c.output(), token)
+	stopChild(t, c)
+}
+
+// TestSlackTicketExampleThroughServe runs examples/slack/ticket-command.yaml
+// for real: a signed /ticket is answered at once with the recipe's reply,
+// the ticket is posted to #support on the fake Web API, and the user is
+// told its permalink through the command's response_url.
+func TestSlackTicketExampleThroughServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts a sous binary")
+	}
+	bin := buildSous(t)
+	const token = "xoxb-e2e-ticket-token-0123456789"
+	fake := slackfake.New(token, slackfake.Channel{ID: "C0SUPPORT01", Name: "support"})
+	defer fake.Stop()
+	answered := make(chan map[string]any, 4)
+	responseURL := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		answered <- m
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer responseURL.Close()
+	example, err := os.ReadFile(filepath.Join(examplesDir, "slack", "ticket-command.yaml"))
+	require.NoError(t, err)
+	setup := newServeSetup(t, bin, map[string]string{"ticket-command.yaml": string(example)},
+		"connections:\n  slack: {type: slack, token: "+token+", signing_secret: "+slackSigningSecret+", base_url: \""+fake.URL()+"\"}\n")
+	c := setup.start(t, 0)
+	waitReady(t, setup.base, c)
+	defer func() {
+		if t.Failed() {
+			t.Log(c.output())
+		}
+	}()
+	body := url.Values{"token": {"vtok"}, "team_id": {"T1"}, "channel_id": {"C0GENERAL01"}, "channel_name": {"general"},
+		"user_id": {"U0123456789"}, "user_name": {"ada"}, "command": {"/ticket"}, "text": {"the printer is on fire"},
+		"response_url": {responseURL.URL + "/commands/T1/1/abc"}, "trigger_id": {"1.2.abc"}}.Encode()
+	code, got, took := slackPost(t, setup.base, body, "application/x-www-form-urlencoded", signed(slackSigningSecret, time.Now(), body))
+	require.Equal(t, http.StatusOK, code)
+	require.Less(t, took, 3*time.Second)
+	require.JSONEq(t, `{"response_type":"ephemeral","text":"Filing it…"}`, got)
+	select {
+	case m := <-answered:
+		msgs := fake.Messages()
+		require.Len(t, msgs, 1)
+		require.Equal(t, "C0SUPPORT01", msgs[0].Channel)
+		require.Equal(t, "New ticket from <@U0123456789> in <#C0GENERAL01>: the printer is on fire", msgs[0].Text)
+		require.Equal(t, "false", msgs[0].Form.Get("unfurl_links"))
+		require.Equal(t, "Filed: https://fake.slack.test/archives/C0SUPPORT01/p"+strings.ReplaceAll(msgs[0].TS, ".", ""), m["text"])
+		require.Equal(t, "ephemeral", m["response_type"])
+	case <-time.After(30 * time.Second):
+		t.Fatal("the user was not told through response_url")
+	}
 	stopChild(t, c)
 }
