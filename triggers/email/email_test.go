@@ -318,3 +318,22 @@ func TestMissingMailbox(t *testing.T) {
 	require.ErrorContains(t, err, "select Nope")
 	require.False(t, connector.Classify(err).Retryable)
 }
+
+// BenchmarkPollDovecot: one poll that finds nothing, idle off: a dial,
+// LOGIN, SELECT, UID SEARCH and LOGOUT against a local Dovecot (what
+// dialing per poll costs).
+func BenchmarkPollDovecot(b *testing.B) {
+	dove := mailtest.StartDovecot(b)
+	p := &poller{conn: &connector.Connection{Name: "inbox", Type: "imap", Values: dove.Values()},
+		with: connector.Values{email.FieldIdle: false, email.FieldMailbox: "INBOX"}}
+	ctx := context.Background()
+	if _, err := p.poll(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := p.poll(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
