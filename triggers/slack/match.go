@@ -94,9 +94,16 @@ func users(id string, p map[string]any) []string {
 // an empty 200, which Slack takes as a plain acknowledgement (it shows
 // nothing; the engine's own 202 JSON answer would not do: Slack wants a
 // 200, and shows a slash command's JSON answer as a message).
-func respond(with connector.Values, _ *connector.Event) (*connector.Reply, error) {
+//
+// A view submission (or closing) is always answered with an empty 200,
+// which closes the modal: Slack takes a response_action there, not a
+// message.
+func respond(with connector.Values, ev *connector.Event) (*connector.Reply, error) {
 	text := with.String(FieldReplyText)
 	blocks, _ := with[FieldReplyBlocks].([]any)
+	if typ := sc.Str(ev.Payload, "type"); ev.Type == IDInteraction && strings.HasPrefix(typ, "view_") {
+		text, blocks = "", nil
+	}
 	if text == "" && len(blocks) == 0 {
 		return &connector.Reply{Status: http.StatusOK}, nil
 	}

@@ -154,19 +154,26 @@ func TestMatch(t *testing.T) {
 
 func TestRespond(t *testing.T) {
 	blocks := []any{map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "*ok*"}}}
+	slash := &connector.Event{Type: IDSlashCommand, Payload: map[string]any{"command": "/x"}}
 	tests := []struct {
 		name string
 		with connector.Values
+		ev   *connector.Event
 		body string
 	}{
-		{"no reply: an empty 200", nil, ""},
-		{"text", connector.Values{"reply_text": "On it"}, `{"response_type":"ephemeral","text":"On it"}`},
-		{"in channel with blocks", connector.Values{"reply_text": "ok", "reply_blocks": blocks, "response_type": "in_channel"},
+		{"no reply: an empty 200", nil, slash, ""},
+		{"text", connector.Values{"reply_text": "On it"}, slash, `{"response_type":"ephemeral","text":"On it"}`},
+		{"in channel with blocks", connector.Values{"reply_text": "ok", "reply_blocks": blocks, "response_type": "in_channel"}, slash,
 			`{"blocks":[{"text":{"text":"*ok*","type":"mrkdwn"},"type":"section"}],"response_type":"in_channel","text":"ok"}`},
+		{"a block action", connector.Values{"reply_text": "ok"}, &connector.Event{Type: IDInteraction, Payload: map[string]any{"type": "block_actions"}},
+			`{"response_type":"ephemeral","text":"ok"}`},
+		{"a view submission: an empty 200 closes the modal", connector.Values{"reply_text": "ok"},
+			&connector.Event{Type: IDInteraction, Payload: map[string]any{"type": "view_submission"}}, ""},
+		{"a message event", nil, &connector.Event{Type: IDMessage, Payload: map[string]any{"type": "message"}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := respond(tc.with, &connector.Event{})
+			r, err := respond(tc.with, tc.ev)
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, r.Status)
 			require.Equal(t, tc.body, string(r.Body))

@@ -204,7 +204,7 @@ var (
 			channelField, userField}, replyFields...)...)
 	Interaction = eventTrigger(IDInteraction, "Someone used an interactive element of the app (block action, shortcut, view submission)",
 		"An interaction (a form whose payload is JSON): block_actions, shortcut, message_action, view_submission, view_closed. "+
-			"It is answered at once (reply_text / reply_blocks, or an empty 200, which closes a submitted modal); "+
+			"It is answered at once with reply_text / reply_blocks, or an empty 200 (always for view_submission and view_closed: it closes the modal); "+
 			"the steps run after and can answer later through event.response_url. The dedup key is trigger_id.",
 		interactionShape(), append([]connector.Field{
 			{Name: FieldInteractionType, Type: connector.String, Example: "block_actions",
