@@ -424,3 +424,33 @@ func TestSlackTicketExampleThroughServe(t *testing.T) {
 	}
 	stopChild(t, c)
 }
+
+// TestSlackValidateTypo: `sous validate` reports a typo in a Slack
+// event's field at its line and column, with a suggestion, and `sous
+// connectors` lists the event's fields.
+func TestSlackValidateTypo(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "typo.yaml", `version: 1
+name: typo
+trigger:
+  type: slack.slash_command
+  connection: slack
+  with: {command: /ticket}
+filter: event.comand == "/ticket"
+steps:
+  - id: post
+    action: slack.post_message
+    connection: slack
+    with: {channel: "#support", text: "{{ event.txt }}"}
+`)
+	r := sous(t, "", "validate", path)
+	require.Equal(t, 1, r.code, "%s", r)
+	require.Contains(t, r.stdout, path+`:7:15: error: expression: unknown field comand in event (did you mean "command"?)`, "%s", r)
+	require.Contains(t, r.stdout, path+`:12:49: error: `, "%s", r)
+	require.Contains(t, r.stdout, `unknown field txt in event (did you mean "text"?)`, "%s", r)
+	r = sous(t, "", "connectors", "slack.slash_command")
+	require.Equal(t, 0, r.code, "%s", r)
+	for _, s := range []string{"response_url", "trigger_id", "reply_text", "response_type"} {
+		require.Contains(t, r.stdout, s)
+	}
+}
