@@ -333,7 +333,7 @@ func (s *Store) ClaimZapierDeliveries(ctx context.Context, now time.Time, lease 
 	defer tx.Rollback() //nolint:errcheck // after a commit, a no-op
 	lock := ""
 	if s.Dialect == Postgres {
-		lock = ` FOR UPDATE SKIP LOCKED`
+		lock = ` FOR UPDATE OF d SKIP LOCKED`
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+prefixCols("d.", deliveryColumns)+`, i.body FROM {zapier_deliveries} d
 		JOIN {zapier_items} i ON i.id = d.item_id WHERE d.status = $1 AND d.next_at <= $2 ORDER BY d.next_at, d.id LIMIT $3`+lock),
