@@ -78,6 +78,7 @@ bench: build ## benchmarks and the end-to-end load test (figures in docs/perform
 	$(GO) test -run='^$$' -bench='PipelineSQLite|DrainSQLite' -benchmem -benchtime=20000x ./engine/pipeline/
 	$(GO) test -run='^$$' -bench=ClaimBacklog -benchtime=300x ./engine/broker/sqlite/sqlqueue/
 	$(GO) test -run='^$$' -bench=PruneStall -benchtime=1x ./engine/store/
+	$(GO) test -run='^$$' -bench=ServiceWebhooks -benchtime=5000x -count=3 ./cmd/sous/
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 64 -d 10s -rate 4500
 	$(GO) run ./cmd/sous-bench -sous $(BIN) -c 128 -d 10s

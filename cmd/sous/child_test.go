@@ -24,7 +24,7 @@ var (
 // buildSous returns the sous binary built from the module root, shared by
 // the test process, in a folder of its own removed when the process ends
 // (see TestMain).
-func buildSous(t *testing.T) string {
+func buildSous(t testing.TB) string {
 	t.Helper()
 	sousOnce.Do(func() {
 		gomod, err := exec.Command("go", "env", "GOMOD").Output()
@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 
 // startChild starts bin with args (and env added to the process's), its
 // output going to logPath; the test's cleanup kills it.
-func startChild(t *testing.T, bin, logPath string, env []string, args ...string) *child {
+func startChild(t testing.TB, bin, logPath string, env []string, args ...string) *child {
 	t.Helper()
 	c := &child{cmd: exec.Command(bin, args...), done: make(chan error, 1), log: logPath}
 	if env != nil {

@@ -159,7 +159,7 @@ func (p provider) serve(t *testing.T) (srv *httptest.Server, refused func() []st
 var providers = []provider{
 	{name: "jira", typ: "jira", authPath: "/authorize",
 		params: map[string]string{"audience": "api.atlassian.com", "prompt": "consent", "scope": "read:jira-work write:jira-work read:jira-user offline_access"},
-		token: map[string]any{"token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-jira", "scope": "read:jira-work offline_access"},
+		token:  map[string]any{"token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-jira", "scope": "read:jira-work offline_access"},
 		// Atlassian: the sites the token reaches, the connection's first
 		identity: "GET /oauth/token/accessible-resources",
 		answer:   []map[string]any{{"id": "cloud-1", "url": "https://acme.atlassian.net", "name": "acme", "scopes": []string{"read:jira-work"}}},

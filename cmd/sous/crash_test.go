@@ -399,7 +399,7 @@ func testCrash(t *testing.T, bin string, setup crashSetup) {
 }
 
 // freeAddr picks a port that the two children listen on in turn.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -409,7 +409,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // waitReady waits for /readyz, failing early if the child exits.
-func waitReady(t *testing.T, base string, c *child) {
+func waitReady(t testing.TB, base string, c *child) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -66,7 +66,7 @@ func sous(t *testing.T, stdin string, args ...string) result {
 }
 
 // writeFile writes a file under dir and returns its path.
-func writeFile(t *testing.T, dir, name, content string) string {
+func writeFile(t testing.TB, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
