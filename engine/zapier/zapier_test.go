@@ -365,3 +365,57 @@ func FuzzValidate(f *testing.F) {
 		require.NoError(t, err, "a valid input stays JSON")
 	})
 }
+
+// TestTwoProcessesPostgres: two hubs on one PostgreSQL store (two `sous
+// serve` processes) share the deliveries: each is sent once.
+func TestTwoProcessesPostgres(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, err := store.OpenPostgres(ctx, storetest.Postgres(t))
+	require.NoError(t, err)
+	defer db.Close()
+	st := &store.Store{DB: db, Dialect: store.Postgres}
+	var hubs []*zapier.Hub
+	for range 2 {
+		hub, err := zapier.New(ctx, zapier.Config{Store: st, Settings: fast})
+		require.NoError(t, err)
+		hubs = append(hubs, hub)
+	}
+	s := newSink(t, 200)
+	for i := range 5 {
+		_, _, err := hubs[0].Subscribe(ctx, "e", fmt.Sprintf("%s/%d", s.srv.URL, i), nil, "")
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for _, h := range hubs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = h.Run(ctx) }()
+	}
+	const n = 40
+	for i := range n {
+		_, err := hubs[i%2].Publish(ctx, &connector.Request{RunID: fmt.Sprint(i), Step: "s"},
+			&connector.OutboxMessage{Channel: zapier.Channel, Topic: "e", Body: map[string]any{}})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.got) >= n*5
+	}, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		ds, err := st.ListZapierDeliveries(ctx, store.ZapierDeliveryFilter{Status: store.DeliveryDelivered})
+		return err == nil && len(ds) == n*5
+	}, 10*time.Second, 10*time.Millisecond)
+	s.mu.Lock()
+	seen := map[string]int{}
+	for _, g := range s.got {
+		seen[g.Delivery]++
+	}
+	s.mu.Unlock()
+	require.Len(t, seen, n*5)
+	for id, c := range seen {
+		require.Equal(t, 1, c, "delivery %s sent once", id)
+	}
+	cancel()
+	wg.Wait()
+}
