@@ -195,6 +195,24 @@ func timeoutVerdict(res *runner.Result, d time.Duration) {
 	res.Error = &runner.RunError{Step: step, Message: msg, Reason: string(connector.ReasonTimeout)}
 }
 
+// accepted drops from matched the recipes whose trigger filters events by
+// their options (Trigger.Match) and that the event was not stored for:
+// intake and the pollers kept only the recipes whose options it matched
+// (Listeners), and the index keys recipes by type and key alone.
+func accepted(matched []*recipes.Recipe, names []string) []*recipes.Recipe {
+	if len(names) == 0 {
+		return matched
+	}
+	drop := func(r *recipes.Recipe) bool {
+		t := r.Trigger.Spec
+		return t != nil && t.Trigger != nil && t.Trigger.Match != nil && !slices.Contains(names, r.Name)
+	}
+	if !slices.ContainsFunc(matched, drop) {
+		return matched // the index's own slice: no copy for the common case
+	}
+	return slices.DeleteFunc(slices.Clone(matched), drop)
+}
+
 // errPermanent marks a message that can never be handled: it goes to the
 // dead letters at once.
 var errPermanent = errors.New("permanent")
@@ -208,7 +226,7 @@ func (e *Engine) match(msg *message.Message) ([]*message.Message, error) {
 		return nil, fmt.Errorf("%w: decode event: %v", errPermanent, err)
 	}
 	ix := e.index.Load()
-	matched := ix.Match(ev.Type, ev.Source)
+	matched := accepted(ix.Match(ev.Type, ev.Source), ev.Recipes)
 	if n := broker.Crashes(msg); n >= e.cfg.MaxCrashes {
 		return nil, e.poisonEvent(msg.Context(), ev, matched, n)
 	}

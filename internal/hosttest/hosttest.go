@@ -26,6 +26,7 @@ const (
 	FieldInterval   = "poll_interval"
 	FieldPageSize   = "page_size"
 	FieldReply      = "reply"
+	FieldOnly       = "only"
 	SignatureHeader = "X-Hosttest-Signature"
 )
 
@@ -51,12 +52,18 @@ var Ping = &connector.Spec{
 	Connection: ConnectionType, ConnectionRequired: true,
 	Fields: []connector.Field{
 		{Name: FieldReply, Type: connector.String, Description: "The answer to the ping's request, when set"},
+		{Name: FieldOnly, Type: connector.String, Description: "Only the pings saying this text, when set"},
 	},
 	Shape: connector.Obj(
 		connector.P("id", connector.Leaf(connector.String, "The ping's id")),
 		connector.P("text", connector.Leaf(connector.String, "What the ping says")),
 	),
 	Trigger: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+		// a recipe's options filter the pings it sees, as a Slack channel
+		Match: func(with connector.Values, ev *connector.Event) bool {
+			only := with.String(FieldOnly)
+			return only == "" || ev.Payload["text"] == only
+		},
 		// a recipe's immediate answer, as a slash command's
 		Respond: func(with connector.Values, _ *connector.Event) (*connector.Reply, error) {
 			if r := with.String(FieldReply); r != "" {

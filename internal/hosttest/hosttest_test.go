@@ -175,6 +175,9 @@ steps:
 	}
 	f := newFixture(t, api.URL, map[string]string{
 		"a.yaml": recipe("a", "main", ""), "b.yaml": recipe("b", "main", "reply: pong"), "c.yaml": recipe("c", "other", "reply: other"),
+		// its options match no ping below: it never runs, though the others
+		// on its connection do (Trigger.Match)
+		"d.yaml": recipe("d", "main", "only: special"),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, _, err := open(ctx, f.config, slog.New(slog.DiscardHandler))
