@@ -92,7 +92,9 @@ func poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 		}
 		return mail.NetError(err)
 	}
-	sel, err := c.Select(mailbox, nil).Wait()
+	// read-only (EXAMINE) unless the trigger changes the mailbox
+	readOnly := !w.Bool(FieldMarkSeen) && w.String(FieldMoveTo) == ""
+	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
 	if err != nil {
 		return nil, fail("select", err)
 	}
