@@ -454,3 +454,71 @@ steps:
 		require.Contains(t, r.stdout, s)
 	}
 }
+
+// TestSlackIncidentExampleThroughServe runs
+// examples/slack/incident-channel.yaml for real against the fake: every
+// Slack action in one run (create_channel, post_message, upload_file,
+// update_message), and a second alert for the same incident gives the
+// same channel, not a second one.
+func TestSlackIncidentExampleThroughServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts a sous binary")
+	}
+	bin := buildSous(t)
+	const token = "xoxb-e2e-incident-token-0123456789"
+	fake := slackfake.New(token)
+	defer fake.Stop()
+	example, err := os.ReadFile(filepath.Join(examplesDir, "slack", "incident-channel.yaml"))
+	require.NoError(t, err)
+	setup := newServeSetup(t, bin, map[string]string{"incident-channel.yaml": string(example)},
+		"connections:\n  slack: {type: slack, token: "+token+", signing_secret: "+slackSigningSecret+", base_url: \""+fake.URL()+"\"}\n")
+	c := setup.start(t, 0)
+	waitReady(t, setup.base, c)
+	defer func() {
+		if t.Failed() {
+			t.Log(c.output())
+		}
+	}()
+	const runbook = "1. Check the database.\n2. Page the on-call.\n"
+	for i, title := range []string{"API latency over 2 s", "API latency over 5 s"} {
+		body, err := json.Marshal(map[string]any{"id": 42, "title": title, "runbook": runbook})
+		require.NoError(t, err)
+		resp, err := http.Post(setup.base+"/hooks/incidents", "application/json", strings.NewReader(string(body)))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+		require.Eventually(t, func() bool {
+			runs, err := setup.runs("slack-incident-channel")
+			require.NoError(t, err)
+			n := 0
+			for _, r := range runs {
+				require.NotEqual(t, "failed", r.Status, "%+v", r)
+				if r.Status == "succeeded" {
+					n++
+				}
+			}
+			return n == i+1
+		}, 30*time.Second, 20*time.Millisecond)
+	}
+	var incident []slackfake.Channel
+	for _, ch := range fake.Channels() {
+		if ch.Name == "incident-42" {
+			incident = append(incident, ch)
+		}
+	}
+	require.Len(t, incident, 1, "one channel for the incident")
+	msgs := fake.Messages()
+	require.Len(t, msgs, 2)
+	files := fake.Files()
+	require.Len(t, files, 2)
+	for i, m := range msgs {
+		require.Equal(t, incident[0].ID, m.Channel)
+		require.Contains(t, m.Text, "(runbook: https://fake.slack.test/files/", "message %d was edited with the runbook's link", i)
+	}
+	for _, f := range files {
+		require.Equal(t, runbook, string(f.Content))
+		require.Equal(t, incident[0].ID, f.Channel)
+	}
+	require.Len(t, fake.Calls("chat.update"), 2)
+	stopChild(t, c)
+}
