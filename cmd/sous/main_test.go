@@ -26,22 +26,29 @@ type exampleCounts struct{ recipes, tests, cases int }
 
 func countExamples(t *testing.T) exampleCounts {
 	t.Helper()
-	entries, err := os.ReadDir(examplesDir)
-	require.NoError(t, err)
 	var c exampleCounts
-	for _, e := range entries {
+	err := filepath.WalkDir(examplesDir, func(path string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
 		name := e.Name()
 		switch {
+		case e.IsDir() && name == "fixtures":
+			return filepath.SkipDir
 		case e.IsDir() || name == "sous.yaml" || !strings.HasSuffix(name, ".yaml"):
 		case strings.HasSuffix(name, ".test.yaml"):
 			c.tests++
-			src, err := os.ReadFile(filepath.Join(examplesDir, name))
-			require.NoError(t, err)
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
 			c.cases += strings.Count(string(src), "\n  - name: ")
 		default:
 			c.recipes++
 		}
-	}
+		return nil
+	})
+	require.NoError(t, err)
 	require.GreaterOrEqual(t, c.recipes, 6)
 	require.Equal(t, c.recipes, c.tests, "every example has a test")
 	return c
