@@ -20,13 +20,13 @@ import (
 	"github.com/sous-run/sous/internal/clients/zoom"
 )
 
-// e2eSink records the JSON bodies recipes send it.
-type e2eSink struct {
+// svcSink records the JSON bodies recipes send it.
+type svcSink struct {
 	mu     sync.Mutex
 	bodies []map[string]any
 }
 
-func (s *e2eSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *svcSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var body map[string]any
 	_ = json.NewDecoder(r.Body).Decode(&body)
 	s.mu.Lock()
@@ -36,21 +36,21 @@ func (s *e2eSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"ok":true}`)
 }
 
-func (s *e2eSink) got() []map[string]any {
+func (s *svcSink) got() []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]map[string]any(nil), s.bodies...)
 }
 
-// e2eServe is a `sous serve` of recipes with connections, and its API.
-type e2eServe struct {
+// svcServe is a `sous serve` of recipes with connections, and its API.
+type svcServe struct {
 	base, data string
 	api        func(path string) []byte
 }
 
 // startServe writes config (connections: indented YAML) and recipes and
 // starts `sous serve`, ready.
-func startServe(t *testing.T, env []string, connections string, recipeFiles map[string]string) *e2eServe {
+func svcStart(t *testing.T, env []string, connections string, recipeFiles map[string]string) *svcServe {
 	t.Helper()
 	bin := buildSous(t)
 	tmp := t.TempDir()
@@ -60,7 +60,7 @@ func startServe(t *testing.T, env []string, connections string, recipeFiles map[
 	}
 	const apiKey = "e2e-api-key-0123456789abcdef"
 	addr := freeAddr(t)
-	s := &e2eServe{base: "http://" + addr, data: filepath.Join(tmp, "data")}
+	s := &svcServe{base: "http://" + addr, data: filepath.Join(tmp, "data")}
 	config := writeFile(t, tmp, "sous.yaml", fmt.Sprintf("listen: %s\ndata_dir: %s\nrecipes: %s\napi_keys: [%s]\nconnections:\n%s",
 		addr, s.data, recipesDir, apiKey, connections))
 	c := startChild(t, bin, filepath.Join(tmp, "serve.log"), env, "serve", "--config", config)
@@ -87,20 +87,20 @@ func startServe(t *testing.T, env []string, connections string, recipeFiles map[
 	return s
 }
 
-type e2eRun struct {
+type svcRun struct {
 	ID, Recipe, Status string
 }
 
-func (s *e2eServe) runs(t *testing.T) []e2eRun {
+func (s *svcServe) runs(t *testing.T) []svcRun {
 	var r struct {
-		Runs []e2eRun `json:"runs"`
+		Runs []svcRun `json:"runs"`
 	}
 	require.NoError(t, json.Unmarshal(s.api("/api/v1/runs"), &r))
 	return r.Runs
 }
 
 // events counts the stored events.
-func (s *e2eServe) events(t *testing.T) int {
+func (s *svcServe) events(t *testing.T) int {
 	t.Helper()
 	write, read, err := store.OpenSQLite(context.Background(), s.data)
 	require.NoError(t, err)
@@ -111,7 +111,7 @@ func (s *e2eServe) events(t *testing.T) int {
 	return n
 }
 
-func post(t *testing.T, url string, header http.Header, body []byte) (int, string) {
+func svcPost(t *testing.T, url string, header http.Header, body []byte) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	require.NoError(t, err)
@@ -135,7 +135,7 @@ func TestZoomE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts a sous binary")
 	}
-	sink := &e2eSink{}
+	sink := &svcSink{}
 	remote := httptest.NewServer(sink)
 	defer remote.Close()
 	step := func(name string, files ...string) string {
@@ -157,7 +157,7 @@ func TestZoomE2E(t *testing.T) {
 		"recorded.yaml":   "version: 1\nname: recorded\ntrigger: {type: zoom.recording_completed, connection: zoom}\n" + step("recorded", "{{ len(event.payload.object.recording_files) }}"),
 		"any.yaml":        "version: 1\nname: any\ntrigger: {type: zoom.event, connection: zoom, with: {event: meeting.created}}\n" + step("any"),
 	}
-	srv := startServe(t, []string{"E2E_ZOOM_SECRET=" + zoomSecret, "E2E_ZOOM_TOKEN=zoom-access-token-0123456789"},
+	srv := svcStart(t, []string{"E2E_ZOOM_SECRET=" + zoomSecret, "E2E_ZOOM_TOKEN=zoom-access-token-0123456789"},
 		fmt.Sprintf("  zoom: {type: zoom, webhook_secret: \"${E2E_ZOOM_SECRET}\"}\n  nosecret: {type: zoom, token: \"${E2E_ZOOM_TOKEN}\"}\n  sink: {type: http, base_url: %s/}\n",
 			remote.URL), recipesFiles)
 	hook := srv.base + "/hooks/zoom/zoom"
@@ -186,7 +186,7 @@ func TestZoomE2E(t *testing.T) {
 			{"a connection without a secret", srv.base + "/hooks/zoom/nosecret", zoom.SignedHeader("", ended, time.Now()), "no_secret"},
 		}
 		for _, tc := range cases {
-			code, body := post(t, tc.url, tc.header, ended)
+			code, body := svcPost(t, tc.url, tc.header, ended)
 			require.Equal(t, http.StatusUnauthorized, code, "%s: %s", tc.name, body)
 			require.Contains(t, body, tc.code, tc.name)
 			require.NotContains(t, body, zoomSecret)
@@ -196,24 +196,24 @@ func TestZoomE2E(t *testing.T) {
 	})
 
 	t.Run("url validation answered as documented", func(t *testing.T) {
-		code, body := post(t, hook, zoom.SignedHeader(zoomSecret, validation, time.Now()), validation)
+		code, body := svcPost(t, hook, zoom.SignedHeader(zoomSecret, validation, time.Now()), validation)
 		require.Equal(t, http.StatusOK, code, body)
 		require.JSONEq(t, fmt.Sprintf(`{"plainToken":"qgg8vlvZRS6UYooatFL8Aw","encryptedToken":%q}`, zoom.EncryptToken(zoomSecret, "qgg8vlvZRS6UYooatFL8Aw")), body)
-		code, body = post(t, hook, zoom.SignedHeader("wrong", validation, time.Now()), validation)
+		code, body = svcPost(t, hook, zoom.SignedHeader("wrong", validation, time.Now()), validation)
 		require.Equal(t, http.StatusUnauthorized, code, "the validation is verified first: %s", body)
 		require.Equal(t, 0, srv.events(t))
 	})
 
 	t.Run("a run per matching recipe, once for redeliveries", func(t *testing.T) {
-		code, body := post(t, hook, zoom.SignedHeader(zoomSecret, ended, time.Now()), ended)
+		code, body := svcPost(t, hook, zoom.SignedHeader(zoomSecret, ended, time.Now()), ended)
 		require.Equal(t, http.StatusOK, code, body)
 		// Zoom's retry: the same body, signed again later
-		code, body = post(t, hook, zoom.SignedHeader(zoomSecret, ended, time.Now().Add(time.Second)), ended)
+		code, body = svcPost(t, hook, zoom.SignedHeader(zoomSecret, ended, time.Now().Add(time.Second)), ended)
 		require.Equal(t, http.StatusOK, code, body)
-		code, body = post(t, hook, zoom.SignedHeader(zoomSecret, recording, time.Now()), recording)
+		code, body = svcPost(t, hook, zoom.SignedHeader(zoomSecret, recording, time.Now()), recording)
 		require.Equal(t, http.StatusOK, code, body)
 		created := []byte(`{"event":"meeting.created","event_ts":1739920000000,"payload":{"account_id":"a","object":{"id":85343498290,"uuid":"u1","topic":"Planning"}}}`)
-		code, body = post(t, hook, zoom.SignedHeader(zoomSecret, created, time.Now()), created)
+		code, body = svcPost(t, hook, zoom.SignedHeader(zoomSecret, created, time.Now()), created)
 		require.Equal(t, http.StatusOK, code, body)
 
 		require.Eventually(t, func() bool {

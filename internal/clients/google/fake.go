@@ -32,7 +32,8 @@ import (
 // Serve it at the root of a connection's base_url: Calendar under
 // /calendar/v3/, Drive under /drive/v3/ and /upload/drive/v3/.
 type Fake struct {
-	// Token is the access token every request must carry.
+	// Token is the access token every request must carry as a bearer
+	// token; "" takes any (a test kit's canary).
 	Token string
 	// MaxPage caps a list's page (Google's own cap is 250 events), so
 	// that paging shows with few items; 0 is no cap.
@@ -169,6 +170,16 @@ func (f *Fake) Recorded() []Recorded {
 	return slices.Clone(f.Requests)
 }
 
+// AddEvent puts an event in a calendar of the fake.
+func (f *Fake) AddEvent(cal string, ev *calendar.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.events[cal] == nil {
+		f.events[cal] = map[string]*calendar.Event{}
+	}
+	f.events[cal][ev.Id] = ev
+}
+
 // AddFile puts a file or folder in the fake.
 func (f *Fake) AddFile(file *FakeFile) {
 	f.mu.Lock()
@@ -204,7 +215,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	idx := len(f.Requests)
 	f.Requests = append(f.Requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, ContentRange: r.Header.Get("Content-Range")})
 	defer func() { f.Requests[idx].Status = sw.status }()
-	if r.Header.Get("Authorization") != "Bearer "+f.Token {
+	if auth := r.Header.Get("Authorization"); (f.Token != "" && auth != "Bearer "+f.Token) || !strings.HasPrefix(auth, "Bearer ") || len(auth) == len("Bearer ") {
 		gerror(sw, http.StatusUnauthorized, "authError", "Request had invalid authentication credentials.")
 		return
 	}
