@@ -76,8 +76,15 @@ type Trigger struct {
 	// sharing the key. A service webhook (keyed by connection) is served by
 	// the receiver its service registers (RegisterReceiver) instead.
 	Receiver Receiver
-	// Poller is called on Interval, for Kind Poll.
+	// Poller is called on Interval, for Kind Poll, and for the recipes of
+	// a received trigger that PollWhen says poll.
 	Poller Poller
+	// PollWhen, on a trigger keyed by connection (a service webhook), says
+	// from a recipe's options that the recipe polls instead (it sets
+	// poll_interval, say, for a site whose webhooks cannot be set up):
+	// such a recipe is keyed by its connection and options as a polled
+	// trigger's and served by Poller; the others receive.
+	PollWhen func(with Values) bool
 	// Interval is how often a poller is called, from the recipe's options
 	// (its poll_interval field, say); nil or zero means DefaultPollInterval.
 	Interval func(with Values) time.Duration
@@ -282,6 +289,9 @@ func checkTrigger(s *Spec) error {
 		if t.Key == KeyConnection && s.Connection == "" {
 			return fmt.Errorf("connector %s: a trigger keyed by connection names its connection type", s.ID)
 		}
+		if t.PollWhen != nil && (t.Key != KeyConnection || t.Poller == nil) {
+			return fmt.Errorf("connector %s: PollWhen is for a trigger keyed by connection, with its Poller", s.ID)
+		}
 	case Poll:
 		if t.Poller == nil {
 			return fmt.Errorf("connector %s: a polled trigger needs its Poller", s.ID)
@@ -337,25 +347,40 @@ func IndexKey(s *Spec, recipe, conn string, with Values) string {
 	case KeyField:
 		return with.String(t.KeyField)
 	case KeyConnection:
+		if t.PollWhen != nil && t.PollWhen(with) {
+			return optionsKey(s, conn, with)
+		}
 		return conn
 	case KeyRecipe:
 		return recipe
 	case KeyOptions:
-		// without the secrets: a rotated token keeps the poller and its
-		// cursor, and the key (in logs, as events' source) holds no hash
-		// of one
-		if secret := s.SecretFields(); len(secret) > 0 {
-			rest := make(Values, len(with))
-			for k, v := range with {
-				if !slices.Contains(secret, k) {
-					rest[k] = v
-				}
-			}
-			with = rest
-		}
-		return PollKey(s.ID, conn, with)
+		return optionsKey(s, conn, with)
 	}
 	return ""
+}
+
+// Polls reports whether a recipe of spec with options with is served by
+// the trigger's Poller: a polled trigger's, or a received trigger's whose
+// PollWhen says so.
+func Polls(s *Spec, with Values) bool {
+	t := s.Trigger
+	return t != nil && (t.Kind == Poll || (t.PollWhen != nil && t.Poller != nil && t.PollWhen(with)))
+}
+
+// optionsKey is the key of a poller: the connection and the options,
+// without the secrets, so that a rotated token keeps the poller and its
+// cursor, and the key (in logs, as events' source) holds no hash of one.
+func optionsKey(s *Spec, conn string, with Values) string {
+	if secret := s.SecretFields(); len(secret) > 0 {
+		rest := make(Values, len(with))
+		for k, v := range with {
+			if !slices.Contains(secret, k) {
+				rest[k] = v
+			}
+		}
+		with = rest
+	}
+	return PollKey(s.ID, conn, with)
 }
 
 // PollKey names one poller: a trigger type, a connection and options

@@ -49,6 +49,14 @@ func TestRegistryAddTrigger(t *testing.T) {
 		{name: "poll keyed by options", spec: func() *connector.Spec {
 			return triggerSpec(&connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions, Poller: noPoll})
 		}},
+		{name: "receive keyed by connection, polling when asked", spec: func() *connector.Spec {
+			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection, Poller: noPoll,
+				PollWhen: func(connector.Values) bool { return true }})
+		}},
+		{name: "polling when asked, without a poller", spec: func() *connector.Spec {
+			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+				PollWhen: func(connector.Values) bool { return true }})
+		}, wantErr: "PollWhen is for a trigger keyed by connection, with its Poller"},
 		{name: "clock keyed by recipe", spec: func() *connector.Spec {
 			s := triggerSpec(&connector.Trigger{Kind: connector.Clock, Key: connector.KeyRecipe, Tick: noTick})
 			s.Schedule = everyHour
@@ -224,6 +232,12 @@ func TestIndexKey(t *testing.T) {
 			conn: "acme", want: "nightly"},
 		{name: "keyed by options", tr: &connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions},
 			conn: "acme", want: connector.PollKey("svc.thing_happened", "acme", with)},
+		{name: "keyed by connection, polling as its options ask", tr: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+			Poller: connector.PollerFunc(nil), PollWhen: func(w connector.Values) bool { return w.String("channel") == "ops" }},
+			conn: "acme", want: connector.PollKey("svc.thing_happened", "acme", with)},
+		{name: "keyed by connection, receiving as its options ask", tr: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+			Poller: connector.PollerFunc(nil), PollWhen: func(connector.Values) bool { return false }},
+			conn: "acme", want: "acme"},
 		{name: "no trigger, with a connection", conn: "acme", want: "acme"},
 		{name: "no trigger, without a connection", want: ""},
 		{name: "an unknown key", tr: &connector.Trigger{Kind: connector.Receive, Key: "header"}, conn: "acme", want: ""},
@@ -255,6 +269,31 @@ func TestIndexKey(t *testing.T) {
 // TestPollKey: one poller per type, connection and options: the key
 // changes with any of them, not with how the options were built, and does
 // not hold a secret option's value.
+// TestPolls: a recipe is served by its trigger's poller when the trigger
+// polls, or when its options ask a received trigger with PollWhen to.
+func TestPolls(t *testing.T) {
+	when := func(w connector.Values) bool { return w.Has("poll_interval") }
+	tests := []struct {
+		name string
+		tr   *connector.Trigger
+		with connector.Values
+		want bool
+	}{
+		{"a polled trigger", &connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions}, nil, true},
+		{"a webhook", &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection}, connector.Values{"poll_interval": "1m"}, false},
+		{"a webhook that may poll, asked to", &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+			Poller: connector.PollerFunc(nil), PollWhen: when}, connector.Values{"poll_interval": "1m"}, true},
+		{"a webhook that may poll, not asked to", &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
+			Poller: connector.PollerFunc(nil), PollWhen: when}, connector.Values{}, false},
+		{"no trigger", nil, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, connector.Polls(triggerSpec(tc.tr), tc.with))
+		})
+	}
+}
+
 func TestPollKey(t *testing.T) {
 	const secret = "xoxb-not-to-be-seen-4242"
 	base := func() connector.Values {

@@ -117,7 +117,7 @@ func BuildIndex(rs []*recipes.Recipe, secrets map[string]string) (*Index, []erro
 			ix.byName[r.Name] = r
 			continue // its hook holds it
 		}
-		if spec != nil && spec.Trigger != nil && spec.Trigger.Kind == connector.Poll {
+		if spec != nil && connector.Polls(spec, opts) {
 			if p, ok := ix.polls[key]; ok {
 				p.Recipes = append(p.Recipes, r.Name)
 			} else {

@@ -40,6 +40,8 @@ func Fires(s *connector.Spec) string {
 	switch {
 	case t.Kind == connector.Receive && t.Key == connector.KeyField:
 		return fmt.Sprintf("on each request to `/hooks<%s>`; recipes sharing a %s must agree on its other options", t.KeyField, t.KeyField)
+	case t.Kind == connector.Receive && t.PollWhen != nil:
+		return fmt.Sprintf("on the service's webhooks at `POST /hooks/%s/<connection>` (every recipe on the connection sees each event), or, for a recipe whose options ask for it, by polling the service from a saved cursor (one poller per connection and options, across processes)", s.Service())
 	case t.Kind == connector.Receive:
 		return fmt.Sprintf("on the service's webhooks at `POST /hooks/%s/<connection>`; every recipe on the connection sees each event", s.Service())
 	case t.Kind == connector.Poll:
