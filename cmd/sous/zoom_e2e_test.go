@@ -156,6 +156,7 @@ func TestZoomE2E(t *testing.T) {
 		"ended-skip.yaml": "version: 1\nname: ended-skip\ntrigger: {type: zoom.meeting_ended, connection: zoom}\nfilter: event.payload.object.duration > 100\n" + step("ended-skip"),
 		"recorded.yaml":   "version: 1\nname: recorded\ntrigger: {type: zoom.recording_completed, connection: zoom}\n" + step("recorded", "{{ len(event.payload.object.recording_files) }}"),
 		"any.yaml":        "version: 1\nname: any\ntrigger: {type: zoom.event, connection: zoom, with: {event: meeting.created}}\n" + step("any"),
+		"deleted.yaml":    "version: 1\nname: deleted\ntrigger: {type: zoom.event, connection: zoom, with: {event: meeting.deleted}}\n" + step("deleted"),
 	}
 	srv := svcStart(t, []string{"E2E_ZOOM_SECRET=" + zoomSecret, "E2E_ZOOM_TOKEN=zoom-access-token-0123456789"},
 		fmt.Sprintf("  zoom: {type: zoom, webhook_secret: \"${E2E_ZOOM_SECRET}\"}\n  nosecret: {type: zoom, token: \"${E2E_ZOOM_TOKEN}\"}\n  sink: {type: http, base_url: %s/}\n",
