@@ -16,7 +16,8 @@ var _ connector.Receiver = receiver{}
 
 // Receive verifies a request with the connection's signing_secret (every
 // request first, url_verification too), answers url_verification with its
-// challenge (text/plain, as Slack documents), and turns an event, a slash
+// challenge (text/plain, as Slack documents) and app_rate_limited and a
+// slash command URL's ssl_check with an empty 200, and turns an event, a slash
 // command or an interaction into the event of its trigger (an Events API
 // event also into slack.event's). It gives no Reply for those: each
 // matching recipe's trigger answers (Trigger.Respond), with its reply or
@@ -42,7 +43,7 @@ func (receiver) Receive(_ context.Context, in *connector.Incoming) (*connector.R
 	case sc.KindURLVerification:
 		return &connector.Received{Reply: &connector.Reply{Status: http.StatusOK,
 			Header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, Body: []byte(d.Challenge)}}, nil
-	case sc.KindRateLimited:
+	case sc.KindRateLimited, sc.KindSSLCheck:
 		return &connector.Received{Reply: &connector.Reply{Status: http.StatusOK}}, nil
 	case sc.KindSlashCommand:
 		return &connector.Received{Events: []connector.Event{{Type: SlashCommand.ID, DedupKey: d.DedupKey, Payload: d.Payload}}}, nil

@@ -58,6 +58,7 @@ func TestReceive(t *testing.T) {
 			types: []string{IDReactionAdded, IDEvent}, dedup: "Ev3"},
 		{name: "slash command", in: incoming(slash, nil, now, secret), types: []string{IDSlashCommand}, dedup: "tr-1"},
 		{name: "interaction", in: incoming(interaction, nil, now, secret), types: []string{IDInteraction}, dedup: "tr-2"},
+		{name: "ssl_check", in: incoming("ssl_check=1&token=vtok", nil, now, secret), reply: ""},
 		{name: "rate limited notice", in: incoming(`{"type":"app_rate_limited","team_id":"T1"}`, nil, now, secret), reply: ""},
 		{name: "no signature", in: incoming(messageBody, func(h http.Header, ts string) { h.Set(sc.HeaderTimestamp, ts) }, now, secret),
 			status: 401, code: "missing_signature"},

@@ -21,11 +21,15 @@ const (
 	KindRateLimited     = "app_rate_limited"
 	KindSlashCommand    = "slash_command"
 	KindInteraction     = "interaction"
+	// KindSSLCheck is the ssl_check=1 POST Slack sends a slash command's
+	// URL to check its certificate; it wants a 200.
+	KindSSLCheck = "ssl_check"
 )
 
 // Delivery is one request from Slack, parsed: the Events API (an event, the
 // url_verification handshake, an app_rate_limited notice), a slash command
-// or an interaction (block actions, shortcuts, view submissions).
+// (or its URL's ssl_check) or an interaction (block actions, shortcuts,
+// view submissions).
 type Delivery struct {
 	Kind string
 	// Challenge is url_verification's challenge.
@@ -55,6 +59,9 @@ func ParseRequest(h http.Header, body []byte) (*Delivery, error) {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, fmt.Errorf("the body is neither JSON nor a form: %w", err)
+	}
+	if form.Get("ssl_check") == "1" {
+		return &Delivery{Kind: KindSSLCheck}, nil
 	}
 	if form.Has("payload") {
 		return ParseInteraction(form.Get("payload"))

@@ -44,6 +44,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "view submission", body: url.Values{"payload": {view}}.Encode(), kind: KindInteraction, typ: "view_submission", dedup: "tr-2",
 			payload: map[string]any{"callback_id": "new_ticket", "action_id": ""}},
 		{name: "rate limited", body: `{"token":"x","type":"app_rate_limited","team_id":"T1","minute_rate_limited":1518467820}`, kind: KindRateLimited},
+		{name: "ssl_check", body: "ssl_check=1&token=vtok", kind: KindSSLCheck},
 		{name: "not JSON", body: `{"type":`, err: "not an Events API request"},
 		{name: "no type", body: `{}`, err: "no type"},
 		{name: "unknown type", body: `{"type":"nope"}`, err: "unknown Events API request type"},
@@ -106,7 +107,7 @@ func FuzzParseRequest(f *testing.F) {
 			if d.Challenge == "" {
 				t.Fatal("a url_verification without challenge")
 			}
-		case KindRateLimited:
+		case KindRateLimited, KindSSLCheck:
 		default:
 			t.Fatalf("kind %q", d.Kind)
 		}
