@@ -2,8 +2,8 @@
 // jira.issue_updated, jira.issue_status_changed and jira.comment_created,
 // received from the site's webhooks at POST /hooks/jira/{connection}
 // (verified with the connection's webhook_secret, deduplicated by
-// X-Atlassian-Webhook-Identifier), and the same four found by JQL polling
-// under their own IDs (jira.issue_created_polled, ...), for sites where
-// webhooks cannot be registered: a polled change gives the event a webhook
+// X-Atlassian-Webhook-Identifier), or, for a recipe that sets
+// poll_interval (sites where webhooks cannot be registered), found by JQL
+// polling (Trigger.PollWhen): a polled change gives the event a webhook
 // would have.
 package jira

@@ -17,9 +17,6 @@ const (
 	FieldPollInterval = "poll_interval"
 )
 
-// PolledSuffix ends the ID of each trigger's polled twin.
-const PolledSuffix = "_polled"
-
 var (
 	leaf = connector.Leaf
 	p    = connector.P
@@ -151,10 +148,10 @@ func statusFields() []connector.Field {
 
 func pollFields() []connector.Field {
 	return []connector.Field{
-		{Name: FieldPollInterval, Type: connector.Duration, Default: "1m", Example: "30s",
-			Description: "How often to search the site"},
+		{Name: FieldPollInterval, Type: connector.Duration, Example: "1m",
+			Description: "Poll the site by JQL this often instead of receiving its webhooks (for sites where webhooks cannot be registered); unset: webhooks"},
 		{Name: FieldJQL, Type: connector.String, Example: `labels = customer`,
-			Description: "Extra JQL the issues must match, ANDed to the search (updated since the last poll)"},
+			Description: "With poll_interval: extra JQL the issues must match, ANDed to the search (updated since the last poll)"},
 	}
 }
 
@@ -183,42 +180,33 @@ func webhookSpec(d def) *connector.Spec {
 	if d.kind == kindStatus {
 		fields = append(fields, statusFields()...)
 	}
+	// poll_interval has no default here: setting it is what makes a recipe
+	// poll rather than receive
+	fields = append(fields, pollFields()...)
 	return &connector.Spec{
 		ID: d.id, Kind: connector.KindTrigger, Summary: d.summary,
 		Description: d.desc + " Received at POST /hooks/jira/{connection}, verified with the connection's webhook_secret " +
 			"(X-Hub-Signature, sha256= HMAC of the body) when it has one; Jira's retries of one delivery " +
-			"(X-Atlassian-Webhook-Identifier) start one run. For sites without webhooks, " + d.id + PolledSuffix +
-			" finds the same changes by JQL polling.",
-		Connection: jc.Connection.Type, ConnectionRequired: true,
-		Fields:  fields,
-		Shape:   d.shape,
-		Trigger: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection, Match: match},
-	}
-}
-
-func pollSpec(d def) *connector.Spec {
-	fields := []connector.Field{projectField()}
-	if d.kind == kindStatus {
-		fields = append(fields, statusFields()...)
-	}
-	fields = append(fields, pollFields()...)
-	return &connector.Spec{
-		ID: d.id + PolledSuffix, Kind: connector.KindTrigger, Summary: d.summary + " (JQL polling)",
-		Description: d.desc + " Found by searching the site every poll_interval (rest/api/3/search/jql, `updated` since the " +
-			"last poll and the optional jql, with changelogs): each change gives the event " + d.id +
-			"'s webhook would, once. For sites where webhooks cannot be registered.",
+			"(X-Atlassian-Webhook-Identifier) start one run. With poll_interval set, the recipe finds the same changes " +
+			"by JQL polling instead (rest/api/3/search/jql, `updated` since the last poll and the optional jql, with changelogs): " +
+			"each change gives the event the webhook would, once.",
 		Connection: jc.Connection.Type, ConnectionRequired: true,
 		Fields: fields,
 		Shape:  d.shape,
-		Trigger: &connector.Trigger{Kind: connector.Poll, Key: connector.KeyOptions, Match: match,
-			Poller: poller{kind: d.kind},
-			Interval: func(with connector.Values) time.Duration {
-				return with.Duration(FieldPollInterval)
-			}},
+		Validate: func(with connector.Values) []connector.FieldError {
+			if with.Has(FieldJQL) && !with.Has(FieldPollInterval) {
+				return []connector.FieldError{{Field: FieldJQL, Message: "jql is for polling: set poll_interval too (webhooks are not searched)"}}
+			}
+			return nil
+		},
+		Trigger: &connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection, Match: match,
+			Poller:   poller{kind: d.kind},
+			PollWhen: func(with connector.Values) bool { return with.Has(FieldPollInterval) },
+			Interval: func(with connector.Values) time.Duration { return with.Duration(FieldPollInterval) }},
 	}
 }
 
-// Specs are the webhook triggers and their polled twins, by ID.
+// Specs are the triggers, by ID.
 var Specs = map[string]*connector.Spec{}
 
 // byEvent maps Jira's webhookEvent names to the webhook triggers.
@@ -226,10 +214,10 @@ var byKind = map[kind]*connector.Spec{}
 
 func init() {
 	for _, d := range defs {
-		w, pl := webhookSpec(d), pollSpec(d)
-		Specs[w.ID], Specs[pl.ID] = w, pl
+		w := webhookSpec(d)
+		Specs[w.ID] = w
 		byKind[d.kind] = w
-		connector.Register(w, pl)
+		connector.Register(w)
 	}
 	connector.RegisterReceiver(&connector.ReceiverSpec{Service: "jira", Connection: jc.Connection.Type, Receiver: receiver{}})
 }
