@@ -58,6 +58,18 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSettings$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/service
 	$(GO) test -run='^$$' -fuzz='^FuzzDeclaredShape$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/connector
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRate$$' -fuzztime=$(call fuzzbudget,20000x) ./engine/connector
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(call fuzzbudget,10000x) ./internal/clients/slack
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(call fuzzbudget,10000x) ./internal/clients/slack
+	$(GO) test -run='^$$' -fuzz='^FuzzReceive$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/slack
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(call fuzzbudget,10000x) ./internal/clients/zoom
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(call fuzzbudget,10000x) ./internal/clients/zoom
+	$(GO) test -run='^$$' -fuzz='^FuzzReceive$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/zoom
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(call fuzzbudget,10000x) ./internal/clients/jira
+	$(GO) test -run='^$$' -fuzz='^FuzzADF$$' -fuzztime=$(call fuzzbudget,10000x) ./internal/clients/jira
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/jira
+	$(GO) test -run='^$$' -fuzz='^FuzzReceive$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/jira
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/email
+	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(call fuzzbudget,10000x) ./engine/zapier
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/
