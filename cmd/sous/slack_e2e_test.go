@@ -67,8 +67,8 @@ func slackPost(t *testing.T, base, body, contentType string, h http.Header) (int
 	return resp.StatusCode, string(b), time.Since(start)
 }
 
-// signed are the headers Slack sends with body at ts.
-func signed(secret string, ts time.Time, body string) http.Header {
+// slackSigned are the headers Slack sends with body at ts.
+func slackSigned(secret string, ts time.Time, body string) http.Header {
 	s := strconv.FormatInt(ts.Unix(), 10)
 	return http.Header{sc.HeaderTimestamp: {s}, sc.HeaderSignature: {sc.Sign(secret, s, []byte(body))}}
 }
@@ -145,17 +145,17 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 
 	t.Run("url_verification", func(t *testing.T) {
 		body := `{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`
-		code, got, _ := slackPost(t, setup.base, body, "application/json", signed(slackSigningSecret, time.Now(), body))
+		code, got, _ := slackPost(t, setup.base, body, "application/json", slackSigned(slackSigningSecret, time.Now(), body))
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", got)
-		code, _, _ = slackPost(t, setup.base, body, "application/json", signed("not-the-secret", time.Now(), body))
+		code, _, _ = slackPost(t, setup.base, body, "application/json", slackSigned("not-the-secret", time.Now(), body))
 		require.Equal(t, http.StatusUnauthorized, code, "the handshake is verified too")
 	})
 
 	message := `{"token":"vtok","team_id":"T1","api_app_id":"A1","type":"event_callback","event_id":"Ev0001","event_time":1700000000,` +
 		`"event":{"type":"message","channel":"C0123456789","user":"U1","text":"deploy please","ts":"1700000000.000100","event_ts":"1700000000.000100","channel_type":"channel"}}`
 	t.Run("a message, a run per matching recipe, once", func(t *testing.T) {
-		h := signed(slackSigningSecret, time.Now(), message)
+		h := slackSigned(slackSigningSecret, time.Now(), message)
 		code, got, _ := slackPost(t, setup.base, message, "application/json", h)
 		require.Equal(t, http.StatusOK, code, got)
 		require.Empty(t, got, "an empty 200: Slack wants nothing more")
@@ -168,7 +168,7 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		// a later event proves the duplicate was handled before it
 		later := strings.Replace(strings.Replace(message, "Ev0001", "Ev0002", 1), `"C0123456789"`, `"C0000000009"`, 1)
-		code, _, _ = slackPost(t, setup.base, later, "application/json", signed(slackSigningSecret, time.Now(), later))
+		code, _, _ = slackPost(t, setup.base, later, "application/json", slackSigned(slackSigningSecret, time.Now(), later))
 		require.Equal(t, http.StatusOK, code)
 		settled("anywhere", 2)
 		require.Equal(t, 1, count("in-c1"))
@@ -186,10 +186,10 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 		}{
 			{"missing signature", http.Header{sc.HeaderTimestamp: {ts}}, "missing_signature"},
 			{"missing timestamp", http.Header{sc.HeaderSignature: {sc.Sign(slackSigningSecret, ts, []byte(body))}}, "missing_signature"},
-			{"wrong signature", signed("another-secret-0123456789", now, body), "bad_signature"},
+			{"wrong signature", slackSigned("another-secret-0123456789", now, body), "bad_signature"},
 			{"signature of other bytes", http.Header{sc.HeaderTimestamp: {ts}, sc.HeaderSignature: {sc.Sign(slackSigningSecret, ts, []byte(message))}}, "bad_signature"},
-			{"stale", signed(slackSigningSecret, now.Add(-6*time.Minute), body), "stale_timestamp"},
-			{"from the future", signed(slackSigningSecret, now.Add(6*time.Minute), body), "stale_timestamp"},
+			{"stale", slackSigned(slackSigningSecret, now.Add(-6*time.Minute), body), "stale_timestamp"},
+			{"from the future", slackSigned(slackSigningSecret, now.Add(6*time.Minute), body), "stale_timestamp"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -201,15 +201,15 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 		}
 		// a signed bot message: no run of the recipes that leave bots out
 		bot := strings.Replace(strings.Replace(message, "Ev0001", "Ev0004", 1), `"user":"U1"`, `"bot_id":"B1"`, 1)
-		code, _, _ := slackPost(t, setup.base, bot, "application/json", signed(slackSigningSecret, time.Now(), bot))
+		code, _, _ := slackPost(t, setup.base, bot, "application/json", slackSigned(slackSigningSecret, time.Now(), bot))
 		require.Equal(t, http.StatusOK, code)
 		mention := `{"type":"event_callback","event_id":"Ev0006","event":{"type":"app_mention","bot_id":"B1","channel":"C1","text":"<@U0> hi","ts":"1.0"}}`
-		code, _, _ = slackPost(t, setup.base, mention, "application/json", signed(slackSigningSecret, time.Now(), mention))
+		code, _, _ = slackPost(t, setup.base, mention, "application/json", slackSigned(slackSigningSecret, time.Now(), mention))
 		require.Equal(t, http.StatusOK, code)
 		settled("bots", 1)
 		// then a signed one that is stored, to know the ones before were handled
 		ok := strings.Replace(message, "Ev0001", "Ev0005", 1)
-		code, _, _ = slackPost(t, setup.base, ok, "application/json", signed(slackSigningSecret, time.Now(), ok))
+		code, _, _ = slackPost(t, setup.base, ok, "application/json", slackSigned(slackSigningSecret, time.Now(), ok))
 		require.Equal(t, http.StatusOK, code)
 		settled("anywhere", 3)
 		settled("in-c1", 2)
@@ -217,16 +217,16 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 
 	t.Run("other events, interactions", func(t *testing.T) {
 		created := `{"type":"event_callback","team_id":"T1","event_id":"Ev0100","event_time":1700000001,"event":{"type":"channel_created","channel":{"id":"C9","name":"new"},"event_ts":"1700000001.0"}}`
-		code, _, _ := slackPost(t, setup.base, created, "application/json", signed(slackSigningSecret, time.Now(), created))
+		code, _, _ := slackPost(t, setup.base, created, "application/json", slackSigned(slackSigningSecret, time.Now(), created))
 		require.Equal(t, http.StatusOK, code)
 		settled("created", 1)
 		action := url.Values{"payload": {`{"type":"block_actions","trigger_id":"tr-approve-1","user":{"id":"U1"},"response_url":"https://hooks.slack.test/a","actions":[{"action_id":"approve","value":"yes"}]}`}}.Encode()
-		code, got, _ := slackPost(t, setup.base, action, form, signed(slackSigningSecret, time.Now(), action))
+		code, got, _ := slackPost(t, setup.base, action, form, slackSigned(slackSigningSecret, time.Now(), action))
 		require.Equal(t, http.StatusOK, code)
 		require.Empty(t, got)
 		settled("approve", 1)
 		reaction := `{"type":"event_callback","event_id":"Ev0101","event":{"type":"reaction_added","user":"U1","reaction":"eyes","item":{"type":"message","channel":"C1","ts":"1.0"}}}`
-		code, _, _ = slackPost(t, setup.base, reaction, "application/json", signed(slackSigningSecret, time.Now(), reaction))
+		code, _, _ = slackPost(t, setup.base, reaction, "application/json", slackSigned(slackSigningSecret, time.Now(), reaction))
 		require.Equal(t, http.StatusOK, code)
 		settled("reactions", 1)
 		require.Equal(t, 0, count("other"))
@@ -237,14 +237,14 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 			"command": {"/ticket"}, "text": {"printer on fire"}, "response_url": {"https://hooks.slack.test/commands/1"},
 			"trigger_id": {"tr-ticket-1"}}.Encode()
 		sent := time.Now()
-		code, got, took := slackPost(t, setup.base, body, form, signed(slackSigningSecret, time.Now(), body))
+		code, got, took := slackPost(t, setup.base, body, form, slackSigned(slackSigningSecret, time.Now(), body))
 		require.Equal(t, http.StatusOK, code)
 		require.Less(t, took, 3*time.Second)
 		var reply map[string]any
 		require.NoError(t, json.Unmarshal([]byte(got), &reply), got)
 		require.Equal(t, map[string]any{"response_type": "ephemeral", "text": "Filing it…"}, reply)
 		// the same command delivered again: the same answer, no second run
-		code, got2, _ := slackPost(t, setup.base, body, form, signed(slackSigningSecret, time.Now(), body))
+		code, got2, _ := slackPost(t, setup.base, body, form, slackSigned(slackSigningSecret, time.Now(), body))
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, got, got2)
 		require.Equal(t, 0, count("deploy"), "another command's recipe")
@@ -254,7 +254,7 @@ func TestSlackTriggersThroughServe(t *testing.T) {
 		require.EqualValues(t, 1, slowDone.Load())
 		// a command no reply is set for: an empty 200
 		deploy := strings.Replace(strings.Replace(body, "%2Fticket", "%2Fdeploy", 1), "tr-ticket-1", "tr-deploy-1", 1)
-		code, got, _ = slackPost(t, setup.base, deploy, form, signed(slackSigningSecret, time.Now(), deploy))
+		code, got, _ = slackPost(t, setup.base, deploy, form, slackSigned(slackSigningSecret, time.Now(), deploy))
 		require.Equal(t, http.StatusOK, code)
 		require.Empty(t, got)
 		settled("deploy", 1)
@@ -386,7 +386,7 @@ func TestSlackTicketExampleThroughServe(t *testing.T) {
 	body := url.Values{"token": {"vtok"}, "team_id": {"T1"}, "channel_id": {"C0GENERAL01"}, "channel_name": {"general"},
 		"user_id": {"U0123456789"}, "user_name": {"ada"}, "command": {"/ticket"}, "text": {"the printer is on fire"},
 		"response_url": {responseURL.URL + "/commands/T1/1/abc"}, "trigger_id": {"1.2.abc"}}.Encode()
-	code, got, took := slackPost(t, setup.base, body, "application/x-www-form-urlencoded", signed(slackSigningSecret, time.Now(), body))
+	code, got, took := slackPost(t, setup.base, body, "application/x-www-form-urlencoded", slackSigned(slackSigningSecret, time.Now(), body))
 	require.Equal(t, http.StatusOK, code)
 	require.Less(t, took, 3*time.Second)
 	require.JSONEq(t, `{"response_type":"ephemeral","text":"Filing it…"}`, got)
