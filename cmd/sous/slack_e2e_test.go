@@ -25,7 +25,7 @@ import (
 const slackSigningSecret = "e2e-slack-signing-secret-0123456789"
 
 // slackRecipe is a recipe on the slack connection whose one step posts
-// the event's text (or the command's) to url.
+// its name and the event's dedup key (event_id or trigger_id) to url.
 func slackRecipe(name, trigger, with, url, timeout string) string {
 	key := "event_id"
 	if trigger == "slack.slash_command" || trigger == "slack.interaction" {
@@ -47,9 +47,9 @@ steps:
 `, name, trigger, with, url, timeout, name, key)
 }
 
-// slackPost posts body to /hooks/slack/slack, signed with secret at ts
-// (sign false: no signature header), and returns the status, the body,
-// and how long the answer took.
+// slackPost posts body to /hooks/slack/slack with the headers h (the
+// signature's, or not), and returns the status, the body, and how long
+// the answer took.
 func slackPost(t *testing.T, base, body, contentType string, h http.Header) (int, string, time.Duration) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/hooks/slack/slack", strings.NewReader(body))
