@@ -221,6 +221,9 @@ func TestZoomE2E(t *testing.T) {
 		code, body = svcPost(t, hook, zoom.SignedHeader(zoomSecret, created, time.Now()), created)
 		require.Equal(t, http.StatusOK, code, body)
 
+		// stored at intake, before each answer: one event per delivery,
+		// the redeliveries none
+		require.Equal(t, 3, srv.events(t), "meeting.ended, recording.completed and meeting.created, once each")
 		require.Eventually(t, func() bool {
 			n := 0
 			for _, r := range srv.runs(t) {
