@@ -48,10 +48,18 @@ func envelope(object *connector.Shape, extra ...connector.Prop) *connector.Shape
 			p("account_id", leaf(connector.String, "The Zoom account id")),
 			p("operator", leaf(connector.String, "Who caused the event, when Zoom says")),
 			p("operator_id", leaf(connector.String, "The operator's user id, when Zoom says")),
-			p("object", object),
+			p("object", describeObject(object)),
 		).Describe("Zoom's payload")),
 	}
 	return obj(append(props, extra...)...)
+}
+
+// describeObject gives payload.object a description when it has none.
+func describeObject(s *connector.Shape) *connector.Shape {
+	if s.Description == "" {
+		s.Description = "What the event is about: the meeting (or its recording)"
+	}
+	return s
 }
 
 func participantShape(when string) *connector.Shape {
