@@ -61,7 +61,7 @@ func TestReceive(t *testing.T) {
 		{name: "missing headers", body: ended, header: http.Header{}, with: conn, status: 401, code: "missing_signature"},
 		{name: "stale", body: ended, header: zc.SignedHeader(secret, ended, now.Add(-6*time.Minute)), with: conn, status: 401, code: "stale_timestamp"},
 		{name: "within a wider window", body: ended, header: zc.SignedHeader(secret, ended, now.Add(-6*time.Minute)),
-			with: connector.Values{zc.FieldWebhookSecret: secret, zc.FieldSignatureWindow: 10 * time.Minute},
+			with:  connector.Values{zc.FieldWebhookSecret: secret, zc.FieldSignatureWindow: 10 * time.Minute},
 			types: []string{"zoom.meeting_ended", "zoom.event"}, replyJSON: `{"status":"received"}`, replyCode: 200},
 		{name: "outside a narrower window", body: ended, header: zc.SignedHeader(secret, ended, now.Add(-time.Minute)),
 			with: connector.Values{zc.FieldWebhookSecret: secret, zc.FieldSignatureWindow: "30s"}, status: 401, code: "stale_timestamp"},
