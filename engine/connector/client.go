@@ -31,13 +31,30 @@ type Client struct {
 }
 
 // ClientHooks observe a connection's calls; the service counts them.
+// caller is the action or trigger the call was made for (Caller), "" when
+// none was named.
 type ClientHooks struct {
 	// Call is told of each call's outcome: the HTTP status code, or
 	// "error" when none came back, and how long the call took.
-	Call func(conn, status string, took time.Duration)
+	Call func(conn, caller, status string, took time.Duration)
 	// Wait is told how long a call waited for the rate limiter, when it
 	// waited.
-	Wait func(conn string, waited time.Duration)
+	Wait func(conn, caller string, waited time.Duration)
+}
+
+type callerKey struct{}
+
+// WithCaller names the action or trigger (its ID) that calls made with
+// ctx are for, so that a connection's metrics count them per caller: the
+// runner names each step's action, the pollers their trigger.
+func WithCaller(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, callerKey{}, id)
+}
+
+// Caller is the action or trigger WithCaller named in ctx, or "".
+func Caller(ctx context.Context) string {
+	id, _ := ctx.Value(callerKey{}).(string)
+	return id
 }
 
 // StaticAuthorize is the Authorize of the static credentials a connection
@@ -136,7 +153,7 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			status = strconv.Itoa(resp.StatusCode)
 		}
-		t.hooks.Call(t.name, status, time.Since(start))
+		t.hooks.Call(t.name, Caller(req.Context()), status, time.Since(start))
 	}
 	return resp, err
 }
@@ -151,7 +168,7 @@ func (t *clientTransport) wait(ctx context.Context) error {
 		return fmt.Errorf("connection %s: waiting for its rate limit: %w", t.name, err)
 	}
 	if t.hooks.Wait != nil {
-		t.hooks.Wait(t.name, time.Since(start))
+		t.hooks.Wait(t.name, Caller(ctx), time.Since(start))
 	}
 	return nil
 }

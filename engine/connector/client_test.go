@@ -24,12 +24,12 @@ type calls struct {
 
 func (c *calls) hooks() connector.ClientHooks {
 	return connector.ClientHooks{
-		Call: func(conn, status string, _ time.Duration) {
+		Call: func(conn, caller, status string, _ time.Duration) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			c.statuses = append(c.statuses, conn+" "+status)
+			c.statuses = append(c.statuses, conn+" "+caller+" "+status)
 		},
-		Wait: func(string, time.Duration) {
+		Wait: func(string, string, time.Duration) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.waits++
@@ -49,15 +49,19 @@ func TestClient(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	get := func(t *testing.T, cl *connector.Client, path string) *http.Request {
+	getFor := func(ctx context.Context, t *testing.T, cl *connector.Client, path string) *http.Request {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
 		require.NoError(t, err)
 		resp, err := cl.HTTP.Do(req)
 		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return req
+	}
+	get := func(t *testing.T, cl *connector.Client, path string) *http.Request {
+		t.Helper()
+		return getFor(context.Background(), t, cl, path)
 	}
 	spec := &connector.ConnectionSpec{Type: "acme"}
 
@@ -70,8 +74,11 @@ func TestClient(t *testing.T) {
 		get(t, cl, "/missing")
 		require.Empty(t, req.Header.Get("Authorization"), "a RoundTripper does not modify its request")
 		require.Equal(t, []string{"Bearer tok-1", "Bearer tok-1"}, auths)
-		require.Equal(t, []string{"main 200", "main 404"}, c.statuses)
+		require.Equal(t, []string{"main  200", "main  404"}, c.statuses)
 		require.Nil(t, cl.Limiter, "no rate_limit, no limiter")
+		// the calls of an action or trigger are counted as its
+		getFor(connector.WithCaller(context.Background(), "acme.do"), t, cl, "/ok")
+		require.Equal(t, "main acme.do 200", c.statuses[2])
 	})
 	t.Run("a type's own credentials", func(t *testing.T) {
 		auths = nil
@@ -126,7 +133,7 @@ func TestClient(t *testing.T) {
 		require.NoError(t, err)
 		_, err = cl.HTTP.Get(srv.URL)
 		require.Error(t, err)
-		require.Equal(t, []string{"d error"}, c.statuses)
+		require.Equal(t, []string{"d  error"}, c.statuses)
 	})
 	t.Run("a bad rate limit is refused", func(t *testing.T) {
 		_, err := connector.NewClient(&connector.Connection{Name: "b", Values: connector.Values{"rate_limit": "lots"}}, spec, nil, connector.ClientHooks{})
@@ -148,7 +155,7 @@ func BenchmarkClient(b *testing.B) {
 	defer srv.Close()
 	var n int
 	wrapped, err := connector.NewClient(&connector.Connection{Name: "bench", Values: connector.Values{"token": "tok", "rate_limit": "1000000/s"}},
-		&connector.ConnectionSpec{Type: "acme"}, http.DefaultTransport, connector.ClientHooks{Call: func(string, string, time.Duration) { n++ }})
+		&connector.ConnectionSpec{Type: "acme"}, http.DefaultTransport, connector.ClientHooks{Call: func(string, string, string, time.Duration) { n++ }})
 	require.NoError(b, err)
 	for _, tc := range []struct {
 		name string

@@ -17,8 +17,8 @@ type Metrics struct {
 	IntakeRejects  *prometheus.CounterVec   // reason
 	QueueDepth     *prometheus.GaugeVec     // topic
 	Polls          *prometheus.CounterVec   // trigger, outcome
-	ConnCalls      *prometheus.CounterVec   // connection, status
-	ConnWait       *prometheus.CounterVec   // connection
+	ConnCalls      *prometheus.CounterVec   // connection, action, status
+	ConnWait       *prometheus.CounterVec   // connection, action
 	ConnRefreshes  *prometheus.CounterVec   // connection, outcome
 }
 
@@ -53,11 +53,11 @@ func New() *Metrics {
 			Name: "sous_polls_total", Help: "Polls by trigger and outcome: ok, error (retried after a backoff) or lease_lost (another process took the poller over; nothing of the poll was stored).",
 		}, []string{"trigger", "outcome"}),
 		ConnCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sous_connection_calls_total", Help: "Calls to a service through a connection's client, by connection and HTTP status (error when none came back).",
-		}, []string{"connection", "status"}),
+			Name: "sous_connection_calls_total", Help: "Calls to a service through a connection's client, by connection, the action or trigger calling (empty for identity and revocation calls) and HTTP status (error when none came back).",
+		}, []string{"connection", "action", "status"}),
 		ConnWait: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sous_connection_rate_limit_wait_seconds_total", Help: "Time calls waited for their connection's rate limit, by connection.",
-		}, []string{"connection"}),
+			Name: "sous_connection_rate_limit_wait_seconds_total", Help: "Time calls waited for their connection's rate limit, by connection and the action or trigger calling.",
+		}, []string{"connection", "action"}),
 		ConnRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sous_connection_token_refreshes_total", Help: "OAuth token refreshes this process made, by connection and outcome (ok, refused: invalid_grant, error).",
 		}, []string{"connection", "outcome"}),

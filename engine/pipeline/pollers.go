@@ -293,7 +293,8 @@ func callPoller(ctx context.Context, p connector.Poller, req *connector.PollRequ
 			res, err = nil, fmt.Errorf("the poller panicked: %v", v)
 		}
 	}()
-	return p.Poll(ctx, req)
+	// the connection's metrics count the poller's calls under its trigger
+	return p.Poll(connector.WithCaller(ctx, req.Type), req)
 }
 
 // polledEvent is the stored event of an item a poller returned, for the

@@ -424,6 +424,8 @@ func (r *Runner) invoke(ctx context.Context, step *recipes.Step, req *connector.
 			err = connector.Permanent("panic", fmt.Errorf("action %s panicked: %v", step.Action, p))
 		}
 	}()
+	// the connection's metrics count its calls per action
+	ctx = connector.WithCaller(ctx, step.Action)
 	if r.Invoke != nil {
 		return r.Invoke(ctx, step, req)
 	}

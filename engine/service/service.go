@@ -271,8 +271,10 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: s.openVault, Leases: s.Store, Owner: s.owner, Base: &httpx.Transport{},
 		Refreshed: func(conn, outcome string) { s.Metrics.ConnRefreshes.WithLabelValues(conn, outcome).Inc() }},
 		&httpx.Transport{}, connector.ClientHooks{
-			Call: func(conn, status string, _ time.Duration) { s.Metrics.ConnCalls.WithLabelValues(conn, status).Inc() },
-			Wait: func(conn string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn).Add(d.Seconds()) },
+			Call: func(conn, caller, status string, _ time.Duration) {
+				s.Metrics.ConnCalls.WithLabelValues(conn, caller, status).Inc()
+			},
+			Wait: func(conn, caller string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn, caller).Add(d.Seconds()) },
 		})
 	if err != nil {
 		return nil, err

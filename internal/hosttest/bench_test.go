@@ -60,7 +60,7 @@ func BenchmarkActions(b *testing.B) {
 			conn := &connector.Connection{Name: "app", Type: hosttest.ConnectionType, Values: tc.values}
 			cl, err := oauth.ClientFor(conn, hosttest.Connection,
 				oauth.Tokens{Vault: func() (*oauth.Vault, error) { return v, nil }, Leases: st, Owner: "bench"},
-				nil, connector.ClientHooks{Call: func(string, string, time.Duration) {}})
+				nil, connector.ClientHooks{Call: func(string, string, string, time.Duration) {}})
 			require.NoError(b, err)
 			conn.Client = cl
 			req := &connector.Request{Recipe: "bench", RunID: "r", Step: "s", With: connector.Values{}, Connection: conn}

@@ -156,7 +156,7 @@ connections:
 		require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", b)
 	}
 	// calls made with the token, per process (its own metrics)
-	callsRE := regexp.MustCompile(`(?m)^sous_connection_calls_total\{connection="app",status="200"\} (\d+)`)
+	callsRE := regexp.MustCompile(`(?m)^sous_connection_calls_total\{action="hosttest.whoami",connection="app",status="200"\} (\d+)`)
 	callsOf := func(p *proc) int {
 		resp, err := http.Get("http://" + p.addr + "/metrics")
 		require.NoError(t, err)

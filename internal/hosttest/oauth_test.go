@@ -141,6 +141,12 @@ connections:
 			}
 			if !refuse {
 				require.Eventually(t, func() bool { d, _ := sk.counts(); return d == 20 }, 20*time.Second, 10*time.Millisecond)
+				// the poller's calls are counted under its trigger
+				resp, err := http.Get("http://" + svc.Addr() + "/metrics")
+				require.NoError(t, err)
+				metrics, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.Contains(t, string(metrics), `sous_connection_calls_total{action="hosttest.item_created",connection="app",status="200"}`)
 				code, _, body := ping("p1")
 				require.Equal(t, http.StatusAccepted, code, body)
 				require.Eventually(t, func() bool { d, _ := sk.counts(); return d == 21 }, 20*time.Second, 10*time.Millisecond)
