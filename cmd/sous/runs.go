@@ -253,6 +253,12 @@ func newStats() *cobra.Command {
 					fmt.Fprintf(out, "  %-40s %-14s %d\n", fc.Key, fc.Reason, fc.Count)
 				}
 			}
+			if len(s.Actions) > 0 {
+				fmt.Fprintf(out, "by action:\n  %-40s %8s %8s %13s\n", "action", "failed", "retries", "rate-limited")
+				for _, a := range s.Actions {
+					fmt.Fprintf(out, "  %-40s %8d %8d %13d\n", a.Action, a.Failed, a.Retries, a.RateLimited)
+				}
+			}
 			return nil
 		},
 	}

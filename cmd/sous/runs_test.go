@@ -38,7 +38,8 @@ func TestRunsAndStatsOutput(t *testing.T) {
 		&store.Run{ID: "run_b", Recipe: "orders", EventID: "ev_b", Status: "succeeded", StartedAt: now.Add(-2 * time.Hour), Duration: 250 * time.Millisecond, Attempt: 1},
 		&store.Run{ID: "run_c", Recipe: "orders", EventID: "ev_c", Status: "failed", StartedAt: now.Add(-3 * time.Hour), Duration: 2 * time.Second,
 			ErrorStep: "call", Reason: "timeout", Error: "no answer", Attempt: 1, Retries: 2,
-			Record: json.RawMessage(`{"run_id":"run_c","status":"failed"}`)},
+			Record: json.RawMessage(`{"run_id":"run_c","status":"failed"}`),
+			Steps:  []store.RunStep{{Step: "call", Action: "http.request", Status: "failed", Reason: "timeout", Attempts: 3, RateLimited: 1}}},
 	)
 	empty := seedRuns(t)
 	tests := []struct {
@@ -88,7 +89,8 @@ func TestRunsAndStatsOutput(t *testing.T) {
 		}},
 		{name: "stats", args: []string{"stats", "--data", data}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "all recipes, last 24h: 3 runs, 2 succeeded, 1 failed, 0 filtered, 0 dead\n")
-			require.Contains(t, out, "success rate 66.7%; duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 0 rate-limited\n")
+			require.Contains(t, out, "success rate 66.7%; duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 1 rate-limited\n")
+			require.Regexp(t, `by action:\n +action +failed +retries +rate-limited\n +http\.request +1 +2 +1\n`, out)
 		}},
 		{name: "stats of no run", args: []string{"stats", "--data", empty}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "all recipes, last 24h: 0 runs")

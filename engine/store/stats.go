@@ -30,6 +30,19 @@ type Stats struct {
 	StepFailures []FailureCount `json:"step_failures"`
 	// ConnectorFailures counts failed steps by action ID and reason.
 	ConnectorFailures []FailureCount `json:"connector_failures"`
+	// Actions are, per action, the steps that failed, the retried attempts
+	// and the attempts the service rate-limited, worst first. (A step that
+	// succeeded at once leaves no row to count: the calls of each action
+	// are in /metrics, sous_connection_calls_total.)
+	Actions []ActionCount `json:"actions"`
+}
+
+// ActionCount is the trouble the steps of one action met in the window.
+type ActionCount struct {
+	Action      string `json:"action"`
+	Failed      int64  `json:"failed"`
+	Retries     int64  `json:"retries"`
+	RateLimited int64  `json:"rate_limited"`
 }
 
 // Finished counts the runs of the window that succeeded, failed or went
@@ -181,7 +194,22 @@ func (s *Store) Stats(ctx context.Context, recipe string, since time.Time) (*Sta
 	if st.ConnectorFailures, err = s.failures(ctx, `SELECT rs.action, rs.reason, COUNT(*) `+join+failWhere+` GROUP BY rs.action, rs.reason ORDER BY 3 DESC`, args); err != nil {
 		return nil, err
 	}
-	return st, nil
+	arows, err := s.DB.QueryContext(ctx, s.q(`SELECT rs.action, COALESCE(SUM(CASE WHEN rs.status = 'failed' THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN rs.attempts > 1 THEN rs.attempts - 1 ELSE 0 END), 0), COALESCE(SUM(rs.rate_limited), 0) `+join+
+		` GROUP BY rs.action ORDER BY 2 DESC, 3 DESC, 1`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer arows.Close()
+	st.Actions = []ActionCount{}
+	for arows.Next() {
+		var a ActionCount
+		if err := arows.Scan(&a.Action, &a.Failed, &a.Retries, &a.RateLimited); err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		st.Actions = append(st.Actions, a)
+	}
+	return st, arows.Err()
 }
 
 // prefixed qualifies the run filter's columns with the runs alias.

@@ -33,12 +33,14 @@ func TestStatsJSON(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := store.Stats{Recipe: "orders", Since: since, Runs: 3, ByStatus: map[string]int64{"succeeded": 3}, SuccessRate: 1,
 				P50: tc.p50, P95: tc.p95, P99: tc.p99, Retries: 2, RateLimited: 1,
-				StepFailures: []store.FailureCount{}, ConnectorFailures: []store.FailureCount{{Key: "http.request", Reason: "timeout", Count: 1}}}
+				StepFailures: []store.FailureCount{}, ConnectorFailures: []store.FailureCount{{Key: "http.request", Reason: "timeout", Count: 1}},
+				Actions: []store.ActionCount{{Action: "http.request", Failed: 1, Retries: 2, RateLimited: 1}}}
 			raw, err := json.Marshal(st)
 			require.NoError(t, err)
 			require.JSONEq(t, `{"recipe": "orders", "since": "2026-03-01T12:00:00Z", "runs": 3, "by_status": {"succeeded": 3},
 				"success_rate": 1, `+tc.want+`, "retries": 2, "rate_limited": 1, "step_failures": [],
-				"connector_failures": [{"key": "http.request", "reason": "timeout", "count": 1}]}`, string(raw))
+				"connector_failures": [{"key": "http.request", "reason": "timeout", "count": 1}],
+				"actions": [{"action": "http.request", "failed": 1, "retries": 2, "rate_limited": 1}]}`, string(raw))
 
 			// a pointer marshals the same
 			fromPtr, err := json.Marshal(&st)
@@ -74,13 +76,13 @@ func TestStatsJSON(t *testing.T) {
 				runs += n
 			}
 			st := store.Stats{Since: since, Runs: runs, ByStatus: tc.byStatus, SuccessRate: tc.rate,
-				StepFailures: []store.FailureCount{}, ConnectorFailures: []store.FailureCount{}}
+				StepFailures: []store.FailureCount{}, ConnectorFailures: []store.FailureCount{}, Actions: []store.ActionCount{}}
 			raw, err := json.Marshal(st)
 			require.NoError(t, err)
 			byStatus, err := json.Marshal(tc.byStatus)
 			require.NoError(t, err)
 			require.JSONEq(t, `{"since": "2026-03-01T12:00:00Z", "runs": `+fmt.Sprint(runs)+`, "by_status": `+string(byStatus)+`,
-				`+tc.want+`, "retries": 0, "rate_limited": 0, "step_failures": [], "connector_failures": []}`, string(raw))
+				`+tc.want+`, "retries": 0, "rate_limited": 0, "step_failures": [], "connector_failures": [], "actions": []}`, string(raw))
 			var back store.Stats
 			require.NoError(t, json.Unmarshal(raw, &back))
 			require.Equal(t, st, back)
