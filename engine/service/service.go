@@ -274,7 +274,9 @@ func (s *Service) connection(name string) (*connector.Connection, error) {
 			Call: func(conn, caller, status string, _ time.Duration) {
 				s.Metrics.ConnCalls.WithLabelValues(conn, caller, status).Inc()
 			},
-			Wait: func(conn, caller string, d time.Duration) { s.Metrics.ConnWait.WithLabelValues(conn, caller).Add(d.Seconds()) },
+			Wait: func(conn, caller string, d time.Duration) {
+				s.Metrics.ConnWait.WithLabelValues(conn, caller).Add(d.Seconds())
+			},
 		})
 	if err != nil {
 		return nil, err
