@@ -116,7 +116,7 @@ func Run(t *testing.T, k Kit) {
 		}
 		return c
 	}
-	call := func(ctx context.Context, with map[string]any, values connector.Values) (map[string]any, error, string) {
+	call := func(ctx context.Context, with map[string]any, values connector.Values) (map[string]any, string, error) {
 		w, err := With(k.Spec, with)
 		require.NoError(t, err)
 		var logs bytes.Buffer
@@ -124,7 +124,7 @@ func Run(t *testing.T, k Kit) {
 			IdempotencyKey: "run-kit-1:step",
 			Logger:         slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 		out, err := k.Spec.Action.Run(ctx, req)
-		return out, err, logs.String()
+		return out, logs.String(), err
 	}
 	noCanary := func(t *testing.T, out map[string]any, err error, logs string) {
 		t.Helper()
@@ -137,7 +137,7 @@ func Run(t *testing.T, k Kit) {
 
 	t.Run("succeeds with the declared output", func(t *testing.T) {
 		inject.set(0)
-		out, err, logs := call(context.Background(), k.With, k.Connection)
+		out, logs, err := call(context.Background(), k.With, k.Connection)
 		noCanary(t, out, err, logs)
 		require.NoError(t, err)
 		if k.Spec.Shape != nil {
@@ -164,7 +164,7 @@ func Run(t *testing.T, k Kit) {
 			t.Run(fmt.Sprintf("a %d is %s", tc.status, kind(tc.retryable)), func(t *testing.T) {
 				inject.set(tc.status)
 				defer inject.set(0)
-				out, err, logs := call(context.Background(), k.With, k.Connection)
+				out, logs, err := call(context.Background(), k.With, k.Connection)
 				noCanary(t, out, err, logs)
 				require.Error(t, err, "a call answered %d must fail", tc.status)
 				ce := connector.Classify(err)
@@ -193,7 +193,7 @@ func Run(t *testing.T, k Kit) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		out, err, logs := call(ctx, with, values)
+		out, logs, err := call(ctx, with, values)
 		noCanary(t, out, err, logs)
 		require.Error(t, err)
 		require.Less(t, time.Since(start), 10*time.Second, "the call outlived its context")
