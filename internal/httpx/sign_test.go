@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -59,5 +60,40 @@ func TestIsJSON(t *testing.T) {
 		"text/plain": false, "application/x-www-form-urlencoded": false, "application/json;;": false,
 	} {
 		require.Equal(t, want, IsJSON(ct), ct)
+	}
+}
+
+// TestV0: the "v0" scheme of Slack and Zoom, on Slack's published vector
+// (PROTOCOLS.md §10), and what CheckV0 refuses.
+func TestV0(t *testing.T) {
+	const (
+		secret = "8f742231b10e8888abcd99yyyzzz85a5"
+		ts     = "1531420618"
+		body   = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+		want   = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+	)
+	require.Equal(t, want, SignV0(secret, ts, []byte(body)))
+	at := time.Unix(1531420618, 0)
+	tests := []struct {
+		name, sig, ts, body string
+		now                 time.Time
+		why                 int
+	}{
+		{"the published vector", want, ts, body, at, 0},
+		{"four minutes later", want, ts, body, at.Add(4 * time.Minute), 0},
+		{"four minutes early", want, ts, body, at.Add(-4 * time.Minute), 0},
+		{"six minutes later", want, ts, body, at.Add(6 * time.Minute), V0Stale},
+		{"a timestamp that is no number", want, "soon", body, at, V0BadTimestamp},
+		{"the lowest int64", want, "-9223372036854775808", body, at, V0BadTimestamp},
+		{"the highest int64", want, "9223372036854775807", body, at, V0Stale},
+		{"another body", want, ts, body + "x", at, V0BadSignature},
+		{"no v0= prefix", want[3:], ts, body, at, V0BadSignature},
+		{"not hex", "v0=zz", ts, body, at, V0BadSignature},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			why, _ := CheckV0(secret, tc.sig, tc.ts, []byte(tc.body), tc.now, 5*time.Minute)
+			require.Equal(t, tc.why, why)
+		})
 	}
 }

@@ -1,14 +1,12 @@
 package slack
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // Slack's request-signing headers.
@@ -35,12 +33,7 @@ var (
 // Sign is Slack's v0 signature of body sent at timestamp ts (unix seconds,
 // as the header carries it): "v0=" and the hex HMAC-SHA256, keyed with the
 // signing secret as it is written, of "v0:{ts}:{body}".
-func Sign(secret, ts string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":"))
-	mac.Write(body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
+func Sign(secret, ts string, body []byte) string { return httpx.SignV0(secret, ts, body) }
 
 // Verify checks a request's signature headers against its raw body with
 // the app's signing secret, its timestamp within SignatureWindow of now
@@ -57,14 +50,12 @@ func Verify(secret string, h http.Header, body []byte, now time.Time) error {
 	if sig == "" || ts == "" {
 		return ErrNoSignature
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sec < 0 {
+	switch why, off := httpx.CheckV0(secret, sig, ts, body, now, SignatureWindow); why {
+	case httpx.V0BadTimestamp:
 		return ErrBadTimestamp
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > SignatureWindow || d < -SignatureWindow {
-		return fmt.Errorf("%w (%s off)", ErrStale, d.Round(time.Second))
-	}
-	if !hmac.Equal([]byte(sig), []byte(Sign(secret, ts, body))) {
+	case httpx.V0Stale:
+		return fmt.Errorf("%w (%s off)", ErrStale, off)
+	case httpx.V0BadSignature:
 		return ErrBadSignature
 	}
 	return nil

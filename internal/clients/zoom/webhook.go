@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // The headers of a Zoom webhook request.
@@ -41,12 +43,7 @@ var (
 // Sign returns the x-zm-signature of body sent at timestamp ts (unix
 // seconds, as the header carries it): `v0=` and the hex HMAC-SHA256 of
 // `v0:{ts}:{body}` under the app's secret token.
-func Sign(secret, ts string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":"))
-	mac.Write(body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
+func Sign(secret, ts string, body []byte) string { return httpx.SignV0(secret, ts, body) }
 
 // SignedHeader is the header Zoom sends with body at now, signed with
 // secret: for senders and tests.
@@ -71,31 +68,15 @@ func Verify(secret string, header http.Header, body []byte, now time.Time, windo
 	if sig == "" || ts == "" {
 		return ErrNoSignature
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sec < 0 {
-		return ErrBadTimestamp
-	}
 	if window <= 0 {
 		window = DefaultSignatureWindow
 	}
-	// compared in seconds: a time.Time of any int64 would overflow
-	d := now.Unix() - sec
-	if d < 0 {
-		d = -d
-	}
-	if d < 0 || d > int64(window/time.Second) { // d < 0: the negation of MinInt64
+	switch why, _ := httpx.CheckV0(secret, sig, ts, body, now, window); why {
+	case httpx.V0BadTimestamp:
+		return ErrBadTimestamp
+	case httpx.V0Stale:
 		return ErrStale
-	}
-	hexsig, ok := strings.CutPrefix(sig, "v0=")
-	if !ok {
-		return ErrBadSignature
-	}
-	got, err := hex.DecodeString(hexsig)
-	if err != nil {
-		return ErrBadSignature
-	}
-	want, _ := hex.DecodeString(strings.TrimPrefix(Sign(secret, ts, body), "v0="))
-	if !hmac.Equal(got, want) {
+	case httpx.V0BadSignature:
 		return ErrBadSignature
 	}
 	return nil
