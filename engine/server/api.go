@@ -139,24 +139,35 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, run)
 }
 
-// runRecipe runs one recipe now on the event in the body (a JSON object,
-// as the recipe's trigger would deliver it; none is {}).
-func (s *Server) runRecipe(w http.ResponseWriter, r *http.Request) {
+// readObject reads a request's body as a JSON object (what names it in
+// errors: "the event"); an empty body is {}. It answers the request
+// itself (415, 413, 400) and reports false when the body is not one.
+func (s *Server) readObject(w http.ResponseWriter, r *http.Request, what string) ([]byte, map[string]any, bool) {
 	if !httpx.IsJSON(r.Header.Get("Content-Type")) {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the event must be JSON (Content-Type: application/json)")
-		return
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", what+" must be JSON (Content-Type: application/json)")
+		return nil, nil, false
 	}
 	raw, bad := s.readBody(w, r)
 	if bad != nil {
 		writeError(w, bad.status, bad.code, bad.msg)
-		return
+		return nil, nil, false
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		raw = []byte("{}")
 	}
-	var event map[string]any
-	if err := json.Unmarshal(raw, &event); err != nil || event == nil {
-		writeError(w, http.StatusBadRequest, "bad_body", "the event must be a JSON object")
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		writeError(w, http.StatusBadRequest, "bad_body", what+" must be a JSON object")
+		return nil, nil, false
+	}
+	return raw, obj, true
+}
+
+// runRecipe runs one recipe now on the event in the body (a JSON object,
+// as the recipe's trigger would deliver it; none is {}).
+func (s *Server) runRecipe(w http.ResponseWriter, r *http.Request) {
+	raw, _, ok := s.readObject(w, r, "the event")
+	if !ok {
 		return
 	}
 	eventID, runID, queued, err := s.cfg.Engine.RunNow(r.Context(), r.PathValue("name"), raw)

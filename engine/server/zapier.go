@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/zapier"
-	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -213,21 +211,8 @@ func (s *Server) zapierAction(w http.ResponseWriter, r *http.Request) {
 // {"input": {...}, "meta": {...}, "wait": ...}; wait (there or in the
 // query: seconds, a duration, or true for the most) waits for the runs.
 func (s *Server) zapierStart(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !httpx.IsJSON(ct) {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the input must be JSON (Content-Type: application/json)")
-		return
-	}
-	raw, bad := s.readBody(w, r)
-	if bad != nil {
-		writeError(w, bad.status, bad.code, bad.msg)
-		return
-	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	var body map[string]any
-	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
-		writeError(w, http.StatusBadRequest, "bad_body", "the body must be a JSON object")
+	_, body, ok := s.readObject(w, r, "the input")
+	if !ok {
 		return
 	}
 	waitV, hasWait := body["wait"]
