@@ -77,7 +77,9 @@ var actionInputs = map[string]func(server string) map[string]any{
 // server is the test server's URL.
 var connectionInputs = map[string]func(server string) map[string]any{
 	// a token, not a service-account file to read
-	"google": func(server string) map[string]any { return map[string]any{"token": connSecretV, "base_url": server + "/"} },
+	"google": func(server string) map[string]any {
+		return map[string]any{"token": connSecretV, "base_url": server + "/"}
+	},
 }
 
 // noInputSecret names the actions none of whose inputs reaches the service
