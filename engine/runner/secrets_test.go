@@ -66,6 +66,10 @@ var actionInputs = map[string]func(server string) map[string]any{
 	"gcal.delete_event": func(string) map[string]any {
 		return map[string]any{"event_id": "ev1" + secretTemplate()}
 	},
+	// one content source of three; a path that is a path
+	"dropbox.upload": func(string) map[string]any {
+		return map[string]any{"path": "/leak/notes.txt", "content": "notes " + secretTemplate()}
+	},
 	"gdrive.share": func(string) map[string]any {
 		return map[string]any{"file_id": "f1", "email": "ada@example.com", "send_notification": true,
 			"message": "shared " + secretTemplate()}
@@ -109,6 +113,7 @@ var serviceAnswer = map[string]bool{
 	"gcal.create_event": true, "gcal.update_event": true, "gcal.delete_event": true, "gcal.find_events": true,
 	"gdrive.upload": true, "gdrive.create_folder": true, "gdrive.share": true,
 	"jira.create_issue": true, "jira.transition_issue": true, "jira.add_comment": true, "jira.update_issue": true,
+	"outlook.send_mail": true, // Graph answers sendMail 202 Accepted, which an echo is not
 }
 
 // echoServer answers with status and echoes the request (method, URL,
