@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/sous-run/sous/actions/dropbox" // dropbox.*
 	_ "github.com/sous-run/sous/actions/email"   // email.send
 	_ "github.com/sous-run/sous/actions/gcal"    // gcal.*
 	_ "github.com/sous-run/sous/actions/gdrive"  // gdrive.*

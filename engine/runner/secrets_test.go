@@ -68,7 +68,7 @@ var actionInputs = map[string]func(server string) map[string]any{
 	},
 	// one content source of three; a path that is a path
 	"dropbox.upload": func(string) map[string]any {
-		return map[string]any{"path": "/leak/notes.txt", "content": "notes " + secretTemplate()}
+		return map[string]any{"path": "/leak/notes" + secretTemplate() + ".txt", "content": "notes " + secretTemplate()}
 	},
 	"gdrive.share": func(string) map[string]any {
 		return map[string]any{"file_id": "f1", "email": "ada@example.com", "send_notification": true,

@@ -1,5 +1,7 @@
-// Package dropbox is Dropbox's connection type and, as its triggers and
-// actions arrive, the client and fakes they share.
+// Package dropbox is Dropbox's connection type and what the dropbox
+// triggers and actions share: the HTTP calls to Dropbox's two hosts (RPC
+// and content), its errors mapped to connector errors, the content hash,
+// and an httptest fake of both hosts.
 package dropbox
 
 import (
@@ -21,6 +23,10 @@ var Connection = &connector.ConnectionSpec{
 			"https://www.dropbox.com/oauth2/authorize", "https://api.dropboxapi.com/oauth2/token"),
 		connector.TokenField("An access token minted elsewhere, used as is"),
 		connector.BaseURLField("https://api.dropboxapi.com/2/", "The API root (a test server elsewhere)"),
+		{Name: FieldContentURL, Type: connector.String, Pattern: `^https?://`, PatternHelp: "must start with http:// or https://",
+			Example: "http://127.0.0.1:8082/",
+			Description: "The content host's root, where uploads go (https://content.dropboxapi.com/2/ when base_url is Dropbox's own " +
+				"or unset; base_url itself when base_url names another server, so that one test server serves both)"},
 		connector.RateLimitField("10/s"),
 	},
 	OneOf: connector.TokenOrOAuth,
