@@ -3,6 +3,8 @@ package all
 
 import (
 	_ "github.com/sous-run/sous/triggers/email"    // email.received
+	_ "github.com/sous-run/sous/triggers/gcal"     // gcal.event_created
+	_ "github.com/sous-run/sous/triggers/gdrive"   // gdrive.file_created
 	_ "github.com/sous-run/sous/triggers/jira"     // jira.*
 	_ "github.com/sous-run/sous/triggers/schedule" // schedule.cron
 	_ "github.com/sous-run/sous/triggers/slack"    // slack.*

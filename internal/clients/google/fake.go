@@ -47,6 +47,7 @@ type Fake struct {
 	perms    map[string][]*drive.Permission
 	seq      int
 	failures []*Failure
+	feeds    syncState // events.list sync tokens and Drive's changes (fakesync.go)
 	// Requests lists every request, in order.
 	Requests []Recorded
 	// Problems lists the requests the fake refused as malformed.
@@ -105,7 +106,8 @@ type fakeUpload struct {
 // NewFake returns a fake for token.
 func NewFake(token string) *Fake {
 	return &Fake{Token: token, events: map[string]map[string]*calendar.Event{}, deleted: map[string]bool{},
-		files: map[string]*FakeFile{}, uploads: map[string]*fakeUpload{}, perms: map[string][]*drive.Permission{}}
+		files: map[string]*FakeFile{}, uploads: map[string]*fakeUpload{}, perms: map[string][]*drive.Permission{},
+		feeds: newSyncState()}
 }
 
 // Fail adds an injected failure.
@@ -177,14 +179,25 @@ func (f *Fake) AddEvent(cal string, ev *calendar.Event) {
 	if f.events[cal] == nil {
 		f.events[cal] = map[string]*calendar.Event{}
 	}
+	if ev.Created == "" {
+		ev.Created = Stamp(time.Now())
+	}
+	if ev.Updated == "" {
+		ev.Updated = ev.Created
+	}
 	f.events[cal][ev.Id] = ev
+	f.touchEvent(cal, ev.Id)
 }
 
 // AddFile puts a file or folder in the fake.
 func (f *Fake) AddFile(file *FakeFile) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if file.CreatedTime == "" {
+		file.CreatedTime = Stamp(time.Now())
+	}
 	f.files[file.Id] = file
+	f.changed(file.Id, false)
 }
 
 // statusWriter records the status written.
@@ -303,11 +316,17 @@ func (f *Fake) route(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case eventsPath.MatchString(p) && r.Method == http.MethodPost:
 		f.insertEvent(w, r, eventsPath.FindStringSubmatch(p)[1])
+	case eventsPath.MatchString(p) && r.Method == http.MethodGet && r.URL.Query().Get("syncToken") != "":
+		f.syncEvents(w, r, eventsPath.FindStringSubmatch(p)[1])
 	case eventsPath.MatchString(p) && r.Method == http.MethodGet:
 		f.listEvents(w, r, eventsPath.FindStringSubmatch(p)[1])
 	case eventPath.MatchString(p):
 		m := eventPath.FindStringSubmatch(p)
 		f.event(w, r, m[1], m[2])
+	case p == "/drive/v3/changes/startPageToken" && r.Method == http.MethodGet:
+		f.startPageToken(w)
+	case p == "/drive/v3/changes" && r.Method == http.MethodGet:
+		f.listChanges(w, r)
 	case p == "/drive/v3/files" && r.Method == http.MethodGet:
 		f.listFiles(w, r)
 	case p == "/drive/v3/files" && r.Method == http.MethodPost:
@@ -389,7 +408,7 @@ func (f *Fake) insertEvent(w http.ResponseWriter, r *http.Request, cal string) {
 	ev.Kind, ev.Status = "calendar#event", "confirmed"
 	ev.HtmlLink = "https://www.google.com/calendar/event?eid=" + ev.Id
 	ev.ICalUID = ev.Id + "@google.com"
-	ev.Created = time.Now().UTC().Format(time.RFC3339)
+	ev.Created = Stamp(time.Now())
 	ev.Updated = ev.Created
 	ev.Etag = `"1"`
 	if ev.ConferenceData != nil && ev.ConferenceData.CreateRequest != nil {
@@ -403,6 +422,7 @@ func (f *Fake) insertEvent(w http.ResponseWriter, r *http.Request, cal string) {
 	}
 	stored := ev
 	f.events[cal][ev.Id] = &stored
+	f.touchEvent(cal, ev.Id)
 	writeJSON(w, &ev)
 }
 
@@ -443,12 +463,14 @@ func (f *Fake) event(w http.ResponseWriter, r *http.Request, cal, id string) {
 			f.problem(w, "patch event: start: %v", err)
 			return
 		}
-		next.Updated = time.Now().UTC().Format(time.RFC3339)
+		next.Updated = Stamp(time.Now())
 		f.events[cal][id] = &next
+		f.touchEvent(cal, id)
 		writeJSON(w, &next)
 	case http.MethodDelete:
 		delete(f.events[cal], id)
 		f.deleted[cal+"/"+id] = true
+		f.cancelEvent(cal, ev)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		f.problem(w, "unexpected %s on an event", r.Method)
@@ -513,6 +535,10 @@ func (f *Fake) listEvents(w http.ResponseWriter, r *http.Request, cal string) {
 	}
 	if from+size < len(all) {
 		out.NextPageToken = strconv.Itoa(from + size)
+	} else {
+		// the last page of a full list carries the token of an
+		// incremental sync from here
+		out.NextSyncToken = f.syncToken()
 	}
 	writeJSON(w, out)
 }
@@ -581,6 +607,11 @@ func (f *Fake) newFile(meta drive.File, content []byte) *FakeFile {
 		file.Parents = []string{"root"}
 	}
 	file.WebViewLink = "https://drive.google.com/file/d/" + file.Id + "/view"
+	file.CreatedTime = Stamp(time.Now())
+	file.ModifiedTime = file.CreatedTime
+	if len(file.Owners) == 0 {
+		file.Owners = []*drive.User{{Kind: "drive#user", DisplayName: "Fake Owner", EmailAddress: "owner@example.com", Me: true}}
+	}
 	if file.MimeType == "application/vnd.google-apps.folder" {
 		file.WebViewLink = "https://drive.google.com/drive/folders/" + file.Id
 	} else {
@@ -589,6 +620,7 @@ func (f *Fake) newFile(meta drive.File, content []byte) *FakeFile {
 		file.Size = int64(len(content))
 	}
 	f.files[file.Id] = file
+	f.changed(file.Id, false)
 	return file
 }
 
