@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/sous-run/sous/triggers/dropbox"  // dropbox.file_changed
 	_ "github.com/sous-run/sous/triggers/email"    // email.received
 	_ "github.com/sous-run/sous/triggers/gcal"     // gcal.event_created
 	_ "github.com/sous-run/sous/triggers/gdrive"   // gdrive.file_created
