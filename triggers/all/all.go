@@ -7,6 +7,7 @@ import (
 	_ "github.com/sous-run/sous/triggers/gcal"     // gcal.event_created
 	_ "github.com/sous-run/sous/triggers/gdrive"   // gdrive.file_created
 	_ "github.com/sous-run/sous/triggers/jira"     // jira.*
+	_ "github.com/sous-run/sous/triggers/outlook"  // outlook.email_received
 	_ "github.com/sous-run/sous/triggers/schedule" // schedule.cron
 	_ "github.com/sous-run/sous/triggers/slack"    // slack.*
 	_ "github.com/sous-run/sous/triggers/webhook"  // webhook.received
