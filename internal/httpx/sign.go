@@ -81,9 +81,11 @@ const (
 // CheckV0 checks a "v0" signature sig of body sent at ts (SignV0) under
 // secret, and that ts is within window of now either way: 0 when both
 // hold, else why not (V0BadTimestamp, V0Stale, V0BadSignature), with how
-// far ts is from now. The signature is compared in constant time.
+// far ts is from now. The signature's hex may be in either case; it is
+// compared in constant time. Nothing is trimmed: the caller trims headers
+// if it wants to.
 func CheckV0(secret, sig, ts string, body []byte, now time.Time, window time.Duration) (int, time.Duration) {
-	sec, err := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
+	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || sec < 0 {
 		return V0BadTimestamp, 0
 	}
@@ -95,16 +97,16 @@ func CheckV0(secret, sig, ts string, body []byte, now time.Time, window time.Dur
 	if d < 0 || d > int64(window/time.Second) { // d < 0: the negation of MinInt64
 		return V0Stale, time.Duration(min(d, int64(math.MaxInt64/time.Second))) * time.Second
 	}
-	hexsig, ok := strings.CutPrefix(strings.TrimSpace(sig), "v0=")
+	hexsig, ok := strings.CutPrefix(sig, "v0=")
 	if !ok {
 		return V0BadSignature, 0
 	}
-	got, err := hex.DecodeString(hexsig)
+	got, err := hex.DecodeString(hexsig) // either case, as hex is
 	if err != nil {
 		return V0BadSignature, 0
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + strings.TrimSpace(ts) + ":"))
+	mac.Write([]byte("v0:" + ts + ":"))
 	mac.Write(body)
 	if !hmac.Equal(got, mac.Sum(nil)) {
 		return V0BadSignature, 0

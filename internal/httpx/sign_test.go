@@ -89,6 +89,8 @@ func TestV0(t *testing.T) {
 		{"another body", want, ts, body + "x", at, V0BadSignature},
 		{"no v0= prefix", want[3:], ts, body, at, V0BadSignature},
 		{"not hex", "v0=zz", ts, body, at, V0BadSignature},
+		{"upper-case hex", "v0=A2114D57B48EAC39B9AD189DD8316235A7B4A8D21A10BD27519666489C69B503", ts, body, at, 0},
+		{"a timestamp with a space", want, " " + ts, body, at, V0BadTimestamp},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
