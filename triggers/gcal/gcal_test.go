@@ -15,6 +15,7 @@ import (
 	"google.golang.org/api/calendar/v3"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/connector/connectortest"
 	"github.com/sous-run/sous/internal/clients/google"
 )
 
@@ -284,6 +285,7 @@ func TestPayload(t *testing.T) {
 	require.NoError(t, err)
 	b, err := json.Marshal(got)
 	require.NoError(t, err)
+	require.NoError(t, connectortest.Conforms(EventShape, got), "the payload matches the declared shape")
 	require.JSONEq(t, `{"id":"abc123","calendar_id":"primary","summary":"Planning","description":"Agenda","location":"Room 4",
 	"start":{"date":"","date_time":"2026-03-02T10:00:00+01:00","time_zone":"Europe/Paris"},
 	"end":{"date":"","date_time":"2026-03-02T11:00:00+01:00","time_zone":"Europe/Paris"},"all_day":false,
@@ -327,5 +329,6 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		_, err = json.Marshal(got)
 		require.NoError(t, err)
+		require.NoError(t, connectortest.Conforms(EventShape, got))
 	})
 }

@@ -56,7 +56,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 	var cur cursor
 	if len(req.Cursor) == 0 {
 		// a new recipe starts from now, without the calendar's history
-		t := now().UTC()
+		t := clock()
 		cur = cursor{Since: t, Full: true, Started: t}
 	} else if err := json.Unmarshal(req.Cursor, &cur); err != nil {
 		return nil, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("gcal poll cursor: %w", err))
@@ -65,7 +65,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 		cur.Full = true
 	}
 	if cur.Started.IsZero() {
-		cur.Started = now().UTC()
+		cur.Started = clock()
 	}
 	svc, err := google.Calendar(ctx, req.Connection)
 	if err != nil {
@@ -89,7 +89,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 			if req.Logger != nil {
 				req.Logger.Warn("calendar sync token expired; syncing in full again", "calendar", calID, "status", code)
 			}
-			cur = cursor{Since: cur.Since, Full: true, Started: now().UTC()}
+			cur = cursor{Since: cur.Since, Full: true, Started: clock()}
 			return result(nil, cur, true)
 		}
 		return nil, google.Classify("list calendar events", err)
@@ -142,3 +142,7 @@ func (b byTime) Swap(i, j int) {
 	b.evs[i], b.evs[j] = b.evs[j], b.evs[i]
 	b.at[i], b.at[j] = b.at[j], b.at[i]
 }
+
+// clock is now in UTC, to Google's precision (milliseconds): a creation
+// time in the same millisecond as the cursor's counts as after it.
+func clock() time.Time { return now().UTC().Truncate(time.Millisecond) }

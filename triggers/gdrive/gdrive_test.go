@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/connector/connectortest"
 	"github.com/sous-run/sous/internal/clients/google"
 )
 
@@ -250,6 +251,7 @@ func TestPayload(t *testing.T) {
 	require.NoError(t, err)
 	b, err := json.Marshal(got)
 	require.NoError(t, err)
+	require.NoError(t, connectortest.Conforms(FileShape, got), "the payload matches the declared shape")
 	require.JSONEq(t, `{"id":"f1","name":"report.pdf","mime_type":"application/pdf","parents":["inbox"],"folder_id":"inbox",
 	"created_time":"2026-03-01T09:00:00.000Z","modified_time":"2026-03-01T09:00:00.500Z","size":1234,"md5":"abc",
 	"web_view_link":"https://drive.google.com/file/d/f1/view","owners":[{"email":"ada@example.com","display_name":"Ada"}],
@@ -278,5 +280,6 @@ func FuzzParseChange(f *testing.F) {
 		}
 		_, err = json.Marshal(got)
 		require.NoError(t, err)
+		require.NoError(t, connectortest.Conforms(FileShape, got))
 	})
 }

@@ -54,7 +54,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 		return nil, err
 	}
 	if len(req.Cursor) == 0 {
-		t := now().UTC()
+		t := clock()
 		start, err := svc.Changes.GetStartPageToken().Context(ctx).Do()
 		if err != nil {
 			return nil, google.Classify("get drive start page token", err)
@@ -72,7 +72,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 		return nil, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("gdrive poll cursor: %w", err))
 	}
 	if cur.Started.IsZero() {
-		cur.Started = now().UTC()
+		cur.Started = clock()
 	}
 	page, err := svc.Changes.List(cur.PageToken).Context(ctx).Fields(ChangeFields).PageSize(PageSize).Spaces("drive").Do()
 	if err != nil {
@@ -130,3 +130,7 @@ func (b byTime) Swap(i, j int) {
 	b.evs[i], b.evs[j] = b.evs[j], b.evs[i]
 	b.at[i], b.at[j] = b.at[j], b.at[i]
 }
+
+// clock is now in UTC, to Google's precision (milliseconds): a creation
+// time in the same millisecond as the cursor's counts as after it.
+func clock() time.Time { return now().UTC().Truncate(time.Millisecond) }
