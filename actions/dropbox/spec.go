@@ -41,8 +41,8 @@ var Upload = &connector.Spec{
 		"goes in one files/upload call; a larger one through an upload session (start, append_v2, finish), and a chunk " +
 		"whose call fails (5xx, 429, a dropped connection) is sent again from the offset Dropbox reports, not the file. " +
 		"With mode add, a retried step does not make \"name (1).ext\": before committing, the file already at path is " +
-		"compared by Dropbox's content hash with the content, and returned (existed: true) when they are equal; a conflict " +
-		"at commit is compared the same way.",
+		"compared by Dropbox's content hash with the content, and returned (existed: true) when they are equal (with " +
+		"autorename, the renamed \"name (n).ext\" files too); a conflict at commit is compared the same way.",
 	Connection: "dropbox", ConnectionRequired: true,
 	Fields: []connector.Field{
 		{Name: FieldPath, Type: connector.String, Required: true, Pattern: `^/.*[^/]$`, PatternHelp: "must start with / and name a file",

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	pathpkg "path"
 	"strings"
 	"time"
 
@@ -242,8 +243,31 @@ func (u *uploader) existing(ctx context.Context, hash string) (map[string]any, b
 	if md != nil && md.Tag == "file" && md.ContentHash == hash {
 		return output(md, true), true, nil
 	}
+	if md == nil || !u.autorename || u.mode != "add" {
+		return nil, false, nil
+	}
+	// another file is at path, so an earlier attempt with autorename may
+	// have made "name (1).ext", "name (2).ext", ...: look at those in turn
+	ext := pathpkg.Ext(u.path)
+	stem := strings.TrimSuffix(u.path, ext)
+	for i := 1; i <= MaxRenamesChecked; i++ {
+		md, err := dropbox.GetMetadata(ctx, u.conn, fmt.Sprintf("%s (%d)%s", stem, i, ext))
+		if err != nil {
+			return nil, false, fmt.Errorf("dropbox.upload: look for an earlier renamed upload: %w", err)
+		}
+		if md == nil {
+			break
+		}
+		if md.Tag == "file" && md.ContentHash == hash {
+			return output(md, true), true, nil
+		}
+	}
 	return nil, false, nil
 }
+
+// MaxRenamesChecked is how many autorenamed names ("name (n).ext") an
+// upload with autorename looks at for an earlier attempt's file.
+const MaxRenamesChecked = 20
 
 // onCommitError: a conflict (or a lost finish) is no error when the file
 // at path is the content.

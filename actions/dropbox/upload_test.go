@@ -132,6 +132,19 @@ func TestUploadConflictAfterLostAnswer(t *testing.T) {
 	require.Equal(t, true, out["existed"])
 	require.Len(t, f.fake.Files(), 1)
 
+	// with autorename and another file at path, the first attempt made
+	// "other (1).txt" and lost its answer: the retry finds it
+	f.fake.Put("/other.txt", []byte("someone else's"))
+	f.fake.Put("/other (1).txt", []byte("yet another"))
+	f.fake.Fail(dbx.Failure{Endpoint: "files/upload", After: true})
+	_, err = f.run(t, map[string]any{"path": "/other.txt", "content": "mine", "autorename": true})
+	require.Error(t, err)
+	out, err = f.run(t, map[string]any{"path": "/other.txt", "content": "mine", "autorename": true})
+	require.NoError(t, err)
+	require.Equal(t, true, out["existed"])
+	require.Equal(t, "/other (2).txt", out["path_display"])
+	require.Len(t, f.fake.Files(), 4, "no \"other (3).txt\"")
+
 	// the race: get_metadata says not found, then the commit conflicts
 	f.fake.Fail(dbx.Failure{Endpoint: "files/get_metadata", Status: http.StatusConflict,
 		Body: `{"error_summary":"path/not_found/..","error":{".tag":"path","path":{".tag":"not_found"}}}`})
