@@ -136,6 +136,9 @@ durations in milliseconds (duration_ms, delay_ms) and no time that is not set.`,
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
 			}
+			if r.Deliveries, err = st.RunDeliveries(cmd.Context(), r.ID, server.RedactTarget); err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
+			}
 			if showJSON {
 				return writeJSONOut(cmd.OutOrStdout(), r)
 			}

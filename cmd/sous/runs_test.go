@@ -138,3 +138,34 @@ func TestRunsAndStatsOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestRunsShowZapierDeliveries: runs show lists the run's Zapier
+// deliveries as they stand now, each target as its scheme and host only.
+func TestRunsShowZapierDeliveries(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	data := seedRuns(t, &store.Run{ID: "run_z", Recipe: "orders", EventID: "ev_z", Status: "succeeded", StartedAt: now, Attempt: 1,
+		Record: json.RawMessage(`{"run_id":"run_z","status":"succeeded"}`)})
+	ctx := context.Background()
+	write, read, err := store.OpenSQLite(ctx, data)
+	require.NoError(t, err)
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	require.NoError(t, st.MigrateZapier(ctx))
+	_, _, err = st.AddZapierHook(ctx, &store.ZapierHook{ID: "hk1", Event: "order", Target: "https://hooks.zapier.test/hooks/catch/123/zap-secret/", CreatedAt: now})
+	require.NoError(t, err)
+	_, err = st.EnqueueZapier(ctx, &store.ZapierItem{ID: "it1", Event: "order", RunID: "run_z", Body: []byte(`{"id":"it1"}`), CreatedAt: now},
+		"notify", func(*store.ZapierHook) bool { return true }, func(hook string) string { return "it1/" + hook })
+	require.NoError(t, err)
+	read.Close()
+	write.Close()
+
+	r := sous(t, "", "runs", "show", "--data", data, "run_z")
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "zapier deliveries\n")
+	require.Regexp(t, `notify +order to https://hooks\.zapier\.test/…: pending, 0 attempts`, r.stdout)
+	r = sous(t, "", "runs", "show", "--data", data, "--json", "run_z")
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, `"zapier_deliveries"`)
+	for _, out := range []string{r.stdout, sous(t, "", "runs", "show", "--data", data, "run_z").stdout} {
+		require.NotContains(t, out, "zap-secret", "a hook URL's path is the Zap's secret")
+	}
+}

@@ -56,6 +56,19 @@ func writeRun(w io.Writer, r *store.Run) error {
 		// a run that ran no step (a recipe removed before it ran)
 		fmt.Fprintf(&b, "%-9s %s\n", "record", "none")
 	}
+	if len(r.Deliveries) > 0 {
+		b.WriteString("\nzapier deliveries\n")
+		for _, d := range r.Deliveries {
+			last := ""
+			if d.LastCode != 0 {
+				last = fmt.Sprintf(", last answer %d", d.LastCode)
+			}
+			if d.LastError != "" {
+				last += ": " + printable(d.LastError)
+			}
+			fmt.Fprintf(&b, "  %-14s %s to %s: %s, %s%s\n", d.Step, d.Event, d.Target, d.Status, plural(d.Attempts, "attempt"), last)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

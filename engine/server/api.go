@@ -136,6 +136,13 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "the run could not be read")
 		return
 	}
+	// its Zapier deliveries as they stand now; the run is shown without
+	// them when they cannot be read
+	if ds, err := s.cfg.Store.RunDeliveries(r.Context(), run.ID, RedactTarget); err == nil {
+		run.Deliveries = ds
+	} else {
+		s.log.Warn("read a run's zapier deliveries", "run", run.ID, "error", err)
+	}
 	writeJSON(w, http.StatusOK, run)
 }
 

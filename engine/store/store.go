@@ -86,6 +86,10 @@ type Run struct {
 	Retries    int             `json:"retries"`
 	Record     json.RawMessage `json:"record,omitempty"` // the full runner.Result
 	Steps      []RunStep       `json:"steps,omitempty"`
+	// Deliveries are the run's Zapier deliveries as they stand now (one
+	// per item and subscriber, their targets shown as scheme and host),
+	// when it made any: set by RunDeliveries' callers, not by GetRun.
+	Deliveries []*ZapierDelivery `json:"zapier_deliveries,omitempty"`
 	// Replace makes SaveRunTx clear what an earlier save of the same run
 	// left (steps, checkpoint); a run's first save skips that work.
 	Replace bool `json:"-"`

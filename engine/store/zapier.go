@@ -516,3 +516,35 @@ func (s *Store) PruneZapier(ctx context.Context, before time.Time, batch int) (i
 		}
 	}
 }
+
+// RunDeliveries lists a run's Zapier deliveries as they stand now, oldest
+// first, with redact applied to each target (a Zapier hook URL holds the
+// Zap's secret). A store without the Zapier tables (a process that never
+// served Zapier) has none.
+func (s *Store) RunDeliveries(ctx context.Context, runID string, redact func(string) string) ([]*ZapierDelivery, error) {
+	if ok, err := s.hasTable(ctx, "zapier_deliveries"); err != nil || !ok {
+		return nil, err
+	}
+	ds, err := s.ListZapierDeliveries(ctx, ZapierDeliveryFilter{RunID: runID})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		d.Target = redact(d.Target)
+	}
+	return ds, nil
+}
+
+// hasTable reports whether the store has the table name (before its
+// prefix).
+func (s *Store) hasTable(ctx context.Context, name string) (bool, error) {
+	query := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
+	if s.Dialect == Postgres {
+		query = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1`
+	}
+	var n int
+	if err := s.DB.QueryRowContext(ctx, query, s.Prefix+name).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for table %s: %w", name, err)
+	}
+	return n > 0, nil
+}

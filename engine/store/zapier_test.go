@@ -135,3 +135,33 @@ func TestZapierDeliveries(t *testing.T) {
 		require.Equal(t, int64(1), n)
 	})
 }
+
+// TestRunDeliveries: a run's deliveries as they stand, targets redacted;
+// a store that never had the Zapier tables has none, and no error.
+func TestRunDeliveries(t *testing.T) {
+	backends(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		redact := func(string) string { return "https://hooks.test/…" }
+		none, err := st.RunDeliveries(ctx, "r1", redact)
+		require.NoError(t, err, "no Zapier tables yet")
+		require.Empty(t, none)
+
+		require.NoError(t, st.MigrateZapier(ctx))
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		_, _, err = st.AddZapierHook(ctx, &store.ZapierHook{ID: "hk1", Event: "order", Target: "https://hooks.test/secret-path/1", CreatedAt: now})
+		require.NoError(t, err)
+		_, err = st.EnqueueZapier(ctx, &store.ZapierItem{ID: "it1", Event: "order", RunID: "r1", Body: []byte(`{"id":"it1"}`), CreatedAt: now},
+			"notify", func(*store.ZapierHook) bool { return true }, func(hook string) string { return "it1/" + hook })
+		require.NoError(t, err)
+
+		got, err := st.RunDeliveries(ctx, "r1", redact)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, "https://hooks.test/…", got[0].Target)
+		require.Equal(t, "notify", got[0].Step)
+		require.Equal(t, "pending", got[0].Status)
+		other, err := st.RunDeliveries(ctx, "r2", redact)
+		require.NoError(t, err)
+		require.Empty(t, other)
+	})
+}
