@@ -70,6 +70,9 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzReceive$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/jira
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/email
 	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(call fuzzbudget,10000x) ./engine/zapier
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/gcal
+	$(GO) test -run='^$$' -fuzz='^FuzzParseChange$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/gdrive
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePage$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/dropbox
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/
