@@ -81,8 +81,14 @@ func msg(subject, from string) microsoft.Message {
 
 func TestFirstPollDoesNotReplay(t *testing.T) {
 	p := newPoller(t, map[string]any{})
-	for i := range 5 {
-		p.f.AddMessage("inbox", msg(fmt.Sprintf("old %d", i), "a@example.com"))
+	p.f.PageSize = 2 // the newest second's messages span pages
+	for i := range 7 {
+		m := msg(fmt.Sprintf("old %d", i), "a@example.com")
+		m.ReceivedDateTime = "2026-03-02T10:00:00Z"
+		if i < 2 {
+			m.ReceivedDateTime = "2026-03-02T09:00:00Z"
+		}
+		p.f.AddMessage("inbox", m)
 	}
 	res, err := p.poll()
 	require.NoError(t, err)

@@ -141,26 +141,32 @@ func poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 }
 
 // seed is the first poll: the cursor goes to the folder's newest message
-// (the ids received at its instant seen), or to the epoch for an empty
-// folder; no event.
+// (the ids of every message received at its instant seen, pages followed
+// while they all are), or to the epoch for an empty folder; no event.
 func seed(ctx context.Context, conn *connector.Connection, base string) (*connector.PollResult, error) {
 	q := url.Values{"$orderby": {"receivedDateTime desc"}, "$top": {strconv.Itoa(PageSize)}, "$select": {"id,receivedDateTime"}}
-	var pg microsoft.MessagePage
-	if _, err := microsoft.Call(ctx, conn, http.MethodGet, base+"?"+q.Encode(), nil, &pg, nil); err != nil {
-		return nil, fmt.Errorf("outlook.email_received: list: %w", err)
-	}
 	cur := Cursor{Since: epoch}
-	if len(pg.Value) > 0 {
-		newest := pg.Value[0]
-		if err := checkMessage(&newest); err != nil {
-			return nil, connector.Permanent(connector.ReasonClientError, fmt.Errorf("outlook.email_received: %w", err))
+	var newest time.Time
+	ref := base + "?" + q.Encode()
+	for ref != "" {
+		var pg microsoft.MessagePage
+		if _, err := microsoft.Call(ctx, conn, http.MethodGet, ref, nil, &pg, nil); err != nil {
+			return nil, fmt.Errorf("outlook.email_received: list: %w", err)
 		}
-		t, _ := time.Parse(time.RFC3339Nano, newest.ReceivedDateTime)
-		cur.Since = newest.ReceivedDateTime
+		ref = pg.NextLink
 		for _, m := range pg.Value {
-			if mt, err := time.Parse(time.RFC3339Nano, m.ReceivedDateTime); err == nil && mt.Equal(t) {
-				cur.Seen = append(cur.Seen, m.ID)
+			if err := checkMessage(&m); err != nil {
+				return nil, connector.Permanent(connector.ReasonClientError, fmt.Errorf("outlook.email_received: %w", err))
 			}
+			t, _ := time.Parse(time.RFC3339Nano, m.ReceivedDateTime)
+			if newest.IsZero() {
+				newest, cur.Since = t, m.ReceivedDateTime
+			}
+			if !t.Equal(newest) {
+				ref = "" // older: the newest instant is all seen
+				break
+			}
+			cur.Seen = append(cur.Seen, m.ID)
 		}
 	}
 	b, err := json.Marshal(cur)

@@ -73,6 +73,10 @@ type Failure struct {
 	RetryAfter string
 	Code       string
 	Times      int
+	// After handles the request first, then answers the failure: the
+	// call took effect but its answer was lost (a retry must not repeat
+	// it).
+	After bool
 }
 
 // NewFake returns a fake that takes token.
@@ -202,6 +206,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if fl := f.failure(r); fl != nil {
+		if fl.After {
+			f.route(&discardWriter{header: http.Header{}}, r)
+		}
 		if fl.RetryAfter != "" {
 			sw.Header().Set("Retry-After", fl.RetryAfter)
 		}
@@ -214,6 +221,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.route(sw, r)
 }
+
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
 
 func (f *Fake) failure(r *http.Request) *Failure {
 	f.mu.Lock()
