@@ -193,7 +193,6 @@ func TestCreateEvent(t *testing.T) {
 		name string
 		with map[string]any
 	}{
-		{"no title", map[string]any{"start": "2026-03-02T10:00:00Z", "end": "2026-03-02T11:00:00Z"}},
 		{"end before start", map[string]any{"subject": "x", "start": "2026-03-02T10:00:00Z", "end": "2026-03-02T09:00:00Z"}},
 		{"mixed", map[string]any{"subject": "x", "start": "2026-03-02", "end": "2026-03-02T09:00:00Z"}},
 		{"bad time", map[string]any{"subject": "x", "start": "tomorrow", "end": "2026-03-02T09:00:00Z"}},
@@ -204,6 +203,11 @@ func TestCreateEvent(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
+	t.Run("no title, found when the step runs (either may be a template)", func(t *testing.T) {
+		_, err := run(t, outlook.CreateEvent, conn, map[string]any{"start": "2026-03-02T10:00:00Z", "end": "2026-03-02T11:00:00Z"}, "k8")
+		require.ErrorContains(t, err, "subject (or summary) is required")
+		require.Equal(t, connector.ReasonInvalid, connector.Classify(err).Reason)
+	})
 	t.Run("naive without a zone", func(t *testing.T) {
 		_, err := run(t, outlook.CreateEvent, conn, map[string]any{"subject": "x", "start": "2026-03-02T10:00:00", "end": "2026-03-02T11:00:00"}, "k9")
 		require.Error(t, err)
