@@ -276,3 +276,22 @@ func TestPollErrors(t *testing.T) {
 	require.Equal(t, connector.ReasonAuth, connector.Classify(err).Reason)
 	require.NotContains(t, err.Error(), "wrong")
 }
+
+// TestLargeBodies: a page whose bodies are over the client's 10 MiB is
+// read again a message a page, rather than failing the poll for ever.
+func TestLargeBodies(t *testing.T) {
+	p := newPoller(t, map[string]any{})
+	require.Empty(t, p.drain())
+	big := strings.Repeat("newsletter ", 4<<20/11)
+	for i := range 3 {
+		m := msg(fmt.Sprintf("big %d", i), "news@example.com")
+		m.Body.Content = big
+		p.f.AddMessage("inbox", m)
+	}
+	require.Equal(t, []string{"big 0", "big 1", "big 2"}, p.drain())
+	tops := map[string]int{}
+	for _, r := range p.f.Requests() {
+		tops[r.Query.Get("$top")]++
+	}
+	require.Positive(t, tops["1"], "pages of one message")
+}

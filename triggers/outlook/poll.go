@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/internal/clients/microsoft"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // PageSize is the $top of a message list page; MaxPages bounds the pages
@@ -92,6 +94,18 @@ func poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 			NextLink string            `json:"@odata.nextLink"`
 		}
 		if _, err := microsoft.Call(ctx, req.Connection, http.MethodGet, ref, nil, &pg, prefer); err != nil {
+			if errors.Is(err, httpx.ErrBodyTooLarge) {
+				// large bodies: a page over the client's limit
+				if next.Since != cur.Since || len(next.Seen) != len(cur.Seen) {
+					res.More = true // the next poll starts from here, one message a page
+					break
+				}
+				if q.Get("$top") != "1" {
+					q.Set("$top", "1")
+					ref = base + "?" + q.Encode()
+					continue
+				}
+			}
 			return nil, fmt.Errorf("outlook.email_received: list %s: %w", folder, err)
 		}
 		moved := false
