@@ -73,6 +73,7 @@ fuzz: ## bounded fuzzing of the parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/gcal
 	$(GO) test -run='^$$' -fuzz='^FuzzParseChange$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/gdrive
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePage$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/dropbox
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(call fuzzbudget,10000x) ./triggers/outlook
 
 examples: build ## the examples validate and their tests pass
 	$(BIN) validate examples/
