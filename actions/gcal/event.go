@@ -10,30 +10,12 @@ import (
 	"google.golang.org/api/calendar/v3"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/eventtime"
 )
-
-// naiveLayout is a date-time without an offset, read in time_zone.
-const naiveLayout = "2006-01-02T15:04:05"
-
-// parseWhen reads a start or end: an RFC 3339 date-time, a date-time
-// without an offset (naive, for time_zone), or a date (all-day).
-func parseWhen(s string) (t time.Time, allDay bool, err error) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, false, nil
-	}
-	if t, err := time.Parse(naiveLayout, s); err == nil {
-		return t, false, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, true, nil
-	}
-	return time.Time{}, false, fmt.Errorf("%q is neither an RFC 3339 date-time (2026-03-02T10:00:00+01:00) nor a date (2026-03-02)", s)
-}
 
 // when is the EventDateTime of a start or end value.
 func when(name, s, zone string) (*calendar.EventDateTime, error) {
-	_, allDay, err := parseWhen(s)
+	_, allDay, err := eventtime.Parse(s)
 	if err != nil {
 		return nil, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("%s: %w", name, err))
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/eventtime"
 )
 
 // Field names of the gcal actions.
@@ -43,7 +44,7 @@ func sendUpdatesField() connector.Field {
 }
 
 func timeField(name, desc string) connector.Field {
-	return connector.Field{Name: name, Type: connector.String, Check: checkWhen, Example: map[string]string{
+	return connector.Field{Name: name, Type: connector.String, Check: eventtime.Check, Example: map[string]string{
 		FieldStart: "2026-03-02T10:00:00+01:00", FieldEnd: "2026-03-02T10:30:00+01:00"}[name], Description: desc}
 }
 
@@ -154,12 +155,6 @@ var (
 
 func init() { connector.Register(CreateEvent, UpdateEvent, DeleteEvent, FindEvents) }
 
-// checkWhen checks a literal start or end.
-func checkWhen(v any) error {
-	_, _, err := parseWhen(v.(string))
-	return err
-}
-
 var eventIDRE = regexp.MustCompile(`^[a-v0-9]{5,}$`)
 
 // checkEventID: Google's event ids are 5 to 1024 characters of base32hex
@@ -197,8 +192,8 @@ func validateTimes(with connector.Values) []connector.FieldError {
 	if s == "" || e == "" {
 		return nil
 	}
-	st, sDay, err1 := parseWhen(s)
-	et, eDay, err2 := parseWhen(e)
+	st, sDay, err1 := eventtime.Parse(s)
+	et, eDay, err2 := eventtime.Parse(e)
 	if err1 != nil || err2 != nil {
 		return nil // reported on the field
 	}

@@ -10,28 +10,9 @@ import (
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/eventtime"
 	"github.com/sous-run/sous/internal/clients/microsoft"
 )
-
-// naiveLayout is a date-time without an offset, read in time_zone; Graph's
-// dateTimeTimeZone takes this form.
-const naiveLayout = "2006-01-02T15:04:05"
-
-// parseWhen reads a start or end: an RFC 3339 date-time, a date-time
-// without an offset, or a date (all-day).
-func parseWhen(s string) (t time.Time, allDay bool, err error) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, false, nil
-	}
-	if t, err := time.Parse(naiveLayout, s); err == nil {
-		return t, false, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, true, nil
-	}
-	return time.Time{}, false, fmt.Errorf("%q is neither an RFC 3339 date-time (2026-03-02T10:00:00+01:00) nor a date (2026-03-02)", s)
-}
 
 // offsetOf says whether a date-time carries its UTC offset.
 func offsetOf(s string) bool {
@@ -44,7 +25,7 @@ func offsetOf(s string) bool {
 // otherwise; one without an offset needs zone; a date is midnight in zone
 // (UTC when none).
 func when(name, s, zone string) (*microsoft.DateTimeTimeZone, bool, error) {
-	t, allDay, err := parseWhen(s)
+	t, allDay, err := eventtime.Parse(s)
 	if err != nil {
 		return nil, false, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("%s: %w", name, err))
 	}
@@ -53,18 +34,18 @@ func when(name, s, zone string) (*microsoft.DateTimeTimeZone, bool, error) {
 		if zone == "" {
 			zone = "UTC"
 		}
-		return &microsoft.DateTimeTimeZone{DateTime: t.Format(naiveLayout), TimeZone: zone}, true, nil
+		return &microsoft.DateTimeTimeZone{DateTime: t.Format(eventtime.NaiveLayout), TimeZone: zone}, true, nil
 	case offsetOf(s):
 		if zone != "" {
 			if loc, err := time.LoadLocation(zone); err == nil && zone != "Local" {
-				return &microsoft.DateTimeTimeZone{DateTime: t.In(loc).Format(naiveLayout), TimeZone: zone}, false, nil
+				return &microsoft.DateTimeTimeZone{DateTime: t.In(loc).Format(eventtime.NaiveLayout), TimeZone: zone}, false, nil
 			}
 		}
-		return &microsoft.DateTimeTimeZone{DateTime: t.UTC().Format(naiveLayout), TimeZone: "UTC"}, false, nil
+		return &microsoft.DateTimeTimeZone{DateTime: t.UTC().Format(eventtime.NaiveLayout), TimeZone: "UTC"}, false, nil
 	case zone == "":
 		return nil, false, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("%s: %q has no UTC offset: set time_zone", name, s))
 	default:
-		return &microsoft.DateTimeTimeZone{DateTime: t.Format(naiveLayout), TimeZone: zone}, false, nil
+		return &microsoft.DateTimeTimeZone{DateTime: t.Format(eventtime.NaiveLayout), TimeZone: zone}, false, nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/eventtime"
 	"github.com/sous-run/sous/internal/clients/microsoft"
 )
 
@@ -114,9 +115,9 @@ var CreateEvent = &connector.Spec{
 		{Name: FieldCalendarID, Type: connector.String, Example: "AAMkAGI2TGuLAAA=", Description: "The calendar's id; the default calendar when not set"},
 		{Name: FieldSubject, Type: connector.String, Example: "Standup", Description: "The event's title (or summary, as in gcal)"},
 		{Name: FieldSummary, Type: connector.String, Example: "Standup", Description: "The event's title, as gcal.create_event names it; subject wins"},
-		{Name: FieldStart, Type: connector.String, Required: true, Check: checkWhen, Example: "2026-03-02T10:00:00+01:00",
+		{Name: FieldStart, Type: connector.String, Required: true, Check: eventtime.Check, Example: "2026-03-02T10:00:00+01:00",
 			Description: "When it starts: an RFC 3339 date-time, a date-time without an offset with time_zone, or a date (all-day)"},
-		{Name: FieldEnd, Type: connector.String, Required: true, Check: checkWhen, Example: "2026-03-02T10:30:00+01:00",
+		{Name: FieldEnd, Type: connector.String, Required: true, Check: eventtime.Check, Example: "2026-03-02T10:30:00+01:00",
 			Description: "When it ends: as start; for an all-day event, the day after the last"},
 		{Name: FieldTimeZone, Type: connector.String, Example: "Europe/Paris",
 			Description: "The time zone of start and end (IANA or Windows name, as Graph takes); needed for a date-time without an offset; UTC otherwise"},
@@ -188,11 +189,6 @@ func checkHeaders(v any) error {
 	return nil
 }
 
-func checkWhen(v any) error {
-	_, _, err := parseWhen(v.(string))
-	return err
-}
-
 func checkAttendees(v any) error {
 	_, err := attendees(v.([]any))
 	return err
@@ -208,8 +204,8 @@ func validateEvent(with connector.Values) []connector.FieldError {
 	if s == "" || e == "" {
 		return errs
 	}
-	st, sDay, err1 := parseWhen(s)
-	et, eDay, err2 := parseWhen(e)
+	st, sDay, err1 := eventtime.Parse(s)
+	et, eDay, err2 := eventtime.Parse(e)
 	if err1 != nil || err2 != nil {
 		return errs
 	}
