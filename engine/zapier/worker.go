@@ -200,7 +200,8 @@ func (h *Hub) post(ctx context.Context, d *store.ZapierDelivery) (int, time.Dura
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Target, bytes.NewReader(d.Body))
 	if err != nil {
-		return -1, 0, fmt.Errorf("the target URL is not valid: %w", err)
+		// the parser's error quotes the URL, whose path is the Zap's secret
+		return -1, 0, errors.New("the target URL is not valid")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", httpx.UserAgent)
@@ -211,7 +212,11 @@ func (h *Hub) post(ctx context.Context, d *store.ZapierDelivery) (int, time.Dura
 		if errors.Is(err, context.DeadlineExceeded) {
 			return 0, 0, fmt.Errorf("no answer within %s", h.set.Timeout)
 		}
-		return 0, 0, errors.New(httpx.TransportError(http.MethodPost, req.URL, err).Error())
+		// the message names the target by scheme and host: its path is the
+		// Zap's secret, and the error is recorded and logged
+		shown := *req.URL
+		shown.Path, shown.RawPath = "/…", ""
+		return 0, 0, errors.New(httpx.TransportError(http.MethodPost, &shown, err).Error())
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

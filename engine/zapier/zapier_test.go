@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/store/storetest"
 	"github.com/sous-run/sous/engine/zapier"
+	"github.com/sous-run/sous/internal/logbuf"
 )
 
 func TestValidate(t *testing.T) {
@@ -288,6 +291,43 @@ func TestTimeoutIsRetried(t *testing.T) {
 		ds, err := st.ListZapierDeliveries(ctx, store.ZapierDeliveryFilter{HookID: h.ID})
 		return err == nil && len(ds) == 1 && ds[0].Status == store.DeliveryDelivered && ds[0].Attempts == 2
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestFailureKeepsTheTargetSecret: a subscriber that cannot be reached is
+// recorded and logged with its target's scheme and host, never the path
+// (a Zapier hook URL's path is the Zap's secret).
+func TestFailureKeepsTheTargetSecret(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	write, read, err := store.OpenSQLite(ctx, t.TempDir())
+	require.NoError(t, err)
+	defer func() { read.Close(); write.Close() }()
+	st := &store.Store{DB: read, Write: write, Dialect: store.SQLite}
+	var logs logbuf.Buffer
+	hub, err := zapier.New(ctx, zapier.Config{Store: st, Settings: fast, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	target := gone.URL + "/hooks/catch/123456/zap-secret-path/"
+	gone.Close() // nothing answers there now
+	h, _, err := hub.Subscribe(ctx, "e", target, nil, "")
+	require.NoError(t, err)
+	go func() { _ = hub.Run(ctx) }()
+	_, err = hub.Publish(ctx, &connector.Request{RunID: "r", Step: "s"}, &connector.OutboxMessage{Channel: zapier.Channel, Topic: "e"})
+	require.NoError(t, err)
+	var d *store.ZapierDelivery
+	require.Eventually(t, func() bool {
+		ds, err := st.ListZapierDeliveries(ctx, store.ZapierDeliveryFilter{HookID: h.ID})
+		if err != nil || len(ds) != 1 || ds[0].Attempts == 0 {
+			return false
+		}
+		d = ds[0]
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+	require.NotEmpty(t, d.LastError)
+	require.Contains(t, d.LastError, strings.TrimPrefix(gone.URL, "http://"), "the host is named")
+	require.NotContains(t, d.LastError, "zap-secret-path")
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "delivery not accepted") }, 5*time.Second, 10*time.Millisecond)
+	require.NotContains(t, logs.String(), "zap-secret-path")
 }
 
 // BenchmarkDeliveries: deliveries per second to 100 subscribers of one
