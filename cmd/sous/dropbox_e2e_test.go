@@ -20,37 +20,6 @@ import (
 
 const dropboxToken = "sl.e2e-dropbox-token-0123456789"
 
-// dropboxSink counts the requests recipes send it, by their "id".
-type dropboxSink struct {
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (s *dropboxSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		ID string `json:"id"`
-	}
-	_ = json.NewDecoder(r.Body).Decode(&body)
-	s.mu.Lock()
-	if s.seen == nil {
-		s.seen = map[string]int{}
-	}
-	s.seen[body.ID]++
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, `{"ok":true}`)
-}
-
-func (s *dropboxSink) counts() (distinct, total int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.seen {
-		distinct++
-		total += n
-	}
-	return distinct, total
-}
-
 // dropboxFake serves the fake's two hosts on two servers.
 func dropboxFake(t *testing.T) (f *dbx.Fake, connections string) {
 	f = dbx.NewFake(dropboxToken)
@@ -157,7 +126,7 @@ func TestDropboxPollingSurvivesKill(t *testing.T) {
 	for i := range 5 {
 		f.Put(fmt.Sprintf("/In/old%d.txt", i), []byte("old"))
 	}
-	sink := &dropboxSink{}
+	sink := &idSink{}
 	sinkSrv := httptest.NewServer(sink)
 	defer sinkSrv.Close()
 	recipe := `version: 1
@@ -229,16 +198,9 @@ steps:
 		require.NotContains(t, k, "old", "the files there before start nothing")
 	}
 	sink.mu.Unlock()
-	db := jiraStore(t, filepath.Join(s.tmp, "data"))
-	var events, dedupKeys, runs, runEvents, failed int
-	require.NoError(t, db.QueryRow(`SELECT count(*), count(DISTINCT dedup_key) FROM events WHERE type = 'dropbox.file_changed'`).Scan(&events, &dedupKeys))
-	require.NoError(t, db.QueryRow(`SELECT count(*), count(DISTINCT event_id) FROM runs WHERE recipe = 'dropbox-changes'`).Scan(&runs, &runEvents))
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM runs WHERE status <> 'succeeded'`).Scan(&failed))
-	require.Equal(t, total, events, "one event per change")
-	require.Equal(t, total, dedupKeys)
-	require.Equal(t, total, runs, "one run per change")
-	require.Equal(t, total, runEvents)
-	require.Zero(t, failed)
+	db := stoppedStore(t, filepath.Join(s.tmp, "data"))
+	requireOnceEach(t, db, "dropbox.file_changed", "dropbox-changes", total)
+	requireNoneFailed(t, db)
 	require.Equal(t, 1, f.Count("files/list_folder/get_latest_cursor"), "the restart went on from the saved cursor")
 	require.Empty(t, f.Problems)
 	_, heard := sink.counts()

@@ -31,7 +31,7 @@ func TestGoogleTriggersSurviveKill(t *testing.T) {
 	fake.MaxPage = 3
 	api := httptest.NewServer(fake)
 	defer api.Close()
-	sink := &jiraSink{}
+	sink := &idSink{}
 	sinkSrv := httptest.NewServer(sink)
 	defer sinkSrv.Close()
 
@@ -141,19 +141,10 @@ func TestGoogleTriggersSurviveKill(t *testing.T) {
 		require.True(t, want[k], "an event or file the writer made: %s", k)
 	}
 	sink.mu.Unlock()
-	db := jiraStore(t, filepath.Join(s.tmp, "data"))
-	for _, tc := range []struct{ typ, recipe string }{{"gcal.event_created", "new-events"}, {"gdrive.file_created", "new-files"}} {
-		var events, keys, runs, runEvents int
-		require.NoError(t, db.QueryRow(`SELECT count(*), count(DISTINCT dedup_key) FROM events WHERE type = ?`, tc.typ).Scan(&events, &keys))
-		require.NoError(t, db.QueryRow(`SELECT count(*), count(DISTINCT event_id) FROM runs WHERE recipe = ?`, tc.recipe).Scan(&runs, &runEvents))
-		require.Equal(t, n+5, events, "%s: one event each", tc.typ)
-		require.Equal(t, n+5, keys, tc.typ)
-		require.Equal(t, n+5, runs, "%s: one run each", tc.recipe)
-		require.Equal(t, n+5, runEvents, tc.recipe)
-	}
-	var failed int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM runs WHERE status <> 'succeeded'`).Scan(&failed))
-	require.Zero(t, failed)
+	db := stoppedStore(t, filepath.Join(s.tmp, "data"))
+	requireOnceEach(t, db, "gcal.event_created", "new-events", n+5)
+	requireOnceEach(t, db, "gdrive.file_created", "new-files", n+5)
+	requireNoneFailed(t, db)
 	require.Empty(t, fake.Problems, "requests the fake refused as malformed")
 	var limited bool
 	for _, r := range fake.Recorded() {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,44 +18,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sous-run/sous/engine/store"
 	jc "github.com/sous-run/sous/internal/clients/jira"
 	"github.com/sous-run/sous/internal/clients/jira/jiratest"
 	"github.com/sous-run/sous/internal/httpx"
 )
 
 const jiraSecret = "jira_webhook_secret"
-
-// jiraSink counts the requests recipes send it, by their "id".
-type jiraSink struct {
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (s *jiraSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		ID any `json:"id"`
-	}
-	_ = json.NewDecoder(r.Body).Decode(&body)
-	s.mu.Lock()
-	if s.seen == nil {
-		s.seen = map[string]int{}
-	}
-	s.seen[fmt.Sprint(body.ID)]++
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, `{"ok":true}`)
-}
-
-func (s *jiraSink) counts() (distinct, total int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, n := range s.seen {
-		distinct++
-		total += n
-	}
-	return distinct, total
-}
 
 // jiraConnections is the config's connections: jira on the fake, and an
 // http connection to the sink.
@@ -111,7 +77,7 @@ func TestJiraWebhookThroughServe(t *testing.T) {
 	}
 	f := jiratest.New()
 	defer f.Close()
-	sink := &jiraSink{}
+	sink := &idSink{}
 	sinkSrv := httptest.NewServer(sink)
 	defer sinkSrv.Close()
 	body, err := os.ReadFile("../../triggers/jira/testdata/jira_issue_updated.json")
@@ -168,7 +134,7 @@ func TestJiraWebhookThroughServe(t *testing.T) {
 		require.Zero(t, runs2(t, s, "ops-only"), "filtered by project before any run")
 	})
 	// the events stored: the two of the one signed delivery
-	db := jiraStore(t, filepath.Join(s.tmp, "data"))
+	db := stoppedStore(t, filepath.Join(s.tmp, "data"))
 	var events int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM events WHERE type LIKE 'jira.%'`).Scan(&events))
 	require.Equal(t, 2, events, "one issue_updated and one issue_status_changed; nothing of the refused requests")
@@ -177,7 +143,7 @@ func TestJiraWebhookThroughServe(t *testing.T) {
 // runs2 counts a recipe's runs in a stopped server's store.
 func runs2(t *testing.T, s *serveSetup, recipe string) int {
 	t.Helper()
-	db := jiraStore(t, filepath.Join(s.tmp, "data"))
+	db := stoppedStore(t, filepath.Join(s.tmp, "data"))
 	var n int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM runs WHERE recipe = ?`, recipe).Scan(&n))
 	return n
@@ -194,7 +160,7 @@ func TestJiraPollingSurvivesKill(t *testing.T) {
 	f := jiratest.New()
 	defer f.Close()
 	f.PageSize = 3
-	sink := &jiraSink{}
+	sink := &idSink{}
 	sinkSrv := httptest.NewServer(sink)
 	defer sinkSrv.Close()
 	recipes := map[string]string{
@@ -269,16 +235,9 @@ func TestJiraPollingSurvivesKill(t *testing.T) {
 		require.True(t, want[k], "a change the writer made: %s", k)
 	}
 	sink.mu.Unlock()
-	db := jiraStore(t, filepath.Join(s.tmp, "data"))
-	var events, dedupKeys, runs, runEvents, failed int
-	require.NoError(t, db.QueryRow(`SELECT count(*), count(DISTINCT dedup_key) FROM events WHERE type = 'jira.issue_status_changed'`).Scan(&events, &dedupKeys))
-	require.NoError(t, db.QueryRow(`SELECT count(*), count(DISTINCT event_id) FROM runs WHERE recipe = 'polled-status'`).Scan(&runs, &runEvents))
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM runs WHERE status <> 'succeeded'`).Scan(&failed))
-	require.Equal(t, total, events, "one event per status change")
-	require.Equal(t, total, dedupKeys)
-	require.Equal(t, total, runs, "one run per status change")
-	require.Equal(t, total, runEvents)
-	require.Zero(t, failed)
+	db := stoppedStore(t, filepath.Join(s.tmp, "data"))
+	requireOnceEach(t, db, "jira.issue_status_changed", "polled-status", total)
+	requireNoneFailed(t, db)
 	_, heard := sink.counts()
 	t.Logf("killed after %d of %d changes reached the sink; %d requests heard twice (runs in flight at the kill)", atKill, total, heard-total)
 }
@@ -310,15 +269,6 @@ steps:
 			require.Equal(t, 1, strings.Count(r.stdout, "error:"), "the typo alone: %s", r)
 		})
 	}
-}
-
-// jiraStore opens the embedded store of a stopped server's data folder.
-func jiraStore(t *testing.T, dataDir string) *sql.DB {
-	t.Helper()
-	write, read, err := store.OpenSQLite(context.Background(), dataDir)
-	require.NoError(t, err)
-	t.Cleanup(func() { read.Close(); write.Close() })
-	return read
 }
 
 // TestJiraActionsThroughServe: webhook.received → filter → jira.create_issue,
