@@ -46,7 +46,8 @@ var Notify = &connector.Spec{
 			connector.P("status", connector.Leaf(connector.String, "pending, or what became of it already")),
 		), "One delivery per subscriber")),
 	),
-	Action: connector.ActionFunc(notify),
+	Channel: &connector.ChannelUse{Name: Channel, TopicField: FieldEvent},
+	Action:  connector.ActionFunc(notify),
 }
 
 func notify(ctx context.Context, req *connector.Request) (map[string]any, error) {

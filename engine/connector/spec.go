@@ -111,6 +111,23 @@ type Spec struct {
 	// keys their recipes (see the trigger contract in trigger.go). A
 	// trigger without one starts runs only through the API.
 	Trigger *Trigger
+	// Channel ties the component to one of the runtime's delivery channels
+	// (Zapier's REST hooks): an action that publishes to it (Outbox), or a
+	// trigger whose recipes the channel starts. The runtime finds its
+	// components by channel, never by ID.
+	Channel *ChannelUse
+}
+
+// ChannelUse is how a component takes part in a delivery channel.
+type ChannelUse struct {
+	Name string // the channel ("zapier")
+	// TopicField names the option whose literal value is the topic: what
+	// an action publishes to (an event name), or what a trigger is started
+	// by (an action name).
+	TopicField string
+	// InputsField, for a trigger, names the option declaring the input
+	// fields the channel checks before it starts a run.
+	InputsField string
 }
 
 // Service is the part of the ID before the dot.
@@ -408,6 +425,19 @@ func (r *Registry) Add(s *Spec) error {
 	}
 	if err := checkTrigger(s); err != nil {
 		return err
+	}
+	if c := s.Channel; c != nil {
+		if c.Name == "" {
+			return fmt.Errorf("connector %s: its channel has no name", s.ID)
+		}
+		for _, name := range []string{c.TopicField, c.InputsField} {
+			if _, ok := s.Field(name); name != "" && !ok {
+				return fmt.Errorf("connector %s: its channel names field %q, which the spec does not have", s.ID, name)
+			}
+		}
+		if c.TopicField == "" {
+			return fmt.Errorf("connector %s: its channel names no topic field", s.ID)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -53,6 +53,21 @@ func TestRegistryAddTrigger(t *testing.T) {
 			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection, Poller: noPoll,
 				PollWhen: func(connector.Values) bool { return true }})
 		}},
+		{name: "a channel naming its topic field", spec: func() *connector.Spec {
+			s := triggerSpec(nil)
+			s.Channel = &connector.ChannelUse{Name: "zapier", TopicField: s.Fields[0].Name}
+			return s
+		}},
+		{name: "a channel naming a field the spec lacks", spec: func() *connector.Spec {
+			s := triggerSpec(nil)
+			s.Channel = &connector.ChannelUse{Name: "zapier", TopicField: "nope"}
+			return s
+		}, wantErr: `its channel names field "nope"`},
+		{name: "a channel without a name", spec: func() *connector.Spec {
+			s := triggerSpec(nil)
+			s.Channel = &connector.ChannelUse{TopicField: s.Fields[0].Name}
+			return s
+		}, wantErr: "its channel has no name"},
 		{name: "polling when asked, without a poller", spec: func() *connector.Spec {
 			return triggerSpec(&connector.Trigger{Kind: connector.Receive, Key: connector.KeyConnection,
 				PollWhen: func(connector.Values) bool { return true }})

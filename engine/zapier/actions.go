@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
@@ -87,25 +88,36 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// actions gathers the zapier.action recipes by name.
+// channelUse is how a spec takes part in this channel; nil when it does
+// not.
+func channelUse(s *connector.Spec) *connector.ChannelUse {
+	if s == nil || s.Channel == nil || s.Channel.Name != Channel {
+		return nil
+	}
+	return s.Channel
+}
+
+// actions gathers the recipes Zapier starts (their trigger declares this
+// channel), by the name they answer to.
 func (h *Hub) actions() map[string]*Action {
 	out := map[string]*Action{}
 	if h.cfg.Engine == nil || h.cfg.Engine.Index() == nil {
 		return out
 	}
 	for _, rec := range h.cfg.Engine.Index().Recipes() {
-		if rec.Trigger.Type != ActionTrigger || !rec.Enabled {
+		use := channelUse(rec.Trigger.Spec)
+		if use == nil || !rec.Enabled {
 			continue
 		}
 		opts, err := rec.Trigger.Options(nil)
 		if err != nil {
-			h.log.Warn("zapier: the options of a zapier.action recipe", "recipe", rec.Name, "error", err)
+			h.log.Warn("zapier: the trigger options of a recipe Zapier starts", "recipe", rec.Name, "error", err)
 			continue
 		}
-		name := opts.String("name")
-		inputs, err := ParseInputs(opts["inputs"])
+		name := opts.String(use.TopicField)
+		inputs, err := ParseInputs(opts[use.InputsField])
 		if err != nil {
-			h.log.Warn("zapier: the inputs of a zapier.action recipe", "recipe", rec.Name, "error", err)
+			h.log.Warn("zapier: the inputs of a recipe Zapier starts", "recipe", rec.Name, "error", err)
 			continue
 		}
 		a := out[name]

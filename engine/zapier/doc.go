@@ -7,6 +7,8 @@
 //
 // The engine names no connector: zapier.notify reaches the Hub through
 // the connector contract's Outbox (the service puts the Hub in every
-// action's context), and zapier.action recipes are found by their trigger
-// type and options, which this package reads as data.
+// action's context), and the Hub finds the recipes it starts and the
+// events steps publish to by the channel their specs declare
+// (connector.Spec.Channel, naming "zapier" and the option holding the
+// name or event), never by a component's ID.
 package zapier

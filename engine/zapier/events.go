@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sort"
 
+	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/store"
 )
 
@@ -17,7 +18,8 @@ type Event struct {
 	Fields  []string `json:"sample_fields"`
 }
 
-// Events lists the events: those the loaded recipes' zapier.notify steps
+// Events lists the events: those the loaded recipes' steps publishing to
+// this channel (zapier.notify's)
 // publish (when their event name is not a template of the run), and those
 // items were published to, by name.
 func (h *Hub) Events(ctx context.Context) ([]*Event, error) {
@@ -32,10 +34,11 @@ func (h *Hub) Events(ctx context.Context) ([]*Event, error) {
 	}
 	for _, rec := range h.recipesOf() {
 		for _, st := range append(append(rec.Steps[:0:0], rec.Steps...), rec.OnError...) {
-			if st.Action != NotifyAction {
+			use := channelUse(st.Spec)
+			if use == nil || st.Spec.Kind != connector.KindAction {
 				continue
 			}
-			v, _ := st.Literal("event")
+			v, _ := st.Literal(use.TopicField)
 			if name, ok := v.(string); ok && name != "" {
 				e := get(name)
 				if !contains(e.Recipes, rec.Name) {

@@ -25,12 +25,6 @@ import (
 // Channel is the outbox channel the Hub serves (connector.OutboxMessage).
 const Channel = "zapier"
 
-// The trigger and action the Hub works with, named as data.
-const (
-	ActionTrigger = "zapier.action"
-	NotifyAction  = "zapier.notify"
-)
-
 // Settings tune the deliveries.
 type Settings struct {
 	// Timeout bounds one POST to a subscriber (10 s).

@@ -42,6 +42,7 @@ var Action = &connector.Spec{
 			Example: []any{map[string]any{"key": "email", "type": "string", "required": true, "help": "Who ordered"},
 				map[string]any{"key": "quantity", "type": "integer"}}},
 	},
+	Channel: &connector.ChannelUse{Name: "zapier", TopicField: FieldName, InputsField: FieldInputs},
 	Shape: connector.Obj(
 		connector.P("action", connector.Leaf(connector.String, "The action's name")),
 		connector.P("input", connector.OpenObj(nil).Describe("The input, checked and coerced to the declared types")),
