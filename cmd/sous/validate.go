@@ -66,6 +66,7 @@ Exit status: 0 when clean, 1 on any error (or warning with --strict),
 			l := &recipes.Loader{Registry: connector.Default, Config: cfg, EventFilesAnywhere: o.outside}
 			set, more := l.LoadPaths(args)
 			diags = append(diags, more...)
+			diags = append(diags, sharedKeys(set.Recipes)...)
 			// the config's own problems and its runtime sections' in the
 			// order of the file
 			diags.Sort()
