@@ -522,23 +522,37 @@ func (f *Fake) listEvents(w http.ResponseWriter, r *http.Request, cal string) {
 	if f.MaxPage > 0 && size > f.MaxPage {
 		size = f.MaxPage
 	}
-	from := 0
+	// a page token names the list's state when its first page was read
+	// and the last event given: the pages after it start past that event
+	// however the calendar changed meanwhile, and the last page's sync
+	// token is the first page's, so what changed while the pages were
+	// read comes in the next incremental sync (as Google's pages are
+	// stable)
+	seq, from := f.feeds.calSeq, 0
 	if t := q.Get("pageToken"); t != "" {
-		if from, err = strconv.Atoi(t); err != nil {
+		var nano int64
+		var after string
+		if _, err := fmt.Sscanf(t, "lp%d_%d_%s", &seq, &nano, &after); err != nil || seq > f.feeds.calSeq {
 			f.problem(w, "list events: pageToken %q", t)
 			return
 		}
+		last := time.Unix(0, nano)
+		from = sort.Search(len(all), func(i int) bool {
+			st := eventStart(all[i].Start)
+			return st.After(last) || (st.Equal(last) && all[i].Id > after)
+		})
 	}
 	out := &calendar.Events{Kind: "calendar#events", Summary: cal}
 	for i := from; i < len(all) && i < from+size; i++ {
 		out.Items = append(out.Items, all[i])
 	}
 	if from+size < len(all) {
-		out.NextPageToken = strconv.Itoa(from + size)
+		last := all[from+size-1]
+		out.NextPageToken = fmt.Sprintf("lp%d_%d_%s", seq, eventStart(last.Start).UnixNano(), last.Id)
 	} else {
 		// the last page of a full list carries the token of an
-		// incremental sync from here
-		out.NextSyncToken = f.syncToken()
+		// incremental sync from its first page
+		out.NextSyncToken = "sync" + strconv.Itoa(seq)
 	}
 	writeJSON(w, out)
 }

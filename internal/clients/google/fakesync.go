@@ -60,9 +60,6 @@ func (f *Fake) cancelEvent(cal string, ev *calendar.Event) {
 	f.feeds.gone[cal+"/"+ev.Id] = &c
 }
 
-// syncToken is the token of an incremental sync from now.
-func (f *Fake) syncToken() string { return "sync" + strconv.Itoa(f.feeds.calSeq) }
-
 // ExpireSyncTokens makes every sync token given so far expired: an
 // incremental sync with one is answered 410 GONE (fullSyncRequired).
 func (f *Fake) ExpireSyncTokens() {
@@ -124,7 +121,10 @@ var syncForbidden = []string{"timeMin", "timeMax", "updatedMin", "q", "orderBy",
 
 // syncEvents answers an incremental sync: the events changed since the
 // token (deleted ones cancelled), in pages whose token keeps the sync's
-// end, the last page with nextSyncToken.
+// end and the last change given, the last page with nextSyncToken. An
+// event changed again while the pages are read moves past the sync's end
+// and comes in the next sync, and the pages after it lose none of the
+// others (Google's pages are as stable).
 func (f *Fake) syncEvents(w http.ResponseWriter, r *http.Request, cal string) {
 	q := r.URL.Query()
 	for _, k := range syncForbidden {
@@ -142,9 +142,9 @@ func (f *Fake) syncEvents(w http.ResponseWriter, r *http.Request, cal string) {
 		gerror(w, http.StatusGone, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
 		return
 	}
-	upto, offset := f.feeds.calSeq, 0
+	upto, after := f.feeds.calSeq, from
 	if pt := q.Get("pageToken"); pt != "" {
-		if _, err := fmt.Sscanf(pt, "sp%d_%d", &offset, &upto); err != nil || upto > f.feeds.calSeq {
+		if _, err := fmt.Sscanf(pt, "sp%d_%d", &after, &upto); err != nil || upto > f.feeds.calSeq || after < from || after > upto {
 			f.problem(w, "list events: pageToken %q", pt)
 			return
 		}
@@ -156,7 +156,7 @@ func (f *Fake) syncEvents(w http.ResponseWriter, r *http.Request, cal string) {
 	var all []changed
 	for key, seq := range f.feeds.evSeq {
 		cid, id, _ := strings.Cut(key, "/")
-		if cid != cal || seq <= from || seq > upto {
+		if cid != cal || seq <= after || seq > upto {
 			continue
 		}
 		if ev, ok := f.events[cal][id]; ok {
@@ -174,11 +174,11 @@ func (f *Fake) syncEvents(w http.ResponseWriter, r *http.Request, cal string) {
 		size = f.MaxPage
 	}
 	out := &calendar.Events{Kind: "calendar#events", Summary: cal, Items: []*calendar.Event{}}
-	for i := offset; i < len(all) && i < offset+size; i++ {
+	for i := 0; i < len(all) && i < size; i++ {
 		out.Items = append(out.Items, all[i].ev)
 	}
-	if offset+size < len(all) {
-		out.NextPageToken = fmt.Sprintf("sp%d_%d", offset+size, upto)
+	if size < len(all) {
+		out.NextPageToken = fmt.Sprintf("sp%d_%d", all[size-1].seq, upto)
 	} else {
 		out.NextSyncToken = "sync" + strconv.Itoa(upto)
 	}

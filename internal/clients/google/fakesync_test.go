@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -73,4 +74,67 @@ func TestFakeSyncRefusals(t *testing.T) {
 	code, _ = get("/drive/v3/changes?alt=json&pageToken=99&fields=changes")
 	require.Equal(t, http.StatusBadRequest, code, "a page token beyond the feed")
 	require.Len(t, f.Problems, 3, "the malformed ones are recorded: %v", f.Problems)
+}
+
+// TestFakePagesStable: a calendar changed while its pages are read
+// loses no event from the pages that follow (a full list and an
+// incremental sync), and what changed comes in the next sync, as Google's
+// pages behave. The fake paged by offset before: an edit during the pages
+// shifted an event the next page then skipped for good.
+func TestFakePagesStable(t *testing.T) {
+	f := NewFake("tok")
+	f.MaxPage = 3
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	list := func(query string) (ids []string, next, sync string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/calendar/v3/calendars/primary/events?alt=json"+query, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var body struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+			NextPageToken string `json:"nextPageToken"`
+			NextSyncToken string `json:"nextSyncToken"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		for _, it := range body.Items {
+			ids = append(ids, it.ID)
+		}
+		return ids, body.NextPageToken, body.NextSyncToken
+	}
+	var evs []string
+	for _, s := range []string{"a", "b", "c", "d", "e", "f"} {
+		evs = append(evs, f.CreateEvent("primary", s).Id)
+	}
+
+	t.Run("full list", func(t *testing.T) {
+		page, next, _ := list("")
+		require.Equal(t, evs[:3], page)
+		f.DeleteEvent("primary", evs[0]) // before the next page: shifts nothing
+		page, next, sync := list("&pageToken=" + next)
+		require.Equal(t, evs[3:], page)
+		require.Empty(t, next)
+		changed, _, _ := list("&syncToken=" + sync)
+		require.Equal(t, evs[:1], changed, "the deletion comes in the next sync")
+	})
+
+	t.Run("incremental sync", func(t *testing.T) {
+		sync := "sync" + strconv.Itoa(f.feeds.calSeq) // in sync up to here
+		var fresh []string
+		for _, s := range []string{"g", "h", "i", "j", "k", "l"} {
+			fresh = append(fresh, f.CreateEvent("primary", s).Id)
+		}
+		page, next, _ := list("&syncToken=" + sync)
+		require.Equal(t, fresh[:3], page)
+		f.UpdateEvent("primary", fresh[1], "h edited")
+		page, next, sync = list("&syncToken=" + sync + "&pageToken=" + next)
+		require.Equal(t, fresh[3:], page, "the page after an edit starts where the last ended")
+		require.Empty(t, next)
+		changed, _, _ := list("&syncToken=" + sync)
+		require.Equal(t, fresh[1:2], changed, "the edit comes in the next sync")
+	})
 }
