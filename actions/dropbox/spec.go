@@ -18,6 +18,7 @@ const (
 	FieldAutorename    = "autorename"
 	FieldMute          = "mute"
 	FieldChunkSize     = "chunk_size"
+	FieldMaxURLBytes   = "max_url_bytes"
 )
 
 // Chunk sizes: a file of at most chunk_size goes in one files/upload
@@ -27,6 +28,9 @@ const (
 	MaxChunkSize     = 150 << 20
 	DefaultChunkSize = 8 << 20
 )
+
+// DefaultMaxURLBytes bounds the content fetched from a url: 1 GiB.
+const DefaultMaxURLBytes = 1 << 30
 
 var (
 	leaf = connector.Leaf
@@ -64,6 +68,8 @@ var Upload = &connector.Spec{
 				return nil
 			},
 			Description: "The upload session's chunk size in bytes; a file of at most this size goes in one request"},
+		{Name: FieldMaxURLBytes, Type: connector.Int, Default: int64(DefaultMaxURLBytes),
+			Description: "The largest content fetched from a url, in bytes: a larger one fails the step (invalid) and its upload session is never finished"},
 	},
 	Validate: oneContent,
 	Shape: connector.Obj(

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	pathpkg "path"
 	"strings"
 	"time"
@@ -17,10 +16,6 @@ import (
 	"github.com/sous-run/sous/internal/clients/dropbox"
 	"github.com/sous-run/sous/internal/httpx"
 )
-
-// fetchClient fetches url content: a plain client, so that the
-// connection's Dropbox credentials never go to another host.
-var fetchClient = &http.Client{}
 
 // ChunkAttempts is how many times one upload-session call is made before
 // the step fails (and is retried by the runner as a whole).
@@ -91,6 +86,10 @@ type uploader struct {
 // read reads the next chunk (shorter at the end, empty after it).
 func (u *uploader) read(src io.Reader) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(src, u.chunk))
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		return nil, fmt.Errorf("dropbox.upload: read the content: %w", err) // classified: past max_url_bytes, or the fetch's transport
+	}
 	if err != nil {
 		return nil, connector.Retryable(connector.ReasonNetwork, 0, fmt.Errorf("dropbox.upload: read the content: %w", err))
 	}
@@ -306,29 +305,20 @@ func content(ctx context.Context, w connector.Values) (io.ReadCloser, error) {
 		}
 		return io.NopCloser(bytes.NewReader(b)), nil
 	case w.Has(FieldURL) && !w.Has(FieldContent) && !w.Has(FieldContentBase64):
-		return fetch(ctx, w.String(FieldURL))
+		limit := w.Int(FieldMaxURLBytes)
+		if limit <= 0 {
+			limit = DefaultMaxURLBytes
+		}
+		return fetch(ctx, w.String(FieldURL), limit)
 	}
 	return nil, connector.Permanent(connector.ReasonInvalid, errors.New("dropbox.upload: set exactly one of content, content_base64 and url"))
 }
 
 // fetch GETs a URL, its body streamed to the upload.
-func fetch(ctx context.Context, raw string) (io.ReadCloser, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, connector.Permanent(connector.ReasonInvalid, errors.New("dropbox.upload: url is not an http(s) URL"))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+func fetch(ctx context.Context, raw string, limit int64) (io.ReadCloser, error) {
+	f, err := httpx.Fetch(ctx, raw, FieldMaxURLBytes, limit)
 	if err != nil {
-		return nil, connector.Permanent(connector.ReasonInvalid, err)
+		return nil, fmt.Errorf("dropbox.upload: fetch the content: %w", err)
 	}
-	resp, err := fetchClient.Do(req)
-	if err != nil {
-		return nil, httpx.TransportError(http.MethodGet, u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		b, _ := httpx.ReadBody(resp.Body, 4<<10)
-		return nil, fmt.Errorf("dropbox.upload: fetch the content: %w", httpx.StatusError(http.MethodGet, u, resp, b))
-	}
-	return resp.Body, nil
+	return f, nil
 }

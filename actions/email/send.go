@@ -6,11 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	netmail "net/mail"
 	"net/url"
 	"os"
@@ -297,38 +295,22 @@ func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); 
 // caller), failing past limit bytes; statuses and transport failures
 // are classified as for any HTTP call.
 func fetch(ctx context.Context, raw string, limit int64) (*os.File, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	body, err := httpx.Fetch(ctx, raw, FieldMaxURLBytes, limit)
 	if err != nil {
-		return nil, invalid("url: %w", err)
+		return nil, err
 	}
-	resp, err := httpx.NewClient().Do(hreq)
-	if err != nil {
-		return nil, httpx.TransportError(http.MethodGet, hreq.URL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := httpx.ReadBody(resp.Body, 4096)
-		return nil, httpx.StatusError(http.MethodGet, hreq.URL, resp, b)
-	}
+	defer body.Close()
 	f, err := os.CreateTemp("", "sous-email-attachment-")
 	if err != nil {
 		return nil, err
 	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, limit+1))
-	if err == nil && n > limit {
-		err = connector.Permanent(connector.ReasonInvalid, fmt.Errorf("%s is larger than max_url_bytes (%d)", httpx.RedactURL(hreq.URL), limit))
-	}
-	if err == nil {
+	if _, err = io.Copy(f, body); err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
-		var ce *connector.Error
-		if errors.As(err, &ce) {
-			return nil, err
-		}
-		return nil, httpx.TransportError(http.MethodGet, hreq.URL, err)
+		return nil, err
 	}
 	return f, nil
 }

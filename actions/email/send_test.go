@@ -160,6 +160,17 @@ func TestSendMailpit(t *testing.T) {
 func TestSendErrors(t *testing.T) {
 	fake := mailtest.StartSMTPFake(t)
 	base := map[string]any{"to": "alice@example.com", "subject": "s", "text": "t"}
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone.bin" {
+			http.NotFound(w, r)
+			return
+		}
+		for range 8 { // 32 KiB, no Content-Length
+			_, _ = w.Write(make([]byte, 4096))
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer big.Close()
 	tests := []struct {
 		name   string
 		stage  string
@@ -185,6 +196,10 @@ func TestSendErrors(t *testing.T) {
 		}, reason: connector.ReasonNetwork, retry: true},
 		{name: "no body is invalid", with: map[string]any{"text": ""}, reason: connector.ReasonInvalid},
 		{name: "bad address is invalid", with: map[string]any{"to": "not an address"}, reason: connector.ReasonInvalid},
+		{name: "an attachment url past max_url_bytes is invalid", with: map[string]any{"max_url_bytes": 10_000,
+			"attachments": []any{map[string]any{"url": big.URL + "/big.bin"}}}, reason: connector.ReasonInvalid},
+		{name: "an attachment url answering 404 is not_found", with: map[string]any{
+			"attachments": []any{map[string]any{"url": big.URL + "/gone.bin"}}}, reason: connector.ReasonNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

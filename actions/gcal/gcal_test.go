@@ -186,7 +186,7 @@ func TestUpdateEvent(t *testing.T) {
 	require.Error(t, err)
 	ce := connector.Classify(err)
 	require.False(t, ce.Retryable)
-	require.Equal(t, google.ReasonNotFound, ce.Reason)
+	require.Equal(t, connector.ReasonNotFound, ce.Reason)
 
 	_, err = f.run(t, gcal.UpdateEvent, "k4", map[string]any{"event_id": id})
 	require.ErrorContains(t, err, "nothing to change")
@@ -205,7 +205,7 @@ func TestDeleteEvent(t *testing.T) {
 	require.NoError(t, err, "a retried delete succeeds")
 	require.Equal(t, true, got["already_deleted"])
 	_, err = f.run(t, gcal.DeleteEvent, "k3", map[string]any{"event_id": "neverexisted"})
-	require.Equal(t, google.ReasonNotFound, connector.Classify(err).Reason)
+	require.Equal(t, connector.ReasonNotFound, connector.Classify(err).Reason)
 }
 
 func TestFindEvents(t *testing.T) {
@@ -278,8 +278,8 @@ func TestErrors(t *testing.T) {
 		{name: "401", token: "wrong-token-0123456789", reason: connector.ReasonAuth},
 		{name: "500", fail: google.Failure{Status: 500}, retryable: true, reason: connector.ReasonServerError},
 		{name: "400", fail: google.Failure{Status: 400, Reason: "invalid"}, reason: connector.ReasonClientError},
-		{name: "404", fail: google.Failure{Status: 404}, reason: google.ReasonNotFound},
-		{name: "409 then the get fails 404", fail: google.Failure{Status: 409}, reason: google.ReasonNotFound},
+		{name: "404", fail: google.Failure{Status: 404}, reason: connector.ReasonNotFound},
+		{name: "409 then the get fails 404", fail: google.Failure{Status: 409}, reason: connector.ReasonNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -194,6 +194,42 @@ func TestUploadErrors(t *testing.T) {
 		require.False(t, connector.Classify(err).Retryable, "a 404 is permanent")
 		require.Empty(t, f.fake.Files())
 	})
+	t.Run("a url past max_url_bytes", func(t *testing.T) {
+		chunked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			block := make([]byte, 64<<10)
+			for range 16 { // 1 MiB, no Content-Length
+				_, _ = w.Write(block)
+				w.(http.Flusher).Flush()
+			}
+		}))
+		defer chunked.Close()
+		for _, tc := range []struct {
+			name, url string
+			limit     int
+			chunks    int // chunks sent before the body passed the limit
+		}{
+			{"its length says so", src.URL + "/file", 5, 0},                   // 10 bytes
+			{"its body grows past it", chunked.URL + "/stream", 600 << 10, 2}, // 1 MiB
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f := newFixture(t)
+				_, err := f.run(t, gdrive.Upload, "k", map[string]any{"name": "x", "url": tc.url,
+					"chunk_size": gdrive.MinChunkSize, "max_url_bytes": tc.limit})
+				require.ErrorContains(t, err, "larger than max_url_bytes")
+				ce := connector.Classify(err)
+				require.Equal(t, connector.ReasonInvalid, ce.Reason, "%v", err)
+				require.False(t, ce.Retryable)
+				require.Empty(t, f.fake.Files(), "no file of part of the content")
+				var chunks int
+				for _, r := range f.fake.Recorded() {
+					if strings.Contains(r.Query, "upload_id=") {
+						chunks++
+					}
+				}
+				require.Equal(t, tc.chunks, chunks)
+			})
+		}
+	})
 	t.Run("no content", func(t *testing.T) {
 		f := newFixture(t)
 		_, err := f.run(t, gdrive.Upload, "k", map[string]any{"name": "x"})
@@ -275,7 +311,7 @@ func TestShare(t *testing.T) {
 	require.Len(t, f.fake.Permissions(id), 2)
 
 	_, err = f.run(t, gdrive.Share, "k4", map[string]any{"file_id": "nofile", "anyone": true})
-	require.Equal(t, google.ReasonNotFound, connector.Classify(err).Reason)
+	require.Equal(t, connector.ReasonNotFound, connector.Classify(err).Reason)
 	_, err = f.run(t, gdrive.Share, "k5", map[string]any{"file_id": id})
 	require.ErrorContains(t, err, "set email")
 }

@@ -17,6 +17,7 @@ const (
 	FieldContentBase64    = "content_base64"
 	FieldURL              = "url"
 	FieldChunkSize        = "chunk_size"
+	FieldMaxURLBytes      = "max_url_bytes"
 	FieldFileID           = "file_id"
 	FieldRole             = "role"
 	FieldEmail            = "email"
@@ -31,6 +32,9 @@ const (
 	MinChunkSize     = 256 << 10
 	DefaultChunkSize = 8 << 20
 )
+
+// DefaultMaxURLBytes bounds the content fetched from a url: 1 GiB.
+const DefaultMaxURLBytes = 1 << 30
 
 // FolderMimeType is a Drive folder's MIME type.
 const FolderMimeType = "application/vnd.google-apps.folder"
@@ -80,6 +84,8 @@ var (
 					return nil
 				},
 				Description: "The resumable upload's chunk size in bytes (a multiple of 256 KiB); a file of at most this size goes in one request"},
+			{Name: FieldMaxURLBytes, Type: connector.Int, Default: int64(DefaultMaxURLBytes),
+				Description: "The largest content fetched from a url, in bytes: a larger one fails the step (invalid) before it is uploaded whole"},
 		},
 		Validate: oneContent,
 		Shape:    connector.Obj(fileProps()...),

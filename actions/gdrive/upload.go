@@ -8,9 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"google.golang.org/api/drive/v3"
@@ -24,10 +21,6 @@ import (
 // AppPropertyKey is the app property tagging an uploaded file with its
 // step's idempotency key (hashed).
 const AppPropertyKey = "sous_step"
-
-// fetchClient fetches url content: a plain client, so that the
-// connection's Google credentials never go to another host.
-var fetchClient = &http.Client{}
 
 // upload finds the file an earlier attempt of the step made, or uploads
 // the content: the library sends it multipart when it fits one chunk and
@@ -67,6 +60,9 @@ func upload(ctx context.Context, req *connector.Request) (map[string]any, error)
 		opts = append(opts, googleapi.ContentType(contentType))
 	}
 	got, err := svc.Files.Create(meta).Media(body, opts...).Fields(fileFields).SupportsAllDrives(true).Context(ctx).Do()
+	if f, ok := body.(*httpx.Fetched); ok && f.Err() != nil {
+		return nil, fmt.Errorf("upload: %w", f.Err()) // past max_url_bytes: what was sent is abandoned
+	}
 	if err != nil {
 		return nil, google.Classify("upload to drive", err)
 	}
@@ -90,33 +86,20 @@ func content(ctx context.Context, w connector.Values) (io.ReadCloser, string, er
 		}
 		return io.NopCloser(base64.NewDecoder(enc, strings.NewReader(s))), "", nil
 	case w.Has(FieldURL) && !w.Has(FieldContent) && !w.Has(FieldContentBase64):
-		return fetch(ctx, w.String(FieldURL))
+		limit := w.Int(FieldMaxURLBytes)
+		if limit <= 0 {
+			limit = DefaultMaxURLBytes
+		}
+		return fetch(ctx, w.String(FieldURL), limit)
 	}
 	return nil, "", connector.Permanent(connector.ReasonInvalid, errors.New("upload: set exactly one of content, content_base64 and url"))
 }
 
 // fetch GETs a URL, its body streamed to the upload.
-func fetch(ctx context.Context, raw string) (io.ReadCloser, string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, "", connector.Permanent(connector.ReasonInvalid, fmt.Errorf("upload: url is not an http(s) URL"))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+func fetch(ctx context.Context, raw string, limit int64) (io.ReadCloser, string, error) {
+	f, err := httpx.Fetch(ctx, raw, FieldMaxURLBytes, limit)
 	if err != nil {
-		return nil, "", connector.Permanent(connector.ReasonInvalid, err)
+		return nil, "", fmt.Errorf("upload: fetch the content: %w", err)
 	}
-	resp, err := fetchClient.Do(req)
-	if err != nil {
-		return nil, "", httpx.TransportError(http.MethodGet, u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		b, _ := httpx.ReadBody(resp.Body, 4<<10)
-		return nil, "", fmt.Errorf("upload: fetch the content: %w", httpx.StatusError(http.MethodGet, u, resp, b))
-	}
-	ct := resp.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt == "" {
-		ct = ""
-	}
-	return resp.Body, ct, nil
+	return f, f.ContentType, nil
 }

@@ -336,7 +336,7 @@ func TestRequestStatusErrors(t *testing.T) {
 		{name: "503 with retry-after", status: 503, retryAfter: "2", reason: connector.ReasonServerError, retryable: true, minWait: 2 * time.Second, maxWait: 2 * time.Second},
 		{name: "401", status: 401, reason: connector.ReasonAuth},
 		{name: "403", status: 403, reason: connector.ReasonAuth},
-		{name: "404", status: 404, reason: connector.ReasonClientError},
+		{name: "404", status: 404, reason: connector.ReasonNotFound},
 		{name: "422", status: 422, reason: connector.ReasonClientError},
 		{name: "400", status: 400, reason: connector.ReasonClientError},
 		{name: "408", status: 408, reason: connector.ReasonTimeout, retryable: true},

@@ -112,7 +112,7 @@ func accountID(ctx context.Context, c *gojira.Client, who string) (string, error
 		// Jira hides emails by the users' privacy settings: the only match
 		return users[0].AccountID, nil
 	}
-	return "", connector.Permanent(jc.ReasonNotFound, fmt.Errorf("jira: no user with email %s (user search found %d)", who, len(users)))
+	return "", connector.Permanent(connector.ReasonNotFound, fmt.Errorf("jira: no user with email %s (user search found %d)", who, len(users)))
 }
 
 // fieldIDs maps the names of custom_fields to their ids with GET

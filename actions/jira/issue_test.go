@@ -97,7 +97,7 @@ func TestCreateIssueFailures(t *testing.T) {
 		msg    string
 	}{
 		{"unknown project", map[string]any{"project": "NOPE", "summary": "x"}, connector.ReasonClientError, "project: valid project is required"},
-		{"unknown email", map[string]any{"project": "PROJ", "summary": "x", "assignee": "who@example.com"}, jc.ReasonNotFound, "no user with email who@example.com"},
+		{"unknown email", map[string]any{"project": "PROJ", "summary": "x", "assignee": "who@example.com"}, connector.ReasonNotFound, "no user with email who@example.com"},
 		{"unknown field", map[string]any{"project": "PROJ", "summary": "x", "custom_fields": map[string]any{"Colour": "red"}}, connector.ReasonInvalid, "no field named Colour"},
 		{"label with a space", map[string]any{"project": "PROJ", "summary": "x", "labels": []any{"two words"}}, connector.ReasonInvalid, "has a space"},
 		{"unknown account id", map[string]any{"project": "PROJ", "summary": "x", "assignee": "acc-nobody"}, connector.ReasonClientError, "assignee: Specified user does not exist"},
@@ -142,7 +142,7 @@ func TestTransitionIssue(t *testing.T) {
 
 	// no such issue: not_found
 	_, _, err = run(t, f, TransitionIssue, map[string]any{"issue": "PROJ-999", "to": "Done"})
-	require.Equal(t, jc.ReasonNotFound, connector.Classify(err).Reason, "%v", err)
+	require.Equal(t, connector.ReasonNotFound, connector.Classify(err).Reason, "%v", err)
 	require.Contains(t, err.Error(), "Issue does not exist")
 }
 
@@ -196,7 +196,7 @@ func TestErrorKinds(t *testing.T) {
 			{503, http.Header{"Retry-After": {"2"}}, "", true, connector.ReasonServerError, 2 * time.Second, ""},
 			{401, nil, "", false, connector.ReasonAuth, 0, ""},
 			{403, nil, "", false, connector.ReasonAuth, 0, ""},
-			{404, nil, "", false, jc.ReasonNotFound, 0, ""},
+			{404, nil, "", false, connector.ReasonNotFound, 0, ""},
 			{400, nil, `{"errorMessages":["Bad thing"],"errors":{"summary":"too long"}}`, false, connector.ReasonClientError, 0, "Bad thing; summary: too long"},
 		} {
 			t.Run(s.ID+"/"+http.StatusText(tc.status), func(t *testing.T) {

@@ -123,7 +123,7 @@ func TestGraphErrors(t *testing.T) {
 		{500, "generalException", "", connector.ReasonServerError, true, 0},
 		{401, "InvalidAuthenticationToken", "", connector.ReasonAuth, false, 0},
 		{403, "ErrorAccessDenied", "", connector.ReasonAuth, false, 0},
-		{404, "ErrorItemNotFound", "", microsoft.ReasonNotFound, false, 0},
+		{404, "ErrorItemNotFound", "", connector.ReasonNotFound, false, 0},
 		{400, "ErrorInvalidRecipients", "", connector.ReasonClientError, false, 0},
 	} {
 		t.Run(tc.code, func(t *testing.T) {

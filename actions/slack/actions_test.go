@@ -116,8 +116,10 @@ func TestPostMessageErrors(t *testing.T) {
 		{name: "token_revoked", fail: []slackfake.Failure{{Error: "token_revoked"}}, reason: connector.ReasonAuth, msg: "token_revoked"},
 		{name: "not_authed", fail: []slackfake.Failure{{Error: "not_authed"}}, reason: connector.ReasonAuth},
 		{name: "channel_not_found names the channel", with: map[string]any{"channel": "#nowhere", "text": "x"},
-			reason: connector.ReasonClientError, msg: `channel_not_found: channel "#nowhere"`},
+			reason: connector.ReasonNotFound, msg: `channel_not_found: channel "#nowhere"`},
 		{name: "other ok:false", fail: []slackfake.Failure{{Error: "msg_too_long"}}, reason: connector.ReasonClientError, msg: "msg_too_long"},
+		{name: "not_in_channel names the channel", fail: []slackfake.Failure{{Error: "not_in_channel"}}, reason: connector.ReasonClientError, msg: "not_in_channel"},
+		{name: "another thing not found", fail: []slackfake.Failure{{Error: "user_not_found"}}, reason: connector.ReasonNotFound, msg: "user_not_found"},
 		{name: "neither text nor blocks", with: map[string]any{"channel": "general"}, reason: connector.ReasonInvalid},
 		{name: "bad blocks", with: map[string]any{"channel": "general", "blocks": []any{map[string]any{"type": 5}}}, reason: connector.ReasonInvalid},
 	}
@@ -260,6 +262,7 @@ func TestCreateChannelTwice(t *testing.T) {
 	f.Fail("conversations.create", slackfake.Failure{Error: "name_taken"})
 	_, err = run(t, slackactions.CreateChannel, conn, map[string]any{"name": "hidden"})
 	require.ErrorContains(t, err, "cannot see")
+	require.Equal(t, connector.ReasonConflict, connector.Classify(err).Reason, "%v", err)
 }
 
 // proxy is an http.Handler in front of the fake, for the kit (which

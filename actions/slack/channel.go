@@ -33,7 +33,7 @@ func createChannel(ctx context.Context, req *connector.Request) (map[string]any,
 	}
 	if found == nil {
 		// taken by a channel this token cannot list (another's private one)
-		return nil, connector.Permanent(connector.ReasonClientError,
+		return nil, connector.Permanent(connector.ReasonConflict,
 			errors.New(`slack conversations.create: name_taken: a channel "`+name+`" exists that this connection cannot see`))
 	}
 	return map[string]any{"id": found.ID, "name": found.Name, "is_private": found.IsPrivate, "created": false}, nil

@@ -18,6 +18,12 @@ const (
 	ReasonTimeout     Reason = "timeout"
 	ReasonNetwork     Reason = "network"
 	ReasonInvalid     Reason = "invalid_input"
+	// ReasonNotFound: the service has no such thing (an issue, a channel,
+	// a file, an event): HTTP 404 or 410, or the service's own error for it.
+	ReasonNotFound Reason = "not_found"
+	// ReasonConflict: the service refused the change for the state it is
+	// in (HTTP 409, a name taken).
+	ReasonConflict Reason = "conflict"
 )
 
 // Error is a connector failure that says whether retrying may help.

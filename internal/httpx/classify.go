@@ -31,7 +31,8 @@ func StatusError(method string, u *url.URL, resp *http.Response, body []byte) er
 // with status code and header, as a connector error: 429 is retryable
 // rate_limited and 5xx retryable server_error, both after the answer's
 // Retry-After; 408 is retryable timeout; 401 and 403 are permanent auth;
-// any other code is permanent client_error. It is for an SDK's error that
+// 404 and 410 are permanent not_found; 409 is permanent conflict; any
+// other code is permanent client_error. It is for an SDK's error that
 // carries the status (a connector that sends its own requests uses
 // StatusError); err's message is kept as it is.
 func ClassifyStatus(code int, header http.Header, err error) error {
@@ -44,6 +45,10 @@ func ClassifyStatus(code int, header http.Header, err error) error {
 		return connector.Permanent(connector.ReasonAuth, err)
 	case code == http.StatusRequestTimeout:
 		return connector.Retryable(connector.ReasonTimeout, 0, err)
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return connector.Permanent(connector.ReasonNotFound, err)
+	case code == http.StatusConflict:
+		return connector.Permanent(connector.ReasonConflict, err)
 	default:
 		return connector.Permanent(connector.ReasonClientError, err)
 	}

@@ -47,10 +47,10 @@ func TestStatusError(t *testing.T) {
 		{code: 400, reason: connector.ReasonClientError},
 		{code: 401, reason: connector.ReasonAuth},
 		{code: 403, reason: connector.ReasonAuth},
-		{code: 404, reason: connector.ReasonClientError},
+		{code: 404, reason: connector.ReasonNotFound},
 		{code: 408, reason: connector.ReasonTimeout, retryable: true},
 		{code: 408, retryAfter: "9", reason: connector.ReasonTimeout, retryable: true}, // Retry-After only on 429 and 5xx
-		{code: 409, reason: connector.ReasonClientError},
+		{code: 409, reason: connector.ReasonConflict},
 		{code: 422, reason: connector.ReasonClientError},
 		{code: 425, reason: connector.ReasonClientError},
 		{code: 429, reason: connector.ReasonRateLimited, retryable: true},

@@ -188,7 +188,7 @@ func TestPollErrors(t *testing.T) {
 		{"expired token", dbx.Failure{Endpoint: "files/list_folder/continue", Status: http.StatusUnauthorized,
 			Body: `{"error_summary":"expired_access_token/..","error":{".tag":"expired_access_token"}}`}, connector.ReasonAuth, false},
 		{"folder gone", dbx.Failure{Endpoint: "files/list_folder/continue", Status: http.StatusConflict,
-			Body: `{"error_summary":"path/not_found/...","error":{".tag":"path","path":{".tag":"not_found"}}}`}, connector.ReasonClientError, false},
+			Body: `{"error_summary":"path/not_found/...","error":{".tag":"path","path":{".tag":"not_found"}}}`}, connector.ReasonNotFound, false},
 		{"server error", dbx.Failure{Endpoint: "files/list_folder/continue", Status: http.StatusInternalServerError}, connector.ReasonServerError, true},
 	}
 	for _, tc := range tests {

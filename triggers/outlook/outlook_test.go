@@ -260,7 +260,7 @@ func TestPollErrors(t *testing.T) {
 
 	p.f.Fail(microsoft.Failure{Path: "/messages", Status: 404, Code: "ErrorInvalidIdMalformed", Times: 1})
 	_, err = p.poll()
-	require.Equal(t, microsoft.ReasonNotFound, connector.Classify(err).Reason)
+	require.Equal(t, connector.ReasonNotFound, connector.Classify(err).Reason)
 	require.False(t, connector.Classify(err).Retryable)
 
 	p.cursor = json.RawMessage(`{"since":"yesterday"}`)

@@ -7,7 +7,8 @@
 //   - a secret canary placed in every secret field of the connection shows
 //     up in no error, log line or output;
 //   - 429 (with its Retry-After) and 5xx are retryable, with their reasons,
-//     and 400, 401, 403 and 404 are not;
+//     and 400, 401, 403 and 404 are not (400 client_error, 401 auth, 404
+//     not_found);
 //   - a cancelled context ends the call at once, with an error.
 //
 // Failures are injected in front of the fake, for every request of the
@@ -156,10 +157,10 @@ func Run(t *testing.T, k Kit) {
 			{http.StatusInternalServerError, true, connector.ReasonServerError, 0},
 			{http.StatusBadGateway, true, connector.ReasonServerError, 0},
 			{http.StatusServiceUnavailable, true, connector.ReasonServerError, 0},
-			{http.StatusBadRequest, false, "", 0},
+			{http.StatusBadRequest, false, connector.ReasonClientError, 0},
 			{http.StatusUnauthorized, false, connector.ReasonAuth, 0},
 			{http.StatusForbidden, false, "", 0},
-			{http.StatusNotFound, false, "", 0},
+			{http.StatusNotFound, false, connector.ReasonNotFound, 0},
 		} {
 			t.Run(fmt.Sprintf("a %d is %s", tc.status, kind(tc.retryable)), func(t *testing.T) {
 				inject.set(tc.status)

@@ -193,7 +193,7 @@ func do(conn *connector.Connection, endpoint string, u *url.URL, req *http.Reque
 }
 
 // classify maps Dropbox's answers: 409 is an endpoint error (permanent,
-// an *APIError inside); 401 (expired_access_token, invalid_access_token)
+// an *APIError inside, its reason by endpointReason); 401 (expired_access_token, invalid_access_token)
 // is auth; 429 and 503 carry Retry-After; the rest as httpx says.
 func classify(endpoint string, u *url.URL, resp *http.Response, raw []byte) error {
 	if resp.StatusCode < 400 {
@@ -206,11 +206,28 @@ func classify(endpoint string, u *url.URL, resp *http.Response, raw []byte) erro
 	if json.Unmarshal(raw, &body) == nil && body.Summary != "" {
 		ae := &APIError{Endpoint: endpoint, Status: resp.StatusCode, Summary: clean(body.Summary), Detail: body.Error}
 		if resp.StatusCode == http.StatusConflict {
-			return connector.Permanent(connector.ReasonClientError, ae)
+			return connector.Permanent(endpointReason(ae), ae)
 		}
 		return httpx.ClassifyStatus(resp.StatusCode, resp.Header, ae)
 	}
 	return httpx.StatusError(http.MethodPost, u, resp, raw)
+}
+
+// endpointReason is the reason of an endpoint error: not_found when its
+// summary says a path or an id is not found (path/not_found,
+// from_lookup/not_found, lookup_failed/not_found, ...), conflict when a
+// path is taken (path/conflict, to/conflict), else client_error (no space,
+// a malformed path, a disallowed name).
+func endpointReason(ae *APIError) connector.Reason {
+	for _, tag := range strings.Split(ae.Summary, "/") {
+		switch tag {
+		case "not_found":
+			return connector.ReasonNotFound
+		case "conflict":
+			return connector.ReasonConflict
+		}
+	}
+	return connector.ReasonClientError
 }
 
 // clean keeps a summary short and printable.

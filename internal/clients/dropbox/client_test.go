@@ -87,6 +87,23 @@ func TestCallErrors(t *testing.T) {
 	_, ok = dropbox.AsAPIError(err, "path/malformed")
 	require.False(t, ok, "tags match whole")
 
+	// an endpoint error's reason, from its summary
+	for summary, reason := range map[string]connector.Reason{
+		"from_lookup/not_found/..":            connector.ReasonNotFound,
+		"lookup_failed/not_found/.":           connector.ReasonNotFound,
+		"to/conflict/file/..":                 connector.ReasonConflict,
+		"path/conflict/folder/.":              connector.ReasonConflict,
+		"path/insufficient_space/..":          connector.ReasonClientError,
+		"path/disallowed_name/..":             connector.ReasonClientError,
+		"path/not_foundling/.. (no such tag)": connector.ReasonClientError,
+	} {
+		f.Fail(dropbox.Failure{Endpoint: "files/get_metadata", Status: http.StatusConflict,
+			Body: `{"error_summary":"` + summary + `","error":{".tag":"x"}}`})
+		_, err = dropbox.GetMetadata(ctx, c, "/x")
+		require.Equal(t, reason, connector.Classify(err).Reason, "%s: %v", summary, err)
+		require.False(t, connector.Classify(err).Retryable)
+	}
+
 	f.Fail(dropbox.Failure{Endpoint: "files/get_metadata", Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"5"}},
 		Body: `{"error_summary":"too_many_write_operations/..","error":{"reason":{".tag":"too_many_write_operations"},"retry_after":5}}`})
 	_, err = dropbox.GetMetadata(ctx, c, "/x")

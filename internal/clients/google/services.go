@@ -21,12 +21,6 @@ import (
 // DefaultBaseURL is the APIs' root when a connection sets no base_url.
 const DefaultBaseURL = "https://www.googleapis.com/"
 
-// The reasons of Google's answers beyond the shared ones.
-const (
-	ReasonNotFound connector.Reason = "not_found"
-	ReasonConflict connector.Reason = "conflict"
-)
-
 // Endpoint is the root of one API under a connection's base_url (the
 // APIs' root, https://www.googleapis.com/ by default): base_url +
 // "calendar/v3/" or "drive/v3/". Drive's uploads go to /upload/drive/v3/
@@ -95,7 +89,8 @@ var rateLimitReasons = map[string]bool{"rateLimitExceeded": true, "userRateLimit
 // rateLimitExceeded or userRateLimitExceeded, are retryable rate_limited
 // (after Retry-After when given); 5xx retryable server_error; 408
 // retryable timeout; 401 and any other 403 permanent auth; 404 permanent
-// not_found; 409 permanent conflict; other 4xx permanent client_error. An
+// not_found; 409 permanent conflict; other 4xx permanent client_error
+// (httpx.ClassifyStatus). An
 // error without an answer is classified as httpx.ClassifyTransport does.
 func Classify(what string, err error) error {
 	if err == nil {
@@ -138,18 +133,8 @@ func Classify(what string, err error) error {
 		return connector.Retryable(connector.ReasonRateLimited, retryAfter, wrapped)
 	case ge.Code == http.StatusForbidden && anyOf(reasons, rateLimitReasons):
 		return connector.Retryable(connector.ReasonRateLimited, retryAfter, wrapped)
-	case ge.Code >= 500:
-		return connector.Retryable(connector.ReasonServerError, retryAfter, wrapped)
-	case ge.Code == http.StatusRequestTimeout:
-		return connector.Retryable(connector.ReasonTimeout, 0, wrapped)
-	case ge.Code == http.StatusUnauthorized || ge.Code == http.StatusForbidden:
-		return connector.Permanent(connector.ReasonAuth, wrapped)
-	case ge.Code == http.StatusNotFound:
-		return connector.Permanent(ReasonNotFound, wrapped)
-	case ge.Code == http.StatusConflict:
-		return connector.Permanent(ReasonConflict, wrapped)
 	default:
-		return connector.Permanent(connector.ReasonClientError, wrapped)
+		return httpx.ClassifyStatus(ge.Code, ge.Header, wrapped)
 	}
 }
 

@@ -16,10 +16,6 @@ import (
 	"github.com/sous-run/sous/internal/httpx"
 )
 
-// ReasonNotFound is the reason of a call Jira answered 404 (an issue, a
-// project or a user that does not exist): permanent.
-const ReasonNotFound connector.Reason = "not_found"
-
 // OAuthBase is the API root of a site reached with an Atlassian OAuth
 // (3LO) token: the cloud id is appended.
 const OAuthBase = "https://api.atlassian.com/ex/jira/"
@@ -61,8 +57,8 @@ const maxErrorBody = 64 << 10
 // relative to the API root (rest/api/3/...), body sent as JSON when not
 // nil, the answer decoded into out when not nil. Failures are connector
 // errors: 429 rate_limited and 5xx server_error retryable after
-// Retry-After, 401 and 403 auth, 404 not_found, any other 4xx
-// client_error with Jira's errorMessages and errors in the message; no
+// Retry-After, 401 and 403 auth, 404 not_found, 409 conflict, any other
+// 4xx client_error with Jira's errorMessages and errors in the message; no
 // answer is classified as a transport failure. Messages never hold the
 // query string or credentials.
 func Call(ctx context.Context, c *gojira.Client, method, ref string, body, out any) error {
@@ -92,12 +88,6 @@ func Call(ctx context.Context, c *gojira.Client, method, ref string, body, out a
 func StatusError(method string, u *url.URL, resp *http.Response, raw []byte) error {
 	msg := ErrorMessage(raw)
 	err := fmt.Errorf("jira %s %s: %s: %s", method, httpx.RedactURL(u), resp.Status, msg)
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return connector.Permanent(ReasonNotFound, err)
-	case http.StatusBadRequest:
-		return connector.Permanent(connector.ReasonClientError, err)
-	}
 	return httpx.ClassifyStatus(resp.StatusCode, resp.Header, err)
 }
 

@@ -78,8 +78,8 @@ func TestStatusErrorKinds(t *testing.T) {
 		retryable bool
 	}{
 		{429, connector.ReasonRateLimited, true}, {500, connector.ReasonServerError, true}, {503, connector.ReasonServerError, true},
-		{401, connector.ReasonAuth, false}, {403, connector.ReasonAuth, false}, {404, ReasonNotFound, false},
-		{400, connector.ReasonClientError, false}, {409, connector.ReasonClientError, false}, {410, connector.ReasonClientError, false},
+		{401, connector.ReasonAuth, false}, {403, connector.ReasonAuth, false}, {404, connector.ReasonNotFound, false},
+		{400, connector.ReasonClientError, false}, {409, connector.ReasonConflict, false}, {410, connector.ReasonNotFound, false},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/internal/httpx"
@@ -18,13 +17,6 @@ import (
 
 // DefaultBase is Graph's root, the connection's base_url when not set.
 const DefaultBase = "https://graph.microsoft.com/v1.0/"
-
-// Reasons of Graph failures beyond connector's own.
-const (
-	// ReasonNotFound: Graph answered 404 (no such user, folder, message or
-	// calendar); permanent.
-	ReasonNotFound connector.Reason = "not_found"
-)
 
 // ErrorBody is Graph's error answer: {"error":{"code","message"}}.
 type ErrorBody struct {
@@ -117,7 +109,8 @@ func Call(ctx context.Context, conn *connector.Connection, method, ref string, b
 // Classify makes a connector error of Graph's answer code to method u:
 // 429 retryable rate_limited and 5xx retryable server_error, both after
 // Retry-After; 408 retryable timeout; 401 and 403 permanent auth; 404
-// permanent not_found; any other code permanent client_error. The message
+// permanent not_found; 409 permanent conflict; any other code permanent
+// client_error (httpx.ClassifyStatus). The message
 // carries Graph's error code and message (never the request's query).
 func Classify(method string, u *url.URL, code int, header http.Header, body []byte) error {
 	var eb ErrorBody
@@ -137,21 +130,7 @@ func Classify(method string, u *url.URL, code int, header http.Header, body []by
 		detail = "(empty body)"
 	}
 	err := fmt.Errorf("microsoft graph %s %s: %d %s: %s", method, httpx.RedactURL(u), code, http.StatusText(code), detail)
-	after := httpx.RetryAfter(header.Get("Retry-After"), time.Now())
-	switch {
-	case code == http.StatusTooManyRequests:
-		return connector.Retryable(connector.ReasonRateLimited, after, err)
-	case code >= 500:
-		return connector.Retryable(connector.ReasonServerError, after, err)
-	case code == http.StatusRequestTimeout:
-		return connector.Retryable(connector.ReasonTimeout, 0, err)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return connector.Permanent(connector.ReasonAuth, err)
-	case code == http.StatusNotFound:
-		return connector.Permanent(ReasonNotFound, err)
-	default:
-		return connector.Permanent(connector.ReasonClientError, err)
-	}
+	return httpx.ClassifyStatus(code, header, err)
 }
 
 // UserPath is the path of the mailbox or calendar owner: me, or

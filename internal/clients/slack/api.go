@@ -87,8 +87,10 @@ var channelErrors = map[string]bool{
 // connector error: 429 and `ratelimited` are retryable rate_limited after
 // Retry-After; 5xx and Slack's internal errors retryable server_error;
 // invalid_auth, not_authed, token_revoked and their kind permanent auth;
-// channel_not_found and the other channel errors permanent, naming
-// channel; any other ok:false permanent client_error; a failed
+// channel_not_found permanent not_found and the other channel errors
+// permanent client_error, naming channel; another *_not_found (user,
+// message, file) permanent not_found; name_taken and already_* permanent
+// conflict; any other ok:false permanent client_error; a failed
 // connection or a timeout as httpx classifies it.
 func Classify(call, channel string, err error) error {
 	if err == nil {
@@ -121,8 +123,14 @@ func Classify(call, channel string, err error) error {
 			return connector.Permanent(connector.ReasonAuth, fmt.Errorf("slack %s: %s", call, msg))
 		case serverErrors[code]:
 			return connector.Retryable(connector.ReasonServerError, 0, fmt.Errorf("slack %s: %s", call, code))
+		case code == "channel_not_found":
+			return connector.Permanent(connector.ReasonNotFound, fmt.Errorf("slack %s: %s: channel %q", call, code, channel))
 		case channelErrors[code]:
 			return connector.Permanent(connector.ReasonClientError, fmt.Errorf("slack %s: %s: channel %q", call, code, channel))
+		case strings.HasSuffix(code, "_not_found"):
+			return connector.Permanent(connector.ReasonNotFound, fmt.Errorf("slack %s: %s", call, code))
+		case code == "name_taken" || strings.HasPrefix(code, "already_"):
+			return connector.Permanent(connector.ReasonConflict, fmt.Errorf("slack %s: %s", call, code))
 		}
 		return connector.Permanent(connector.ReasonClientError, fmt.Errorf("slack %s: %s", call, code))
 	}
@@ -154,7 +162,7 @@ func ResolveChannel(ctx context.Context, api *slack.Client, nameOrID string) (st
 		return "", err
 	}
 	if ch == nil {
-		return "", connector.Permanent(connector.ReasonClientError,
+		return "", connector.Permanent(connector.ReasonNotFound,
 			fmt.Errorf("slack conversations.list: channel_not_found: channel %q", nameOrID))
 	}
 	return ch.ID, nil
