@@ -17,7 +17,7 @@ build: ## build bin/sous
 	$(GO) build -o $(BIN) ./cmd/sous
 
 # Signing secrets for the example webhooks, for trying Sous locally only.
-DEV_SECRETS := SOUS_SECRET_ALERTMANAGER_TOKEN=dev-only SOUS_SECRET_SHOP_WEBHOOK=dev-only SOUS_SECRET_WEBSITE_FORMS_WEBHOOK=dev-only SOUS_SECRET_GITHUB_WEBHOOK=dev-only SOUS_SECRET_BOOKINGS_WEBHOOK=dev-only
+DEV_SECRETS := SOUS_SECRET_ALERTMANAGER_TOKEN=dev-only SOUS_SECRET_SHOP_WEBHOOK=dev-only SOUS_SECRET_WEBSITE_FORMS_WEBHOOK=dev-only SOUS_SECRET_GITHUB_WEBHOOK=dev-only SOUS_SECRET_BOOKINGS_WEBHOOK=dev-only SOUS_SECRET_INCIDENTS_WEBHOOK=dev-only
 
 # The address `make run` serves on (make run LISTEN=127.0.0.1:9090): examples/sous.yaml
 # reads it from SOUS_LISTEN, for `listen` and for the hello recipe's connection.

@@ -26,6 +26,7 @@ import (
 type serveSetup struct {
 	bin, tmp, base, key string
 	args                []string
+	env                 []string // more environment (SOUS_SECRET_...)
 }
 
 // newServeSetup writes recipes (file name to text) and a config with
@@ -49,7 +50,7 @@ func newServeSetup(t *testing.T, bin string, recipeFiles map[string]string, extr
 // start starts a process; its output goes to the n-th log file.
 func (s *serveSetup) start(t *testing.T, n int) *child {
 	t.Helper()
-	return startChild(t, s.bin, filepath.Join(s.tmp, fmt.Sprintf("child%d.log", n)), nil, s.args...)
+	return startChild(t, s.bin, filepath.Join(s.tmp, fmt.Sprintf("child%d.log", n)), s.env, s.args...)
 }
 
 // post sends a webhook; the status code, 0 when the server is down.

@@ -20,6 +20,7 @@ import (
 	"github.com/sous-run/sous/engine/store"
 	sc "github.com/sous-run/sous/internal/clients/slack"
 	"github.com/sous-run/sous/internal/clients/slack/slackfake"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 const slackSigningSecret = "e2e-slack-signing-secret-0123456789"
@@ -452,6 +453,8 @@ func TestSlackIncidentExampleThroughServe(t *testing.T) {
 	require.NoError(t, err)
 	setup := newServeSetup(t, bin, map[string]string{"incident-channel.yaml": string(example)},
 		"connections:\n  slack: {type: slack, token: "+token+", signing_secret: "+slackSigningSecret+", base_url: \""+fake.URL()+"\"}\n")
+	const hookSecret = "e2e-incidents-webhook-secret"
+	setup.env = []string{"SOUS_SECRET_INCIDENTS_WEBHOOK=" + hookSecret}
 	c := setup.start(t, 0)
 	waitReady(t, setup.base, c)
 	defer func() {
@@ -463,10 +466,18 @@ func TestSlackIncidentExampleThroughServe(t *testing.T) {
 	for i, title := range []string{"API latency over 2 s", "API latency over 5 s"} {
 		body, err := json.Marshal(map[string]any{"id": 42, "title": title, "runbook": runbook})
 		require.NoError(t, err)
-		resp, err := http.Post(setup.base+"/hooks/incidents", "application/json", strings.NewReader(string(body)))
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+		post := func(sig string) int {
+			req, err := http.NewRequest(http.MethodPost, setup.base+"/hooks/incidents", strings.NewReader(string(body)))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Signature-256", sig)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		require.Equal(t, http.StatusUnauthorized, post(httpx.SignSHA256("not-the-secret", body)), "a wrong signature is refused")
+		require.Equal(t, http.StatusAccepted, post(httpx.SignSHA256(hookSecret, body)))
 		require.Eventually(t, func() bool {
 			runs, err := setup.runs("slack-incident-channel")
 			require.NoError(t, err)
