@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -261,29 +260,18 @@ func TestUploadErrors(t *testing.T) {
 		})
 	}
 	t.Run("a url past max_url_bytes", func(t *testing.T) {
-		src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			block := make([]byte, 256<<10)
-			if r.URL.Path == "/sized" {
-				w.Header().Set("Content-Length", strconv.Itoa(len(block)))
-				_, _ = w.Write(block)
-				return
-			}
-			for range 12 { // 3 MiB, no Content-Length
-				_, _ = w.Write(block)
-				w.(http.Flusher).Flush()
-			}
-		}))
-		defer src.Close()
+		data := make([]byte, 3<<20)
 		for _, tc := range []struct {
-			name, path     string
+			name           string
+			src            *httptest.Server
 			limit, appends int
 		}{
-			{"its length says so", "/sized", 1000, 0},
-			{"its body grows past it", "/stream", 2<<20 + 1, 1}, // the session's first two chunks, then the third read fails
+			{"its length says so", connectortest.Source(t, data, true), 1000, 0},
+			{"its body grows past it", connectortest.Source(t, data, false), 2<<20 + 1, 1}, // the session's first two chunks, then the third read fails
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newFixture(t)
-				_, err := f.run(t, map[string]any{"path": "/Big/video.bin", "url": src.URL + tc.path, "chunk_size": 1 << 20, "max_url_bytes": tc.limit})
+				_, err := f.run(t, map[string]any{"path": "/Big/video.bin", "url": tc.src.URL + "/v", "chunk_size": 1 << 20, "max_url_bytes": tc.limit})
 				require.ErrorContains(t, err, "larger than max_url_bytes")
 				ce := connector.Classify(err)
 				require.Equal(t, connector.ReasonInvalid, ce.Reason, "%v", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sous-run/sous/actions/gdrive"
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/engine/connector/connectortest"
 	"github.com/sous-run/sous/internal/clients/google"
 )
 
@@ -195,14 +196,7 @@ func TestUploadErrors(t *testing.T) {
 		require.Empty(t, f.fake.Files())
 	})
 	t.Run("a url past max_url_bytes", func(t *testing.T) {
-		chunked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			block := make([]byte, 64<<10)
-			for range 16 { // 1 MiB, no Content-Length
-				_, _ = w.Write(block)
-				w.(http.Flusher).Flush()
-			}
-		}))
-		defer chunked.Close()
+		chunked := connectortest.Source(t, make([]byte, 1<<20), false)
 		for _, tc := range []struct {
 			name, url string
 			limit     int
