@@ -2,6 +2,8 @@ package slack_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -94,6 +96,73 @@ func TestPostMessage(t *testing.T) {
 			noToken(t, f)
 		})
 	}
+}
+
+// TestPostMessageRetried: an attempt whose answer was lost after Slack
+// posted is followed by one that finds that message by its metadata tag
+// and posts none, in a channel or a thread, past other messages and
+// pages; the first attempt never searches; a retry whose search Slack
+// refuses (no history scope) posts.
+func TestPostMessageRetried(t *testing.T) {
+	attempt := func(f *slackfake.Fake, n int, key string, with map[string]any) (map[string]any, error) {
+		w, err := connectortest.With(slackactions.PostMessage, with)
+		require.NoError(t, err)
+		return slackactions.PostMessage.Action.Run(context.Background(), &connector.Request{Recipe: "r", RunID: "run-1", Step: "s",
+			With: w, Connection: connection(t, f.URL()), IdempotencyKey: key, Attempt: n, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}
+	for _, tc := range []struct {
+		name string
+		with map[string]any
+	}{
+		{"in a channel, by name", map[string]any{"channel": "#general", "text": "deployed"}},
+		{"in a thread", map[string]any{"channel": "C0GENERAL01", "text": "deployed", "thread_ts": "THREAD"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := slackfake.New(token)
+			defer f.Stop()
+			if tc.with["thread_ts"] != nil {
+				parent, err := attempt(f, 1, "run-0:parent", map[string]any{"channel": "general", "text": "parent"})
+				require.NoError(t, err)
+				tc.with["thread_ts"] = parent["ts"]
+			}
+			f.Fail("chat.postMessage", slackfake.Failure{Status: http.StatusServiceUnavailable, After: true})
+			_, err := attempt(f, 1, "run-1:s", tc.with)
+			require.True(t, connector.Classify(err).Retryable, "%v", err)
+			require.Empty(t, f.Calls("conversations.history"), "a first attempt does not search")
+			require.Empty(t, f.Calls("conversations.replies"))
+			first := f.Messages()[len(f.Messages())-1]
+			var md map[string]any
+			require.NoError(t, json.Unmarshal([]byte(first.Metadata), &md))
+			require.Equal(t, "sous_step", md["event_type"])
+			require.NotContains(t, first.Metadata, "run-1", "the key is hashed")
+			// other steps' messages after it, over more than one page
+			for i := range 250 {
+				_, err := attempt(f, 1, fmt.Sprintf("run-2:s%d", i), tc.with)
+				require.NoError(t, err)
+			}
+			n := len(f.Messages())
+			out, err := attempt(f, 2, "run-1:s", tc.with)
+			require.NoError(t, err)
+			require.Len(t, f.Messages(), n, "the retry posted nothing")
+			require.Equal(t, first.TS, out["ts"])
+			require.Equal(t, true, out["existed"])
+			require.NoError(t, connectortest.Conforms(slackactions.PostMessage.Shape, out))
+			out, err = attempt(f, 2, "run-3:s", tc.with)
+			require.NoError(t, err)
+			require.Len(t, f.Messages(), n+1, "a retry whose first attempt posted nothing posts")
+			require.Equal(t, false, out["existed"])
+			noToken(t, f)
+		})
+	}
+	t.Run("the search is refused", func(t *testing.T) {
+		f := slackfake.New(token)
+		defer f.Stop()
+		f.Fail("conversations.history", slackfake.Failure{Error: "missing_scope"})
+		out, err := attempt(f, 2, "run-1:s", map[string]any{"channel": "general", "text": "x"})
+		require.NoError(t, err)
+		require.Len(t, f.Messages(), 1)
+		require.Equal(t, false, out["existed"])
+	})
 }
 
 func TestPostMessageErrors(t *testing.T) {

@@ -2,9 +2,12 @@ package slack
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/slack-go/slack"
 
@@ -69,16 +72,90 @@ func postMessage(ctx context.Context, req *connector.Request) (map[string]any, e
 		opts = append(opts, slack.MsgOptionDisableMediaUnfurl())
 	}
 	channel := w.String(FieldChannel)
-	ch, ts, err := api.PostMessageContext(ctx, channel, opts...)
-	if err != nil {
-		return nil, sc.Classify("chat.postMessage", channel, err)
+	existed := false
+	var ch, ts string
+	if req.IdempotencyKey != "" {
+		tag := StepTag(req.IdempotencyKey)
+		opts = append(opts, slack.MsgOptionMetadata(slack.SlackMetadata{EventType: MetadataEventType,
+			EventPayload: map[string]any{MetadataKey: tag}}))
+		if req.Attempt > 1 {
+			ch, ts, existed = findPosted(ctx, api, req.Logger, channel, thread, tag)
+		}
+	}
+	if !existed {
+		ch, ts, err = api.PostMessageContext(ctx, channel, opts...)
+		if err != nil {
+			return nil, sc.Classify("chat.postMessage", channel, err)
+		}
 	}
 	link, err := permalink(ctx, api, ch, ts)
 	if err != nil {
 		return nil, err
 	}
-	req.Logger.Info("slack message posted", "channel", ch, "ts", ts)
-	return map[string]any{"channel": ch, "ts": ts, "permalink": link, "thread_ts": thread}, nil
+	if req.Logger != nil {
+		req.Logger.Info("slack message posted", "channel", ch, "ts", ts, "existed", existed)
+	}
+	return map[string]any{"channel": ch, "ts": ts, "permalink": link, "thread_ts": thread, "existed": existed}, nil
+}
+
+// The metadata every posted message carries: event type MetadataEventType,
+// its payload's MetadataKey the step's tag (StepTag).
+const (
+	MetadataEventType = "sous_step"
+	MetadataKey       = "step"
+)
+
+// findPages bounds the search for a retried post's first message: pages
+// of findPageSize messages, newest first (1,000 messages of the channel,
+// or of the thread).
+const (
+	findPages    = 5
+	findPageSize = 200
+)
+
+// StepTag is the tag of a step's messages: its idempotency key, hashed
+// (the run id stays out of Slack).
+func StepTag(key string) string {
+	sum := sha256.Sum256([]byte("sous-slack:" + key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// findPosted looks for the message an earlier attempt of the step posted
+// (its answer lost): in the channel's recent history, or the thread's
+// replies, by the metadata tag. When the search cannot be made (no
+// channels:history scope, a channel not joined) it logs why and reports
+// none, and the step posts: a possible second message rather than none.
+func findPosted(ctx context.Context, api *slack.Client, log *slog.Logger, channel, thread, tag string) (string, string, bool) {
+	id, err := sc.ResolveChannel(ctx, api, channel)
+	cursor := ""
+	for page := 0; err == nil && page < findPages; page++ {
+		var msgs []slack.Message
+		more := false
+		if thread != "" {
+			msgs, more, cursor, err = api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{
+				ChannelID: id, Timestamp: thread, Cursor: cursor, Limit: findPageSize, IncludeAllMetadata: true})
+			err = sc.Classify("conversations.replies", channel, err)
+		} else {
+			var resp *slack.GetConversationHistoryResponse
+			resp, err = api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+				ChannelID: id, Cursor: cursor, Limit: findPageSize, IncludeAllMetadata: true})
+			if err = sc.Classify("conversations.history", channel, err); err == nil {
+				msgs, more, cursor = resp.Messages, resp.HasMore, resp.ResponseMetaData.NextCursor
+			}
+		}
+		for _, m := range msgs {
+			if m.Metadata.EventType == MetadataEventType && fmt.Sprint(m.Metadata.EventPayload[MetadataKey]) == tag {
+				return id, m.Timestamp, true
+			}
+		}
+		if err != nil || !more || cursor == "" {
+			break
+		}
+	}
+	if err != nil && log != nil {
+		log.Warn("slack: cannot look for the message an earlier attempt may have posted; posting", "channel", channel, "error", err)
+	}
+	return "", "", false
 }
 
 func updateMessage(ctx context.Context, req *connector.Request) (map[string]any, error) {

@@ -57,7 +57,10 @@ var (
 	PostMessage = &connector.Spec{
 		ID: "slack.post_message", Kind: connector.KindAction, Summary: "Post a message to a Slack channel",
 		Description: "chat.postMessage with text and/or blocks, in a thread with thread_ts; the output has the message's " +
-			"channel id, ts and permalink. A retried step may post twice if Slack took the first attempt but its answer was lost." + errorsDoc,
+			"channel id, ts and permalink. The message carries metadata (event type sous_step) tagged with the step's " +
+			"idempotency key, hashed; a retried attempt first looks for that tag in the channel's last 1,000 messages (or " +
+			"the thread's) and returns the message it finds (existed: true) rather than posting again. The search needs " +
+			"the channels:history scope (groups:history for private channels); without it the retry posts." + errorsDoc,
 		Connection: sc.Connection.Type, ConnectionRequired: true,
 		Fields: []connector.Field{channelField, textField, blocksField,
 			{Name: FieldThreadTS, Type: connector.String, Example: "1700000000.000100",
@@ -67,7 +70,8 @@ var (
 			{Name: FieldUnfurlLinks, Type: connector.Bool, Description: "Unfurl links to text content (Slack's default when unset)"},
 			{Name: FieldUnfurlMedia, Type: connector.Bool, Description: "Unfurl media links (Slack's default, true, when unset)"},
 		},
-		Shape:  messageOutput(),
+		Shape: obj(append(messageOutput().Props,
+			p("existed", leaf(connector.Bool, "True when a retried attempt found the message its earlier attempt posted, and posted none")))...),
 		Action: connector.ActionFunc(postMessage),
 	}
 	UpdateMessage = &connector.Spec{

@@ -440,7 +440,8 @@ steps:
 // examples/slack/incident-channel.yaml for real against the fake: every
 // Slack action in one run (create_channel, post_message, upload_file,
 // update_message), and a second alert for the same incident gives the
-// same channel, not a second one.
+// same channel, not a second one; a post whose answer is lost after Slack
+// posted it is retried without a second message.
 func TestSlackIncidentExampleThroughServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts a sous binary")
@@ -463,6 +464,9 @@ func TestSlackIncidentExampleThroughServe(t *testing.T) {
 		}
 	}()
 	const runbook = "1. Check the database.\n2. Page the on-call.\n"
+	// the first alert's post is answered 503 after Slack posted it: the
+	// retry finds it rather than posting a second
+	fake.Fail("chat.postMessage", slackfake.Failure{Status: http.StatusServiceUnavailable, After: true})
 	for i, title := range []string{"API latency over 2 s", "API latency over 5 s"} {
 		body, err := json.Marshal(map[string]any{"id": 42, "title": title, "runbook": runbook})
 		require.NoError(t, err)
@@ -499,7 +503,8 @@ func TestSlackIncidentExampleThroughServe(t *testing.T) {
 	}
 	require.Len(t, incident, 1, "one channel for the incident")
 	msgs := fake.Messages()
-	require.Len(t, msgs, 2)
+	require.Len(t, msgs, 2, "one message an alert, the lost answer's retry included")
+	require.NotEmpty(t, fake.Calls("conversations.history"), "the retry looked for its message")
 	files := fake.Files()
 	require.Len(t, files, 2)
 	for i, m := range msgs {

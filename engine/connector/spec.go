@@ -305,7 +305,14 @@ type Request struct {
 	Connection *Connection
 	// IdempotencyKey is stable across the attempts of one step of one run.
 	IdempotencyKey string
-	Logger         *slog.Logger
+	// Attempt is this attempt's number, from 1. Above 1, an earlier
+	// attempt of the step ran and may have reached the service with its
+	// answer lost: an action whose service takes no idempotency key looks
+	// for what that attempt made (by IdempotencyKey) before making it
+	// again. A step a crash interrupted before its attempt was recorded
+	// starts again at 1. Zero (a caller that does not count) means 1.
+	Attempt int
+	Logger  *slog.Logger
 }
 
 // Action performs one operation. Errors should be built with Permanent or

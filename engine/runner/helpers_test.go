@@ -60,6 +60,8 @@ type call struct {
 	Step string
 	With connector.Values
 	Key  string
+	// Attempt is the request's attempt number
+	Attempt int
 }
 
 // fake records calls and answers them with a function of the step id and
@@ -79,7 +81,7 @@ func (f *fake) invoke(ctx context.Context, step *recipes.Step, req *connector.Re
 	f.mu.Lock()
 	f.counts[step.ID]++
 	n := f.counts[step.ID]
-	f.calls = append(f.calls, call{Step: step.ID, With: req.With, Key: req.IdempotencyKey})
+	f.calls = append(f.calls, call{Step: step.ID, With: req.With, Key: req.IdempotencyKey, Attempt: req.Attempt})
 	f.mu.Unlock()
 	if f.answer == nil {
 		return echo(ctx, req)

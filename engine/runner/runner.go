@@ -353,6 +353,7 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 	}
 	for n := len(prior) + 1; ; n++ {
 		att := Attempt{Number: n, Started: r.now()}
+		req.Attempt = n
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		out, err := r.invoke(actx, step, req)
 		stepTimedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil

@@ -137,8 +137,9 @@ steps:
 	one := f.callsOf("one")
 	require.Len(t, one, 3)
 	require.NotEmpty(t, one[0].Key)
-	for _, c := range one {
+	for i, c := range one {
 		require.Equal(t, one[0].Key, c.Key)
+		require.Equal(t, i+1, c.Attempt, "each attempt knows its number")
 	}
 	two := f.callsOf("two")
 	require.Len(t, two, 1)

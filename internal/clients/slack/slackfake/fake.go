@@ -12,7 +12,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,10 @@ type Failure struct {
 	Status int               // 200 when zero (an ok:false error)
 	Error  string            // the ok:false error, when Status is 200
 	Header map[string]string // Retry-After, say
+	// After: the method does its work first and the failure is the
+	// answer (an answer lost after Slack acted: a 503 from a proxy, a
+	// dropped connection).
+	After bool
 }
 
 // Call is a request the fake received.
@@ -48,6 +54,7 @@ type Channel struct {
 type Message struct {
 	Channel, TS, Text, ThreadTS string
 	Blocks                      string // the blocks JSON, as sent
+	Metadata                    string // the metadata JSON, as sent
 	Form                        url.Values
 }
 
@@ -85,6 +92,8 @@ func New(token string, channels ...Channel) *Fake {
 	f.channels = channels
 	handlers := map[string]http.HandlerFunc{
 		"/chat.postMessage":             f.postMessage,
+		"/conversations.history":        f.history,
+		"/conversations.replies":        f.replies,
 		"/chat.update":                  f.update,
 		"/chat.getPermalink":            f.permalink,
 		"/conversations.create":         f.create,
@@ -182,6 +191,10 @@ func (f *Fake) wrap(method string, h http.HandlerFunc) http.HandlerFunc {
 			fl, f.failures[method] = &q[0], q[1:]
 		}
 		f.mu.Unlock()
+		if fl != nil && fl.After {
+			r.Form = c.Form
+			h(httptest.NewRecorder(), r) // done, its answer lost
+		}
 		if fl != nil {
 			for k, v := range fl.Header {
 				w.Header().Set(k, v)
@@ -240,11 +253,84 @@ func (f *Fake) postMessage(w http.ResponseWriter, r *http.Request) {
 		fail(w, "invalid_blocks")
 		return
 	}
+	if md := r.Form.Get("metadata"); md != "" {
+		var v struct {
+			EventType    string         `json:"event_type"`
+			EventPayload map[string]any `json:"event_payload"`
+		}
+		if json.Unmarshal([]byte(md), &v) != nil || v.EventType == "" || v.EventPayload == nil {
+			fail(w, "invalid_metadata_format")
+			return
+		}
+	}
 	m := Message{Channel: ch.ID, TS: fmt.Sprintf("1700000000.%06d", f.next()), Text: r.Form.Get("text"),
-		ThreadTS: r.Form.Get("thread_ts"), Blocks: r.Form.Get("blocks"), Form: r.Form}
+		ThreadTS: r.Form.Get("thread_ts"), Blocks: r.Form.Get("blocks"), Metadata: r.Form.Get("metadata"), Form: r.Form}
 	f.messages = append(f.messages, m)
 	reply(w, map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS,
 		"message": map[string]any{"type": "message", "text": m.Text, "ts": m.TS, "bot_id": "B0FAKE"}})
+}
+
+// history answers conversations.history: the channel's messages outside
+// threads (and thread parents), newest first, at most limit (100 by
+// default) a page, paged by cursor; since oldest when given; with their
+// metadata only when include_all_metadata is 1. It takes a channel id
+// only, as Slack does.
+func (f *Fake) history(w http.ResponseWriter, r *http.Request) {
+	f.listMessages(w, r, func(m Message) bool { return m.ThreadTS == "" || m.ThreadTS == m.TS })
+}
+
+// replies answers conversations.replies: the thread of ts, its parent
+// first then the replies, oldest first, as history pages them.
+func (f *Fake) replies(w http.ResponseWriter, r *http.Request) {
+	ts := r.Form.Get("ts")
+	if ts == "" {
+		fail(w, "invalid_arguments")
+		return
+	}
+	f.listMessages(w, r, func(m Message) bool { return m.TS == ts || m.ThreadTS == ts })
+}
+
+func (f *Fake) listMessages(w http.ResponseWriter, r *http.Request, keep func(Message) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := f.channel(r.Form.Get("channel"))
+	if ch == nil || ch.ID != r.Form.Get("channel") {
+		fail(w, "channel_not_found")
+		return
+	}
+	limit, _ := strconv.Atoi(r.Form.Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	oldest := r.Form.Get("oldest")
+	replies := strings.HasSuffix(r.URL.Path, "conversations.replies")
+	var all []Message
+	for _, m := range f.messages {
+		if m.Channel == ch.ID && keep(m) && (oldest == "" || m.TS > oldest) {
+			all = append(all, m)
+		}
+	}
+	if !replies {
+		slices.Reverse(all) // history is newest first
+	}
+	start, _ := strconv.Atoi(r.Form.Get("cursor"))
+	end := min(start+limit, len(all))
+	out := []map[string]any{}
+	for _, m := range all[min(start, end):end] {
+		j := map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "bot_id": "B0FAKE"}
+		if m.ThreadTS != "" {
+			j["thread_ts"] = m.ThreadTS
+		}
+		if m.Metadata != "" && r.Form.Get("include_all_metadata") == "1" {
+			j["metadata"] = json.RawMessage(m.Metadata)
+		}
+		out = append(out, j)
+	}
+	next := ""
+	if end < len(all) {
+		next = strconv.Itoa(end)
+	}
+	reply(w, map[string]any{"ok": true, "messages": out, "has_more": next != "", "response_metadata": map[string]any{"next_cursor": next}})
 }
 
 func (f *Fake) update(w http.ResponseWriter, r *http.Request) {
