@@ -2,9 +2,9 @@ package slack_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
