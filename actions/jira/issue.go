@@ -300,10 +300,17 @@ func transitionIssue(ctx context.Context, req *connector.Request) (map[string]an
 				} `json:"status"`
 			} `json:"fields"`
 		}
-		if err := jc.Call(ctx, c, http.MethodGet, "rest/api/3/issue/"+ref+"?fields=status", nil, &is); err != nil {
-			return nil, err
-		}
-		if strings.EqualFold(is.Fields.Status.Name, to) {
+		// best effort: the unknown-name error below comes from the
+		// transitions list alone, the current status only adds to it
+		statusErr := jc.Call(ctx, c, http.MethodGet, "rest/api/3/issue/"+ref+"?fields=status", nil, &is)
+		if statusErr != nil {
+			if ctx.Err() != nil {
+				return nil, statusErr
+			}
+			if req.Logger != nil {
+				req.Logger.Warn("jira: current status not read; reporting the unknown target from the transitions list", "issue", key, "error", statusErr)
+			}
+		} else if strings.EqualFold(is.Fields.Status.Name, to) {
 			return map[string]any{"issue": key, "status": is.Fields.Status.Name, "transition_id": "", "changed": false}, nil
 		}
 		var avail []string
@@ -313,8 +320,11 @@ func transitionIssue(ctx context.Context, req *connector.Request) (map[string]an
 		if len(avail) == 0 {
 			avail = []string{"none"}
 		}
-		return nil, connector.Permanent(connector.ReasonClientError, errors.New("jira: issue "+key+" (status "+
-			quote(is.Fields.Status.Name)+") has no transition to "+quote(to)+"; available: "+strings.Join(avail, ", ")))
+		where := "jira: issue " + key
+		if statusErr == nil {
+			where += " (status " + quote(is.Fields.Status.Name) + ")"
+		}
+		return nil, connector.Permanent(connector.ReasonClientError, errors.New(where+" has no transition to "+quote(to)+"; available: "+strings.Join(avail, ", ")))
 	}
 	body := map[string]any{"transition": map[string]any{"id": pick.ID}}
 	if err := jc.Call(ctx, c, http.MethodPost, "rest/api/3/issue/"+ref+"/transitions", body, nil); err != nil {

@@ -146,6 +146,36 @@ func TestTransitionIssue(t *testing.T) {
 	require.Contains(t, err.Error(), "Issue does not exist")
 }
 
+// TestTransitionUnknownStatusFetchFails: the unknown-name error comes
+// from the transitions list alone; a failing status read (a fake serving
+// only /transitions, or a 5xx) does not replace it.
+func TestTransitionUnknownStatusFetchFails(t *testing.T) {
+	for _, code := range []int{http.StatusNotFound, http.StatusInternalServerError} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			f := jiratest.New()
+			defer f.Close()
+			is := f.CreateIssue("PROJ", "x")
+			serve := f.Config.Handler
+			f.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet && r.URL.Path == "/rest/api/3/issue/"+is.Key {
+					http.Error(w, `{"errorMessages":["no status here"]}`, code)
+					return
+				}
+				serve.ServeHTTP(w, r)
+			})
+			_, logs, err := run(t, f, TransitionIssue, map[string]any{"issue": is.Key, "to": "Blocked"})
+			require.Error(t, err)
+			ce := connector.Classify(err)
+			require.False(t, ce.Retryable, "%v", err)
+			require.Equal(t, connector.ReasonClientError, ce.Reason, "%v", err)
+			for _, s := range []string{`no transition to "Blocked"`, `"In Progress"`, `"In Review"`, `"Done"`} {
+				require.Contains(t, err.Error(), s)
+			}
+			require.Contains(t, logs, "current status not read")
+		})
+	}
+}
+
 func TestAddComment(t *testing.T) {
 	f := jiratest.New()
 	defer f.Close()
