@@ -1,10 +1,12 @@
 package gdrive_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +27,7 @@ const token = "ya29.gdrive-test-token-0123456789"
 type fixture struct {
 	fake *google.Fake
 	conn *connector.Connection
+	logs *bytes.Buffer // what the actions logged
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -37,7 +40,7 @@ func newFixture(t *testing.T) *fixture {
 	cl, err := connector.NewClient(c, google.Connection, nil, connector.ClientHooks{})
 	require.NoError(t, err)
 	c.Client = cl
-	return &fixture{fake: fake, conn: c}
+	return &fixture{fake: fake, conn: c, logs: &bytes.Buffer{}}
 }
 
 func (f *fixture) run(t *testing.T, s *connector.Spec, key string, with map[string]any) (map[string]any, error) {
@@ -61,7 +64,7 @@ func (f *fixture) run(t *testing.T, s *connector.Spec, key string, with map[stri
 		require.Empty(t, s.Validate(w))
 	}
 	return s.Action.Run(context.Background(), &connector.Request{Recipe: "r", RunID: "run1", Step: "s", With: w,
-		Connection: f.conn, IdempotencyKey: key})
+		Connection: f.conn, IdempotencyKey: key, Logger: slog.New(slog.NewTextHandler(f.logs, nil))})
 }
 
 func md5hex(b []byte) string {
@@ -243,6 +246,22 @@ func TestUploadErrors(t *testing.T) {
 		require.Equal(t, connector.ReasonServerError, ce.Reason)
 		require.Empty(t, f.fake.Files())
 	})
+	for _, status := range []int{http.StatusNotFound, http.StatusServiceUnavailable} {
+		t.Run("the lookup for an earlier attempt answers "+strconv.Itoa(status), func(t *testing.T) {
+			f := newFixture(t)
+			f.fake.Fail(google.Failure{Method: http.MethodGet, Path: "/drive/v3/files", Status: status})
+			out, err := f.run(t, gdrive.Upload, "k", map[string]any{"name": "x", "content": "y"})
+			require.NoError(t, err, "the lookup is best effort")
+			require.Equal(t, false, out["existed"])
+			require.Equal(t, []byte("y"), f.fake.Files()[out["id"].(string)].Content)
+			rec := f.fake.Recorded()
+			require.Len(t, rec, 2, "the lookup, then the upload")
+			require.Equal(t, http.MethodGet, rec[0].Method)
+			require.Equal(t, "/upload/drive/v3/files", rec[1].Path)
+			require.Contains(t, f.logs.String(), "level=WARN")
+			require.Contains(t, f.logs.String(), "earlier upload not looked up")
+		})
+	}
 	t.Run("chunk size", func(t *testing.T) {
 		fd, _ := gdrive.Upload.Field("chunk_size")
 		_, err := fd.CheckValue(1000)
@@ -308,4 +327,52 @@ func TestShare(t *testing.T) {
 	require.Equal(t, connector.ReasonNotFound, connector.Classify(err).Reason)
 	_, err = f.run(t, gdrive.Share, "k5", map[string]any{"file_id": id})
 	require.ErrorContains(t, err, "set email")
+}
+
+// TestShareTypeAnyone: type: anyone (Drive's permission type) shares with
+// anyone who has the link, as anyone: true does; with an email it is
+// refused at load.
+func TestShareTypeAnyone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		with map[string]any
+	}{
+		{"type anyone", map[string]any{"type": "anyone"}},
+		{"type anyone with a role", map[string]any{"type": "anyone", "role": "commenter"}},
+		{"both spellings", map[string]any{"anyone": true, "type": "anyone"}},
+	} {
+		with := tc.with
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			up, err := f.run(t, gdrive.Upload, "k1", map[string]any{"name": "a.txt", "content": "x"})
+			require.NoError(t, err)
+			id := up["id"].(string)
+			with["file_id"] = id
+			out, err := f.run(t, gdrive.Share, "k2", with)
+			require.NoError(t, err)
+			role := "reader"
+			if r, ok := with["role"]; ok {
+				role = r.(string)
+			}
+			require.Equal(t, "anyone", out["type"])
+			require.Equal(t, role, out["role"])
+			perms := f.fake.Permissions(id)
+			require.Len(t, perms, 1)
+			require.Equal(t, "anyone", perms[0].Type)
+			require.Empty(t, perms[0].EmailAddress)
+		})
+	}
+	t.Run("with an email, refused at load", func(t *testing.T) {
+		errs := gdrive.Share.Validate(connector.Values{"file_id": "f", "type": "anyone", "email": "ada@example.com"})
+		require.Len(t, errs, 1)
+		require.Equal(t, "type", errs[0].Field)
+	})
+	t.Run("type is checked against its enum", func(t *testing.T) {
+		fd, ok := gdrive.Share.Field("type")
+		require.True(t, ok)
+		_, err := fd.CheckValue("anyone")
+		require.NoError(t, err)
+		_, err = fd.CheckValue("everyone")
+		require.Error(t, err)
+	})
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/sous-run/sous/internal/clients/google"
 )
 
-// share gives a role on a file to an email or to anyone with the link.
+// share gives a role on a file to an email or to anyone with the link
+// (anyone: true or type: anyone).
 func share(ctx context.Context, req *connector.Request) (map[string]any, error) {
 	svc, err := google.Drive(ctx, req.Connection)
 	if err != nil {
@@ -18,19 +19,19 @@ func share(ctx context.Context, req *connector.Request) (map[string]any, error) 
 	}
 	w := req.With
 	perm := &drive.Permission{Role: w.String(FieldRole)}
-	anyone, email := w.Bool(FieldAnyone), w.String(FieldEmail)
+	anyone, email := toAnyone(w), w.String(FieldEmail)
 	switch {
 	case anyone && email != "":
-		return nil, connector.Permanent(connector.ReasonInvalid, errors.New("share: set email or anyone, not both"))
+		return nil, connector.Permanent(connector.ReasonInvalid, errors.New("share: set email or anyone (anyone: true or type: anyone), not both"))
 	case anyone:
-		perm.Type = "anyone"
+		perm.Type = TypeAnyone
 	case email != "":
 		perm.Type, perm.EmailAddress = w.String(FieldType), email
 		if perm.Type == "" {
 			perm.Type = "user"
 		}
 	default:
-		return nil, connector.Permanent(connector.ReasonInvalid, errors.New("share: set email, or anyone: true"))
+		return nil, connector.Permanent(connector.ReasonInvalid, errors.New("share: set email, or anyone: true (or type: anyone)"))
 	}
 	id := w.String(FieldFileID)
 	call := svc.Permissions.Create(id, perm).SupportsAllDrives(true).Fields("id,role,type,emailAddress").Context(ctx)

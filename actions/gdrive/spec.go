@@ -106,7 +106,7 @@ var (
 	}
 	Share = &connector.Spec{
 		ID: "gdrive.share", Kind: connector.KindAction, Summary: "Share a Google Drive file or folder",
-		Description: "Gives `email` (a user or a group) or, with `anyone`, everyone with the link a role on a file. " +
+		Description: "Gives `email` (a user or a group) or, with `anyone: true` or `type: anyone`, everyone with the link a role on a file. " +
 			"Sharing again with the same grantee changes the role rather than adding a permission.",
 		Connection: "google", ConnectionRequired: true,
 		Fields: []connector.Field{
@@ -114,8 +114,9 @@ var (
 			{Name: FieldRole, Type: connector.String, Default: "reader", Enum: []string{"reader", "commenter", "writer", "fileOrganizer", "organizer"},
 				Description: "The role given"},
 			{Name: FieldEmail, Type: connector.String, Example: "ada@example.com", Description: "Whom to share with (a user's or a group's email)"},
-			{Name: FieldType, Type: connector.String, Default: "user", Enum: []string{"user", "group"}, Description: "What email is"},
-			{Name: FieldAnyone, Type: connector.Bool, Default: false, Description: "Share with anyone who has the link, instead of email"},
+			{Name: FieldType, Type: connector.String, Default: "user", Enum: []string{"user", "group", TypeAnyone},
+				Description: "What email is (user or group); anyone (Drive's word) shares with anyone who has the link, as anyone: true does, and takes no email"},
+			{Name: FieldAnyone, Type: connector.Bool, Default: false, Description: "Share with anyone who has the link, instead of email (the same as type: anyone)"},
 			{Name: FieldSendNotification, Type: connector.Bool, Default: false, Description: "Email the grantee (with email only)"},
 			{Name: FieldMessage, Type: connector.String, Description: "The notification email's message"},
 		},
@@ -158,9 +159,26 @@ func oneContent(with connector.Values) []connector.FieldError {
 	return nil
 }
 
+// TypeAnyone is the type value (Drive's permission type) sharing with
+// anyone who has the link, the same as anyone: true.
+const TypeAnyone = "anyone"
+
+// toAnyone reports whether the grantee is anyone with the link: anyone:
+// true or type: anyone.
+func toAnyone(with connector.Values) bool {
+	return with.Bool(FieldAnyone) || with.String(FieldType) == TypeAnyone
+}
+
+// oneGrantee: an email, or anyone with the link, not both.
 func oneGrantee(with connector.Values) []connector.FieldError {
-	if with.Bool(FieldAnyone) && with.String(FieldEmail) != "" {
+	if with.String(FieldEmail) == "" {
+		return nil
+	}
+	switch {
+	case with.Bool(FieldAnyone):
 		return []connector.FieldError{{Field: FieldAnyone, Message: "set email or anyone, not both"}}
+	case with.String(FieldType) == TypeAnyone:
+		return []connector.FieldError{{Field: FieldType, Message: "type anyone shares with anyone who has the link: set no email"}}
 	}
 	return nil
 }

@@ -22,8 +22,8 @@ import (
 // step's idempotency key (hashed).
 const AppPropertyKey = "sous_step"
 
-// upload finds the file an earlier attempt of the step made, or uploads
-// the content: the library sends it multipart when it fits one chunk and
+// upload finds the file an earlier attempt of the step made (a failed
+// lookup is logged and skipped), or uploads the content: the library sends it multipart when it fits one chunk and
 // resumable otherwise, resending a failed chunk within its retry deadline.
 func upload(ctx context.Context, req *connector.Request) (map[string]any, error) {
 	svc, err := google.Drive(ctx, req.Connection)
@@ -41,10 +41,16 @@ func upload(ctx context.Context, req *connector.Request) (map[string]any, error)
 		meta.AppProperties = map[string]string{AppPropertyKey: tag}
 		found, err := svc.Files.List().Q("appProperties has { key=" + quote(AppPropertyKey) + " and value=" + quote(tag) + " } and trashed = false").
 			Fields("files(" + fileFields + ")").PageSize(1).SupportsAllDrives(true).IncludeItemsFromAllDrives(true).Context(ctx).Do()
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
 			return nil, google.Classify("find an earlier upload", err)
-		}
-		if len(found.Files) > 0 {
+		case err != nil:
+			// best effort: the lookup only guards against a second copy
+			// after a lost answer; failing it must not stop the upload
+			if req.Logger != nil {
+				req.Logger.Warn("drive: earlier upload not looked up; uploading", "error", google.Classify("find an earlier upload", err))
+			}
+		case len(found.Files) > 0:
 			return output(found.Files[0], true), nil
 		}
 	}
