@@ -2,17 +2,25 @@ package gcal
 
 import (
 	"context"
+	"errors"
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/internal/clients/google"
 )
 
-// findEvents lists the events of a range and query, pages followed up to
-// max_results.
+// findEvents lists the events of a range and query (q, or its alias
+// query), pages followed up to max_results.
 func findEvents(ctx context.Context, req *connector.Request) (map[string]any, error) {
 	svc, err := google.Calendar(ctx, req.Connection)
 	if err != nil {
 		return nil, err
+	}
+	if errs := oneQuery(req.With); len(errs) > 0 {
+		return nil, connector.Permanent(connector.ReasonInvalid, errors.New("find events: "+errs[0].Message))
+	}
+	query := req.With.String(FieldQuery)
+	if !req.With.Has(FieldQuery) {
+		query = req.With.String(FieldQueryAlias)
 	}
 	limit := req.With.Int(FieldMaxResults)
 	if limit <= 0 {
@@ -29,8 +37,8 @@ func findEvents(ctx context.Context, req *connector.Request) (map[string]any, er
 		if s := req.With.String(FieldTimeMax); s != "" {
 			call = call.TimeMax(s)
 		}
-		if s := req.With.String(FieldQuery); s != "" {
-			call = call.Q(s)
+		if query != "" {
+			call = call.Q(query)
 		}
 		if token != "" {
 			call = call.PageToken(token)

@@ -230,6 +230,8 @@ func TestFindEvents(t *testing.T) {
 		{name: "all, paged", with: map[string]any{}, want: 7},
 		{name: "a range", with: map[string]any{"time_min": "2026-03-02T10:00:00Z", "time_max": "2026-03-02T12:00:00Z"}, want: 2},
 		{name: "a query", with: map[string]any{"q": "review"}, want: 3},
+		{name: "a query as query", with: map[string]any{"query": "review"}, want: 3},
+		{name: "an empty query", with: map[string]any{"query": ""}, want: 7},
 		{name: "at most", with: map[string]any{"max_results": 3}, want: 3},
 	}
 	for _, tc := range tests {
@@ -343,4 +345,23 @@ func TestNaiveTimeNeedsZone(t *testing.T) {
 	require.ErrorContains(t, err, "set time_zone")
 	require.False(t, connector.Classify(err).Retryable)
 	require.Empty(t, f.fake.Recorded(), "nothing sent")
+}
+
+// TestFindEventsQueryAlias: q and query are one option; both set is refused
+// at load and, when templates hid one there, when the step runs.
+func TestFindEventsQueryAlias(t *testing.T) {
+	both := connector.Values{"q": "review", "query": "standup"}
+	errs := gcal.FindEvents.Validate(both)
+	require.Len(t, errs, 1)
+	require.Equal(t, "query", errs[0].Field)
+	require.Empty(t, gcal.FindEvents.Validate(connector.Values{"query": "x"}))
+
+	f := newFixture(t)
+	_, err := gcal.FindEvents.Action.Run(context.Background(), &connector.Request{Recipe: "r", RunID: "run1", Step: "s",
+		With: connector.Values{"calendar_id": "primary", "q": "review", "query": "standup", "max_results": int64(50)}, Connection: f.conn, IdempotencyKey: "k"})
+	require.ErrorContains(t, err, "not both")
+	ce := connector.Classify(err)
+	require.Equal(t, connector.ReasonInvalid, ce.Reason)
+	require.False(t, ce.Retryable)
+	require.Empty(t, f.fake.Recorded(), "nothing asked of Google")
 }

@@ -25,6 +25,7 @@ const (
 	FieldTimeMin     = "time_min"
 	FieldTimeMax     = "time_max"
 	FieldQuery       = "q"
+	FieldQueryAlias  = "query" // find_events: the same as q
 	FieldMaxResults  = "max_results"
 )
 
@@ -137,6 +138,7 @@ var (
 			{Name: FieldTimeMax, Type: connector.String, Check: checkDateTime, Example: "2026-03-09T00:00:00Z",
 				Description: "Events starting before this RFC 3339 date-time"},
 			{Name: FieldQuery, Type: connector.String, Example: "standup", Description: "Free text matched against the events' fields"},
+			{Name: FieldQueryAlias, Type: connector.String, Description: "The same as q (set one of them)"},
 			{Name: FieldMaxResults, Type: connector.Int, Default: 50, Description: "At most this many events (1 to 2500)",
 				Check: func(v any) error {
 					if n := v.(int64); n < 1 || n > 2500 {
@@ -145,6 +147,7 @@ var (
 					return nil
 				}},
 		},
+		Validate: oneQuery,
 		Shape: connector.Obj(
 			p("events", connector.ListOf(connector.Obj(eventProps()...), "The events found")),
 			p("count", leaf(connector.Int, "How many")),
@@ -187,6 +190,14 @@ func checkAttendees(v any) error {
 
 // validateTimes: start and end are both dates or both date-times, end
 // after start.
+// oneQuery: find_events takes q or its alias query, not both.
+func oneQuery(with connector.Values) []connector.FieldError {
+	if with.Has(FieldQuery) && with.Has(FieldQueryAlias) {
+		return []connector.FieldError{{Field: FieldQueryAlias, Message: "set q or query (the same), not both"}}
+	}
+	return nil
+}
+
 func validateTimes(with connector.Values) []connector.FieldError {
 	s, e := with.String(FieldStart), with.String(FieldEnd)
 	if s == "" || e == "" {
