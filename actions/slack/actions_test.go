@@ -1,6 +1,7 @@
 package slack_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -239,6 +240,50 @@ func TestUpdateMessage(t *testing.T) {
 	require.False(t, connector.Classify(err).Retryable)
 	_, err = run(t, slackactions.UpdateMessage, conn, map[string]any{"channel": "#nowhere", "ts": "1.2", "text": "x"})
 	require.ErrorContains(t, err, `channel_not_found: channel "#nowhere"`)
+}
+
+// TestPermalinkBestEffort: a message posted or updated is a success even
+// when chat.getPermalink fails (stock slacktest has no handler for it):
+// the permalink is empty and a warning logged.
+func TestPermalinkBestEffort(t *testing.T) {
+	for _, fail := range []struct {
+		name string
+		f    slackfake.Failure
+	}{
+		{"no such method (404)", slackfake.Failure{Status: http.StatusNotFound}},
+		{"503", slackfake.Failure{Status: http.StatusServiceUnavailable}},
+		{"ok:false", slackfake.Failure{Error: "internal_error"}},
+	} {
+		for _, spec := range []*connector.Spec{slackactions.PostMessage, slackactions.UpdateMessage} {
+			t.Run(fail.name+"/"+spec.ID, func(t *testing.T) {
+				f := slackfake.New(token)
+				defer f.Stop()
+				conn := connection(t, f.URL())
+				with := map[string]any{"channel": "#general", "text": "deploying"}
+				if spec == slackactions.UpdateMessage {
+					posted, err := run(t, slackactions.PostMessage, conn, with)
+					require.NoError(t, err)
+					with = map[string]any{"channel": "#general", "ts": posted["ts"], "text": "deployed"}
+				}
+				f.Fail("chat.getPermalink", fail.f)
+				w, err := connectortest.With(spec, with)
+				require.NoError(t, err)
+				var logs bytes.Buffer
+				out, err := spec.Action.Run(context.Background(), &connector.Request{Recipe: "r", RunID: "run-2", Step: "s", With: w,
+					Connection: conn, IdempotencyKey: "run-2:s", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				require.NoError(t, err, "the message is posted: the step succeeds")
+				require.Equal(t, "", out["permalink"])
+				require.Equal(t, "C0GENERAL01", out["channel"])
+				msgs := f.Messages()
+				require.Len(t, msgs, 1)
+				require.Equal(t, msgs[0].TS, out["ts"])
+				require.Equal(t, with["text"], msgs[0].Text)
+				require.Contains(t, logs.String(), "level=WARN")
+				require.Contains(t, logs.String(), "no permalink")
+				require.NotContains(t, logs.String(), token)
+			})
+		}
+	}
 }
 
 func TestUploadFile(t *testing.T) {

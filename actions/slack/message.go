@@ -38,10 +38,18 @@ func content(w connector.Values) ([]slack.MsgOption, error) {
 	return opts, nil
 }
 
-// permalink is the message's link.
-func permalink(ctx context.Context, api *slack.Client, channel, ts string) (string, error) {
+// permalink is the message's link, best effort: the message is posted
+// already, so a failed chat.getPermalink is logged and gives "".
+func permalink(ctx context.Context, api *slack.Client, log *slog.Logger, channel, ts string) string {
 	link, err := api.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: channel, Ts: ts})
-	return link, sc.Classify("chat.getPermalink", channel, err)
+	if err != nil {
+		if log != nil {
+			log.Warn("slack: no permalink for the message; output permalink is empty", "channel", channel, "ts", ts,
+				"error", sc.Classify("chat.getPermalink", channel, err))
+		}
+		return ""
+	}
+	return link
 }
 
 func postMessage(ctx context.Context, req *connector.Request) (map[string]any, error) {
@@ -88,10 +96,7 @@ func postMessage(ctx context.Context, req *connector.Request) (map[string]any, e
 			return nil, sc.Classify("chat.postMessage", channel, err)
 		}
 	}
-	link, err := permalink(ctx, api, ch, ts)
-	if err != nil {
-		return nil, err
-	}
+	link := permalink(ctx, api, req.Logger, ch, ts)
 	if req.Logger != nil {
 		req.Logger.Info("slack message posted", "channel", ch, "ts", ts, "existed", existed)
 	}
@@ -177,9 +182,6 @@ func updateMessage(ctx context.Context, req *connector.Request) (map[string]any,
 	if err != nil {
 		return nil, sc.Classify("chat.update", channel, err)
 	}
-	link, err := permalink(ctx, api, ch, ts)
-	if err != nil {
-		return nil, err
-	}
+	link := permalink(ctx, api, req.Logger, ch, ts)
 	return map[string]any{"channel": ch, "ts": ts, "permalink": link, "thread_ts": ""}, nil
 }
