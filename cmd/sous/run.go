@@ -1,20 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"context"
-
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/runner"
+	"github.com/sous-run/sous/engine/service"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/recipes"
 )
@@ -88,12 +89,32 @@ Exit status: 0 when the run succeeded or was filtered, 1 when it failed,
 				return &exitError{code: 1, err: err}
 			}
 			out := cmd.OutOrStdout()
+			// connections as sous serve resolves them: with their clients,
+			// an OAuth app's through its stored token (the store is opened
+			// only for one)
+			var closeStore func()
+			defer func() {
+				if closeStore != nil {
+					closeStore()
+				}
+			}()
+			conns := &service.Connections{Config: cfg, Registry: connector.Default, Owner: "sous-run-" + strconv.Itoa(os.Getpid()),
+				Store: func() (*store.Store, error) {
+					settings, err := service.ParseSettings(cfg)
+					if err != nil {
+						return nil, err
+					}
+					st, closer, err := openTokenStore(cmd.Context(), cfg, settings)
+					closeStore = closer
+					return st, err
+				}}
+			if cfg != nil {
+				conns.DataDir = cfg.DataDir
+			}
 			r := &runner.Runner{
-				Secrets: secrets,
-				Redact:  cfg.SecretValues(),
-				Connection: func(name string) (*connector.Connection, error) {
-					return cfg.Connection(name)
-				},
+				Secrets:    secrets,
+				Redact:     cfg.SecretValues(),
+				Connection: conns.Connection,
 			}
 			if dryRun {
 				r.Invoke = func(context.Context, *recipes.Step, *connector.Request) (map[string]any, error) {

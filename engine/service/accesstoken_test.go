@@ -41,7 +41,7 @@ func TestAccessToken(t *testing.T) {
 		Settings: testSettings(), Registry: reg})
 	require.NoError(t, err)
 	t.Cleanup(svc.closeAll)
-	v, err := svc.openVault()
+	v, err := svc.conns.Vault()
 	require.NoError(t, err)
 	require.NoError(t, v.Put(context.Background(), "stored",
 		&oauth2.Token{AccessToken: "stored-access-token", TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, oauth.Meta{}))
@@ -57,7 +57,7 @@ func TestAccessToken(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 2 { // built, then from the cache
-				c, err := svc.connection(tc.name)
+				c, err := svc.conns.Connection(tc.name)
 				if tc.err != "" {
 					require.ErrorContains(t, err, tc.err)
 					continue
@@ -71,7 +71,7 @@ func TestAccessToken(t *testing.T) {
 		})
 	}
 	t.Run("a connection without a token has none", func(t *testing.T) {
-		c, err := svc.connection("bare")
+		c, err := svc.conns.Connection("bare")
 		require.NoError(t, err)
 		require.Nil(t, c.AccessToken)
 	})

@@ -28,7 +28,6 @@ import (
 	"github.com/sous-run/sous/engine/server"
 	"github.com/sous-run/sous/engine/store"
 	"github.com/sous-run/sous/engine/zapier"
-	"github.com/sous-run/sous/internal/httpx"
 	"github.com/sous-run/sous/recipes"
 )
 
@@ -63,14 +62,11 @@ type Service struct {
 	retry tickRetry
 	// tickRetries are the retries in flight; scheduleLoop waits for them.
 	tickRetries sync.WaitGroup
-	// clients holds each connection's client by name, built on first use
-	clients sync.Map
+	// conns resolves the connections, each with its client, built on
+	// first use, and holds the OAuth tokens' vault
+	conns *Connections
 	// reauth caches the OAuth state of connections, for paused
 	reauth sync.Map
-	// vault holds the OAuth connections' tokens, opened on first use
-	vaultOnce sync.Once
-	vault     *oauth.Vault
-	vaultErr  error
 	// owner is this process in the refresh leases: the embedded store's
 	// instance id, or an id of its own on a shared store (see pollOwner)
 	owner string
@@ -117,6 +113,17 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if s.owner, err = s.pollOwner(ctx); err != nil {
 		return nil, err
 	}
+	s.conns = &Connections{Config: opts.Config, Registry: opts.Registry, DataDir: opts.DataDir, Owner: s.owner,
+		Store: func() (*store.Store, error) { return s.Store, nil },
+		Hooks: connector.ClientHooks{
+			Call: func(conn, caller, status string, _ time.Duration) {
+				s.Metrics.ConnCalls.WithLabelValues(conn, caller, status).Inc()
+			},
+			Wait: func(conn, caller string, d time.Duration) {
+				s.Metrics.ConnWait.WithLabelValues(conn, caller).Add(d.Seconds())
+			},
+		},
+		Refreshed: func(conn, outcome string) { s.Metrics.ConnRefreshes.WithLabelValues(conn, outcome).Inc() }}
 	s.reload = &reloader{dir: opts.RecipesDir, loader: &recipes.Loader{Registry: opts.Registry, Config: opts.Config},
 		secrets: opts.Secrets, log: s.log, last: map[string]*recipes.Recipe{}}
 	if opts.RecipesDir != "" {
@@ -152,8 +159,8 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	}()
 	handler := server.New(server.Config{
 		Engine: s.Engine, Store: s.Store, Metrics: s.Metrics, Logger: s.log, APIKeys: apiKeys,
-		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.connection,
-		Connections: s.connectionStatuses, Vault: s.openVault, Zapier: s.Zapier, Paused: s.paused,
+		MaxBody: opts.Settings.Limits.MaxBody, Registry: opts.Registry, Connection: s.conns.Connection,
+		Connections: s.connectionStatuses, Vault: s.conns.Vault, Zapier: s.Zapier, Paused: s.paused,
 		Ready: func() bool {
 			select {
 			case <-ready:
@@ -252,68 +259,6 @@ func (s *Service) openBroker(ctx context.Context) error {
 	return fmt.Errorf("broker %q is not available in this build yet", set.Type)
 }
 
-// connection resolves a connection of the config by name, with its
-// client: built once per connection and shared by every trigger and action
-// on it (one rate limiter, one connection pool).
-func (s *Service) connection(name string) (*connector.Connection, error) {
-	c, err := s.opts.Config.Connection(name)
-	if err != nil {
-		return nil, err
-	}
-	spec, ok := s.opts.Registry.Connection(c.Type)
-	if !ok {
-		return nil, fmt.Errorf("connection %s: unknown type %q", name, c.Type)
-	}
-	if cl, ok := s.clients.Load(name); ok {
-		c.Client = cl.(*connector.Client)
-		return s.withToken(c, spec)
-	}
-	cl, err := oauth.ClientFor(c, spec, oauth.Tokens{Vault: s.openVault, Leases: s.Store, Owner: s.owner, Base: &httpx.Transport{},
-		Refreshed: func(conn, outcome string) { s.Metrics.ConnRefreshes.WithLabelValues(conn, outcome).Inc() }},
-		&httpx.Transport{}, connector.ClientHooks{
-			Call: func(conn, caller, status string, _ time.Duration) {
-				s.Metrics.ConnCalls.WithLabelValues(conn, caller, status).Inc()
-			},
-			Wait: func(conn, caller string, d time.Duration) {
-				s.Metrics.ConnWait.WithLabelValues(conn, caller).Add(d.Seconds())
-			},
-		})
-	if err != nil {
-		return nil, err
-	}
-	got, _ := s.clients.LoadOrStore(name, cl)
-	c.Client = got.(*connector.Client)
-	return s.withToken(c, spec)
-}
-
-// withToken sets a connection's AccessToken: its own client's token, or,
-// for a type that logs in with another connection's (ConnectionSpec.
-// TokenFrom), that connection's, which must have a token of its own.
-func (s *Service) withToken(c *connector.Connection, spec *connector.ConnectionSpec) (*connector.Connection, error) {
-	from := ""
-	if spec.TokenFrom != "" {
-		from = c.Values.String(spec.TokenFrom)
-	}
-	if from == "" {
-		c.AccessToken = c.Client.Token
-		return c, nil
-	}
-	if cfg, err := s.opts.Config.Connection(from); err == nil {
-		if other, ok := s.opts.Registry.Connection(cfg.Type); from == c.Name || (ok && other.TokenFrom != "" && cfg.Values.String(other.TokenFrom) != "") {
-			return nil, fmt.Errorf("connection %s: %s %q must name a connection with a token of its own", c.Name, spec.TokenFrom, from)
-		}
-	}
-	other, err := s.connection(from)
-	if err != nil {
-		return nil, fmt.Errorf("connection %s: %s: %w", c.Name, spec.TokenFrom, err)
-	}
-	if other.Client.Token == nil {
-		return nil, fmt.Errorf("connection %s: %s: connection %s has no OAuth app or token to log in with", c.Name, spec.TokenFrom, from)
-	}
-	c.AccessToken = other.Client.Token
-	return c, nil
-}
-
 // paused says why the webhooks of a connection must wait: its OAuth token
 // needs re-authorization (a refresh was refused). The state is read from
 // the store at most once a second per connection, since another process
@@ -330,7 +275,7 @@ func (s *Service) paused(ctx context.Context, c *connector.Connection) error {
 	if v, ok := s.reauth.Load(c.Name); ok && time.Since(v.(seen).at) < time.Second {
 		return reauthErr(c.Name, v.(seen).state)
 	}
-	v, err := s.openVault()
+	v, err := s.conns.Vault()
 	if err != nil {
 		return nil // the calls will say what is wrong
 	}
@@ -364,21 +309,6 @@ func (s *Service) connectionStatuses(ctx context.Context) ([]oauth.Status, error
 	return oauth.Statuses(ctx, s.Store, conns, s.opts.Registry)
 }
 
-// openVault opens the vault of the OAuth connections' tokens, on first
-// need: the master key is read (or created) then, and this process's name
-// in the refresh leases found.
-func (s *Service) openVault() (*oauth.Vault, error) {
-	s.vaultOnce.Do(func() {
-		key, err := oauth.LoadKey(s.opts.DataDir, os.Getenv)
-		if err != nil {
-			s.vaultErr = err
-			return
-		}
-		s.vault, s.vaultErr = oauth.NewVault(s.Store, key)
-	})
-	return s.vault, s.vaultErr
-}
-
 // pollOwner names this process in the pollers' leases: the embedded
 // store's instance id (the store is this process's alone, so a restart
 // takes its pollers back at once), or an id of its own on a shared store.
@@ -393,7 +323,7 @@ func (s *Service) newRunner() *runner.Runner {
 	return &runner.Runner{
 		Secrets:       s.opts.Secrets,
 		Redact:        s.redact,
-		Connection:    s.connection,
+		Connection:    s.conns.Connection,
 		Invoke:        s.invoke,
 		Logger:        s.log,
 		MaxRetryAfter: s.opts.Settings.Pipeline.MaxRetryAfter,
@@ -428,7 +358,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: s.owner, Connection: s.connection, Logger: s.log.With("component", "poller")})
+		s.Engine.RunPollers(bg, pipeline.PollConfig{Owner: s.owner, Connection: s.conns.Connection, Logger: s.log.With("component", "poller")})
 	}()
 	go func() { defer wg.Done(); s.scheduleLoop(bg) }()
 	go func() { defer wg.Done(); s.reloadLoop(bg) }()
