@@ -41,7 +41,9 @@ type ConnectionConfig struct {
 // LogLevels are the values of log_level.
 var LogLevels = []string{"debug", "info", "warn", "error"}
 
-// MinAPIKey is the length an API key needs at least.
+// MinAPIKey is the length an API key should have at least: a shorter one
+// is a warning (easy to guess), one shorter than MinSecretLen an error (it
+// could not be redacted from logs).
 const MinAPIKey = 16
 
 // runtimeKeys are sections of sous.yaml read by the runtime.
@@ -137,8 +139,10 @@ func ParseConfigPartial(path string, src []byte, lookup func(string) (string, bo
 					f.errorf(n, "api_keys[%d]: an API key may not be blank", i)
 				case strings.TrimSpace(k) != k:
 					f.errorf(n, "api_keys[%d]: an API key may not start or end with white space: HTTP drops it from a header, so the key could never match", i)
+				case utf8.RuneCountInString(k) < MinSecretLen:
+					f.errorf(n, "api_keys[%d]: an API key needs at least %d characters (it could not be redacted from logs)", i, MinSecretLen)
 				case utf8.RuneCountInString(k) < MinAPIKey:
-					f.errorf(n, "api_keys[%d]: an API key needs at least %d characters", i, MinAPIKey)
+					f.warnf(n, "api_keys[%d]: an API key of %d characters is easy to guess: use at least %d (openssl rand -hex 16)", i, utf8.RuneCountInString(k), MinAPIKey)
 				}
 				cfg.APIKeys = append(cfg.APIKeys, k)
 			}

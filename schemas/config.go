@@ -124,9 +124,9 @@ func GenerateConfig(reg *connector.Registry) ([]byte, error) {
 			"description": "Keys for the REST API (/api/v1); write ${VAR} to read one from the environment",
 			"items": obj{"anyOf": []any{
 				// not blank, no white space at an end (HTTP drops it from a header)
-				obj{"type": "string", "minLength": minAPIKey, "pattern": `^\S(.*\S)?$`},
+				obj{"type": "string", "minLength": recipes.MinSecretLen, "pattern": `^\S(.*\S)?$`},
 				obj{"$ref": "#/$defs/env"},
-			}, "description": fmt.Sprintf("An API key, at least %d characters, not starting or ending with white space", minAPIKey)}},
+			}, "description": fmt.Sprintf("An API key, not starting or ending with white space: at least %d characters (fewer is a warning, fewer than %d an error)", minAPIKey, recipes.MinSecretLen)}},
 		"connections": obj{"type": []string{"object", "null"},
 			"description":          "Named connections that recipe steps use: credentials and base settings of a service",
 			"propertyNames":        obj{"pattern": connectionNameRE},

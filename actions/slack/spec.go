@@ -47,7 +47,7 @@ func messageOutput() *connector.Shape {
 	return obj(
 		p("channel", leaf(connector.String, "The channel's id")),
 		p("ts", leaf(connector.String, "The message's timestamp (its id in the channel)")),
-		p("permalink", leaf(connector.String, "The message's link (chat.getPermalink)")),
+		p("permalink", leaf(connector.String, "The message's link (chat.getPermalink); empty when that call fails")),
 		p("thread_ts", leaf(connector.String, "The thread the message is in, when it is a reply")),
 	)
 }
