@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,15 +51,86 @@ func (s *Server) zapierMe(w http.ResponseWriter, r *http.Request) {
 
 var eventNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
-// hookRequest is a subscription request: Zapier apps name the target URL
-// as they like, so every usual name is taken.
+// hookTargetKeys are the names a subscription request may give its
+// target URL: Zapier apps name it as they like, so every usual name is
+// taken.
+var hookTargetKeys = []string{"target_url", "url", "hookUrl", "targetUrl"}
+
+// hookRequest is a subscription request.
 type hookRequest struct {
-	TargetURL  string            `json:"target_url"`
-	URL        string            `json:"url"`
-	HookURL    string            `json:"hookUrl"`
-	TargetURL2 string            `json:"targetUrl"`
-	Event      string            `json:"event"`
-	Filter     map[string]string `json:"filter"`
+	Target string
+	Event  string
+	Filter map[string]string
+}
+
+// parseHookRequest reads a subscription request: a JSON object with the
+// target URL (under any of hookTargetKeys), event, an optional filter
+// object, and any other field as a filter field, as Zapier's CLI sends
+// `{url: bundle.targetUrl, ...bundle.inputData}`. Filter values are
+// strings, numbers or booleans, kept as text (zapier.FilterText); a top-level
+// field that is null or "" (a Zap's field left blank) filters nothing, and
+// the filter object's fields win over top-level ones of the same name.
+func parseHookRequest(raw []byte) (*hookRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, errors.New("the body must be a JSON object with target_url and event")
+	}
+	str := func(k string) (string, error) {
+		v, ok := fields[k]
+		if !ok || string(v) == "null" {
+			return "", nil
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", fmt.Errorf("%s must be a string", k)
+		}
+		return s, nil
+	}
+	req := &hookRequest{Filter: map[string]string{}}
+	targets := make([]string, 0, len(hookTargetKeys))
+	for _, k := range hookTargetKeys {
+		s, err := str(k)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, s)
+	}
+	req.Target = firstSet(targets...)
+	var err error
+	if req.Event, err = str("event"); err != nil {
+		return nil, err
+	}
+	for k, v := range fields {
+		if k == "event" || k == "filter" || slices.Contains(hookTargetKeys, k) {
+			continue
+		}
+		text, set, err := zapier.FilterText(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		if set && text != "" {
+			req.Filter[k] = text
+		}
+	}
+	if v, ok := fields["filter"]; ok && string(v) != "null" {
+		var nested map[string]json.RawMessage
+		if err := json.Unmarshal(v, &nested); err != nil {
+			return nil, errors.New("filter must be an object of strings, numbers or booleans")
+		}
+		for k, fv := range nested {
+			text, set, err := zapier.FilterText(fv)
+			if err != nil {
+				return nil, fmt.Errorf("filter.%s: %w", k, err)
+			}
+			if set {
+				req.Filter[k] = text
+			}
+		}
+	}
+	if len(req.Filter) == 0 {
+		req.Filter = nil
+	}
+	return req, nil
 }
 
 func (s *Server) zapierSubscribe(w http.ResponseWriter, r *http.Request) {
@@ -65,12 +139,12 @@ func (s *Server) zapierSubscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, bad.status, bad.code, bad.msg)
 		return
 	}
-	var req hookRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_body", "the body must be a JSON object with target_url and event (filter: an object of strings)")
+	req, err := parseHookRequest(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_body", err.Error())
 		return
 	}
-	target := firstSet(req.TargetURL, req.URL, req.HookURL, req.TargetURL2)
+	target := req.Target
 	if target == "" {
 		writeError(w, http.StatusBadRequest, "bad_target", "target_url (or url, hookUrl, targetUrl) is required")
 		return
@@ -89,12 +163,12 @@ func (s *Server) zapierSubscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the subscription could not be stored: retry")
 		return
 	}
-	status := http.StatusOK
 	if created {
-		status = http.StatusCreated
 		s.audit(r, "zapier.subscribed", h.ID, "event "+h.Event)
 	}
-	writeJSON(w, status, hookView(h))
+	// the same target and event again is the same subscription, answered
+	// as the first subscribe was (201), with its id
+	writeJSON(w, http.StatusCreated, hookView(h))
 }
 
 func firstSet(vs ...string) string {
@@ -210,9 +284,21 @@ func (s *Server) zapierAction(w http.ResponseWriter, r *http.Request) {
 // zapierStart starts the recipes of an action. The body is the input, or
 // {"input": {...}, "meta": {...}, "wait": ...}; wait (there or in the
 // query: seconds, a duration, or true for the most) waits for the runs.
+//
+// Any Content-Type is taken whose body is a JSON object (Zapier sends
+// application/json, curl's -d form type); an empty body is {}.
 func (s *Server) zapierStart(w http.ResponseWriter, r *http.Request) {
-	_, body, ok := s.readObject(w, r, "the input")
-	if !ok {
+	raw, bad := s.readBody(w, r)
+	if bad != nil {
+		writeError(w, bad.status, bad.code, bad.msg)
+		return
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("{}")
+	}
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+		writeError(w, http.StatusBadRequest, "bad_body", "the input must be a JSON object (whatever the Content-Type)")
 		return
 	}
 	waitV, hasWait := body["wait"]

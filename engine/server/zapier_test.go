@@ -70,7 +70,7 @@ func TestZapierHooksAPI(t *testing.T) {
 		require.NotContains(t, rec.Body.String(), "/1/abc", "the target's path is the Zap's secret")
 		for _, alias := range []string{"url", "hookUrl", "targetUrl"} {
 			rec := e.api(t, http.MethodPost, "/api/v1/zapier/hooks", `{"`+alias+`":"https://hooks.zapier.test/1/abc","event":"order_created"}`)
-			require.Equal(t, http.StatusOK, rec.Code, "the same target again: %s", alias)
+			require.Equal(t, http.StatusCreated, rec.Code, "the same target again, answered as the first time: %s", alias)
 			require.Equal(t, id, decode(t, rec)["id"])
 		}
 		rec = e.api(t, http.MethodPost, "/api/v1/zapier/hooks", `{"hookUrl":"https://hooks.zapier.test/2","event":"order_created","filter":{"email":"a@b.test"}}`)
@@ -80,13 +80,40 @@ func TestZapierHooksAPI(t *testing.T) {
 		require.Len(t, hooks, 2)
 		require.Equal(t, map[string]string{"email": "a@b.test"}, hooks[1].Filter)
 	})
+	t.Run("filter fields at the top level, as Zapier's CLI sends them", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, body string
+			want       map[string]string
+		}{
+			{"strings, numbers and booleans as text",
+				`{"url":"https://hooks.zapier.test/f1","event":"order_paid","email":"a@b.test","quantity":2,"big":9007199254740993,"total":7.50,"vip":true}`,
+				map[string]string{"email": "a@b.test", "quantity": "2", "big": "9007199254740993", "total": "7.5", "vip": "true"}},
+			{"blank and null fields filter nothing",
+				`{"url":"https://hooks.zapier.test/f2","event":"order_paid","email":"","note":null}`, nil},
+			{"the filter object wins over the same field at the top level",
+				`{"url":"https://hooks.zapier.test/f3","event":"order_paid","email":"top@b.test","filter":{"email":"nested@b.test","count":3,"ok":false}}`,
+				map[string]string{"email": "nested@b.test", "count": "3", "ok": "false"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				rec := e.api(t, http.MethodPost, "/api/v1/zapier/hooks", tc.body)
+				require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+				h, err := hub.Store().GetZapierHook(context.Background(), decode(t, rec)["id"].(string))
+				require.NoError(t, err)
+				require.Equal(t, tc.want, h.Filter)
+			})
+		}
+	})
 	t.Run("bad subscriptions", func(t *testing.T) {
 		for body, code := range map[string]string{
-			`{"event":"order_created"}`:                         "bad_target",
-			`{"url":"ftp://x/y","event":"order_created"}`:       "bad_target",
-			`{"url":"/relative","event":"order_created"}`:       "bad_target",
-			`{"url":"https://hooks.zapier.test/1"}`:             "bad_event",
-			`{"url":"https://hooks.zapier.test/1","event":" "}`: "bad_event",
+			`{"url":"https://hooks.zapier.test/1","event":"x","tags":["a"]}`:  "bad_body",
+			`{"url":"https://hooks.zapier.test/1","event":"x","who":{"a":1}}`: "bad_body",
+			`{"url":"https://hooks.zapier.test/1","event":1}`:                 "bad_body",
+			`{"url":"https://hooks.zapier.test/1","event":"x","filter":"a"}`:  "bad_body",
+			`{"event":"order_created"}`:                                       "bad_target",
+			`{"url":"ftp://x/y","event":"order_created"}`:                     "bad_target",
+			`{"url":"/relative","event":"order_created"}`:                     "bad_target",
+			`{"url":"https://hooks.zapier.test/1"}`:                           "bad_event",
+			`{"url":"https://hooks.zapier.test/1","event":" "}`:               "bad_event",
 			`[1,2]`:                 "bad_body",
 			`{"url":1,"event":"x"}`: "bad_body",
 			`{"filter":{"a":[1]}}`:  "bad_body",
@@ -154,11 +181,25 @@ func TestZapierActionsAPI(t *testing.T) {
 	require.Equal(t, "bad_wait", apiErr(t, e.api(t, http.MethodPost, "/api/v1/zapier/actions/create-order?wait=soon", `{"email":"x"}`), http.StatusBadRequest))
 	require.Equal(t, "not_found", apiErr(t, e.api(t, http.MethodPost, "/api/v1/zapier/actions/nope", `{}`), http.StatusNotFound))
 	require.Equal(t, "bad_body", apiErr(t, e.api(t, http.MethodPost, "/api/v1/zapier/actions/create-order", `[]`), http.StatusBadRequest))
+	t.Run("any content type whose body is a JSON object", func(t *testing.T) {
+		for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", ""} {
+			rec := e.do(t, req{method: http.MethodPost, target: "/api/v1/zapier/actions/create-order", body: `email=a@b.test`,
+				headers: map[string]string{"X-API-Key": "key-one", "Content-Type": ct}})
+			require.Equal(t, "bad_body", apiErr(t, rec, http.StatusBadRequest), "not a JSON object (%q)", ct)
+			require.Contains(t, rec.Body.String(), "JSON object")
+		}
+		require.Equal(t, 0, e.runsQueued(t))
+		rec := e.do(t, req{method: http.MethodPost, target: "/api/v1/zapier/actions/create-order", body: `{"email":"curl@b.test"}`,
+			headers: map[string]string{"X-API-Key": "key-one", "Content-Type": "application/x-www-form-urlencoded"}})
+		require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+		require.Equal(t, 1, e.runsQueued(t))
+		require.JSONEq(t, `{"action":"create-order","input":{"email":"curl@b.test"},"meta":{}}`, string(e.lastRunMsg(t).Event.Payload))
+	})
 	rec = e.api(t, http.MethodPost, "/api/v1/zapier/actions/create-order", `{"email":"a@b.test","quantity":"2"}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	out := decode(t, rec)
 	require.Equal(t, "queued", out["status"])
-	require.Equal(t, 1, e.runsQueued(t))
+	require.Equal(t, 2, e.runsQueued(t))
 	msg := e.lastRunMsg(t)
 	require.Equal(t, out["id"], msg.RunID)
 	require.JSONEq(t, `{"action":"create-order","input":{"email":"a@b.test","quantity":2},"meta":{}}`, string(msg.Event.Payload))

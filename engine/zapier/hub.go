@@ -1,6 +1,7 @@
 package zapier
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -242,7 +243,9 @@ func (h *Hub) Publish(ctx context.Context, req *connector.Request, m *connector.
 }
 
 // Matches reports whether an item passes a subscription's filter: each
-// field the filter names equals the item's field of that name, as text.
+// field the filter names equals the item's field of that name, as text (a
+// string as it is, anything else as its JSON text: the number 7 and the
+// string "7" are alike, and so are true and "true").
 func Matches(filter map[string]string, body map[string]any) bool {
 	for k, want := range filter {
 		v, ok := body[k]
@@ -262,6 +265,42 @@ func Matches(filter map[string]string, body map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// FilterText is a filter value as Matches compares it:
+// a string as it is, a number or boolean as its JSON text (an integral
+// number without a fraction or exponent: 7, not 7.0 or 7e0). set is false
+// for null; an object or array is an error.
+func FilterText(v json.RawMessage) (text string, set bool, err error) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return "", false, errors.New("want a string, number or boolean")
+	}
+	switch x := x.(type) {
+	case nil:
+		return "", false, nil
+	case string:
+		return x, true, nil
+	case bool:
+		return strconv.FormatBool(x), true, nil
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return strconv.FormatInt(n, 10), true, nil
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return "", false, errors.New("want a string, number or boolean")
+		}
+		b, err := json.Marshal(f)
+		if err != nil {
+			return "", false, errors.New("want a finite number")
+		}
+		return string(b), true, nil
+	default:
+		return "", false, errors.New("want a string, number or boolean, not an object or array")
+	}
 }
 
 // Wake makes the worker look for due deliveries now.

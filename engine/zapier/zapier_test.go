@@ -83,6 +83,45 @@ func TestBodyAndFilter(t *testing.T) {
 	require.NotEqual(t, zapier.ItemID("r", "s"), zapier.ItemID("r", "t"))
 }
 
+func TestFilterText(t *testing.T) {
+	item := map[string]any{"n": 3, "total": 7.5, "vip": true, "s": "7", "big": int64(9007199254740993)}
+	for _, tc := range []struct {
+		raw, want string
+		set       bool
+		err       bool
+	}{
+		{raw: `"eu"`, want: "eu", set: true},
+		{raw: `3`, want: "3", set: true},
+		{raw: `3.0`, want: "3", set: true},
+		{raw: `7.50`, want: "7.5", set: true},
+		{raw: `7e0`, want: "7", set: true},
+		{raw: `9007199254740993`, want: "9007199254740993", set: true},
+		{raw: `true`, want: "true", set: true},
+		{raw: `null`},
+		{raw: `[1]`, err: true},
+		{raw: `{"a":1}`, err: true},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			got, set, err := zapier.FilterText(json.RawMessage(tc.raw))
+			if tc.err {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.set, set)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	t.Run("matches as the item's field as text", func(t *testing.T) {
+		for k, raw := range map[string]string{"n": `3`, "total": `7.50`, "vip": `true`, "s": `7`, "big": `9007199254740993`} {
+			text, _, err := zapier.FilterText(json.RawMessage(raw))
+			require.NoError(t, err)
+			require.True(t, zapier.Matches(map[string]string{k: text}, item), k)
+		}
+		require.False(t, zapier.Matches(map[string]string{"vip": "false"}, item))
+	})
+}
+
 func TestSettingsFromEnv(t *testing.T) {
 	env := map[string]string{"SOUS_ZAPIER_BACKOFF": "200ms", "SOUS_ZAPIER_MAX_ATTEMPTS": "4", "SOUS_ZAPIER_RETENTION": "7d"}
 	s, err := zapier.SettingsFromEnv(func(k string) string { return env[k] })
