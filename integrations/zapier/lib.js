@@ -13,9 +13,18 @@ const addApiKey = (request, z, bundle) => {
 };
 
 // explainErrors turns Sous's JSON errors into messages a Zap shows; a 401
-// asks the user to reconnect.
+// asks the user to reconnect. A request made with skipThrowForStatus
+// looks at its answer itself (throwFor for what it does not expect).
 const explainErrors = (response, z) => {
-  if (response.skipThrowForStatus || response.status < 400) {
+  if (response.skipThrowForStatus) {
+    return response;
+  }
+  return throwFor(response, z);
+};
+
+// throwFor returns a response below 400 and throws for any other.
+const throwFor = (response, z) => {
+  if (response.status < 400) {
     return response;
   }
   let message = `Sous answered ${response.status}`;
@@ -33,4 +42,4 @@ const explainErrors = (response, z) => {
   throw new z.errors.Error(message, response.status === 400 ? 'InvalidData' : 'SousError', response.status);
 };
 
-module.exports = { url, addApiKey, explainErrors };
+module.exports = { url, addApiKey, explainErrors, throwFor };

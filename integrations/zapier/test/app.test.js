@@ -185,6 +185,7 @@ describe('authentication', () => {
 describe('the lifecycle of a REST hook', () => {
   let hook;
   let first;
+  let gone;
 
   it('lists the events for the dropdown', async () => {
     const evs = await appTester(App.triggers.event_list.operation.perform, { authData });
@@ -252,7 +253,7 @@ describe('the lifecycle of a REST hook', () => {
   });
 
   it('is unsubscribed by a 410 from the subscriber', async () => {
-    const gone = await appTester(App.triggers.sous_event.operation.performSubscribe, {
+    gone = await appTester(App.triggers.sous_event.operation.performSubscribe, {
       authData,
       targetUrl: `${sinkBase}/gone`,
       inputData: { event: 'order_created' },
@@ -268,6 +269,19 @@ describe('the lifecycle of a REST hook', () => {
       'the subscription deleted',
     );
     assert.strictEqual(sink.posts['/gone'], 1, 'sent once, not retried');
+  });
+
+  it('unsubscribes a Zap whose subscription is already gone (404 is success)', async () => {
+    const r = await appTester(App.triggers.sous_event.operation.performUnsubscribe, { authData, subscribeData: gone });
+    assert.deepStrictEqual(r, { status: 'deleted', id: gone.id });
+    // other errors still throw: a bad key asks the user to reconnect
+    await assert.rejects(
+      appTester(App.triggers.sous_event.operation.performUnsubscribe, {
+        authData: { base_url: base, api_key: 'wrong' },
+        subscribeData: gone,
+      }),
+      (err) => err.name === 'ExpiredAuthError',
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 'use strict';
 
-const { url } = require('../lib');
+const { url, throwFor } = require('../lib');
 
 // The instant trigger: a REST hook on one Sous event, chosen from a
 // dynamic dropdown. Each delivery is one JSON object with a stable id.
@@ -30,12 +30,19 @@ module.exports = {
       });
       return r.data; // {id, ...}: subscribeData
     },
+    // a subscription already gone (a 410 from Zapier deleted it, or
+    // `sous zapier hooks delete`) is unsubscribed: 404 is success
     performUnsubscribe: async (z, bundle) => {
+      const id = bundle.subscribeData.id;
       const r = await z.request({
-        url: url(bundle, `/api/v1/zapier/hooks/${encodeURIComponent(bundle.subscribeData.id)}`),
+        url: url(bundle, `/api/v1/zapier/hooks/${encodeURIComponent(id)}`),
         method: 'DELETE',
+        skipThrowForStatus: true,
       });
-      return r.data;
+      if (r.status === 404) {
+        return { status: 'deleted', id };
+      }
+      return throwFor(r, z).data;
     },
     // one delivery, one Zap run
     perform: (z, bundle) => [bundle.cleanedRequest],
