@@ -16,6 +16,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/oauth"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // noBrowserPort is the redirect port of `sous connect --no-browser`, when
@@ -97,15 +98,8 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			meta := oauth.Meta{Type: conn.Type, RefreshedAt: time.Now()}
-			if block, ok := conn.Values[connector.ConnOAuth].(map[string]any); ok {
-				if l, ok := block[connector.OAuthScopes].([]any); ok {
-					for _, s := range l {
-						meta.Scopes = append(meta.Scopes, fmt.Sprint(s))
-					}
-				}
-			}
-			if err := vault.Put(ctx, name, tok, meta); err != nil {
+			saved, err := oauth.Save(ctx, vault, conn, spec, tok, &httpx.Transport{}, cliActor(), "")
+			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			expiry := "no expiry"
@@ -118,17 +112,12 @@ to (it does not load: that is expected). Its port is --port, 8085 by default.`,
 			}
 			fmt.Fprintf(out, "connection %s is connected: its token is stored encrypted under master key %s (%s, %s)\n",
 				name, key.ID(), expiry, refresh)
-			detail := ""
-			if spec.Identity != nil {
-				// who it acts as, recorded beside the token
-				if id, err := testConnection(ctx, cfg, settings, name); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: the identity call failed (`sous connections test %s` tries again): %v\n", name, err)
-				} else {
-					fmt.Fprintf(out, "it acts as %s\n", id.Account)
-					detail = "acts as " + id.Account
-				}
+			switch {
+			case saved.IdentityErr != nil:
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the identity call failed (`sous connections test %s` tries again): %v\n", name, saved.IdentityErr)
+			case saved.Account != "":
+				fmt.Fprintf(out, "it acts as %s\n", saved.Account)
 			}
-			_ = vault.Audit(ctx, cliActor(), "connection.connected", name, detail)
 			return nil
 		},
 	}

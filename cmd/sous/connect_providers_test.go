@@ -216,6 +216,18 @@ func TestConnectProviders(t *testing.T) {
 			require.Empty(t, refusals())
 			require.Equal(t, "at-"+p.name+"-0123456789", tokenOf(t, dir+"/data", p.name, p.typ))
 			require.NotContains(t, out.String(), "at-"+p.name)
+			require.Contains(t, out.String(), "it acts as "+p.account)
+			// the scopes the provider granted, when it says, else those asked for
+			st := sous(t, "", "connections", "show", p.name, "--json", "--config", config)
+			require.Equal(t, 0, st.code, "%s", st)
+			var shown oauth.Status
+			require.NoError(t, json.Unmarshal([]byte(st.stdout), &shown))
+			require.Equal(t, p.account, shown.Account)
+			if granted, ok := p.token["scope"].(string); ok {
+				require.Equal(t, strings.Fields(granted), shown.Scopes)
+			} else {
+				require.NotEmpty(t, shown.Scopes)
+			}
 
 			r := sous(t, "", "connections", "test", p.name, "--config", config)
 			require.Equal(t, 0, r.code, "%s", r)

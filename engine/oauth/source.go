@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +28,8 @@ type Leaser interface {
 // under a lease in the store, since a rotating refresh token is single
 // use: a process that does not hold the lease waits for the token the
 // holder saves. A refreshed token is saved once, and only when it
-// changed. A refresh the provider refuses with invalid_grant marks the
-// connection needs_reauth, and every call fails permanently with reason
+// changed. A refresh the provider refuses with invalid_grant (or Slack's
+// invalid_refresh_token) marks the connection needs_reauth, and every call fails permanently with reason
 // auth and a message naming `sous connect NAME`.
 type Source struct {
 	Vault      *Vault
@@ -56,7 +58,14 @@ type Source struct {
 
 	mu     sync.Mutex
 	cached *oauth2.Token
+	meta   Meta // the metadata stored with cached
 }
+
+// deadGrant lists the error codes of a refresh that mean the refresh token
+// is dead, so that only a person connecting again mends the connection:
+// OAuth's invalid_grant (RFC 6749), and Slack's invalid_refresh_token
+// (oauth.v2.access answers HTTP 200 with ok:false and its own codes).
+var deadGrant = map[string]bool{"invalid_grant": true, "invalid_refresh_token": true}
 
 // refreshKey is the lease of a connection's refreshes.
 func refreshKey(conn string) string { return "refresh:" + conn }
@@ -80,7 +89,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	if tok.Valid() {
-		s.cached = tok
+		s.cached, s.meta = tok, meta
 		return tok, nil
 	}
 	ttl, poll := s.LeaseTTL, s.Poll
@@ -109,7 +118,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 			return nil, err
 		}
 		if tok.Valid() {
-			s.cached = tok
+			s.cached, s.meta = tok, meta
 			return tok, nil
 		}
 	}
@@ -121,7 +130,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	if tok.Valid() {
-		s.cached = tok
+		s.cached, s.meta = tok, meta
 		return tok, nil
 	}
 	if tok.RefreshToken == "" {
@@ -134,11 +143,11 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 	fresh, err := s.Refresh.TokenSource(rctx, tok).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-			msg := "the provider refused the refresh (invalid_grant): run `sous connect " + s.Connection + "`"
+		if errors.As(err, &re) && deadGrant[re.ErrorCode] {
+			msg := "the provider refused the refresh (" + re.ErrorCode + "): run `sous connect " + s.Connection + "`"
 			s.refreshed("refused")
-			why := "was refused a refresh by the provider (invalid_grant)"
-			s.audit(ctx, "connection.needs_reauth", "the provider refused the refresh (invalid_grant)")
+			why := "was refused a refresh by the provider (" + re.ErrorCode + ")"
+			s.audit(ctx, "connection.needs_reauth", "the provider refused the refresh ("+re.ErrorCode+")")
 			if serr := s.Vault.SetState(context.WithoutCancel(ctx), s.Connection, StateNeedsReauth, msg); serr != nil {
 				// the other processes will try the refresh too, and learn the same
 				why += "; recording needs_reauth failed: " + serr.Error()
@@ -152,7 +161,11 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 	if fresh.AccessToken != tok.AccessToken || fresh.RefreshToken != tok.RefreshToken {
 		meta.RefreshedAt = time.Now()
 		meta.State, meta.LastError = StateOK, ""
-		if err := s.Vault.Put(ctx, s.Connection, fresh, meta); err != nil {
+		actor := s.Actor
+		if actor == "" {
+			actor = "serve"
+		}
+		if err := s.Vault.put(ctx, nil, actor, s.Connection, fresh, meta); err != nil {
 			// the provider may have rotated the refresh token: not saving
 			// the new one loses the connection, so the call fails
 			return nil, connector.Retryable(connector.ReasonServerError, 0,
@@ -161,7 +174,7 @@ func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	s.refreshed("ok")
 	s.audit(ctx, "connection.refreshed", "")
-	s.cached = fresh
+	s.cached, s.meta = fresh, meta
 	return fresh, nil
 }
 
@@ -202,12 +215,69 @@ func (s *Source) stored(ctx context.Context) (*oauth2.Token, Meta, error) {
 }
 
 // Authorize sends the connection's current access token as a bearer
-// token, whatever type the provider named it (Slack's "bot").
+// token, whatever type the provider named it (Slack's "bot"). A path
+// segment {KEY} of the request is filled in with the identifier KEY stored
+// beside the token (Meta.Extra, recorded by the connection's identity call
+// when it was connected): a type whose API root holds one, as Atlassian's
+// api.atlassian.com/ex/jira/{cloud_id}/, reaches it without its being in
+// the config.
 func (s *Source) Authorize(req *http.Request) error {
 	tok, err := s.Token(req.Context())
 	if err != nil {
 		return err
 	}
+	if strings.Contains(req.URL.Path, "{") {
+		if err := s.fillPath(req.Context(), req.URL); err != nil {
+			return err
+		}
+	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	return nil
+}
+
+// fillPath replaces each path segment {KEY} of u with the stored
+// identifier KEY.
+func (s *Source) fillPath(ctx context.Context, u *url.URL) error {
+	segs := strings.Split(u.Path, "/")
+	filled := false
+	for i, seg := range segs {
+		if len(seg) < 3 || seg[0] != '{' || seg[len(seg)-1] != '}' {
+			continue
+		}
+		v, err := s.extra(ctx, seg[1:len(seg)-1])
+		if err != nil {
+			return err
+		}
+		segs[i], filled = v, true
+	}
+	if filled {
+		u.Path, u.RawPath = strings.Join(segs, "/"), ""
+	}
+	return nil
+}
+
+// extra is the identifier key stored beside the connection's token: the
+// one read with it, else the one stored since (`sous connections test`
+// records it).
+func (s *Source) extra(ctx context.Context, key string) (string, error) {
+	s.mu.Lock()
+	v := s.meta.Extra[key]
+	s.mu.Unlock()
+	if v == "" {
+		if _, meta, err := s.Vault.Get(ctx, s.Connection); err == nil && meta.Extra[key] != "" {
+			v = meta.Extra[key]
+			s.mu.Lock()
+			s.meta.Extra = meta.Extra
+			s.mu.Unlock()
+		}
+	}
+	if v == "" {
+		return "", connector.Permanent(connector.ReasonAuth, fmt.Errorf(
+			"connection %s has no %s stored beside its token: run `sous connections test %s` to record it (or `sous connect %s`)",
+			s.Connection, key, s.Connection, s.Connection))
+	}
+	if v == "." || v == ".." || strings.ContainsAny(v, "/?#") {
+		return "", connector.Permanent(connector.ReasonAuth, fmt.Errorf("connection %s: the stored %s is not a path segment", s.Connection, key))
+	}
+	return v, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/oauth"
+	"github.com/sous-run/sous/engine/store"
 )
 
 // rotating is a token endpoint whose refresh tokens rotate and are single
@@ -26,7 +27,8 @@ type rotating struct {
 	mu        sync.Mutex
 	current   int // the refresh token that is good: rt-<current>
 	refreshes atomic.Int32
-	refuse    bool // answer invalid_grant
+	refuse    bool   // refuse every refresh
+	code      string // the error code of a refusal (invalid_grant when empty)
 }
 
 func newRotating(t *testing.T) *rotating {
@@ -38,6 +40,11 @@ func newRotating(t *testing.T) *rotating {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if r.refuse && r.code == "invalid_refresh_token" {
+			// Slack: HTTP 200, ok false
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": r.code})
+			return
+		}
 		if r.refuse || req.PostForm.Get("grant_type") != "refresh_token" || req.PostForm.Get("refresh_token") != fmt.Sprintf("rt-%d", r.current) {
 			w.WriteHeader(http.StatusBadRequest)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": "the refresh token is not valid"})
@@ -100,10 +107,15 @@ func TestSourceRefresh(t *testing.T) {
 			require.EqualValues(t, 1, r.refreshes.Load())
 			entries, err := b.st.ListAudit(ctx, time.Now().Add(-time.Minute), 0)
 			require.NoError(t, err)
-			require.Len(t, entries, 1)
-			require.Equal(t, "connection.refreshed", entries[0].Action)
-			require.Equal(t, "serve", entries[0].Actor)
-			require.Equal(t, "acme", entries[0].Target)
+			var refreshed []store.AuditEntry
+			for _, e := range entries {
+				if e.Action == "connection.refreshed" {
+					refreshed = append(refreshed, e)
+				}
+			}
+			require.Len(t, refreshed, 1)
+			require.Equal(t, "serve", refreshed[0].Actor)
+			require.Equal(t, "acme", refreshed[0].Target)
 		})
 		t.Run("two processes refresh a connection once", func(t *testing.T) {
 			r := newRotating(t)
@@ -131,32 +143,34 @@ func TestSourceRefresh(t *testing.T) {
 			}
 			require.EqualValues(t, 1, r.refreshes.Load(), "a single-use refresh token is used once")
 		})
-		t.Run("invalid_grant: needs_reauth, and a permanent auth failure naming the command", func(t *testing.T) {
-			r := newRotating(t)
-			r.refuse = true
-			v := newVault(t, b.st, key)
-			require.NoError(t, v.Put(ctx, "acme", expired(), oauth.Meta{Type: "acme"}))
-			src := r.source(v, b.st, "p1")
-			var outcomes []string
-			src.Refreshed = func(conn, outcome string) { outcomes = append(outcomes, conn+" "+outcome) }
-			_, err := src.Token(ctx)
-			require.Error(t, err)
-			require.Equal(t, []string{"acme refused"}, outcomes)
-			ce := connector.Classify(err)
-			require.False(t, ce.Retryable)
-			require.Equal(t, connector.ReasonAuth, ce.Reason)
-			require.ErrorContains(t, err, "run `sous connect acme`")
-			_, meta, gerr := v.Get(ctx, "acme")
-			require.NoError(t, gerr)
-			require.Equal(t, oauth.StateNeedsReauth, meta.State)
-			entries, err := b.st.ListAudit(ctx, time.Now().Add(-time.Minute), 10)
-			require.NoError(t, err)
-			require.Equal(t, "connection.needs_reauth", entries[0].Action)
-			require.Contains(t, meta.LastError, "invalid_grant")
-			_, err = src.Token(ctx)
-			require.ErrorContains(t, err, "needs to be connected again: run `sous connect acme`")
-			require.EqualValues(t, 1, r.refreshes.Load(), "no refresh is tried again")
-		})
+		for _, code := range []string{"invalid_grant", "invalid_refresh_token"} {
+			t.Run(code+": needs_reauth, and a permanent auth failure naming the command", func(t *testing.T) {
+				r := newRotating(t)
+				r.refuse, r.code = true, code
+				v := newVault(t, b.st, key)
+				require.NoError(t, v.Put(ctx, "acme", expired(), oauth.Meta{Type: "acme"}))
+				src := r.source(v, b.st, "p1")
+				var outcomes []string
+				src.Refreshed = func(conn, outcome string) { outcomes = append(outcomes, conn+" "+outcome) }
+				_, err := src.Token(ctx)
+				require.Error(t, err)
+				require.Equal(t, []string{"acme refused"}, outcomes)
+				ce := connector.Classify(err)
+				require.False(t, ce.Retryable)
+				require.Equal(t, connector.ReasonAuth, ce.Reason)
+				require.ErrorContains(t, err, "run `sous connect acme`")
+				_, meta, gerr := v.Get(ctx, "acme")
+				require.NoError(t, gerr)
+				require.Equal(t, oauth.StateNeedsReauth, meta.State)
+				entries, err := b.st.ListAudit(ctx, time.Now().Add(-time.Minute), 10)
+				require.NoError(t, err)
+				require.Equal(t, "connection.needs_reauth", entries[0].Action)
+				require.Contains(t, meta.LastError, code)
+				_, err = src.Token(ctx)
+				require.ErrorContains(t, err, "needs to be connected again: run `sous connect acme`")
+				require.EqualValues(t, 1, r.refreshes.Load(), "no refresh is tried again")
+			})
+		}
 		t.Run("no token stored", func(t *testing.T) {
 			r := newRotating(t)
 			v := newVault(t, b.st, key)
@@ -213,5 +227,67 @@ func TestSourceSeed(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "at-2", got.AccessToken)
 		require.EqualValues(t, 1, r.refreshes.Load())
+	})
+}
+
+// TestSourceFillsStoredIdentifiers: a path segment {KEY} is filled in with
+// the identifier stored beside the token (Atlassian's cloud id), read
+// again when it was recorded after the token was; a missing one fails
+// permanently, naming the command that records it.
+func TestSourceFillsStoredIdentifiers(t *testing.T) {
+	backends(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		v := newVault(t, b.st, genKey(t))
+		tok := &oauth2.Token{AccessToken: "at-1", TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
+		require.NoError(t, v.Put(ctx, "jira", tok, oauth.Meta{Type: "jira"}))
+		src := &oauth.Source{Vault: v, Connection: "jira", Leases: b.st, Owner: "p"}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://api.atlassian.com/ex/jira/{cloud_id}/rest/api/3/myself", nil)
+		err := src.Authorize(req)
+		require.ErrorContains(t, err, "connection jira has no cloud_id stored beside its token: run `sous connections test jira`")
+		require.False(t, connector.Classify(err).Retryable)
+
+		// recorded since (sous connections test), with the token cached
+		require.NoError(t, v.Put(ctx, "jira", tok, oauth.Meta{Type: "jira", Extra: map[string]string{"cloud_id": "c-42"}}))
+		require.NoError(t, src.Authorize(req))
+		require.Equal(t, "/ex/jira/c-42/rest/api/3/myself", req.URL.Path)
+		require.Equal(t, "https://api.atlassian.com/ex/jira/c-42/rest/api/3/myself", req.URL.String())
+		require.Equal(t, "Bearer at-1", req.Header.Get("Authorization"))
+
+		// no placeholder: the path is left as it is
+		plain, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://x.test/a%2Fb/c", nil)
+		require.NoError(t, src.Authorize(plain))
+		require.Equal(t, "https://x.test/a%2Fb/c", plain.URL.String())
+
+		// a stored value that is not one path segment is refused
+		require.NoError(t, v.Put(ctx, "jira", tok, oauth.Meta{Type: "jira", Extra: map[string]string{"site": "../x"}}))
+		bad, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://x.test/{site}/y", nil)
+		fresh := &oauth.Source{Vault: v, Connection: "jira", Leases: b.st, Owner: "p"}
+		require.ErrorContains(t, fresh.Authorize(bad), "is not a path segment")
+	})
+}
+
+// TestVaultAuditsCreation: the first row of a connection is recorded as
+// connection.created, once; later writes of it are not.
+func TestVaultAuditsCreation(t *testing.T) {
+	backends(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		v := newVault(t, b.st, genKey(t))
+		tok := &oauth2.Token{AccessToken: "at-1", Expiry: time.Now().Add(time.Hour)}
+		for range 3 {
+			require.NoError(t, v.Put(ctx, "created-once", tok, oauth.Meta{Type: "slack"}))
+		}
+		require.NoError(t, v.Delete(ctx, "created-once"))
+		require.NoError(t, v.Put(ctx, "created-once", tok, oauth.Meta{Type: "slack"}))
+		entries, err := b.st.ListAudit(ctx, time.Now().Add(-time.Minute), 0)
+		require.NoError(t, err)
+		var created []store.AuditEntry
+		for _, e := range entries {
+			if e.Target == "created-once" && e.Action == "connection.created" {
+				created = append(created, e)
+			}
+		}
+		require.Len(t, created, 2, "once, and once more after it was deleted")
+		require.Equal(t, "a slack connection", created[0].Detail)
+		require.Equal(t, "sous", created[0].Actor)
 	})
 }

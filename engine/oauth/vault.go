@@ -185,13 +185,20 @@ func scrub(text string, tok *oauth2.Token) string {
 
 // Put stores the connection's token and metadata, replacing what it had.
 // meta.Connection and meta.Expiry are taken from the arguments; a meta
-// without State is StateOK.
+// without State is StateOK. The first row of a connection is recorded in
+// the audit log as connection.created.
 func (v *Vault) Put(ctx context.Context, connection string, tok *oauth2.Token, meta Meta) error {
 	return v.PutTx(ctx, nil, connection, tok, meta)
 }
 
 // PutTx is Put inside tx (nil: on its own).
 func (v *Vault) PutTx(ctx context.Context, tx store.Execer, connection string, tok *oauth2.Token, meta Meta) error {
+	return v.put(ctx, tx, "", connection, tok, meta)
+}
+
+// put is PutTx, which records connection.created in the audit log, by
+// actor ("sous" when empty), when the connection had no row before.
+func (v *Vault) put(ctx context.Context, tx store.Execer, actor, connection string, tok *oauth2.Token, meta Meta) error {
 	if connection == "" {
 		return errors.New("store token: no connection name")
 	}
@@ -206,11 +213,37 @@ func (v *Vault) PutTx(ctx context.Context, tx store.Execer, connection string, t
 	if meta.State == "" {
 		meta.State = StateOK
 	}
-	return v.st.PutToken(ctx, tx, &store.TokenRow{
+	row := &store.TokenRow{
 		Connection: connection, Type: meta.Type, Account: scrub(meta.Account, tok), Scopes: meta.Scopes, Extra: meta.Extra,
 		Expiry: tok.Expiry, RefreshedAt: meta.RefreshedAt, State: string(meta.State), LastError: scrub(meta.LastError, tok),
 		UpdatedAt: v.Now(), KeyID: key.ID(), Sealed: sealed,
-	})
+	}
+	created := false
+	write := func(tx store.Execer) error {
+		_, err := v.st.GetToken(ctx, tx, connection)
+		created = errors.Is(err, store.ErrNotFound)
+		if err != nil && !created {
+			return fmt.Errorf("store token of %s: %w", connection, err)
+		}
+		return v.st.PutToken(ctx, tx, row)
+	}
+	if tx != nil {
+		err = write(tx)
+	} else {
+		err = v.st.InWriteTx(ctx, write)
+	}
+	if err != nil {
+		return err
+	}
+	if created {
+		if actor == "" {
+			actor = "sous"
+		}
+		// the audit log failing does not undo the connection
+		_ = v.st.AddAudit(context.WithoutCancel(ctx), store.AuditEntry{Actor: actor, Action: "connection.created", Target: connection,
+			Detail: "a " + meta.Type + " connection"})
+	}
+	return nil
 }
 
 func metaOf(r *store.TokenRow) Meta {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/engine/oauth"
-	"github.com/sous-run/sous/engine/store"
+	"github.com/sous-run/sous/internal/httpx"
 )
 
 // pendingTTL is how long an authorization started at /oauth/NAME/start
@@ -22,6 +22,7 @@ type pendingFlow struct {
 	flow    *oauth.Flow
 	pending *oauth.Pending
 	conn    *connector.Connection
+	spec    *connector.ConnectionSpec
 	actor   string
 	expires time.Time
 }
@@ -98,7 +99,7 @@ func (s *Server) oauthStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, _ := url.Parse(p.URL)
-	s.flows.put(u.Query().Get("state"), &pendingFlow{flow: flow, pending: p, conn: conn, actor: "api:" + keyName(r.Context()),
+	s.flows.put(u.Query().Get("state"), &pendingFlow{flow: flow, pending: p, conn: conn, spec: spec, actor: "api:" + keyName(r.Context()),
 		expires: time.Now().Add(pendingTTL)})
 	writeJSON(w, http.StatusOK, map[string]any{"authorize_url": p.URL, "expires_in": int(pendingTTL.Seconds()),
 		"redirect_uri": callbackURL(r)})
@@ -123,17 +124,18 @@ func (s *Server) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := s.cfg.Vault()
+	var saved oauth.Connected
 	if err == nil {
-		err = v.Put(r.Context(), p.conn.Name, tok, oauth.Meta{Type: p.conn.Type, RefreshedAt: time.Now()})
+		// as sous connect does: who it acts as, its scopes, the audit entry
+		saved, err = oauth.Save(r.Context(), v, p.conn, p.spec, tok, &httpx.Transport{}, p.actor, "through sous serve")
 	}
 	if err != nil {
 		s.log.Error("store a token", "connection", p.conn.Name, "error", err)
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the token could not be stored: start again")
 		return
 	}
-	if err := s.cfg.Store.AddAudit(r.Context(), store.AuditEntry{Actor: p.actor, Action: "connection.connected", Target: p.conn.Name,
-		Detail: "through sous serve"}); err != nil {
-		s.log.Warn("audit", "error", err)
+	if saved.IdentityErr != nil {
+		s.log.Warn("the identity call failed: `sous connections test` tries again", "connection", p.conn.Name, "error", saved.IdentityErr)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = fmt.Fprintf(w, "Sous: connection %s is authorized. You can close this window.\n", p.conn.Name)

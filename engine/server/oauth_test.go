@@ -37,13 +37,33 @@ func TestOAuthThroughServe(t *testing.T) {
 				return
 			}
 			delete(codes, r.PostForm.Get("code"))
-			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "served-token-1", "refresh_token": "served-refresh-1", "expires_in": 3600})
+			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "served-token-1", "refresh_token": "served-refresh-1", "expires_in": 3600,
+				"scope": "read write"})
+		case "/me":
+			if r.Header.Get("Authorization") != "Bearer served-token-1" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = w.Write([]byte(`{"account":"alice@acme.test","site":"s-1"}`))
 		}
 	}))
 	defer provider.Close()
 	reg := connector.NewRegistry()
 	spec := &connector.ConnectionSpec{Type: "acme", Fields: []connector.Field{connector.OAuthField([]string{"read"}, "", "")},
-		OAuth: &connector.OAuthSpec{}}
+		OAuth: &connector.OAuthSpec{},
+		Identity: func(ctx context.Context, cl *connector.Client, _ connector.Values) (*connector.Identity, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, provider.URL+"/me", nil)
+			resp, err := cl.HTTP.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			var me struct{ Account, Site string }
+			if err := json.NewDecoder(resp.Body).Decode(&me); err != nil {
+				return nil, err
+			}
+			return &connector.Identity{Account: me.Account, Extra: map[string]string{"site": me.Site}}, nil
+		}}
 	require.NoError(t, reg.AddConnection(spec))
 	block, err := spec.Fields[0].CheckValue(map[string]any{"client_id": "cid", "client_secret": "cs",
 		"auth_url": provider.URL + "/authorize", "token_url": provider.URL + "/token"})
@@ -105,19 +125,24 @@ func TestOAuthThroughServe(t *testing.T) {
 		q.Set("state", "forged")
 		require.Equal(t, "unknown_state", apiErr(t, e.do(t, req{method: http.MethodGet, target: "/oauth/callback?" + q.Encode()}), http.StatusBadRequest))
 	})
-	t.Run("the callback stores the token, once", func(t *testing.T) {
+	t.Run("the callback stores the token, once, with its account and granted scopes", func(t *testing.T) {
 		loc := authorize(t, start(t))
 		rec := e.do(t, req{method: http.MethodGet, target: loc.RequestURI()})
 		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 		require.Contains(t, rec.Body.String(), "connection app is authorized")
 		require.NotContains(t, rec.Body.String(), "served-token-1")
-		tok, _, err := vault.Get(context.Background(), "app")
+		tok, meta, err := vault.Get(context.Background(), "app")
 		require.NoError(t, err)
 		require.Equal(t, "served-refresh-1", tok.RefreshToken)
+		require.Equal(t, "alice@acme.test", meta.Account, "the identity call, as sous connect makes it")
+		require.Equal(t, map[string]string{"site": "s-1"}, meta.Extra)
+		require.Equal(t, []string{"read", "write"}, meta.Scopes, "the scopes granted, not those asked for")
 		require.Equal(t, "unknown_state", apiErr(t, e.do(t, req{method: http.MethodGet, target: loc.RequestURI()}), http.StatusBadRequest), "replayed")
 		entries, err := e.st.ListAudit(context.Background(), time.Time{}, 10)
 		require.NoError(t, err)
 		require.Equal(t, "connection.connected", entries[0].Action)
 		require.Equal(t, "api:"+server.KeyName("key-one"), entries[0].Actor)
+		require.Equal(t, "acts as alice@acme.test; through sous serve", entries[0].Detail)
+		require.Equal(t, "connection.created", entries[1].Action)
 	})
 }

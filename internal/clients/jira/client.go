@@ -20,14 +20,26 @@ import (
 // (3LO) token: the cloud id is appended.
 const OAuthBase = "https://api.atlassian.com/ex/jira/"
 
-// BaseURL is the API root of a connection: its base_url, or with OAuth
-// and no base_url, https://api.atlassian.com/ex/jira/{cloud_id}/.
+// CloudIDPlaceholder stands, in the API root of an OAuth connection whose
+// config names no cloud id, for the cloud id stored beside its token when
+// it was connected (accessible-resources): the connection's OAuth client
+// fills it in on each request.
+const CloudIDPlaceholder = "{" + FieldCloudID + "}"
+
+// BaseURL is the API root of a connection: its base_url (a self-hosted
+// Jira, a test server), else with a cloud_id
+// https://api.atlassian.com/ex/jira/{cloud_id}/, else for an OAuth app the
+// same root with CloudIDPlaceholder, filled in with the cloud id stored
+// beside its token.
 func BaseURL(with connector.Values) (string, error) {
 	if b := with.String(connector.ConnBaseURL); b != "" {
 		return b, nil
 	}
 	if id := with.String(FieldCloudID); id != "" {
 		return OAuthBase + url.PathEscape(id) + "/", nil
+	}
+	if with.Has(connector.ConnOAuth) && !with.Has(connector.ConnToken) {
+		return OAuthBase + CloudIDPlaceholder + "/", nil
 	}
 	return "", connector.Permanent(connector.ReasonInvalid,
 		errors.New("the jira connection has neither base_url nor cloud_id"))

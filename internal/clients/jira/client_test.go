@@ -25,6 +25,9 @@ func TestBaseURL(t *testing.T) {
 		{"oauth", connector.Values{FieldCloudID: "1324a887-45db-1bf4-1e99-ef0ff456d421"},
 			"https://api.atlassian.com/ex/jira/1324a887-45db-1bf4-1e99-ef0ff456d421/", false},
 		{"base_url wins", connector.Values{connector.ConnBaseURL: "http://127.0.0.1:9", FieldCloudID: "x"}, "http://127.0.0.1:9", false},
+		{"oauth, cloud id stored", connector.Values{connector.ConnOAuth: map[string]any{"client_id": "c"}},
+			"https://api.atlassian.com/ex/jira/{cloud_id}/", false},
+		{"token without cloud id", connector.Values{connector.ConnOAuth: map[string]any{"client_id": "c"}, connector.ConnToken: "t"}, "", true},
 		{"neither", connector.Values{}, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

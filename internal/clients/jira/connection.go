@@ -35,7 +35,7 @@ var Connection = &connector.ConnectionSpec{
 		connector.OAuthField([]string{"read:jira-work", "write:jira-work", "read:jira-user", "offline_access"},
 			"https://auth.atlassian.com/authorize", "https://auth.atlassian.com/oauth/token"),
 		{Name: FieldCloudID, Type: connector.String,
-			Description: "With oauth: the site's cloud id"},
+			Description: "With oauth: the site's cloud id; without it, the one accessible-resources gave when the connection was connected (stored beside its token)"},
 		connector.TokenField("An access token minted elsewhere, used as is"),
 		connector.RateLimitField("10/s"),
 	},
