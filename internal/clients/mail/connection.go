@@ -25,12 +25,31 @@ const (
 	TLSNone     = "none"
 )
 
+// tlsAliases are the other words the tls field accepts, by the mode they
+// mean: plain, false and off for none; ssl, tls and true for implicit.
+var tlsAliases = map[string]string{
+	"plain": TLSNone, "false": TLSNone, "off": TLSNone,
+	"ssl": TLSImplicit, "tls": TLSImplicit, "true": TLSImplicit,
+}
+
+// TLSMode is the mode a tls value names: implicit, starttls or none, an
+// alias (see the field's description) read as its mode; another value is
+// returned as it is.
+func TLSMode(v string) string {
+	if m, ok := tlsAliases[v]; ok {
+		return m
+	}
+	return v
+}
+
 func fields(port int64, tls string) []connector.Field {
 	return []connector.Field{
 		{Name: FieldHost, Type: connector.String, Required: true, Example: "mail.example.com", Description: "The server's host name"},
 		{Name: FieldPort, Type: connector.Int, Default: port, Check: checkPort, Description: "The server's port"},
-		{Name: FieldTLS, Type: connector.String, Default: tls, Enum: []string{TLSImplicit, TLSStartTLS, TLSNone},
-			Description: "implicit (TLS from the start), starttls (upgrade), or none (local test servers only)"},
+		{Name: FieldTLS, Type: connector.String, Default: tls,
+			Enum: []string{TLSImplicit, TLSStartTLS, TLSNone, "ssl", "tls", "true", "plain", "false", "off"},
+			Description: "implicit (TLS from the start; also ssl, tls, true), starttls (upgrade), " +
+				"or none (no TLS, for local servers only; also plain, false, off)"},
 		{Name: FieldUsername, Type: connector.String, Example: "ops@example.com", Description: "The login"},
 		{Name: FieldPassword, Type: connector.String, Secret: true, Example: "${MAIL_PASSWORD}", Description: "The password, or an app password"},
 		{Name: FieldOAuth, Type: connector.String, Example: "google",

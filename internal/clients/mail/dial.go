@@ -38,7 +38,7 @@ type Config struct {
 // values have none.
 func ConfigOf(c *connector.Connection, defaultPort int) Config {
 	cfg := Config{Name: c.Name, Host: c.Values.String(FieldHost), Port: int(c.Values.Int(FieldPort)),
-		TLS: c.Values.String(FieldTLS), Username: c.Values.String(FieldUsername), Password: c.Values.String(FieldPassword),
+		TLS: TLSMode(c.Values.String(FieldTLS)), Username: c.Values.String(FieldUsername), Password: c.Values.String(FieldPassword),
 		OAuth: c.Values.String(FieldOAuth), AccessToken: c.AccessToken}
 	if cfg.Port == 0 {
 		cfg.Port = defaultPort

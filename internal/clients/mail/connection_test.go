@@ -1,0 +1,48 @@
+package mail_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/mail"
+)
+
+// TestTLSAliases: the tls field takes plain, false and off for none, ssl,
+// tls and true for implicit (a YAML boolean too), and the connection reads
+// them as their mode; another word is refused.
+func TestTLSAliases(t *testing.T) {
+	for _, spec := range []*connector.ConnectionSpec{mail.IMAP, mail.SMTP} {
+		f, ok := spec.Field(mail.FieldTLS)
+		require.True(t, ok)
+		for _, tc := range []struct {
+			in   any
+			want string
+		}{
+			{"implicit", mail.TLSImplicit}, {"starttls", mail.TLSStartTLS}, {"none", mail.TLSNone},
+			{"plain", mail.TLSNone}, {"false", mail.TLSNone}, {false, mail.TLSNone}, {"off", mail.TLSNone},
+			{"ssl", mail.TLSImplicit}, {"tls", mail.TLSImplicit}, {"true", mail.TLSImplicit}, {true, mail.TLSImplicit},
+		} {
+			t.Run(spec.Type+"/"+connectorString(tc.in), func(t *testing.T) {
+				v, err := f.CheckValue(tc.in)
+				require.NoError(t, err)
+				conn := &connector.Connection{Name: "m", Type: spec.Type,
+					Values: connector.Values{mail.FieldHost: "mail.test", mail.FieldTLS: v}}
+				require.Equal(t, tc.want, mail.ConfigOf(conn, 25).TLS)
+			})
+		}
+		_, err := f.CheckValue("maybe")
+		require.ErrorContains(t, err, "is not one of")
+	}
+}
+
+func connectorString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if v.(bool) {
+		return "yaml-true"
+	}
+	return "yaml-false"
+}
