@@ -101,6 +101,10 @@ func (c *client) Run(ctx context.Context, req *connector.Request) (map[string]an
 		hreq.Header.Set(k, v)
 	}
 	hc := c.HTTP
+	if hc == nil && req.Connection != nil && req.Connection.Client != nil {
+		// the connection's client: its rate limit and metrics
+		hc = req.Connection.Client.HTTP
+	}
 	if hc == nil {
 		hc = defaultClient
 	}

@@ -624,3 +624,29 @@ func mustJSON(t *testing.T, v any) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestConnectionRateLimit: an http connection's rate_limit holds its
+// calls: with one call an hour, the second waits for the limiter, here
+// past its step's deadline, and is not sent.
+func TestConnectionRateLimit(t *testing.T) {
+	srv := newRecorder(t, nil)
+	conn := connection(t, map[string]any{"base_url": srv.URL + "/", "rate_limit": "1/h"})
+	cl, err := connector.NewClient(conn, httpaction.Connection, nil, connector.ClientHooks{})
+	require.NoError(t, err)
+	require.NotNil(t, cl.Limiter)
+	conn.Client = cl
+	with := values(t, map[string]any{"url": "ping", "method": "GET"})
+	_, err = run(context.Background(), with, conn, "")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = run(ctx, with, conn, "")
+	require.ErrorContains(t, err, "rate limit")
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	require.Len(t, srv.reqs, 1, "the second call was held")
+
+	f, _ := httpaction.Connection.Field("rate_limit")
+	_, err = f.CheckValue("often")
+	require.Error(t, err, "a rate_limit that does not parse is refused")
+}

@@ -86,7 +86,17 @@ var Connection = &connector.ConnectionSpec{
 			Description: "Headers added to every request (values are secret)", Example: map[string]any{"X-API-Key": "${EXAMPLE_API_KEY}"}},
 		{Name: ConnBearerToken, Type: connector.String, Secret: true,
 			Description: "Sent as Authorization: Bearer <token>", Example: "${EXAMPLE_TOKEN}"},
+		rateLimit(),
 	},
+}
+
+// rateLimit is the connection's rate_limit: none unless set, since the
+// API behind it is anyone's.
+func rateLimit() connector.Field {
+	f := connector.RateLimitField("")
+	f.Default, f.Example = nil, "10/s"
+	f.Description = "Calls at most, as N/s, N/min or N/h, optionally followed by `burst M`; none when unset"
+	return f
 }
 
 var errNoURL = errors.New("url is empty")
