@@ -1,7 +1,9 @@
 package mail_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -45,4 +47,36 @@ func connectorString(v any) string {
 		return "yaml-true"
 	}
 	return "yaml-false"
+}
+
+// TestRateLimit: an imap or smtp connection's rate_limit is its client's
+// limiter, waited for before each dial: past it, a dial that would wait
+// beyond its deadline fails as rate_limited, retryable, without dialing.
+func TestRateLimit(t *testing.T) {
+	for _, spec := range []*connector.ConnectionSpec{mail.IMAP, mail.SMTP} {
+		t.Run(spec.Type, func(t *testing.T) {
+			f, _ := spec.Field(connector.ConnRateLimit)
+			v, err := f.CheckValue("1/h")
+			require.NoError(t, err)
+			conn := &connector.Connection{Name: "m", Type: spec.Type,
+				Values: connector.Values{mail.FieldHost: "127.0.0.1", mail.FieldPort: int64(1), mail.FieldTLS: mail.TLSNone, connector.ConnRateLimit: v}}
+			cl, err := connector.NewClient(conn, spec, nil, connector.ClientHooks{})
+			require.NoError(t, err)
+			conn.Client = cl
+			cfg := mail.ConfigOf(conn, 25)
+			require.Same(t, cl.Limiter, cfg.Limiter)
+			require.True(t, cfg.Limiter.Allow(), "the one call of the hour")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if spec == mail.IMAP {
+				_, err = mail.DialIMAP(ctx, cfg, nil)
+			} else {
+				_, err = mail.NewSMTPClient(ctx, cfg)
+			}
+			require.ErrorContains(t, err, "waiting for its rate limit")
+			ce := connector.Classify(err)
+			require.Equal(t, connector.ReasonRateLimited, ce.Reason)
+			require.True(t, ce.Retryable)
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/time/rate"
 
 	"github.com/sous-run/sous/engine/connector"
 )
@@ -32,6 +33,21 @@ type Config struct {
 	// TLSConfig, when set, replaces the default TLS configuration (a test
 	// server's own CA); its ServerName is set to Host when empty.
 	TLSConfig *tls.Config
+	// Limiter is the connection's rate_limit (its client's), waited for
+	// before each dial: an IMAP session, an SMTP send. nil: none.
+	Limiter *rate.Limiter
+}
+
+// wait waits for the connection's rate limit, if it has one.
+func (c Config) wait(ctx context.Context, what string) error {
+	if c.Limiter == nil || c.Limiter.Allow() {
+		return nil
+	}
+	if err := c.Limiter.Wait(ctx); err != nil {
+		return connector.Retryable(connector.ReasonRateLimited, 0,
+			fmt.Errorf("%s connection %s: waiting for its rate limit: %w", what, c.Name, err))
+	}
+	return nil
 }
 
 // ConfigOf reads a connection's values; defaultPort applies when the
@@ -42,6 +58,9 @@ func ConfigOf(c *connector.Connection, defaultPort int) Config {
 		OAuth: c.Values.String(FieldOAuth), AccessToken: c.AccessToken}
 	if cfg.Port == 0 {
 		cfg.Port = defaultPort
+	}
+	if c.Client != nil {
+		cfg.Limiter = c.Client.Limiter
 	}
 	return cfg
 }
@@ -80,12 +99,15 @@ const DialTimeout = 30 * time.Second
 
 // DialIMAP connects to an imap connection's server in its TLS mode and
 // logs in (XOAUTH2 with oauth_connection, LOGIN with the password
-// otherwise). opts may be nil. The client is closed when ctx ends before
-// the login is done. Errors are classified: a refused login is permanent
+// otherwise), after waiting for the connection's rate limit. opts may be
+// nil. The client is closed when ctx ends before the login is done. Errors are classified: a refused login is permanent
 // (auth), a network failure retryable.
 func DialIMAP(ctx context.Context, cfg Config, opts *imapclient.Options) (*imapclient.Client, error) {
 	if opts == nil {
 		opts = &imapclient.Options{}
+	}
+	if err := cfg.wait(ctx, "imap"); err != nil {
+		return nil, err
 	}
 	o := *opts
 	o.TLSConfig = cfg.tlsConfig()

@@ -18,8 +18,12 @@ import (
 // login: XOAUTH2 with the oauth_connection's token, or the password (PLAIN
 // or LOGIN, as the server offers; over an unencrypted connection only with
 // tls: none; PLAIN with implicit TLS), or none without a username. ctx
-// is the send's: when it ends, the client's connection is closed.
+// is the send's: when it ends, the client's connection is closed. It
+// first waits for the connection's rate limit.
 func NewSMTPClient(ctx context.Context, cfg Config) (*gomail.Client, error) {
+	if err := cfg.wait(ctx, "smtp"); err != nil {
+		return nil, err
+	}
 	tlsConfig := cfg.tlsConfig()
 	// go-mail bounds the dial by ctx, not the SMTP exchange after it: the
 	// connection is closed when ctx ends, which ends any read or write
