@@ -88,6 +88,9 @@ func newRuns() *cobra.Command {
 			}
 			defer closeFn()
 			rs, err := st.ListRuns(cmd.Context(), filter)
+			if err == nil {
+				err = st.RunInputs(cmd.Context(), rs)
+			}
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -96,14 +99,14 @@ func newRuns() *cobra.Command {
 				return writeJSONOut(cmd.OutOrStdout(), append(make([]*store.Run, 0, len(rs)), rs...))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tRECIPE\tSTATUS\tSTARTED\tDURATION\tERROR")
+			fmt.Fprintln(tw, "RUN\tRECIPE\tSTATUS\tSTARTED\tDURATION\tINPUT\tERROR")
 			for _, r := range rs {
 				errText := ""
 				if r.Error != "" {
 					errText = fmt.Sprintf("%s (%s): %s", r.ErrorStep, r.Reason, truncate(printable(r.Error), 60))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Recipe, r.Status, r.StartedAt.Local().Format(time.DateTime),
-					showDuration(r.Duration), errText)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Recipe, r.Status, r.StartedAt.Local().Format(time.DateTime),
+					showDuration(r.Duration), showInput(r.Input, 60), errText)
 			}
 			return tw.Flush()
 		},
@@ -136,7 +139,10 @@ durations in milliseconds (duration_ms, delay_ms) and no time that is not set.`,
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
 			}
-			if r.Deliveries, err = st.RunDeliveries(cmd.Context(), r.ID, server.RedactTarget); err != nil {
+			if r.Deliveries, err = st.RunDeliveries(cmd.Context(), r.ID, server.RedactTarget); err == nil {
+				err = st.RunInputs(cmd.Context(), []*store.Run{r})
+			}
+			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("run %s: %w", args[0], err)}
 			}
 			if showJSON {

@@ -62,9 +62,10 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			require.JSONEq(t, `[]`, out)
 		}},
 		{name: "runs list", args: []string{"runs", "list", "--data", data}, check: func(t *testing.T, out string) {
+			require.Regexp(t, `RUN +RECIPE +STATUS +STARTED +DURATION +INPUT +ERROR`, out)
 			require.Regexp(t, `run_a +orders +succeeded +\S+ \S+ +1.5ms`, out)
 			require.Regexp(t, `run_b +orders +succeeded +\S+ \S+ +250ms`, out)
-			require.Regexp(t, `run_c +orders +failed +\S+ \S+ +2s +call \(timeout\): no answer`, out)
+			require.Regexp(t, `run_c +orders +failed +\S+ \S+ +2s +- +call \(timeout\): no answer`, out, "no event stored: no input")
 		}},
 		{name: "runs show --json", args: []string{"runs", "show", "--data", data, "--json", "run_c"}, check: func(t *testing.T, out string) {
 			var run map[string]any

@@ -33,6 +33,7 @@ func writeRun(w io.Writer, r *store.Run) error {
 		{"run", r.ID},
 		{"recipe", r.Recipe},
 		{"event", r.EventID},
+		{"input", showInput(r.Input, maxShown)},
 		{"status", status},
 		{"started", showTime(r.StartedAt)},
 		{"finished", showTime(r.FinishedAt)},
@@ -160,6 +161,16 @@ func showDuration(d time.Duration) string {
 }
 
 // compact is v as one line of JSON, cut at maxShown characters.
+// showInput is a run's input as compact JSON cut at max characters, "-"
+// when there is none.
+func showInput(raw json.RawMessage, max int) string {
+	var v any
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		return "-"
+	}
+	return truncate(compact(v), max)
+}
+
 func compact(v any) string {
 	var b strings.Builder
 	enc := json.NewEncoder(&b)

@@ -43,7 +43,7 @@ func TestRunsShow(t *testing.T) {
 	}{
 		{name: "a failed run with its record", args: []string{"runs", "show", "--data", data, "run_f"},
 			want: []string{
-				"run       run_f\nrecipe    orders\nevent     ev_f\nstatus    failed: call (server_error): 503\n",
+				"run       run_f\nrecipe    orders\nevent     ev_f\ninput     -\nstatus    failed: call (server_error): 503\n",
 				"started   " + local(0, "2006-01-02 15:04:05.000 MST") + "\n",
 				"finished  " + local(3321500*time.Microsecond, "2006-01-02 15:04:05.000 MST") + "\n",
 				"duration  3.32s\nattempt   1 (1 retries)\nvars      {\"total\":250}\n",

@@ -123,6 +123,9 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := append(make([]*store.Run, 0, len(runs)), runs...) // [] rather than null
+	if err := s.cfg.Store.RunInputs(r.Context(), out); err != nil {
+		s.log.Warn("read the runs' inputs", "error", err) // listed without them
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
@@ -142,6 +145,9 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request) {
 		run.Deliveries = ds
 	} else {
 		s.log.Warn("read a run's zapier deliveries", "run", run.ID, "error", err)
+	}
+	if err := s.cfg.Store.RunInputs(r.Context(), []*store.Run{run}); err != nil {
+		s.log.Warn("read a run's input", "run", run.ID, "error", err)
 	}
 	writeJSON(w, http.StatusOK, run)
 }

@@ -90,6 +90,10 @@ type Run struct {
 	// per item and subscriber, their targets shown as scheme and host),
 	// when it made any: set by RunDeliveries' callers, not by GetRun.
 	Deliveries []*ZapierDelivery `json:"zapier_deliveries,omitempty"`
+	// Input is the payload of the event that started the run (a webhook's
+	// body and headers, a Zapier action's fields): set by RunInputs'
+	// callers, not by GetRun or ListRuns.
+	Input json.RawMessage `json:"input,omitempty"`
 	// Replace makes SaveRunTx clear what an earlier save of the same run
 	// left (steps, checkpoint); a run's first save skips that work.
 	Replace bool `json:"-"`
@@ -273,6 +277,31 @@ func (s *Store) InsertEvent(ctx context.Context, tx Execer, ev *Event) error {
 		ev.ID, ev.Type, ev.Source, ev.DedupKey, ev.ReceivedAt.UnixMicro(), []byte(ev.Payload))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+// RunInputs sets each run's Input to the payload of its event; a run
+// whose event is gone (retention) keeps none.
+func (s *Store) RunInputs(ctx context.Context, runs []*Run) error {
+	seen := map[string]json.RawMessage{}
+	for _, r := range runs {
+		if r == nil || r.EventID == "" {
+			continue
+		}
+		p, ok := seen[r.EventID]
+		if !ok {
+			ev, err := s.GetEvent(ctx, r.EventID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return fmt.Errorf("run inputs: %w", err)
+			default:
+				p = ev.Payload
+			}
+			seen[r.EventID] = p
+		}
+		r.Input = p
 	}
 	return nil
 }
