@@ -102,6 +102,30 @@ func Files(paths []string) ([]string, error) {
 	return out, err
 }
 
+// withoutConfig drops the config file (whatever its name: prod.yaml) from
+// the files found by walking a folder: it is no recipe. A path given as
+// a file is kept, as asked.
+func withoutConfig(files, roots, given []string, config string) ([]string, []string) {
+	ci, err := os.Stat(config)
+	if err != nil {
+		return files, roots
+	}
+	asked := map[string]bool{}
+	for _, p := range given {
+		asked[p] = true
+	}
+	var fs, rs []string
+	for i, f := range files {
+		if !asked[f] {
+			if fi, err := os.Stat(f); err == nil && os.SameFile(ci, fi) {
+				continue
+			}
+		}
+		fs, rs = append(fs, f), append(rs, roots[i])
+	}
+	return fs, rs
+}
+
 // files is Files, with the folder each file was found under: the path it
 // was given, or a given file's own folder.
 func files(paths []string) (out, roots []string, err error) {
@@ -151,6 +175,9 @@ func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
 	files, roots, err := files(paths)
 	if err != nil {
 		return &Set{}, Diagnostics{{Pos: Pos{File: firstOr(paths)}, Severity: SevError, Message: err.Error()}}
+	}
+	if l.Config != nil && l.Config.File != "" {
+		files, roots = withoutConfig(files, roots, paths, l.Config.File)
 	}
 	set := &Set{Files: len(files)}
 	var diags Diagnostics

@@ -192,3 +192,29 @@ steps:
 		require.Contains(t, r.stderr, "1 recipes", "%s", r)
 	})
 }
+
+// TestValidateSkipsTheConfigFile: a config named other than sous.yaml, in
+// the folder validated, is read as the config and not as a recipe, from
+// the folder given or from the working directory; named as a file, it is
+// checked as asked.
+func TestValidateSkipsTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	config := writeFile(t, dir, "prod.yaml", "api_keys: [\"prod-key-0123456789ab\"]\nconnections:\n  hook: {type: http, base_url: \"https://example.com\"}\n")
+	writeFile(t, dir, "hello.yaml", `version: 1
+name: hello
+trigger: {type: webhook.received, with: {path: /hello}}
+steps:
+  - id: tell
+    action: http.request
+    connection: hook
+    with: {url: /x}
+`)
+	r := sous(t, "", "validate", "--config", config, dir)
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout+r.stderr, "1 recipes")
+	t.Chdir(dir)
+	r = sous(t, "", "validate", "--config", "prod.yaml")
+	require.Equal(t, 0, r.code, "%s", r)
+	r = sous(t, "", "validate", "--config", config, config)
+	require.Equal(t, 1, r.code, "named as a file, it is checked as a recipe: %s", r)
+}
