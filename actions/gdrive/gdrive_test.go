@@ -262,6 +262,13 @@ func TestUploadErrors(t *testing.T) {
 			require.Contains(t, f.logs.String(), "earlier upload not looked up")
 		})
 	}
+	t.Run("the lookup refused for auth fails the step", func(t *testing.T) {
+		f := newFixture(t)
+		f.fake.Fail(google.Failure{Method: http.MethodGet, Path: "/drive/v3/files", Status: http.StatusUnauthorized})
+		_, err := f.run(t, gdrive.Upload, "k", map[string]any{"name": "x", "content": "y"})
+		require.Equal(t, connector.ReasonAuth, connector.Classify(err).Reason, "%v", err)
+		require.Len(t, f.fake.Recorded(), 1, "no upload: it would be refused too")
+	})
 	t.Run("chunk size", func(t *testing.T) {
 		fd, _ := gdrive.Upload.Field("chunk_size")
 		_, err := fd.CheckValue(1000)

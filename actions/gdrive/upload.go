@@ -41,14 +41,15 @@ func upload(ctx context.Context, req *connector.Request) (map[string]any, error)
 		meta.AppProperties = map[string]string{AppPropertyKey: tag}
 		found, err := svc.Files.List().Q("appProperties has { key=" + quote(AppPropertyKey) + " and value=" + quote(tag) + " } and trashed = false").
 			Fields("files(" + fileFields + ")").PageSize(1).SupportsAllDrives(true).IncludeItemsFromAllDrives(true).Context(ctx).Do()
+		lookupErr := google.Classify("find an earlier upload", err)
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return nil, google.Classify("find an earlier upload", err)
+		case err != nil && (ctx.Err() != nil || connector.Classify(lookupErr).Reason == connector.ReasonAuth):
+			return nil, lookupErr // the upload would fail the same way
 		case err != nil:
 			// best effort: the lookup only guards against a second copy
 			// after a lost answer; failing it must not stop the upload
 			if req.Logger != nil {
-				req.Logger.Warn("drive: earlier upload not looked up; uploading", "error", google.Classify("find an earlier upload", err))
+				req.Logger.Warn("drive: earlier upload not looked up; uploading", "error", lookupErr)
 			}
 		case len(found.Files) > 0:
 			return output(found.Files[0], true), nil

@@ -1,7 +1,9 @@
 package connector
 
 import (
+	"encoding/json"
 	"github.com/expr-lang/expr/types"
+	"strconv"
 )
 
 // Shape describes the structure of an event or an output, for
@@ -107,10 +109,11 @@ func (s *Shape) Zero() any {
 
 // Fill conforms v to the shape: keys the shape declares but v lacks (or
 // holds as null) get their zero value, and numbers take the Go type the
-// shape declares (int for integers, float64 for numbers), so that
-// type-checked expressions never meet a nil or an int64 where they expect
-// an int. v is not modified; values of another kind than declared are
-// kept as they are.
+// shape declares (int for integers, float64 for numbers; a number where
+// it declares a string becomes its decimal text), so that type-checked
+// expressions never meet a nil or an int64 where they expect an int. v is
+// not modified; values of another kind than declared are kept as they
+// are.
 func (s *Shape) Fill(v any) any {
 	out, _ := s.fill(v)
 	return out
@@ -177,6 +180,21 @@ func (s *Shape) fill(v any) (any, bool) {
 			return float64(x), true
 		case float32:
 			return float64(x), true
+		}
+		return v, false
+	case String:
+		// a service that sends an id as a number one day and a string
+		// the next (Zoom's meeting id): the shape says string, so a
+		// string it is, as its receiver makes it
+		switch x := v.(type) {
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64), true
+		case int:
+			return strconv.Itoa(x), true
+		case int64:
+			return strconv.FormatInt(x, 10), true
+		case json.Number:
+			return x.String(), true
 		}
 		return v, false
 	case List:

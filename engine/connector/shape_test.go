@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/expr-lang/expr/types"
@@ -113,8 +114,14 @@ func TestShapeFill(t *testing.T) {
 				"items": []any{map[string]any{"name": "", "age": 8}}}},
 		{name: "a value of another type is kept", shape: shape, in: func() any { return "not an object" }, want: "not an object"},
 		{name: "a key of another type is kept", shape: shape,
-			in:   func() any { return map[string]any{"id": 5, "user": "u", "items": "i", "tags": []any{}} },
-			want: map[string]any{"id": 5, "user": "u", "items": "i", "tags": []any{}}},
+			in:   func() any { return map[string]any{"id": true, "user": "u", "items": "i", "tags": []any{}} },
+			want: map[string]any{"id": true, "user": "u", "items": "i", "tags": []any{}}},
+		{name: "a number for a string becomes its text", shape: shape,
+			in: func() any {
+				return map[string]any{"id": 85123456789.0, "items": []any{}, "tags": []any{json.Number("12"), int64(7)}}
+			},
+			want: map[string]any{"id": "85123456789", "user": map[string]any{"name": "", "age": 0}, "items": []any{}, "tags": []any{"12", "7"}}},
+		{name: "a fractional number for a string", shape: connector.Leaf(connector.String, ""), in: func() any { return 2.5 }, want: "2.5"},
 		{name: "int64 becomes int", shape: connector.Leaf(connector.Int, ""), in: func() any { return int64(4) }, want: 4},
 		{name: "whole float becomes int", shape: connector.Leaf(connector.Int, ""), in: func() any { return 4.0 }, want: 4},
 		{name: "fractional float stays", shape: connector.Leaf(connector.Int, ""), in: func() any { return 4.5 }, want: 4.5},

@@ -49,6 +49,16 @@ const (
 // actionInputs overrides the generated `with` of an action that the
 // generic rules cannot drive; server is the test server's URL.
 var actionInputs = map[string]func(server string) map[string]any{
+	// content, content_base64 and url, all generated, are refused together
+	// (and the search for an earlier upload, which fails here but for
+	// auth, is passed by)
+	"gdrive.upload": func(string) map[string]any {
+		return map[string]any{"name": "notes.txt", "content": "notes " + secretTemplate()}
+	},
+	// q and its alias query, both generated, are refused together
+	"gcal.find_events": func(string) map[string]any {
+		return map[string]any{"calendar_id": "primary", "q": "standup " + secretTemplate(), "max_results": 10}
+	},
 	// the generated blocks are no Block Kit, and the spec's examples name
 	// earlier steps' outputs
 	"slack.post_message": func(string) map[string]any {
@@ -91,7 +101,7 @@ var connectionInputs = map[string]func(server string) map[string]any{
 // connection's is checked to have gone out.
 var noInputSecret = map[string]string{
 	"slack.create_channel": "its one text input, the name, is sent lower-cased as Slack wants channel names",
-	"gdrive.upload":        "its first call, the search for the file a retried step made, carries no input, and fails here",
+	"gdrive.upload":        "refused (401), its first call, the search for the file a retried step made, which carries no input, fails it before the content goes out",
 }
 
 // otherTransport names the actions that speak no HTTP, so that an echoing
