@@ -2,6 +2,7 @@ package zapier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sous-run/sous/engine/connector"
@@ -11,6 +12,8 @@ import (
 const (
 	FieldEvent = "event"
 	FieldData  = "data"
+	// FieldForwardRun sends the run so far instead of data.
+	FieldForwardRun = "forward_run"
 )
 
 // Channel is the runtime's outbox channel for Zapier's REST hooks.
@@ -26,8 +29,9 @@ var Notify = &connector.Spec{
 		"retry; data's own `id` is kept as `data_id`), in a POST with `X-Sous-Delivery` (the delivery's stable id) " +
 		"and `X-Sous-Event`. The step succeeds once a delivery per subscriber is stored; each is then sent and " +
 		"retried on its own (5xx, 408, 429 and timeouts with a doubling backoff; 410 deletes the subscription; " +
-		"other 4xx are failed), so a dead subscriber neither blocks nor fails the others. To forward the run's " +
-		"whole result, set `data` to it: `{event: \"{{ event }}\", steps: \"{{ steps }}\", run: \"{{ run }}\"}`. " +
+		"other 4xx are failed), so a dead subscriber neither blocks nor fails the others. With `forward_run: true` " +
+		"the object is the run so far instead of `data`: `{run: {id, recipe, attempt}, event, trigger, vars, steps}` " +
+		"(the earlier steps' outputs and statuses). " +
 		"Needs `sous serve` (its store); the output lists the deliveries.",
 	Fields: []connector.Field{
 		{Name: FieldEvent, Type: connector.String, Required: true, Pattern: `^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`,
@@ -35,6 +39,14 @@ var Notify = &connector.Spec{
 			Example: "order_paid"},
 		{Name: FieldData, Type: connector.Object, Default: map[string]any{},
 			Description: "The object sent to each subscriber", Example: map[string]any{"order": "{{ event.body.id }}"}},
+		{Name: FieldForwardRun, Type: connector.Bool, Default: false,
+			Description: "Send the run so far (run, event, trigger, vars and the earlier steps' outputs) instead of data; set no data with it"},
+	},
+	Validate: func(w connector.Values) []connector.FieldError {
+		if w.Bool(FieldForwardRun) && len(w.Map(FieldData)) > 0 {
+			return []connector.FieldError{{Field: FieldForwardRun, Message: "forward_run sends the run instead of data: set one of them"}}
+		}
+		return nil
 	},
 	Shape: connector.Obj(
 		connector.P("id", connector.Leaf(connector.String, "The item's stable id, the body's id")),
@@ -56,7 +68,17 @@ func notify(ctx context.Context, req *connector.Request) (map[string]any, error)
 		return nil, connector.Permanent("config_error", connector.ErrNoOutbox)
 	}
 	event := req.With.String(FieldEvent)
-	r, err := ob.Publish(ctx, req, &connector.OutboxMessage{Channel: Channel, Topic: event, Body: req.With.Map(FieldData)})
+	body := req.With.Map(FieldData)
+	if req.With.Bool(FieldForwardRun) {
+		if len(body) > 0 {
+			return nil, connector.Permanent(connector.ReasonInvalid, errors.New("forward_run sends the run instead of data: set one of them"))
+		}
+		if req.Run == nil {
+			return nil, connector.Permanent(connector.ReasonInvalid, errors.New("forward_run: no run to forward (called outside a run)"))
+		}
+		body = req.Run
+	}
+	r, err := ob.Publish(ctx, req, &connector.OutboxMessage{Channel: Channel, Topic: event, Body: body})
 	if err != nil {
 		// the store could not take it now: the step is tried again
 		return nil, connector.Retryable("store_error", 0, fmt.Errorf("queue the deliveries of %s: %w", event, err))

@@ -312,7 +312,12 @@ type Request struct {
 	// again. A step a crash interrupted before its attempt was recorded
 	// starts again at 1. Zero (a caller that does not count) means 1.
 	Attempt int
-	Logger  *slog.Logger
+	// Run is the run so far, as the step's templates see it, for an action
+	// that forwards it (zapier.notify's forward_run): run ({id, recipe,
+	// attempt}), event, trigger, vars, and steps (the earlier steps'
+	// outputs and statuses). Nil outside a run. Read it, never change it.
+	Run    map[string]any
+	Logger *slog.Logger
 }
 
 // Action performs one operation. Errors should be built with Permanent or

@@ -62,6 +62,8 @@ type call struct {
 	Key  string
 	// Attempt is the request's attempt number
 	Attempt int
+	// Run is the run so far the request carries
+	Run map[string]any
 }
 
 // fake records calls and answers them with a function of the step id and
@@ -81,7 +83,7 @@ func (f *fake) invoke(ctx context.Context, step *recipes.Step, req *connector.Re
 	f.mu.Lock()
 	f.counts[step.ID]++
 	n := f.counts[step.ID]
-	f.calls = append(f.calls, call{Step: step.ID, With: req.With, Key: req.IdempotencyKey, Attempt: req.Attempt})
+	f.calls = append(f.calls, call{Step: step.ID, With: req.With, Key: req.IdempotencyKey, Attempt: req.Attempt, Run: req.Run})
 	f.mu.Unlock()
 	if f.answer == nil {
 		return echo(ctx, req)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -73,6 +74,8 @@ type StepResult struct {
 	Action  string `json:"action"`
 	OnError bool   `json:"on_error,omitempty"`
 	Status  Status `json:"status"`
+	// Connection is the step's connection (recipes.Step.Connection), if any.
+	Connection string `json:"connection,omitempty"`
 	// Input is the rendered `with` as written (not coerced), secrets redacted.
 	Input    map[string]any `json:"input,omitempty"`
 	Output   map[string]any `json:"output,omitempty"`
@@ -290,6 +293,14 @@ func (r *Runner) Resume(ctx context.Context, rec *recipes.Recipe, ev Event, runI
 	return res
 }
 
+// runSoFar is what a step's request carries of the run (Request.Run): the
+// environment its templates saw, the steps as they stand now (a copy: the
+// run's own map grows with the steps after it).
+func runSoFar(env map[string]any) map[string]any {
+	steps, _ := env["steps"].(map[string]any)
+	return map[string]any{"run": env["run"], "event": env["event"], "trigger": env["trigger"], "vars": env["vars"], "steps": maps.Clone(steps)}
+}
+
 // stepEnv is what later steps see of a step: its real (unredacted) output,
 // conformed to the action's shape whatever the step's status, so that an
 // expression on a skipped or failed step meets typed zero values.
@@ -301,7 +312,7 @@ func stepEnv(step *recipes.Step, sr *StepResult) map[string]any {
 // of it. With mayPause, a retry wait longer than MaxInlineDelay returns
 // the step as pending instead of sleeping.
 func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes.Step, env map[string]any, runID string, red *redactor, log *slog.Logger, prior []Attempt, mayPause bool) (sr *StepResult) {
-	sr = &StepResult{ID: step.ID, Action: step.Action, Attempts: append([]Attempt(nil), prior...)}
+	sr = &StepResult{ID: step.ID, Action: step.Action, Connection: step.Connection, Attempts: append([]Attempt(nil), prior...)}
 	defer func() {
 		if r.OnStep != nil && sr.Status != StatusPending {
 			r.OnStep(sr)
@@ -333,6 +344,7 @@ func (r *Runner) runStep(ctx context.Context, rec *recipes.Recipe, step *recipes
 	req := &connector.Request{
 		Recipe: rec.Name, RunID: runID, Step: step.ID, With: with,
 		IdempotencyKey: runID + ":" + step.ID,
+		Run:            runSoFar(env),
 		Logger:         log.With("step", step.ID),
 	}
 	if step.Connection != "" {

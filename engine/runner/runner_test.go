@@ -145,6 +145,15 @@ steps:
 	require.Len(t, two, 1)
 	require.NotEqual(t, one[0].Key, two[0].Key, "each step has its own key")
 
+	// each request carries the run so far: the event, and the earlier
+	// steps' outputs
+	run := two[0].Run
+	require.Equal(t, "run-42", run["run"].(map[string]any)["id"])
+	require.Equal(t, "idem", run["run"].(map[string]any)["recipe"])
+	require.NotNil(t, run["event"])
+	require.Equal(t, "succeeded", run["steps"].(map[string]any)["one"].(map[string]any)["status"])
+	require.Empty(t, one[0].Run["steps"], "the first step has no earlier step")
+
 	// the same run and step give the same key when run again (a replay)
 	f2 := newFake(nil)
 	newRunner(f2, &sleeper{}).Run(t.Context(), rec, event(nil), "run-42")
