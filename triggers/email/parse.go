@@ -20,7 +20,10 @@ const MaxBodyBytes = 1 << 20
 
 // Attachment is a part of a message that is a file.
 type Attachment struct {
-	Filename    string `json:"filename"`
+	Filename string `json:"filename"`
+	// Name is Filename again, under the name the issue and other tools
+	// use for it.
+	Name        string `json:"name"`
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
 	// ContentBase64 is the whole content, when it is at most the limit.
@@ -155,7 +158,7 @@ func (m *Message) attach(name, ct string, r io.Reader, limit int64) error {
 			name += exts[0]
 		}
 	}
-	a := Attachment{Filename: name, ContentType: ct}
+	a := Attachment{Filename: name, Name: name, ContentType: ct}
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
 	if err != nil {

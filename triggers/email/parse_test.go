@@ -52,6 +52,7 @@ func TestParseMessage(t *testing.T) {
 			require.Equal(t, "\x89PNG\r\n\x1a\n", string(b))
 			pdf := m.Attachments[1]
 			require.Equal(t, "big.pdf", pdf.Filename)
+			require.Equal(t, pdf.Filename, pdf.Name, "name is filename again")
 			require.EqualValues(t, 16, pdf.Size)
 			require.True(t, pdf.Omitted)
 			require.Empty(t, pdf.ContentBase64)

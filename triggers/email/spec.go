@@ -26,6 +26,7 @@ const DefaultMaxAttachmentBytes = 5 << 20
 
 var attachmentShape = connector.Obj(
 	connector.P("filename", connector.Leaf(connector.String, "The file name (\"attachment\" plus an extension when the part names none)")),
+	connector.P("name", connector.Leaf(connector.String, "The same as filename")),
 	connector.P("content_type", connector.Leaf(connector.String, "The MIME type, e.g. application/pdf")),
 	connector.P("size", connector.Leaf(connector.Int, "The decoded size in bytes")),
 	connector.P("content_base64", connector.Leaf(connector.String, "The content, base64; absent when larger than max_attachment_bytes")),
