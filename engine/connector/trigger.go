@@ -185,6 +185,11 @@ type Received struct {
 	Events []Event
 	// Reply answers the request instead of the engine's own answer.
 	Reply *Reply
+	// Ignored, when set, answers the request when no recipe listens to
+	// its events, instead of the engine's JSON "ignored" (Slack shows a
+	// slash command's answer to the user, and an interaction's must be
+	// empty).
+	Ignored *Reply
 }
 
 // Reply is an answer a receiver writes itself.

@@ -169,6 +169,12 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, map[string]any{"status": "accepted", "event_ids": ids, "duplicates": len(dups)})
 	case len(dups) > 0:
 		writeJSON(w, http.StatusOK, map[string]any{"status": "duplicate", "duplicates": len(dups)})
+	case got.Ignored != nil:
+		for k, v := range got.Ignored.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(cmp.Or(got.Ignored.Status, http.StatusOK))
+		_, _ = w.Write(got.Ignored.Body)
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ignored", "message": "no recipe listens to this request's events"})
 	}

@@ -21,7 +21,8 @@ var _ connector.Receiver = receiver{}
 // command or an interaction into the event of its trigger (an Events API
 // event also into slack.event's). It gives no Reply for those: each
 // matching recipe's trigger answers (Trigger.Respond), with its reply or
-// an empty 200.
+// an empty 200, and a slash command or an interaction no recipe matches
+// gets an empty 200 too (Received.Ignored).
 func (receiver) Receive(_ context.Context, in *connector.Incoming) (*connector.Received, error) {
 	if err := sc.Verify(in.Connection.Values.String(sc.FieldSigningSecret), in.Header, in.Body, in.Now); err != nil {
 		code := "bad_signature"
@@ -46,9 +47,11 @@ func (receiver) Receive(_ context.Context, in *connector.Incoming) (*connector.R
 	case sc.KindRateLimited, sc.KindSSLCheck:
 		return &connector.Received{Reply: &connector.Reply{Status: http.StatusOK}}, nil
 	case sc.KindSlashCommand:
-		return &connector.Received{Events: []connector.Event{{Type: SlashCommand.ID, DedupKey: d.DedupKey, Payload: d.Payload}}}, nil
+		return &connector.Received{Events: []connector.Event{{Type: SlashCommand.ID, DedupKey: d.DedupKey, Payload: d.Payload}},
+			Ignored: &connector.Reply{Status: http.StatusOK}}, nil // nothing for the user to read
 	case sc.KindInteraction:
-		return &connector.Received{Events: []connector.Event{{Type: Interaction.ID, DedupKey: d.DedupKey, Payload: d.Payload}}}, nil
+		return &connector.Received{Events: []connector.Event{{Type: Interaction.ID, DedupKey: d.DedupKey, Payload: d.Payload}},
+			Ignored: &connector.Reply{Status: http.StatusOK}}, nil // an empty 200: a modal closes
 	}
 	var events []connector.Event
 	if s, ok := Events[d.Type]; ok {
