@@ -100,7 +100,7 @@ func TestReceive(t *testing.T) {
 				require.Equal(t, tc.reply, string(got.Reply.Body))
 			} else {
 				require.Nil(t, got.Reply, "the recipes' triggers answer (Respond)")
-				if tc.types[0] == "slack.slash_command" || tc.types[0] == "slack.interaction" {
+				if tc.types[0] == IDSlashCommand || tc.types[0] == IDInteraction {
 					require.NotNil(t, got.Ignored, "no recipe listening: an empty 200, not the engine's JSON")
 					require.Empty(t, got.Ignored.Body)
 				}
