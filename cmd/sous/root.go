@@ -19,9 +19,11 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sous",
 		Short: "Sous: automations as code",
-		Long: `Sous runs recipes: YAML files that bind a trigger (a webhook or a cron
-tick) through an expression filter to action steps (HTTP calls: post to
-Slack, call an API, file a Jira issue...). 'sous connectors' lists them.
+		Long: `Sous runs recipes: YAML files that bind a trigger (a webhook, a cron
+tick, a Zoom meeting ended, a Slack message, a Jira status change, a new
+email, a Zapier call...) through an expression filter to action steps (post
+to Slack, create a calendar event, upload to Drive, open a Jira issue, send
+mail, call any HTTP API...). 'sous connectors' lists them.
 
 Start one with 'sous init NAME', check it with 'sous validate', test it
 offline with 'sous test', try it once with 'sous run --dry-run'.`,

@@ -37,7 +37,10 @@ type Flow struct {
 func NewFlow(conn *connector.Connection, spec *connector.ConnectionSpec, redirect string) (*Flow, error) {
 	block, _ := conn.Values[connector.ConnOAuth].(map[string]any)
 	if block == nil {
-		return nil, fmt.Errorf("connection %s has no oauth block: a %s connection authorizes through an OAuth app", conn.Name, conn.Type)
+		if spec.OAuth == nil {
+			return nil, fmt.Errorf("connection %s (type %s) has no OAuth flow: it signs in with the credentials of its config", conn.Name, conn.Type)
+		}
+		return nil, fmt.Errorf("connection %s has no oauth block: set oauth.client_id and oauth.client_secret (its OAuth app's) to connect it", conn.Name)
 	}
 	str := func(k string) string { s, _ := block[k].(string); return s }
 	authURL, tokenURL := str(connector.OAuthAuthURL), str(connector.OAuthTokenURL)
