@@ -265,6 +265,9 @@ connections:
 	require.NotContains(t, r.stdout, "xoxb-connected-token-1")
 
 	require.Equal(t, "Acme (https://acme.slack.com/) as sous", sts[2].Account, "sous connect records who it acts as")
+	r = sous(t, "", "connections", "list", "--config", config)
+	require.Regexp(t, `(?m)^NAME\s+TYPE\s+STATE\s+CREDENTIALS\s+ACCOUNT\s+SCOPES\s+EXPIRES\s+REFRESHED\s+LAST ERROR$`, r.stdout)
+	require.Regexp(t, `(?m)^slack\s+slack\s+ok\s+oauth\s+Acme .*\s+chat:write,channels:read,`, r.stdout, "the scopes are listed")
 	r = sous(t, "", "connections", "test", "slack", "--config", config)
 	require.Equal(t, 0, r.code, "%s", r)
 	require.Contains(t, r.stdout, "connection slack works: it acts as Acme (https://acme.slack.com/) as sous")

@@ -81,10 +81,10 @@ last refresh. No secret is printed, and no master key is needed.`,
 				return writeJSONOut(cmd.OutOrStdout(), sts)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTYPE\tSTATE\tCREDENTIALS\tACCOUNT\tEXPIRES\tREFRESHED")
+			fmt.Fprintln(tw, "NAME\tTYPE\tSTATE\tCREDENTIALS\tACCOUNT\tSCOPES\tEXPIRES\tREFRESHED\tLAST ERROR")
 			for _, s := range sts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, s.State, s.Credentials, dash(s.Account),
-					when(s.Expiry), when(s.RefreshedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, s.State, s.Credentials, dash(s.Account),
+					dash(truncate(strings.Join(s.Scopes, ","), 40)), when(s.Expiry), when(s.RefreshedAt), dash(truncate(printable(s.LastError), 60)))
 			}
 			return tw.Flush()
 		},
