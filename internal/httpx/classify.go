@@ -87,7 +87,15 @@ func RetryAfter(h string, now time.Time) time.Duration {
 // the method and the URL without its query or user info, and that drops
 // the full URL a *url.Error repeats (its query may hold a token).
 func TransportError(method string, u *url.URL, err error) error {
-	return classifyTransport(err, fmt.Errorf("http %s %s: %w", method, RedactURL(u), unwrapURLError(err)))
+	inner := unwrapURLError(err)
+	var ce *connector.Error
+	if errors.As(inner, &ce) {
+		// classified below the transport (a token that cannot be had): its
+		// kind stands, and its message is said once, not its kind twice
+		return &connector.Error{Reason: ce.Reason, Retryable: ce.Retryable, RetryAfter: ce.RetryAfter,
+			Err: fmt.Errorf("http %s %s: %w", method, RedactURL(u), ce.Err)}
+	}
+	return classifyTransport(err, fmt.Errorf("http %s %s: %w", method, RedactURL(u), inner))
 }
 
 // ClassifyTransport wraps err, a call's failure that has no HTTP status
@@ -111,6 +119,9 @@ func classifyTransport(err, wrapped error) error {
 	case errors.As(err, &ce):
 		// classified below the transport already (a connection whose
 		// token cannot be had): that kind stands
+		if wrapped == err {
+			return err
+		}
 		return &connector.Error{Reason: ce.Reason, Retryable: ce.Retryable, RetryAfter: ce.RetryAfter, Err: wrapped}
 	case errors.Is(err, ErrBodyTooLarge):
 		return connector.Permanent(connector.ReasonClientError, wrapped) // a retry gets the same body

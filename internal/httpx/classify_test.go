@@ -208,6 +208,9 @@ func TestTransportError(t *testing.T) {
 		{"real: context deadline", func(t *testing.T) error { return realError(t, "deadline") }, connector.ReasonTimeout, true},
 		{"real: client timeout", func(t *testing.T) error { return realError(t, "client timeout") }, connector.ReasonTimeout, true},
 		{"real: context canceled", func(t *testing.T) error { return realError(t, "canceled") }, connector.ReasonTimeout, false},
+		{"classified below the transport", func(*testing.T) error {
+			return withURL(connector.Permanent(connector.ReasonAuth, errors.New("connection g was refused a refresh")))
+		}, connector.ReasonAuth, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,8 +230,11 @@ func TestTransportError(t *testing.T) {
 					require.Equal(t, tc.reason, ce.Reason)
 					require.Equal(t, tc.retryable, ce.Retryable)
 					require.Zero(t, ce.RetryAfter)
+					require.Equal(t, 1, strings.Count(err.Error(), "(permanent")+strings.Count(err.Error(), "(retryable"), "its kind said once: %v", err)
 					if fn.name == "ClassifyTransport" {
-						require.Equal(t, cause, ce.Err, "the error is kept as it is")
+						if tc.reason != connector.ReasonAuth {
+							require.Equal(t, cause, ce.Err, "the error is kept as it is")
+						}
 						return
 					}
 					require.True(t, strings.HasPrefix(ce.Err.Error(), "http POST https://api.example.com/x?…: "), ce.Err.Error())
