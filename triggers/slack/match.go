@@ -30,6 +30,9 @@ func match(id string) func(with connector.Values, ev *connector.Event) bool {
 			if isBot(p) && !with.Bool(FieldIncludeBots) {
 				return false
 			}
+			if id == IDMessage && !postSubtypes[sc.Str(p, "subtype")] && !with.Bool(FieldAllSubtypes) {
+				return false
+			}
 		case IDReactionAdded:
 			if want := strings.Trim(with.String(FieldReaction), ":"); want != "" && sc.Str(p, "reaction") != want {
 				return false
@@ -48,6 +51,10 @@ func match(id string) func(with connector.Values, ev *connector.Event) bool {
 		return true
 	}
 }
+
+// postSubtypes are the message subtypes of a new post; the others (an
+// edit, a deletion, a join, a topic change...) are no message posted.
+var postSubtypes = map[string]bool{"": true, "thread_broadcast": true, "file_share": true, "me_message": true, "bot_message": true}
 
 // isBot says whether an event is a bot's message (this app's own posts
 // among them).

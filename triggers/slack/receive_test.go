@@ -118,6 +118,9 @@ func TestMatch(t *testing.T) {
 	action := map[string]any{"type": "block_actions", "action_id": "approve", "callback_id": "", "user": map[string]any{"id": "U1"},
 		"channel": map[string]any{"id": "C1", "name": "ops"}}
 	created := map[string]any{"type": "channel_created", "channel": map[string]any{"id": "C9", "name": "new"}}
+	sub := func(s string) map[string]any {
+		return map[string]any{"type": "message", "channel": "C1", "user": "U1", "text": "hi", "subtype": s}
+	}
 	tests := []struct {
 		name    string
 		id      string
@@ -133,6 +136,13 @@ func TestMatch(t *testing.T) {
 		{"bot message skipped", IDMessage, nil, bot, false},
 		{"bot_message subtype skipped", IDMessage, nil, botSub, false},
 		{"bot message asked for", IDMessage, connector.Values{"include_bots": true}, bot, true},
+		{"a thread broadcast is a post", IDMessage, nil, sub("thread_broadcast"), true},
+		{"a file share is a post", IDMessage, nil, sub("file_share"), true},
+		{"an edit is no post", IDMessage, nil, sub("message_changed"), false},
+		{"a deletion is no post", IDMessage, nil, sub("message_deleted"), false},
+		{"a join is no post", IDMessage, nil, sub("channel_join"), false},
+		{"a join asked for", IDMessage, connector.Values{"all_subtypes": true}, sub("channel_join"), true},
+		{"slack.event of type message keeps every subtype", IDEvent, connector.Values{"type": "message"}, sub("message_deleted"), true},
 		{"app_mention by a bot skipped", IDAppMention, nil, bot, false},
 		{"reaction, its emoji with colons", IDReactionAdded, connector.Values{"reaction": ":eyes:", "channel": "C1"}, reaction, true},
 		{"reaction, another emoji", IDReactionAdded, connector.Values{"reaction": "tada"}, reaction, false},

@@ -20,6 +20,7 @@ const (
 	FieldChannel         = "channel"
 	FieldUser            = "user"
 	FieldIncludeBots     = "include_bots"
+	FieldAllSubtypes     = "all_subtypes"
 	FieldType            = "type"
 	FieldReaction        = "reaction"
 	FieldCommand         = "command"
@@ -175,8 +176,12 @@ func eventTrigger(id, summary, desc string, shape *connector.Shape, fields ...co
 // The Slack triggers.
 var (
 	Message = eventTrigger(IDMessage, "A message was posted in a Slack channel (Events API message)",
-		"Slack's message event (subscribe to message.channels, message.groups, message.im...). Bots' messages are left out unless include_bots.",
-		messageShape(), channelField, userField, botsField)
+		"Slack's message event (subscribe to message.channels, message.groups, message.im...). Bots' messages are left out unless "+
+			"include_bots; message events that are no new post (an edit, a deletion, a join, a topic change: subtypes other "+
+			"than none, thread_broadcast, file_share, me_message and bot_message) unless all_subtypes.",
+		messageShape(), channelField, userField, botsField,
+		connector.Field{Name: FieldAllSubtypes, Type: connector.Bool, Default: false,
+			Description: "Also message events that are no new post: edits (message_changed), deletions (message_deleted), joins, topic changes..."})
 	ReactionAdded = eventTrigger(IDReactionAdded, "Someone reacted to a Slack message (reaction_added)",
 		"Slack's reaction_added event; channel filters on the reacted item's channel.",
 		reactionShape(), channelField, userField,
