@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -214,7 +216,7 @@ func newStats() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "stats",
-		Short: "Run analytics: counts by status, success rate, latency percentiles, failures by step and connector",
+		Short: "Run analytics: counts by status, success rate, latency percentiles, failures by step and connector, calls per action and connection",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			window, err := recipes.ParsePeriod(since)
@@ -262,12 +264,8 @@ func newStats() *cobra.Command {
 					fmt.Fprintf(out, "  %-40s %-14s %d\n", fc.Key, fc.Reason, fc.Count)
 				}
 			}
-			if len(s.Actions) > 0 {
-				fmt.Fprintf(out, "by action:\n  %-40s %8s %8s %13s\n", "action", "failed", "retries", "rate-limited")
-				for _, a := range s.Actions {
-					fmt.Fprintf(out, "  %-40s %8d %8d %13d\n", a.Action, a.Failed, a.Retries, a.RateLimited)
-				}
-			}
+			printCalls(out, "action", s.Actions)
+			printCalls(out, "connection", s.Connections)
 			return nil
 		},
 	}
@@ -276,6 +274,38 @@ func newStats() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	f.bind(cmd, false)
 	return cmd
+}
+
+// printCalls prints the calls per action or per connection of stats: a
+// row each, with its errors by reason.
+func printCalls(out io.Writer, by string, counts []store.CallCount) {
+	if len(counts) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "by %s:\n  %-32s %7s %7s %13s %8s %7s %9s  %s\n", by, by, "calls", "errors", "rate-limited", "retries", "failed", "waited", "errors by reason")
+	for _, c := range counts {
+		name := c.Action
+		if by == "connection" {
+			name = c.Connection
+		}
+		reasons := make([]string, 0, len(c.ErrorsByReason))
+		for r := range c.ErrorsByReason {
+			reasons = append(reasons, r)
+		}
+		sort.Slice(reasons, func(i, j int) bool {
+			a, b := reasons[i], reasons[j]
+			if c.ErrorsByReason[a] != c.ErrorsByReason[b] {
+				return c.ErrorsByReason[a] > c.ErrorsByReason[b]
+			}
+			return a < b
+		})
+		for i, r := range reasons {
+			reasons[i] = fmt.Sprintf("%s %d", r, c.ErrorsByReason[r])
+		}
+		line := fmt.Sprintf("  %-32s %7d %7d %13d %8d %7d %9s  %s", name, c.Calls, c.Errors, c.RateLimited, c.Retries, c.Failed,
+			showDuration(c.Waited), strings.Join(reasons, ", "))
+		fmt.Fprintln(out, strings.TrimRight(line, " "))
+	}
 }
 
 func writeJSONOut(w io.Writer, v any) error {

@@ -38,8 +38,10 @@ func TestRunsAndStatsOutput(t *testing.T) {
 		&store.Run{ID: "run_b", Recipe: "orders", EventID: "ev_b", Status: "succeeded", StartedAt: now.Add(-2 * time.Hour), Duration: 250 * time.Millisecond, Attempt: 1},
 		&store.Run{ID: "run_c", Recipe: "orders", EventID: "ev_c", Status: "failed", StartedAt: now.Add(-3 * time.Hour), Duration: 2 * time.Second,
 			ErrorStep: "call", Reason: "timeout", Error: "no answer", Attempt: 1, Retries: 2,
-			Record: json.RawMessage(`{"run_id":"run_c","status":"failed"}`),
-			Steps:  []store.RunStep{{Step: "call", Action: "http.request", Status: "failed", Reason: "timeout", Attempts: 3, RateLimited: 1}}},
+			Record: json.RawMessage(`{"run_id":"run_c","status":"failed","steps":[{"id":"call","action":"http.request","connection":"crm","status":"failed",` +
+				`"reason":"timeout","attempts":[{"number":1,"error":"429","reason":"rate_limited","delay":2000000000},` +
+				`{"number":2,"error":"no answer","reason":"timeout","delay":500000000},{"number":3,"error":"no answer","reason":"timeout"}]}]}`),
+			Steps: []store.RunStep{{Step: "call", Action: "http.request", Status: "failed", Reason: "timeout", Attempts: 3, RateLimited: 1}}},
 	)
 	empty := seedRuns(t)
 	tests := []struct {
@@ -72,7 +74,7 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(out), &run))
 			require.Equal(t, 2000.0, run["duration_ms"])
 			require.NotContains(t, run, "duration")
-			require.Equal(t, map[string]any{"run_id": "run_c", "status": "failed"}, run["record"])
+			require.Equal(t, "run_c", run["record"].(map[string]any)["run_id"])
 		}},
 		{name: "stats --json", args: []string{"stats", "--data", data, "--json"}, check: func(t *testing.T, out string) {
 			var s map[string]any
@@ -87,11 +89,24 @@ func TestRunsAndStatsOutput(t *testing.T) {
 			var st store.Stats
 			require.NoError(t, json.Unmarshal([]byte(out), &st))
 			require.Equal(t, 250*time.Millisecond, st.P50)
+			// the calls per action and per connection
+			require.Equal(t, []store.CallCount{{Action: "http.request", Calls: 3, Errors: 3,
+				ErrorsByReason: map[string]int64{"rate_limited": 1, "timeout": 2}, RateLimited: 1, Retries: 2, Failed: 1,
+				Waited: 2500 * time.Millisecond}}, st.Actions)
+			require.Equal(t, []store.CallCount{{Connection: "crm", Calls: 3, Errors: 3,
+				ErrorsByReason: map[string]int64{"rate_limited": 1, "timeout": 2}, RateLimited: 1, Retries: 2, Failed: 1,
+				Waited: 2500 * time.Millisecond}}, st.Connections)
+			require.Equal(t, []any{map[string]any{"connection": "crm", "calls": 3.0, "errors": 3.0,
+				"errors_by_reason": map[string]any{"rate_limited": 1.0, "timeout": 2.0}, "rate_limited": 1.0, "retries": 2.0,
+				"failed": 1.0, "waited_ms": 2500.0}}, s["connections"])
 		}},
 		{name: "stats", args: []string{"stats", "--data", data}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "all recipes, last 24h: 3 runs, 2 succeeded, 1 failed, 0 filtered, 0 dead\n")
 			require.Contains(t, out, "success rate 66.7%; duration p50 250ms, p95 250ms, p99 250ms; 2 retries, 1 rate-limited\n")
-			require.Regexp(t, `by action:\n +action +failed +retries +rate-limited\n +http\.request +1 +2 +1\n`, out)
+			require.Regexp(t, `by action:\n +action +calls +errors +rate-limited +retries +failed +waited +errors by reason\n`+
+				` +http\.request +3 +3 +1 +2 +1 +2\.5s +timeout 2, rate_limited 1\n`, out)
+			require.Regexp(t, `by connection:\n +connection +calls +errors +rate-limited +retries +failed +waited +errors by reason\n`+
+				` +crm +3 +3 +1 +2 +1 +2\.5s +timeout 2, rate_limited 1\n`, out)
 		}},
 		{name: "stats of no run", args: []string{"stats", "--data", empty}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "all recipes, last 24h: 0 runs")

@@ -7,6 +7,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Stats are the analytics of runs in a window.
@@ -30,19 +32,62 @@ type Stats struct {
 	StepFailures []FailureCount `json:"step_failures"`
 	// ConnectorFailures counts failed steps by action ID and reason.
 	ConnectorFailures []FailureCount `json:"connector_failures"`
-	// Actions are, per action, the steps that failed, the retried attempts
-	// and the attempts the service rate-limited, worst first. (A step that
-	// succeeded at once leaves no row to count: the calls of each action
-	// are in /metrics, sous_connection_calls_total.)
-	Actions []ActionCount `json:"actions"`
+	// Actions are the calls of each action in the window, worst first
+	// (most errors, then most calls): every attempt of every step of the
+	// window's runs, read from the runs' records, which hold them all.
+	Actions []CallCount `json:"actions"`
+	// Connections are the same per connection, for the steps that named
+	// one (a step without a connection counts under its action only).
+	Connections []CallCount `json:"connections"`
 }
 
-// ActionCount is the trouble the steps of one action met in the window.
-type ActionCount struct {
-	Action      string `json:"action"`
-	Failed      int64  `json:"failed"`
-	Retries     int64  `json:"retries"`
-	RateLimited int64  `json:"rate_limited"`
+// CallCount is what the calls of one action, or of the actions on one
+// connection, came to in the window. An attempt is a call: a step
+// retried three times made four.
+type CallCount struct {
+	// Action is set in Stats.Actions, Connection in Stats.Connections.
+	Action     string `json:"action,omitempty"`
+	Connection string `json:"connection,omitempty"`
+	// Calls are the attempts made.
+	Calls int64 `json:"calls"`
+	// Errors are the attempts that failed, and ErrorsByReason the same by
+	// their reason (rate_limited, server_error, timeout, auth...).
+	Errors         int64            `json:"errors"`
+	ErrorsByReason map[string]int64 `json:"errors_by_reason"`
+	// RateLimited are the attempts the service rate limited.
+	RateLimited int64 `json:"rate_limited"`
+	// Retries are the attempts after a step's first.
+	Retries int64 `json:"retries"`
+	// Failed are the steps that ended failed.
+	Failed int64 `json:"failed"`
+	// Waited is the time the steps waited before their retries: the
+	// Retry-After the service asked for, else the backoff. JSON writes it
+	// in milliseconds, as waited_ms.
+	Waited time.Duration `json:"-"`
+}
+
+// MarshalJSON writes Waited in milliseconds, as waited_ms.
+func (c CallCount) MarshalJSON() ([]byte, error) {
+	type plain CallCount
+	return json.Marshal(struct {
+		plain
+		WaitedMS float64 `json:"waited_ms"`
+	}{plain(c), Milliseconds(c.Waited)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *CallCount) UnmarshalJSON(b []byte) error {
+	type plain CallCount
+	var v struct {
+		plain
+		WaitedMS float64 `json:"waited_ms"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = CallCount(v.plain)
+	c.Waited = fromMilliseconds(v.WaitedMS)
+	return nil
 }
 
 // Finished counts the runs of the window that succeeded, failed or went
@@ -194,22 +239,121 @@ func (s *Store) Stats(ctx context.Context, recipe string, since time.Time) (*Sta
 	if st.ConnectorFailures, err = s.failures(ctx, `SELECT rs.action, rs.reason, COUNT(*) `+join+failWhere+` GROUP BY rs.action, rs.reason ORDER BY 3 DESC`, args); err != nil {
 		return nil, err
 	}
-	arows, err := s.DB.QueryContext(ctx, s.q(`SELECT rs.action, COALESCE(SUM(CASE WHEN rs.status = 'failed' THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN rs.attempts > 1 THEN rs.attempts - 1 ELSE 0 END), 0), COALESCE(SUM(rs.rate_limited), 0) `+join+
-		` GROUP BY rs.action ORDER BY 2 DESC, 3 DESC, 1`), args...)
+	if st.Actions, st.Connections, err = s.calls(ctx, where, args); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// recordCalls is what calls reads of a run's record (a runner.Result as
+// JSON): each step's action, connection and status, and its attempts.
+type recordCalls struct {
+	Steps []struct {
+		Action     string `json:"action"`
+		Connection string `json:"connection"`
+		Status     string `json:"status"`
+		Attempts   []struct {
+			Error  string        `json:"error"`
+			Reason string        `json:"reason"`
+			Delay  time.Duration `json:"delay"`
+		} `json:"attempts"`
+	} `json:"steps"`
+}
+
+// calls counts the calls of the runs selected by where, per action and
+// per connection, from their records: every step and attempt is there,
+// while run_steps keeps a row only for a step that met trouble (see
+// Incident), and the pipeline writes nothing more per run for this. A
+// record that cannot be read is skipped.
+func (s *Store) calls(ctx context.Context, where string, args []any) (actions, conns []CallCount, err error) {
+	cond := " WHERE record IS NOT NULL"
+	if where != "" {
+		cond = where + " AND record IS NOT NULL"
+	}
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT record FROM {runs}`+cond), args...)
 	if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
+		return nil, nil, fmt.Errorf("stats: %w", err)
 	}
-	defer arows.Close()
-	st.Actions = []ActionCount{}
-	for arows.Next() {
-		var a ActionCount
-		if err := arows.Scan(&a.Action, &a.Failed, &a.Retries, &a.RateLimited); err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
+	defer rows.Close()
+	byAction, byConn := map[string]*CallCount{}, map[string]*CallCount{}
+	count := func(m map[string]*CallCount, key string, isConn bool) *CallCount {
+		c, ok := m[key]
+		if !ok {
+			c = &CallCount{ErrorsByReason: map[string]int64{}}
+			if isConn {
+				c.Connection = key
+			} else {
+				c.Action = key
+			}
+			m[key] = c
 		}
-		st.Actions = append(st.Actions, a)
+		return c
 	}
-	return st, arows.Err()
+	var raw []byte
+	for rows.Next() {
+		if err := rows.Scan(&raw); err != nil {
+			return nil, nil, fmt.Errorf("stats: %w", err)
+		}
+		var rec recordCalls
+		if gojson.Unmarshal(raw, &rec) != nil {
+			continue
+		}
+		for _, step := range rec.Steps {
+			if step.Action == "" || len(step.Attempts) == 0 && step.Status != "failed" {
+				continue // skipped, or not run
+			}
+			targets := []*CallCount{count(byAction, step.Action, false)}
+			if step.Connection != "" {
+				targets = append(targets, count(byConn, step.Connection, true))
+			}
+			for _, c := range targets {
+				c.Calls += int64(len(step.Attempts))
+				if len(step.Attempts) > 1 {
+					c.Retries += int64(len(step.Attempts) - 1)
+				}
+				if step.Status == "failed" {
+					c.Failed++
+				}
+				for _, a := range step.Attempts {
+					c.Waited += a.Delay
+					if a.Reason == "rate_limited" {
+						c.RateLimited++
+					}
+					if a.Error != "" {
+						reason := a.Reason
+						if reason == "" {
+							reason = "unknown"
+						}
+						c.Errors++
+						c.ErrorsByReason[reason]++
+					}
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("stats: %w", err)
+	}
+	return worstFirst(byAction), worstFirst(byConn), nil
+}
+
+// worstFirst lists counts by most errors, then most calls, then name.
+func worstFirst(m map[string]*CallCount) []CallCount {
+	out := make([]CallCount, 0, len(m))
+	for _, c := range m {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Errors != b.Errors {
+			return a.Errors > b.Errors
+		}
+		if a.Calls != b.Calls {
+			return a.Calls > b.Calls
+		}
+		return a.Action+a.Connection < b.Action+b.Connection
+	})
+	return out
 }
 
 // prefixed qualifies the run filter's columns with the runs alias.

@@ -267,10 +267,12 @@ func TestStats(t *testing.T) {
 			{Key: "slack.post_message", Reason: "server_error", Count: 3},
 			{Key: "http.request", Reason: "auth", Count: 1},
 		}, s.ConnectorFailures)
-		require.Equal(t, []store.ActionCount{
-			{Action: "slack.post_message", Failed: 3, Retries: 3*2 + 1, RateLimited: 2 + 1},
-			{Action: "http.request", Failed: 1, Retries: 1, RateLimited: 1},
-		}, s.Actions)
+		// the calls per action and connection are read from the records,
+		// which these runs lack (TestStatsCalls)
+		require.Empty(t, s.Actions)
+		require.NotNil(t, s.Actions, "an empty breakdown is [], not null")
+		require.Empty(t, s.Connections)
+		require.NotNil(t, s.Connections)
 
 		// every recipe
 		s, err = st.Stats(ctx, "", since)
