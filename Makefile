@@ -94,6 +94,7 @@ bench: build ## benchmarks and the end-to-end load test (figures in docs/perform
 	$(GO) test -run='^$$' -bench='PipelineSQLite|DrainSQLite' -benchmem -benchtime=20000x ./engine/pipeline/
 	$(GO) test -run='^$$' -bench=ClaimBacklog -benchtime=300x ./engine/broker/sqlite/sqlqueue/
 	$(GO) test -run='^$$' -bench=PruneStall -benchtime=1x ./engine/store/
+	$(GO) test -run='^$$' -bench=BenchmarkStats -benchtime=5x ./engine/store/
 	$(GO) test -run='^$$' -bench=ServiceWebhooks -benchtime=5000x -count=3 ./cmd/sous/
 	$(GO) test -run='^$$' -bench=Actions -benchmem -benchtime=20000x -count=3 ./internal/hosttest/
 	$(GO) test -run='^$$' -bench=Deliveries -benchtime=50x -count=3 ./engine/zapier/
