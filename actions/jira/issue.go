@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	gojira "github.com/andygrunwald/go-jira"
-
 	"github.com/sous-run/sous/engine/connector"
 	jc "github.com/sous-run/sous/internal/clients/jira"
 )
@@ -40,7 +38,7 @@ func issueRef(with connector.Values) (string, error) {
 }
 
 // fields builds the fields of a create or an edit from the step's values.
-func fields(ctx context.Context, c *gojira.Client, with connector.Values) (map[string]any, error) {
+func fields(ctx context.Context, c *jc.API, with connector.Values) (map[string]any, error) {
 	f := map[string]any{}
 	if with.Has(FieldSummary) {
 		s := strings.TrimSpace(with.String(FieldSummary))
@@ -50,7 +48,7 @@ func fields(ctx context.Context, c *gojira.Client, with connector.Values) (map[s
 		f["summary"] = strings.ReplaceAll(s, "\n", " ")
 	}
 	if with.Has(FieldDescription) {
-		f["description"] = jc.ADF(with.String(FieldDescription))
+		f["description"] = jc.Doc(with.String(FieldDescription))
 	}
 	if with.Has(FieldLabels) {
 		labels := []string{}
@@ -72,7 +70,8 @@ func fields(ctx context.Context, c *gojira.Client, with connector.Values) (map[s
 		if err != nil {
 			return nil, err
 		}
-		f["assignee"] = map[string]any{"accountId": id}
+		// an account id in v3 (Jira Cloud), a user name in v2 (Data Center)
+		f["assignee"] = jc.Versioned{V3: map[string]any{"accountId": id}, V2: map[string]any{"name": id}}
 	}
 	if pr := strings.TrimSpace(with.String(FieldPriority)); pr != "" {
 		f["priority"] = map[string]any{"name": pr}
@@ -90,27 +89,38 @@ func fields(ctx context.Context, c *gojira.Client, with connector.Values) (map[s
 }
 
 // accountID is the account id of an assignee given as an email (found with
-// GET /rest/api/3/user/search), or the value as is.
-func accountID(ctx context.Context, c *gojira.Client, who string) (string, error) {
+// GET /rest/api/3/user/search?query=EMAIL), or the value as is. On REST
+// API v2 (Jira Data Center / Server, which has no account ids) it is the
+// user's name, found with GET /rest/api/2/user/search?username=EMAIL.
+func accountID(ctx context.Context, c *jc.API, who string) (string, error) {
 	if !strings.Contains(who, "@") {
 		return who, nil
 	}
 	var users []struct {
 		AccountID    string `json:"accountId"`
+		Name         string `json:"name"`
 		EmailAddress string `json:"emailAddress"`
 		Active       *bool  `json:"active"`
 	}
-	if err := jc.Call(ctx, c, http.MethodGet, "rest/api/3/user/search?"+url.Values{"query": {who}}.Encode(), nil, &users); err != nil {
+	if err := c.CallV2(ctx, http.MethodGet, "rest/api/3/user/search?"+url.Values{"query": {who}}.Encode(),
+		"rest/api/2/user/search?"+url.Values{"username": {who}}.Encode(), nil, &users); err != nil {
 		return "", err
 	}
-	for _, u := range users {
-		if strings.EqualFold(u.EmailAddress, who) && u.AccountID != "" {
-			return u.AccountID, nil
+	v2 := c.V2()
+	id := func(i int) string {
+		if v2 {
+			return users[i].Name
+		}
+		return users[i].AccountID
+	}
+	for i, u := range users {
+		if strings.EqualFold(u.EmailAddress, who) && id(i) != "" {
+			return id(i), nil
 		}
 	}
-	if len(users) == 1 && users[0].AccountID != "" {
+	if len(users) == 1 && id(0) != "" {
 		// Jira hides emails by the users' privacy settings: the only match
-		return users[0].AccountID, nil
+		return id(0), nil
 	}
 	return "", connector.Permanent(connector.ReasonNotFound, fmt.Errorf("jira: no user with email %s (user search found %d)", who, len(users)))
 }
@@ -118,7 +128,7 @@ func accountID(ctx context.Context, c *gojira.Client, who string) (string, error
 // fieldIDs maps the names of custom_fields to their ids with GET
 // /rest/api/3/field (names compared in any case; ids as customfield_N
 // kept as they are).
-func fieldIDs(ctx context.Context, c *gojira.Client, custom map[string]any) (map[string]string, error) {
+func fieldIDs(ctx context.Context, c *jc.API, custom map[string]any) (map[string]string, error) {
 	ids := map[string]string{}
 	need := false
 	for name := range custom {
@@ -135,7 +145,7 @@ func fieldIDs(ctx context.Context, c *gojira.Client, custom map[string]any) (map
 		ID   string `json:"id"`
 		Name string `json:"name"`
 	}
-	if err := jc.Call(ctx, c, http.MethodGet, "rest/api/3/field", nil, &all); err != nil {
+	if err := c.Call(ctx, http.MethodGet, "rest/api/3/field", nil, &all); err != nil {
 		return nil, err
 	}
 	var unknown []string
@@ -161,7 +171,7 @@ func fieldIDs(ctx context.Context, c *gojira.Client, custom map[string]any) (map
 }
 
 func createIssue(ctx context.Context, req *connector.Request) (map[string]any, error) {
-	c, err := jc.NewClient(req.Connection)
+	c, err := jc.NewAPI(req.Connection)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +197,7 @@ func createIssue(ctx context.Context, req *connector.Request) (map[string]any, e
 		Key  string `json:"key"`
 		Self string `json:"self"`
 	}
-	if err := jc.Call(ctx, c, http.MethodPost, "rest/api/3/issue", map[string]any{"fields": f}, &created); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "rest/api/3/issue", map[string]any{"fields": f}, &created); err != nil {
 		return nil, err
 	}
 	if req.Logger != nil {
@@ -202,7 +212,7 @@ func updateIssue(ctx context.Context, req *connector.Request) (map[string]any, e
 	if err != nil {
 		return nil, err
 	}
-	c, err := jc.NewClient(req.Connection)
+	c, err := jc.NewAPI(req.Connection)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +223,7 @@ func updateIssue(ctx context.Context, req *connector.Request) (map[string]any, e
 	if len(f) == 0 {
 		return nil, invalid("set at least one field to change (summary, description, labels, assignee, priority, custom_fields)")
 	}
-	if err := jc.Call(ctx, c, http.MethodPut, "rest/api/3/issue/"+ref, map[string]any{"fields": f}, nil); err != nil {
+	if err := c.Call(ctx, http.MethodPut, "rest/api/3/issue/"+ref, map[string]any{"fields": f}, nil); err != nil {
 		return nil, err
 	}
 	key := req.With.String(FieldIssue)
@@ -229,7 +239,7 @@ func addComment(ctx context.Context, req *connector.Request) (map[string]any, er
 	if strings.TrimSpace(body) == "" {
 		return nil, invalid("body is empty")
 	}
-	c, err := jc.NewClient(req.Connection)
+	c, err := jc.NewAPI(req.Connection)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +248,7 @@ func addComment(ctx context.Context, req *connector.Request) (map[string]any, er
 		Self    string `json:"self"`
 		Created string `json:"created"`
 	}
-	if err := jc.Call(ctx, c, http.MethodPost, "rest/api/3/issue/"+ref+"/comment", map[string]any{"body": jc.ADF(body)}, &out); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "rest/api/3/issue/"+ref+"/comment", map[string]any{"body": jc.Doc(body)}, &out); err != nil {
 		return nil, err
 	}
 	u := browseURL(req.Connection, req.With.String(FieldIssue))
@@ -267,7 +277,7 @@ func transitionIssue(ctx context.Context, req *connector.Request) (map[string]an
 	if to == "" {
 		return nil, invalid("to is empty")
 	}
-	c, err := jc.NewClient(req.Connection)
+	c, err := jc.NewAPI(req.Connection)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +285,7 @@ func transitionIssue(ctx context.Context, req *connector.Request) (map[string]an
 	var list struct {
 		Transitions []transition `json:"transitions"`
 	}
-	if err := jc.Call(ctx, c, http.MethodGet, "rest/api/3/issue/"+ref+"/transitions", nil, &list); err != nil {
+	if err := c.Call(ctx, http.MethodGet, "rest/api/3/issue/"+ref+"/transitions", nil, &list); err != nil {
 		return nil, err
 	}
 	var pick *transition
@@ -302,7 +312,7 @@ func transitionIssue(ctx context.Context, req *connector.Request) (map[string]an
 		}
 		// best effort: the unknown-name error below comes from the
 		// transitions list alone, the current status only adds to it
-		statusErr := jc.Call(ctx, c, http.MethodGet, "rest/api/3/issue/"+ref+"?fields=status", nil, &is)
+		statusErr := c.Call(ctx, http.MethodGet, "rest/api/3/issue/"+ref+"?fields=status", nil, &is)
 		if statusErr != nil {
 			if ctx.Err() != nil {
 				return nil, statusErr
@@ -327,7 +337,7 @@ func transitionIssue(ctx context.Context, req *connector.Request) (map[string]an
 		return nil, connector.Permanent(connector.ReasonClientError, errors.New(where+" has no transition to "+quote(to)+"; available: "+strings.Join(avail, ", ")))
 	}
 	body := map[string]any{"transition": map[string]any{"id": pick.ID}}
-	if err := jc.Call(ctx, c, http.MethodPost, "rest/api/3/issue/"+ref+"/transitions", body, nil); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "rest/api/3/issue/"+ref+"/transitions", body, nil); err != nil {
 		return nil, err
 	}
 	status := pick.To.Name

@@ -39,11 +39,11 @@ func fieldsFields(create bool) []connector.Field {
 	return []connector.Field{
 		summary,
 		{Name: FieldDescription, Type: connector.String, Example: "Reported by ada@example.com.\n\nSteps: ...",
-			Description: "The description, plain text: paragraphs on blank lines, sent as an Atlassian document"},
+			Description: "The description, plain text: paragraphs on blank lines, sent as an Atlassian document (as the text on REST API v2)"},
 		{Name: FieldLabels, Type: connector.List, Example: []any{"customer", "p1"},
 			Description: "Labels (no spaces); on update they replace the issue's"},
 		{Name: FieldAssignee, Type: connector.String, Example: "ada@example.com",
-			Description: "The assignee: an account id, or an email looked up with user search"},
+			Description: "The assignee: an account id (on REST API v2, a user name), or an email looked up with user search"},
 		{Name: FieldPriority, Type: connector.String, Example: "High", Description: "The priority, by name"},
 		{Name: FieldCustomFields, Type: connector.Object, Example: map[string]any{"Story Points": 3},
 			Description: "Other fields by name (as /rest/api/3/field lists them) or id (customfield_10010), with the values Jira takes for them"},
@@ -55,7 +55,8 @@ var (
 	CreateIssue = &connector.Spec{
 		ID: "jira.create_issue", Kind: connector.KindAction, Summary: "Create a Jira issue",
 		Description: "Creates an issue (POST /rest/api/3/issue): the description is plain text turned into an Atlassian " +
-			"document, the assignee an account id or an email (found with user search), custom fields by their names. " +
+			"document, the assignee an account id or an email (found with user search), custom fields by their names " +
+			"(on a connection whose api_version is 2, or auto on a v2-only site: the same on /rest/api/2, the description as plain text). " +
 			"Jira has no idempotency key: a retried step whose first attempt was created but unanswered may create a second issue.",
 		Connection: jc.Connection.Type, ConnectionRequired: true,
 		Fields: append([]connector.Field{
@@ -91,8 +92,9 @@ var (
 	}
 	AddComment = &connector.Spec{
 		ID: "jira.add_comment", Kind: connector.KindAction, Summary: "Comment on a Jira issue",
-		Description: "Adds a comment (POST /rest/api/3/issue/{issue}/comment), its plain-text body sent as an Atlassian document.",
-		Connection:  jc.Connection.Type, ConnectionRequired: true,
+		Description: "Adds a comment (POST /rest/api/3/issue/{issue}/comment), its plain-text body sent as an Atlassian document " +
+			"(on REST API v2, see the connection's api_version: POST /rest/api/2/issue/{issue}/comment with the text as is).",
+		Connection: jc.Connection.Type, ConnectionRequired: true,
 		Fields: []connector.Field{
 			issueField(),
 			{Name: FieldBody, Type: connector.String, Required: true, Example: "Deployed in 1.4.2.", Description: "The comment, plain text"},

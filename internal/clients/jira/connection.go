@@ -4,6 +4,7 @@ package jira
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -17,6 +18,7 @@ const (
 	FieldAPIToken      = "api_token"
 	FieldWebhookSecret = "webhook_secret"
 	FieldCloudID       = "cloud_id"
+	FieldAPIVersion    = "api_version"
 )
 
 // Connection is the jira connection type: a site with an account's email
@@ -37,6 +39,10 @@ var Connection = &connector.ConnectionSpec{
 		{Name: FieldCloudID, Type: connector.String,
 			Description: "With oauth: the site's cloud id; without it, the one accessible-resources gave when the connection was connected (stored beside its token)"},
 		connector.TokenField("An access token minted elsewhere, used as is"),
+		{Name: FieldAPIVersion, Type: connector.String, Default: APIVersionAuto, Enum: []string{APIVersion3, APIVersion2, APIVersionAuto}, Example: APIVersion2,
+			Description: "The REST API the actions call: 3 (Jira Cloud), 2 (Jira Data Center / Server, which has no v3), or auto: v3, " +
+				"falling back to v2 for good when the site answers 404 to rest/api/3/serverInfo and 200 to rest/api/2/serverInfo " +
+				"(probed once, on the first 404 from a v3 path); the JQL polling triggers always use v3's search/jql"},
 		connector.RateLimitField("10/s"),
 	},
 	OneOf: [][]string{{connector.ConnBaseURL, FieldEmail, FieldAPIToken}, {connector.ConnOAuth}, {connector.ConnToken}},
@@ -58,21 +64,39 @@ func authorize(w connector.Values) (connector.Authorize, error) {
 
 func init() { connector.RegisterConnection(Connection) }
 
-// identity asks the site who the account is (rest/api/3/myself) with an
-// API token; with OAuth, which sites the token reaches
-// (accessible-resources), whose first is the connection's.
+// errNotTried stands for a call not made yet.
+var errNotTried = errors.New("jira: not tried")
+
+// identity asks the site who the account is with an API token
+// (rest/api/3/myself; with api_version 2, or auto when v3 is answered 404,
+// rest/api/2/myself, whose user name stands for the account id); with
+// OAuth, which sites the token reaches (accessible-resources), whose first
+// is the connection's.
 func identity(ctx context.Context, cl *connector.Client, with connector.Values) (*connector.Identity, error) {
 	if with.Has(FieldAPIToken) {
 		var me struct {
 			AccountID    string `json:"accountId"`
+			Name         string `json:"name"`
 			EmailAddress string `json:"emailAddress"`
 			DisplayName  string `json:"displayName"`
 		}
-		if err := httpx.CallJSON(ctx, cl, with, "", http.MethodGet, "rest/api/3/myself", nil, &me); err != nil {
+		mode := APIVersion(with)
+		err := errNotTried
+		if mode != APIVersion2 {
+			err = httpx.CallJSON(ctx, cl, with, "", http.MethodGet, "rest/api/3/myself", nil, &me)
+		}
+		if mode == APIVersion2 || (mode == APIVersionAuto && notFound(err)) {
+			err = httpx.CallJSON(ctx, cl, with, "", http.MethodGet, "rest/api/2/myself", nil, &me)
+		}
+		if err != nil {
 			return nil, err
 		}
+		id := me.AccountID
+		if id == "" {
+			id = me.Name
+		}
 		return &connector.Identity{Account: fmt.Sprintf("%s <%s> on %s", me.DisplayName, me.EmailAddress, with.String(connector.ConnBaseURL)),
-			Extra: map[string]string{"account_id": me.AccountID}}, nil
+			Extra: map[string]string{"account_id": id}}, nil
 	}
 	var sites []struct {
 		ID   string `json:"id"`

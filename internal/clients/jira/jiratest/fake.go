@@ -4,7 +4,10 @@
 // documents: the issue search at /rest/api/3/search/jql paged by
 // nextPageToken with changelogs (the old /search answers 410 Gone),
 // issues, transitions, comments, user search, fields, and Jira's error
-// bodies ({"errorMessages": [...], "errors": {...}}).
+// bodies ({"errorMessages": [...], "errors": {...}}). With V2Only it is a
+// Jira Data Center / Server instead, which has REST API v2 only: v2 paths
+// answered as go-jira's own requests use them (plain-text descriptions and
+// comment bodies, users by name), every v3 path 404.
 package jiratest
 
 import (
@@ -74,6 +77,13 @@ type Fake struct {
 	// AnyCredentials accepts any basic credentials (a test kit's canary),
 	// as long as there are some.
 	AnyCredentials bool
+	// V2Only makes the fake a site with REST API v2 only (Jira Data
+	// Center / Server): rest/api/2 paths answered, rest/api/3 ones 404 as
+	// a site without them does; without it, rest/api/3 paths are answered
+	// and of v2 only serverInfo (and the removed search's 410).
+	V2Only bool
+	// UserNames are the accounts' user names on a V2Only site, by email.
+	UserNames map[string]string
 
 	mu       sync.Mutex
 	issues   map[string]*Issue // by key
@@ -95,9 +105,10 @@ type failure struct {
 // New starts a fake with a project PROJ, an account and a custom field.
 func New() *Fake {
 	f := &Fake{Email: "bot@example.com", Token: "jira-token-canary-0123456789",
-		Users:    map[string]string{"ada@example.com": "acc-ada"},
-		Fields:   map[string]string{"customfield_10010": "Story Points", "summary": "Summary"},
-		Projects: []string{"PROJ", "OPS"}, PageSize: 50,
+		Users:     map[string]string{"ada@example.com": "acc-ada"},
+		UserNames: map[string]string{"ada@example.com": "ada"},
+		Fields:    map[string]string{"customfield_10010": "Story Points", "summary": "Summary"},
+		Projects:  []string{"PROJ", "OPS"}, PageSize: 50,
 		issues: map[string]*Issue{}, byID: map[string]*Issue{}, nextID: 10000, nextHist: 20000}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
@@ -187,7 +198,7 @@ func (f *Fake) AddComment(key, text string) map[string]any {
 func (f *Fake) comment(is *Issue, body any) map[string]any {
 	t := f.now(false)
 	f.nextHist++
-	c := map[string]any{"id": strconv.Itoa(f.nextHist), "self": f.URL + "/rest/api/3/issue/" + is.ID + "/comment/" + strconv.Itoa(f.nextHist),
+	c := map[string]any{"id": strconv.Itoa(f.nextHist), "self": f.URL + f.api() + "issue/" + is.ID + "/comment/" + strconv.Itoa(f.nextHist),
 		"author": map[string]any{"accountId": "acc-ada", "displayName": "Ada"}, "body": body,
 		"created": jc.FormatTime(t), "updated": jc.FormatTime(t)}
 	is.Comments = append(is.Comments, c)
@@ -234,6 +245,7 @@ func jiraError(w http.ResponseWriter, status int, messages []string, errs map[st
 
 var (
 	issuePath = regexp.MustCompile(`^/rest/api/3/issue/([^/]+)(/transitions|/comment)?$`)
+	versionRe = regexp.MustCompile(`^/rest/api/([23])/`)
 	updatedRe = regexp.MustCompile(`updated\s*>=\s*"?-(\d+)m"?`)
 	projectRe = regexp.MustCompile(`project\s*=\s*"?([A-Z][A-Z0-9]*)"?`)
 )
@@ -272,7 +284,21 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	switch p := r.URL.Path; {
+	p := r.URL.Path
+	if m := versionRe.FindStringSubmatch(p); m != nil && p != "/rest/api/2/search" {
+		if strings.HasSuffix(p, "/serverInfo") && r.Method == http.MethodGet && (m[1] == "2" || !f.V2Only) {
+			writeJSON(w, http.StatusOK, map[string]any{"baseUrl": f.URL, "version": "9.12.0", "deploymentType": f.deployment()})
+			return
+		}
+		if (m[1] == "3") == f.V2Only {
+			// what a Jira answers for a REST path it does not have
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "null for uri: " + f.URL + p, "status-code": 404})
+			return
+		}
+		// served below as the v3 path
+		p = "/rest/api/3/" + strings.TrimPrefix(p, m[0])
+	}
+	switch {
 	case p == "/rest/api/2/search" || p == "/rest/api/3/search" || p == "/rest/api/latest/search":
 		jiraError(w, http.StatusGone, []string{"The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"}, nil)
 	case p == "/rest/api/3/search/jql" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
@@ -280,12 +306,26 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	case p == "/rest/api/3/issue" && r.Method == http.MethodPost:
 		f.createIssue(w, req.Body)
 	case p == "/rest/api/3/user/search" && r.Method == http.MethodGet:
-		q := r.URL.Query().Get("query")
 		out := []map[string]any{}
+		if f.V2Only {
+			q := r.URL.Query().Get("username")
+			if name, ok := f.UserNames[strings.ToLower(q)]; ok {
+				out = append(out, map[string]any{"name": name, "key": "JIRAUSER-" + name, "emailAddress": q, "displayName": q, "active": true})
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		q := r.URL.Query().Get("query")
 		if id, ok := f.Users[strings.ToLower(q)]; ok {
 			out = append(out, map[string]any{"accountId": id, "emailAddress": q, "displayName": q, "active": true, "accountType": "atlassian"})
 		}
 		writeJSON(w, http.StatusOK, out)
+	case p == "/rest/api/3/myself" && r.Method == http.MethodGet:
+		if f.V2Only {
+			writeJSON(w, http.StatusOK, map[string]any{"name": "bot", "key": "JIRAUSER-bot", "emailAddress": user, "displayName": "Bot"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"accountId": "acc-bot", "emailAddress": user, "displayName": "Bot"})
 	case p == "/rest/api/3/field" && r.Method == http.MethodGet:
 		out := []map[string]any{}
 		ids := make([]string, 0, len(f.Fields))
@@ -351,6 +391,15 @@ func (f *Fake) issue(w http.ResponseWriter, r *http.Request, req Request, is *Is
 		}
 		jiraError(w, http.StatusBadRequest, []string{"Transition id '" + id + "' is not valid for this issue."}, nil)
 	case sub == "/comment" && r.Method == http.MethodPost:
+		if f.V2Only {
+			text, ok := req.Body["body"].(string)
+			if !ok || text == "" {
+				jiraError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
+				return
+			}
+			writeJSON(w, http.StatusCreated, f.comment(is, text))
+			return
+		}
 		body, ok := req.Body["body"].(map[string]any)
 		if !ok || body["type"] != "doc" {
 			jiraError(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body is not valid! Operation value must be an Atlassian Document (see the Atlassian Document Format)"})
@@ -375,7 +424,11 @@ func (f *Fake) apply(is *Issue, fields map[string]any) map[string]string {
 			}
 			is.Summary = s
 		case "description":
-			if m, ok := v.(map[string]any); !ok || m["type"] != "doc" {
+			if f.V2Only {
+				if _, ok := v.(string); !ok {
+					errs["description"] = "Operation value must be a string"
+				}
+			} else if m, ok := v.(map[string]any); !ok || m["type"] != "doc" {
 				errs["description"] = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
 			}
 			is.Description = v
@@ -392,8 +445,13 @@ func (f *Fake) apply(is *Issue, fields map[string]any) map[string]string {
 		case "assignee":
 			m, _ := v.(map[string]any)
 			id, _ := m["accountId"].(string)
+			users := f.Users
+			if f.V2Only {
+				id, _ = m["name"].(string)
+				users = f.UserNames
+			}
 			found := false
-			for _, acc := range f.Users {
+			for _, acc := range users {
 				found = found || acc == id
 			}
 			if !found {
@@ -442,12 +500,12 @@ func (f *Fake) createIssue(w http.ResponseWriter, body map[string]any) {
 	}
 	is := f.create(key, typName, probe.Summary)
 	is.Description, is.Labels, is.Assignee, is.Custom = probe.Description, probe.Labels, probe.Assignee, probe.Custom
-	writeJSON(w, http.StatusCreated, map[string]any{"id": is.ID, "key": is.Key, "self": f.URL + "/rest/api/3/issue/" + is.ID})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": is.ID, "key": is.Key, "self": f.URL + f.api() + "issue/" + is.ID})
 }
 
 // render is an issue as the API shows it.
 func (f *Fake) render(is *Issue, allFields, changelog bool) map[string]any {
-	out := map[string]any{"id": is.ID, "key": is.Key, "self": f.URL + "/rest/api/3/issue/" + is.ID}
+	out := map[string]any{"id": is.ID, "key": is.Key, "self": f.URL + f.api() + "issue/" + is.ID}
 	if allFields {
 		comments := make([]any, 0, len(is.Comments))
 		for _, c := range is.Comments {
@@ -576,4 +634,35 @@ func (f *Fake) Connection() (*connector.Connection, error) {
 	}
 	conn.Client = cl
 	return conn, nil
+}
+
+// api is the root of the fake's REST API: rest/api/3/, or rest/api/2/ when
+// V2Only. Callers hold mu.
+func (f *Fake) api() string {
+	if f.V2Only {
+		return "/rest/api/2/"
+	}
+	return "/rest/api/3/"
+}
+
+// deployment is serverInfo's deploymentType. Callers hold mu.
+func (f *Fake) deployment() string {
+	if f.V2Only {
+		return "Server"
+	}
+	return "Cloud"
+}
+
+// Probes counts the serverInfo requests (of either version) received so
+// far: how often a client probed the site's API version.
+func (f *Fake) Probes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.requests {
+		if strings.HasSuffix(r.Path, "/serverInfo") {
+			n++
+		}
+	}
+	return n
 }
