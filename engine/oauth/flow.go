@@ -197,7 +197,15 @@ func Loopback(ctx context.Context, conn *connector.Connection, spec *connector.C
 		}
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() {
+		// gracefully: the browser's answer is written out before the
+		// listener goes (Close could cut it, and the browser saw nothing)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
+	}()
 	show(p.URL)
 	select {
 	case r := <-done:
