@@ -1,6 +1,7 @@
 package recipes
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -179,6 +180,7 @@ func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
 	if l.Config != nil && l.Config.File != "" {
 		files, roots = withoutConfig(files, roots, paths, l.Config.File)
 	}
+	files, roots = withSiblingTests(files, roots, paths)
 	set := &Set{Files: len(files)}
 	var diags Diagnostics
 	progs := programs{}
@@ -212,9 +214,90 @@ func (l *Loader) LoadPaths(paths []string) (*Set, Diagnostics) {
 			set.broken[name] = true
 		}
 	}
+	diags = append(diags, l.recipesBesideTests(set, files, progs)...)
 	diags = append(diags, l.checkSet(set)...)
 	diags.Sort()
 	return set, diags
+}
+
+// withSiblingTests adds, for a recipe file given by name (sous test
+// orders.yaml), its test file beside it (orders.test.yaml or .test.yml)
+// when that was not given or found already.
+func withSiblingTests(files, roots, given []string) ([]string, []string) {
+	have := map[string]bool{}
+	for _, f := range files {
+		have[filepath.Clean(f)] = true
+	}
+	for _, p := range given {
+		if IsTestFile(p) || !isYAML(p) {
+			continue
+		}
+		if info, err := os.Stat(p); err != nil || info.IsDir() {
+			continue
+		}
+		base := strings.TrimSuffix(strings.TrimSuffix(p, ".yaml"), ".yml")
+		for _, t := range []string{base + ".test.yaml", base + ".test.yml"} {
+			if info, err := os.Stat(t); err == nil && !info.IsDir() && !have[filepath.Clean(t)] {
+				files, roots = append(files, t), append(roots, filepath.Dir(t))
+				have[filepath.Clean(t)] = true
+			}
+		}
+	}
+	return files, roots
+}
+
+// recipesBesideTests loads, for a test whose recipe is not among the files
+// loaded (sous test orders.test.yaml, given alone), the recipe of that
+// name in the test file's own folder, when there is one.
+func (l *Loader) recipesBesideTests(set *Set, files []string, progs programs) Diagnostics {
+	var diags Diagnostics
+	loaded := map[string]bool{}
+	for _, f := range files {
+		loaded[filepath.Clean(f)] = true
+	}
+	names := map[string]bool{}
+	for _, r := range set.Recipes {
+		names[r.Name] = true
+	}
+	for _, t := range set.Tests {
+		if t.RecipeName == "" || names[t.RecipeName] || set.broken[t.RecipeName] {
+			continue
+		}
+		dir := filepath.Dir(t.File)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			path := filepath.Join(dir, e.Name())
+			if e.IsDir() || !isYAML(path) || IsTestFile(path) || loaded[filepath.Clean(path)] ||
+				e.Name() == "sous.yaml" || e.Name() == "sous.yml" {
+				continue
+			}
+			src, err := readFile(path)
+			if err != nil || !bytes.Contains(src, []byte(t.RecipeName)) {
+				continue
+			}
+			r, name, ds := l.parseNamed(path, src, progs)
+			if name != t.RecipeName {
+				continue // another recipe: not asked for, not reported
+			}
+			loaded[filepath.Clean(path)] = true
+			diags = append(diags, ds...)
+			set.Files++
+			if r != nil {
+				set.Recipes = append(set.Recipes, r)
+				names[name] = true
+			} else {
+				if set.broken == nil {
+					set.broken = map[string]bool{}
+				}
+				set.broken[name] = true
+			}
+			break
+		}
+	}
+	return diags
 }
 
 func firstOr(paths []string) string {
