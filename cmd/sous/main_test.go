@@ -659,3 +659,22 @@ func TestHelp(t *testing.T) {
 		require.Contains(t, r.stdout, "  "+c+" ")
 	}
 }
+
+// TestConnectorsService: `sous connectors slack` describes the service:
+// its connection type's fields and its triggers and actions; an unknown
+// name is exit 1 with a suggestion.
+func TestConnectorsService(t *testing.T) {
+	r := sous(t, "", "connectors", "slack")
+	require.Equal(t, 0, r.code, "%s", r)
+	require.Contains(t, r.stdout, "Connection type slack:")
+	require.Regexp(t, `(?m)^\s+signing_secret\s+string\s+secret`, r.stdout)
+	require.Regexp(t, `(?m)^\s+oauth\.client_id\s+string`, r.stdout)
+	require.Contains(t, r.stdout, "Set token, or oauth.")
+	require.Regexp(t, `(?m)^\s+slack\.post_message\s+action\s`, r.stdout)
+	require.Regexp(t, `(?m)^\s+slack\.slash_command\s+trigger\s`, r.stdout)
+	r = sous(t, "", "connectors", "imap")
+	require.Equal(t, 0, r.code, "a connection type without components: %s", r)
+	require.Contains(t, r.stdout, "Connection type imap:")
+	r = sous(t, "", "connectors", "slak")
+	require.Equal(t, 1, r.code)
+}

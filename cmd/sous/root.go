@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -90,16 +91,22 @@ and this one in sous.yaml (paths are relative to the file):
 
 func newConnectors() *cobra.Command {
 	return &cobra.Command{
-		Use:   "connectors [ID]",
-		Short: "List the triggers and actions, or describe one",
+		Use:   "connectors [ID|SERVICE]",
+		Short: "List the triggers and actions, or describe one, or a service's connection type and components",
 		Example: `  sous connectors
-  sous connectors http.request`,
+  sous connectors http.request
+  sous connectors slack`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return catalog.List(cmd.OutOrStdout(), connector.Default)
 			}
 			s, ok := connector.Default.Lookup(args[0])
+			if !ok && !strings.Contains(args[0], ".") {
+				if found, err := catalog.DescribeService(cmd.OutOrStdout(), connector.Default, args[0]); found || err != nil {
+					return err
+				}
+			}
 			if !ok {
 				return &exitError{code: 1, err: fmt.Errorf("unknown connector %q%s", args[0], recipesSuggest(args[0], connector.Default.IDs("")))}
 			}

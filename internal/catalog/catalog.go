@@ -86,6 +86,57 @@ func Describe(w io.Writer, s *connector.Spec) error {
 	return err
 }
 
+// DescribeService writes what a service (a connector name: the part of
+// the IDs before the dot, as slack) offers: its connection type and that
+// type's fields, then its triggers and actions, one line each. It reports
+// false when the registry knows no such service.
+func DescribeService(w io.Writer, reg *connector.Registry, name string) (bool, error) {
+	var specs []*connector.Spec
+	for _, kind := range []connector.Kind{connector.KindTrigger, connector.KindAction} {
+		for _, s := range reg.Specs(kind) {
+			if strings.HasPrefix(s.ID, name+".") {
+				specs = append(specs, s)
+			}
+		}
+	}
+	conn, hasConn := reg.Connection(name)
+	if len(specs) == 0 && !hasConn {
+		return false, nil
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\n", name)
+	if hasConn {
+		fmt.Fprintf(&b, "\nConnection type %s: %s\n", conn.Type, conn.Summary)
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		var rows func(prefix string, fields []connector.Field)
+		rows = func(prefix string, fields []connector.Field) {
+			for _, f := range fields {
+				fmt.Fprintf(tw, "  %s%s\t%s\t%s\t%s\n", prefix, f.Name, f.Type, flags(f), f.Description)
+				rows(prefix+f.Name+".", f.Fields)
+			}
+		}
+		rows("", conn.Fields)
+		tw.Flush()
+		if len(conn.OneOf) > 0 {
+			sets := make([]string, len(conn.OneOf))
+			for i, set := range conn.OneOf {
+				sets[i] = strings.Join(set, " and ")
+			}
+			fmt.Fprintf(&b, "  Set %s.\n", strings.Join(sets, ", or "))
+		}
+	}
+	if len(specs) > 0 {
+		fmt.Fprintln(&b, "\nTriggers and actions ('sous connectors ID' describes one):")
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		for _, s := range specs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.ID, s.Kind, s.Summary)
+		}
+		tw.Flush()
+	}
+	_, err := w.Write(b.Bytes())
+	return true, err
+}
+
 func flags(f connector.Field) string {
 	var parts []string
 	if f.Required {
@@ -183,7 +234,7 @@ func Markdown(reg *connector.Registry) []byte {
 	var b bytes.Buffer
 	b.WriteString("# Connectors\n\n<!-- Generated from the connector specs by `make generate`. Do not edit. -->\n\n")
 	b.WriteString("Every trigger and action with its `with` fields and the shape of its event or output. ")
-	b.WriteString("`sous connectors ID` prints the same in a terminal.\n\n")
+	b.WriteString("`sous connectors ID` prints the same in a terminal, and `sous connectors SERVICE` (slack, jira...) a connection type with its service's triggers and actions.\n\n")
 	b.WriteString("| ID | kind | summary |\n| --- | --- | --- |\n")
 	for _, s := range reg.Specs("") {
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %s | %s |\n", s.ID, anchor(s.ID), s.Kind, s.Summary)
