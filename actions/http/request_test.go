@@ -146,6 +146,13 @@ func TestRequestShape(t *testing.T) {
 			},
 		},
 		{
+			name: "method in lower case, sent in upper case",
+			with: func(srv string) map[string]any { return map[string]any{"url": srv + "/x", "method": "patch"} },
+			check: func(t *testing.T, r seen) {
+				require.Equal(t, http.MethodPatch, r.Method)
+			},
+		},
+		{
 			name: "json body",
 			with: func(srv string) map[string]any {
 				return map[string]any{"url": srv + "/orders", "method": "PUT", "json": map[string]any{"id": "o-1", "items": []any{"a", 2}}}
@@ -546,9 +553,11 @@ func TestSpecMethodEnum(t *testing.T) {
 	f, ok := httpaction.Request.Field(httpaction.FieldMethod)
 	require.True(t, ok)
 	_, err := f.CheckValue("TRACE")
-	require.ErrorContains(t, err, "is not one of")
-	_, err = f.CheckValue("PATCH")
-	require.NoError(t, err)
+	require.ErrorContains(t, err, "must be one of GET, POST")
+	for _, m := range []string{"PATCH", "get", "Delete", "OPTIONS"} {
+		_, err = f.CheckValue(m)
+		require.NoError(t, err, m)
+	}
 }
 
 func TestConnectionBaseURLPattern(t *testing.T) {

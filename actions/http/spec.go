@@ -2,11 +2,30 @@ package http
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
 	"github.com/sous-run/sous/internal/httpx"
 )
+
+// Methods are the methods http.request sends (a method given in another
+// case is sent in upper case).
+var Methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+// anyCase is a pattern matching any of words in any case (JSON Schema
+// patterns have no case-insensitive flag): GET is [Gg][Ee][Tt].
+func anyCase(words []string) string {
+	alts := make([]string, len(words))
+	for i, w := range words {
+		var b strings.Builder
+		for _, r := range w {
+			b.WriteString("[" + strings.ToUpper(string(r)) + strings.ToLower(string(r)) + "]")
+		}
+		alts[i] = b.String()
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
+}
 
 // Field names of http.request.
 const (
@@ -44,8 +63,8 @@ var Request = &connector.Spec{
 		{Name: FieldURL, Type: connector.String, Required: true,
 			Description: "The URL, absolute or relative to the connection's base_url", Example: "https://api.example.com/orders"},
 		{Name: FieldMethod, Type: connector.String, Default: "POST",
-			Enum:        []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"},
-			Description: "The HTTP method"},
+			Pattern: anyCase(Methods), PatternHelp: "must be one of " + strings.Join(Methods, ", ") + " (in any case)",
+			Description: "The HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS, in any case"},
 		{Name: FieldHeaders, Type: connector.StringMap,
 			Description: "Request headers", Example: map[string]any{"X-Request-Source": "sous"}},
 		{Name: FieldQuery, Type: connector.StringMap,
