@@ -190,7 +190,8 @@ func storedPayload(raw []byte, rawJSON bool, body any, headers, query map[string
 
 var errUnsupportedType = errors.New("unsupported content type")
 
-// parseBody parses JSON (the default when no type is given) and forms.
+// parseBody parses JSON (the default when no type is given), forms, and
+// text (JSON when it is JSON, else the text as a string).
 // exact reports that the value is what decoding its stored JSON with
 // encoding/json gives: false when it keeps an integer as sent (see
 // parseJSON).
@@ -215,8 +216,17 @@ func parseBody(contentType string, raw []byte) (v any, exact bool, err error) {
 		}
 		form := firstValues(vals)
 		return form, validUTF8(form), nil
+	case strings.HasPrefix(mt, "text/"):
+		// JSON sent as text (AWS SNS posts text/plain), else the text
+		if json.Valid(raw) {
+			return parseJSON(raw)
+		}
+		if !utf8.Valid(raw) {
+			return nil, false, errors.New("the text body is not valid UTF-8")
+		}
+		return string(raw), true, nil
 	}
-	return nil, false, fmt.Errorf("%w %q: send application/json or application/x-www-form-urlencoded", errUnsupportedType, mt)
+	return nil, false, fmt.Errorf("%w %q: send application/json, application/x-www-form-urlencoded or text", errUnsupportedType, mt)
 }
 
 // parseJSON parses a JSON body as json.Unmarshal into any does, except for

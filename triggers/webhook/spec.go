@@ -67,7 +67,8 @@ var Received = &connector.Spec{
 				"recipe's folder and inside it, or the sample inline. Only the keys of its objects exist; numbers are numbers"},
 	},
 	Shape: connector.Obj(
-		connector.P("body", connector.Leaf(connector.Any, "The request body, parsed as JSON (or a string when it is not JSON); "+
+		connector.P("body", connector.Leaf(connector.Any, "The request body: JSON (application/json, or no Content-Type), a form "+
+			"(application/x-www-form-urlencoded, an object of first values), or text/* (parsed when it is JSON, else a string); "+
 			"typed by body_schema or body_sample when the recipe declares one, untyped otherwise")),
 		connector.P("headers", connector.Leaf(connector.StringMap, "The request headers, canonical names, first value")),
 		connector.P("query", connector.Leaf(connector.StringMap, "The query parameters, first value")),
