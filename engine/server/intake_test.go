@@ -296,6 +296,9 @@ func TestIntakeSignatures(t *testing.T) {
 				return
 			}
 			require.Equal(t, "bad_signature", apiErr(t, rec, http.StatusUnauthorized))
+			if tc.name == "missing" || tc.name == "empty" {
+				require.Contains(t, rec.Body.String(), "the request has no X-Signature-256 header", "a missing signature says so")
+			}
 			require.Equal(t, before, e.rows(t), "nothing is stored")
 			require.Equal(t, rejects+1, counterValue(t, e.m.IntakeRejects.WithLabelValues("bad_signature")))
 		})

@@ -46,7 +46,9 @@ func (receiver) Receive(_ context.Context, in *connector.Incoming) (*connector.R
 	raw := in.Body
 	if secret := with.String(FieldSecret); secret != "" {
 		header := cmp.Or(with.String(FieldSignatureHeader), DefaultSignatureHeader)
-		if !httpx.ValidSHA256(secret, raw, in.Header.Get(header)) {
+		if got := in.Header.Get(header); got == "" {
+			return nil, connector.Reject(http.StatusUnauthorized, "bad_signature", "the request has no %s header: sign the body (sha256=<hex HMAC-SHA256>)", header)
+		} else if !httpx.ValidSHA256(secret, raw, got) {
 			return nil, connector.Reject(http.StatusUnauthorized, "bad_signature", "the %s signature does not match the body", header)
 		}
 	}
