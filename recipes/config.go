@@ -241,6 +241,7 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 		names = append(names, fd.Name)
 	}
 	seen := map[string]bool{}
+	refused := false // a field set but refused: its error says what to mend
 	for _, kv := range pairs {
 		key := kv.key.Value
 		if key == "type" {
@@ -258,6 +259,7 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 				err = fmt.Errorf("the value does not fit (%s)", fd.Type)
 			}
 			f.errorf(kv.val, "%s.%s: %v", what, key, err)
+			refused = true
 			continue
 		}
 		f.checkNestedSecrets(what+"."+key, fd, kv.val, v)
@@ -269,6 +271,7 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 			case string:
 				if err := ShortSecretError("", ShortSecrets(map[string]string{"value": short})); err != nil {
 					f.errorf(kv.val, "%s.%s: %v", what, key, err)
+					refused = true
 					continue
 				}
 			case map[string]string:
@@ -292,8 +295,11 @@ func parseConnection(f *file, p pair, reg *connector.Registry) *ConnectionConfig
 			f.errorf(p.key, "%s: missing required field %q for a %s connection", what, fd.Name, typ)
 		}
 	}
-	for _, fe := range spec.Check(c.Values) {
-		f.errorf(p.key, "%s: %s", what, fe.Error())
+	if !refused {
+		// else "set token, or oauth" would be said of a token refused above
+		for _, fe := range spec.Check(c.Values) {
+			f.errorf(p.key, "%s: %s", what, fe.Error())
+		}
 	}
 	return c
 }
