@@ -280,6 +280,7 @@ func TestTest(t *testing.T) {
 	writeFile(t, okDir, "greet.test.yaml", greetTest[:strings.Index(greetTest, "  - name: wrong")])
 	badDir := t.TempDir()
 	writeFile(t, badDir, "broken.yaml", brokenRecipe)
+	lonely := writeFile(t, t.TempDir(), "greet.yaml", greetRecipe)
 
 	tests := []struct {
 		name    string
@@ -308,7 +309,9 @@ func TestTest(t *testing.T) {
 			stdout: []string{"PASS\nok\t1 cases in 1 files"}},
 		{name: "an invalid recipe fails", args: []string{"test", badDir}, code: 1,
 			stdout: []string{"broken.yaml:6:15: error:", "FAIL\n0 passed, 0 failed\n"}},
-		{name: "no test files", args: []string{"test", filepath.Join(badDir, "..", filepath.Base(okDir), "greet.yaml")}, code: 0,
+		{name: "a recipe given alone runs its tests beside it", args: []string{"test", filepath.Join(badDir, "..", filepath.Base(okDir), "greet.yaml")}, code: 0,
+			stdout: []string{"PASS\nok\t1 cases in 1 files"}},
+		{name: "no test files", args: []string{"test", lonely}, code: 0,
 			stdout: []string{"ok\t(no test cases found)"}},
 		{name: "bad --run", args: []string{"test", "--run", "(", examplesDir}, code: 2},
 	}
