@@ -186,7 +186,7 @@ func newUIDs(c *imapclient.Client, uidnext uint32) ([]imap.UID, error) {
 }
 
 // idle waits in IDLE until the server announces a message, d passes or
-// ctx ends.
+// ctx ends (then it returns ctx's error).
 func idle(ctx context.Context, c *imapclient.Client, exists <-chan struct{}, d time.Duration) error {
 	// an EXISTS that came with an earlier command says nothing new
 	select {
@@ -203,6 +203,8 @@ func idle(ctx context.Context, c *imapclient.Client, exists <-chan struct{}, d t
 	case <-exists:
 	case <-t.C:
 	case <-ctx.Done():
+		_ = cmd.Close()
+		return ctx.Err() // whether or not the server answered DONE first
 	}
 	if err := cmd.Close(); err != nil {
 		return err
