@@ -1,24 +1,23 @@
 package dropbox
 
 import (
-	"encoding/base64"
 	"fmt"
-	"strings"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/content"
 )
 
 // Field names of dropbox.upload.
 const (
 	FieldPath          = "path"
-	FieldContent       = "content"
-	FieldContentBase64 = "content_base64"
-	FieldURL           = "url"
+	FieldContent       = content.FieldContent
+	FieldContentBase64 = content.FieldContentBase64
+	FieldURL           = content.FieldURL
 	FieldMode          = "mode"
 	FieldAutorename    = "autorename"
 	FieldMute          = "mute"
 	FieldChunkSize     = "chunk_size"
-	FieldMaxURLBytes   = "max_url_bytes"
+	FieldMaxURLBytes   = content.FieldMaxURLBytes
 )
 
 // Chunk sizes: a file of at most chunk_size goes in one files/upload
@@ -52,7 +51,7 @@ var Upload = &connector.Spec{
 		{Name: FieldPath, Type: connector.String, Required: true, Pattern: `^/.*[^/]$`, PatternHelp: "must start with / and name a file",
 			Example: "/Reports/2026-03.csv", Description: "Where to put the file, from the Dropbox (or app folder) root"},
 		{Name: FieldContent, Type: connector.String, Example: "Hello", Description: "The content, as text"},
-		{Name: FieldContentBase64, Type: connector.String, Check: checkBase64, Example: "SGVsbG8=", Description: "The content, base64-encoded"},
+		{Name: FieldContentBase64, Type: connector.String, Check: content.CheckBase64, Example: "SGVsbG8=", Description: "The content, base64-encoded"},
 		{Name: FieldURL, Type: connector.String, Pattern: `^https?://`, PatternHelp: "must be an http(s) URL",
 			Example: "https://example.com/report.pdf", Description: "Where to fetch the content (GET, no credentials sent), streamed to Dropbox"},
 		{Name: FieldMode, Type: connector.String, Default: "add", Enum: []string{"add", "overwrite"},
@@ -71,7 +70,7 @@ var Upload = &connector.Spec{
 		{Name: FieldMaxURLBytes, Type: connector.Int, Default: int64(DefaultMaxURLBytes),
 			Description: "The largest content fetched from a url, in bytes: a larger one fails the step (invalid) and its upload session is never finished"},
 	},
-	Validate: oneContent,
+	Validate: content.Validate,
 	Shape: connector.Obj(
 		p("id", leaf(connector.String, "The file's id (id:...)")),
 		p("name", leaf(connector.String, "The file's name")),
@@ -87,28 +86,3 @@ var Upload = &connector.Spec{
 }
 
 func init() { connector.Register(Upload) }
-
-func checkBase64(v any) error {
-	s := v.(string)
-	if _, err := base64.StdEncoding.DecodeString(s); err != nil {
-		if _, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "=")); err2 != nil {
-			return fmt.Errorf("is not base64: %w", err)
-		}
-	}
-	return nil
-}
-
-// oneContent: at most one of content, content_base64 and url (a template
-// is absent at load time, so only literals are refused there).
-func oneContent(with connector.Values) []connector.FieldError {
-	n := 0
-	for _, f := range []string{FieldContent, FieldContentBase64, FieldURL} {
-		if with.Has(f) {
-			n++
-		}
-	}
-	if n > 1 {
-		return []connector.FieldError{{Message: "set one of content, content_base64 and url"}}
-	}
-	return nil
-}

@@ -3,7 +3,6 @@ package dropbox
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,8 @@ import (
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/content"
 	"github.com/sous-run/sous/internal/clients/dropbox"
-	"github.com/sous-run/sous/internal/httpx"
 )
 
 // ChunkAttempts is how many times one upload-session call is made before
@@ -45,9 +44,9 @@ func upload(ctx context.Context, req *connector.Request) (map[string]any, error)
 	if !strings.HasPrefix(u.path, "/") || strings.HasSuffix(u.path, "/") {
 		return nil, connector.Permanent(connector.ReasonInvalid, fmt.Errorf("dropbox.upload: path %q must start with / and name a file", u.path))
 	}
-	src, err := content(ctx, w)
+	src, _, err := content.Open(ctx, w, DefaultMaxURLBytes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dropbox.upload: %w", err)
 	}
 	defer src.Close()
 	first, err := u.read(src)
@@ -286,39 +285,4 @@ func output(md *dropbox.Metadata, existed bool) map[string]any {
 		"id": md.ID, "name": md.Name, "path_display": md.PathDisplay, "path_lower": md.PathLower, "size": md.Size,
 		"rev": md.Rev, "content_hash": md.ContentHash, "server_modified": md.ServerModified, "existed": existed,
 	}
-}
-
-// content opens the content to upload.
-func content(ctx context.Context, w connector.Values) (io.ReadCloser, error) {
-	switch {
-	case w.Has(FieldContent) && !w.Has(FieldContentBase64) && !w.Has(FieldURL):
-		return io.NopCloser(strings.NewReader(w.String(FieldContent))), nil
-	case w.Has(FieldContentBase64) && !w.Has(FieldContent) && !w.Has(FieldURL):
-		s := strings.TrimSpace(w.String(FieldContentBase64))
-		enc := base64.StdEncoding
-		if !strings.HasSuffix(s, "=") && len(s)%4 != 0 {
-			enc = base64.RawStdEncoding
-		}
-		b, err := enc.DecodeString(s)
-		if err != nil {
-			return nil, connector.Permanent(connector.ReasonInvalid, errors.New("dropbox.upload: content_base64 is not base64"))
-		}
-		return io.NopCloser(bytes.NewReader(b)), nil
-	case w.Has(FieldURL) && !w.Has(FieldContent) && !w.Has(FieldContentBase64):
-		limit := w.Int(FieldMaxURLBytes)
-		if limit <= 0 {
-			limit = DefaultMaxURLBytes
-		}
-		return fetch(ctx, w.String(FieldURL), limit)
-	}
-	return nil, connector.Permanent(connector.ReasonInvalid, errors.New("dropbox.upload: set exactly one of content, content_base64 and url"))
-}
-
-// fetch GETs a URL, its body streamed to the upload.
-func fetch(ctx context.Context, raw string, limit int64) (io.ReadCloser, error) {
-	f, err := httpx.Fetch(ctx, raw, FieldMaxURLBytes, limit)
-	if err != nil {
-		return nil, fmt.Errorf("dropbox.upload: fetch the content: %w", err)
-	}
-	return f, nil
 }

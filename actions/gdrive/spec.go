@@ -1,11 +1,10 @@
 package gdrive
 
 import (
-	"encoding/base64"
 	"fmt"
-	"strings"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/content"
 )
 
 // Field names of the gdrive actions.
@@ -13,11 +12,11 @@ const (
 	FieldFolderID         = "folder_id"
 	FieldName             = "name"
 	FieldMimeType         = "mime_type"
-	FieldContent          = "content"
-	FieldContentBase64    = "content_base64"
-	FieldURL              = "url"
+	FieldContent          = content.FieldContent
+	FieldContentBase64    = content.FieldContentBase64
+	FieldURL              = content.FieldURL
 	FieldChunkSize        = "chunk_size"
-	FieldMaxURLBytes      = "max_url_bytes"
+	FieldMaxURLBytes      = content.FieldMaxURLBytes
 	FieldFileID           = "file_id"
 	FieldRole             = "role"
 	FieldEmail            = "email"
@@ -73,7 +72,7 @@ var (
 			{Name: FieldMimeType, Type: connector.String, Example: "application/pdf",
 				Description: "The content's MIME type; by default the URL's Content-Type, else sniffed from the content"},
 			{Name: FieldContent, Type: connector.String, Example: "Hello", Description: "The content, as text"},
-			{Name: FieldContentBase64, Type: connector.String, Check: checkBase64, Example: "SGVsbG8=", Description: "The content, base64-encoded"},
+			{Name: FieldContentBase64, Type: connector.String, Check: content.CheckBase64, Example: "SGVsbG8=", Description: "The content, base64-encoded"},
 			{Name: FieldURL, Type: connector.String, Pattern: `^https?://`, PatternHelp: "must be an http(s) URL",
 				Example: "https://example.com/report.pdf", Description: "Where to fetch the content (GET, no credentials sent)"},
 			{Name: FieldChunkSize, Type: connector.Int, Default: DefaultChunkSize, Example: DefaultChunkSize,
@@ -87,7 +86,7 @@ var (
 			{Name: FieldMaxURLBytes, Type: connector.Int, Default: int64(DefaultMaxURLBytes),
 				Description: "The largest content fetched from a url, in bytes: a larger one fails the step (invalid) before it is uploaded whole"},
 		},
-		Validate: oneContent,
+		Validate: content.Validate,
 		Shape:    connector.Obj(fileProps()...),
 		Action:   connector.ActionFunc(upload),
 	}
@@ -133,31 +132,6 @@ var (
 )
 
 func init() { connector.Register(Upload, CreateFolder, Share) }
-
-func checkBase64(v any) error {
-	s := v.(string)
-	if _, err := base64.StdEncoding.DecodeString(s); err != nil {
-		if _, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "=")); err2 != nil {
-			return fmt.Errorf("is not base64: %w", err)
-		}
-	}
-	return nil
-}
-
-// oneContent: exactly one of content, content_base64 and url (a template
-// is absent at load time, so only two literals are refused there).
-func oneContent(with connector.Values) []connector.FieldError {
-	n := 0
-	for _, f := range []string{FieldContent, FieldContentBase64, FieldURL} {
-		if with.Has(f) {
-			n++
-		}
-	}
-	if n > 1 {
-		return []connector.FieldError{{Message: "set one of content, content_base64 and url"}}
-	}
-	return nil
-}
 
 // TypeAnyone is the type value (Drive's permission type) sharing with
 // anyone who has the link, the same as anyone: true.

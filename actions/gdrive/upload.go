@@ -3,17 +3,14 @@ package gdrive
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
 
 	"google.golang.org/api/drive/v3"
 	"google.golang.org/api/googleapi"
 
 	"github.com/sous-run/sous/engine/connector"
+	"github.com/sous-run/sous/internal/clients/content"
 	"github.com/sous-run/sous/internal/clients/google"
 	"github.com/sous-run/sous/internal/httpx"
 )
@@ -55,9 +52,9 @@ func upload(ctx context.Context, req *connector.Request) (map[string]any, error)
 			return output(found.Files[0], true), nil
 		}
 	}
-	body, contentType, err := content(ctx, w)
+	body, contentType, err := content.Open(ctx, w, DefaultMaxURLBytes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upload: %w", err)
 	}
 	defer body.Close()
 	opts := []googleapi.MediaOption{googleapi.ChunkSize(int(w.Int(FieldChunkSize)))}
@@ -77,36 +74,4 @@ func upload(ctx context.Context, req *connector.Request) (map[string]any, error)
 		req.Logger.Info("drive upload", "file_id", got.Id, "size", got.Size)
 	}
 	return output(got, false), nil
-}
-
-// content opens the content to upload, and its content type when the
-// source says one.
-func content(ctx context.Context, w connector.Values) (io.ReadCloser, string, error) {
-	switch {
-	case w.Has(FieldContent) && !w.Has(FieldContentBase64) && !w.Has(FieldURL):
-		return io.NopCloser(strings.NewReader(w.String(FieldContent))), "", nil
-	case w.Has(FieldContentBase64) && !w.Has(FieldContent) && !w.Has(FieldURL):
-		s := strings.TrimSpace(w.String(FieldContentBase64))
-		enc := base64.StdEncoding
-		if !strings.HasSuffix(s, "=") && len(s)%4 != 0 {
-			enc = base64.RawStdEncoding
-		}
-		return io.NopCloser(base64.NewDecoder(enc, strings.NewReader(s))), "", nil
-	case w.Has(FieldURL) && !w.Has(FieldContent) && !w.Has(FieldContentBase64):
-		limit := w.Int(FieldMaxURLBytes)
-		if limit <= 0 {
-			limit = DefaultMaxURLBytes
-		}
-		return fetch(ctx, w.String(FieldURL), limit)
-	}
-	return nil, "", connector.Permanent(connector.ReasonInvalid, errors.New("upload: set exactly one of content, content_base64 and url"))
-}
-
-// fetch GETs a URL, its body streamed to the upload.
-func fetch(ctx context.Context, raw string, limit int64) (io.ReadCloser, string, error) {
-	f, err := httpx.Fetch(ctx, raw, FieldMaxURLBytes, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("upload: fetch the content: %w", err)
-	}
-	return f, f.ContentType, nil
 }
