@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/sous-run/sous/engine/connector"
@@ -107,7 +106,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 		evs = append(evs, connector.Event{DedupKey: ev.Id, Payload: Payload(calID, ev)})
 		at = append(at, created)
 	}
-	sort.Stable(byTime{evs, at})
+	google.OldestFirst(evs, at)
 	if page.NextPageToken != "" {
 		cur.PageToken = page.NextPageToken
 		return result(evs, cur, true)
@@ -128,19 +127,6 @@ func result(evs []connector.Event, cur cursor, more bool) (*connector.PollResult
 		return nil, fmt.Errorf("gcal poll cursor: %w", err)
 	}
 	return &connector.PollResult{Events: evs, Next: next, More: more}, nil
-}
-
-// byTime sorts events by their creation times.
-type byTime struct {
-	evs []connector.Event
-	at  []time.Time
-}
-
-func (b byTime) Len() int           { return len(b.evs) }
-func (b byTime) Less(i, j int) bool { return b.at[i].Before(b.at[j]) }
-func (b byTime) Swap(i, j int) {
-	b.evs[i], b.evs[j] = b.evs[j], b.evs[i]
-	b.at[i], b.at[j] = b.at[j], b.at[i]
 }
 
 // clock is now in UTC, to Google's precision (milliseconds): a creation

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"google.golang.org/api/googleapi"
@@ -96,7 +95,7 @@ func Poll(ctx context.Context, req *connector.PollRequest) (*connector.PollResul
 		evs = append(evs, connector.Event{DedupKey: f.Id, Payload: Payload(folder, c.Time, f)})
 		at = append(at, created)
 	}
-	sort.Stable(byTime{evs, at})
+	google.OldestFirst(evs, at)
 	if page.NextPageToken != "" {
 		cur.PageToken = page.NextPageToken
 		return result(evs, cur, true)
@@ -116,19 +115,6 @@ func result(evs []connector.Event, cur cursor, more bool) (*connector.PollResult
 		return nil, fmt.Errorf("gdrive poll cursor: %w", err)
 	}
 	return &connector.PollResult{Events: evs, Next: next, More: more}, nil
-}
-
-// byTime sorts events by their files' creation times.
-type byTime struct {
-	evs []connector.Event
-	at  []time.Time
-}
-
-func (b byTime) Len() int           { return len(b.evs) }
-func (b byTime) Less(i, j int) bool { return b.at[i].Before(b.at[j]) }
-func (b byTime) Swap(i, j int) {
-	b.evs[i], b.evs[j] = b.evs[j], b.evs[i]
-	b.at[i], b.at[j] = b.at[j], b.at[i]
 }
 
 // clock is now in UTC, to Google's precision (milliseconds): a creation

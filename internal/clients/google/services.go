@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -154,4 +155,23 @@ func Code(err error) int {
 		return ge.Code
 	}
 	return 0
+}
+
+// OldestFirst orders a poll's events by their items' creation times (at,
+// one per event), keeping the order of equal times: the calendar and
+// Drive pollers start runs in the order things were made.
+func OldestFirst(evs []connector.Event, at []time.Time) {
+	sort.Stable(byTime{evs, at})
+}
+
+type byTime struct {
+	evs []connector.Event
+	at  []time.Time
+}
+
+func (b byTime) Len() int           { return len(b.evs) }
+func (b byTime) Less(i, j int) bool { return b.at[i].Before(b.at[j]) }
+func (b byTime) Swap(i, j int) {
+	b.evs[i], b.evs[j] = b.evs[j], b.evs[i]
+	b.at[i], b.at[j] = b.at[j], b.at[i]
 }
